@@ -1,0 +1,162 @@
+/* util.c: allocation wrappers, fatal(), logging and small I/O helpers. */
+#include "util.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_prefix = "cohort";
+static enum log_level log_min = LOG_INFO;
+
+void *
+xmalloc(size_t size)
+{
+	void *p = malloc(size ? size : 1);
+	if (p == NULL)
+		fatal("out of memory allocating %zu bytes", size);
+	return p;
+}
+
+void *
+xcalloc(size_t count, size_t size)
+{
+	void *p = calloc(count ? count : 1, size ? size : 1);
+	if (p == NULL)
+		fatal("out of memory allocating %zu x %zu bytes", count, size);
+	return p;
+}
+
+void *
+xrealloc(void *ptr, size_t size)
+{
+	void *p = realloc(ptr, size ? size : 1);
+	if (p == NULL)
+		fatal("out of memory reallocating %zu bytes", size);
+	return p;
+}
+
+void *
+xreallocarray(void *ptr, size_t count, size_t size)
+{
+	if (size != 0 && count > SIZE_MAX / size)
+		fatal("allocation of %zu x %zu bytes overflows", count, size);
+	return xrealloc(ptr, count * size);
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (p == NULL)
+		fatal("out of memory duplicating a string");
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap, ap2;
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("bad format string \"%s\"", fmt);
+	char *s = xmalloc((size_t)n + 1);
+	vsnprintf(s, (size_t)n + 1, fmt, ap2);
+	va_end(ap2);
+	return s;
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: fatal: ", log_prefix);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(70);
+}
+
+void
+log_init(const char *prefix, enum log_level level)
+{
+	log_prefix = prefix;
+	log_min = level;
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	static const char *names[] = {"debug", "info", "warning", "error"};
+	if (level < log_min)
+		return;
+	char line[2048];
+	int off = snprintf(line, sizeof line, "%s: ", log_prefix);
+	if (level != LOG_INFO)
+		off += snprintf(line + off, sizeof line - (size_t)off, "%s: ",
+				names[level]);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
+	va_end(ap);
+	/* One write per line so concurrent processes never interleave a line. */
+	size_t len = strlen(line);
+	if (len < sizeof line - 1)
+		line[len++] = '\n';
+	(void)!write(STDERR_FILENO, line, len);
+}
+
+double
+now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+long
+read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			if (got == 0)
+				return 0;
+			errno = EIO;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return (long)got;
+}

@@ -1,0 +1,42 @@
+/* util.h: allocation wrappers that never fail, one fatal() path, logging. */
+#ifndef COHORT_UTIL_H
+#define COHORT_UTIL_H
+
+#include <stddef.h>
+#include <stdarg.h>
+
+#define COHORT_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define COHORT_NORETURN __attribute__((noreturn))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocate or die: out-of-memory is a programming/system failure, not user input. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+void *xreallocarray(void *ptr, size_t count, size_t size);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) COHORT_PRINTF(1, 2);
+
+/* Print "cohort: fatal: ..." with the program name and exit(70). */
+void fatal(const char *fmt, ...) COHORT_PRINTF(1, 2) COHORT_NORETURN;
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Set the prefix (program name) and minimum level of log lines on stderr. */
+void log_init(const char *prefix, enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) COHORT_PRINTF(2, 3);
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* Monotonic clock in seconds. */
+double now_seconds(void);
+
+/* Write a whole buffer to fd, retrying on EINTR and short writes; -1 on error. */
+int write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes; returns len, 0 on EOF before any byte, -1 on error
+ * (errno set; EPIPE-like truncation is reported as errno = EIO). */
+long read_full(int fd, void *buf, size_t len);
+
+#endif
