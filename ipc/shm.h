@@ -1,0 +1,45 @@
+/* shm.h: POSIX shared-memory segments that carry tensor regions between the
+ * orchestrator and its workers (/cohort.<job>.g<round>, /cohort.<job>.u<task>).
+ * Creation reserves every page up front so a full /dev/shm is an error at
+ * creation, never a SIGBUS later. */
+#ifndef COHORT_SHM_H
+#define COHORT_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct shm_segment {
+	char name[256]; /* "/cohort.<job>.g3" */
+	int fd;         /* -1 when closed */
+	void *addr;     /* mapping of the whole segment; NULL when closed */
+	size_t size;    /* bytes mapped (the segment's size) */
+	int writable;   /* mapped PROT_READ|PROT_WRITE */
+};
+
+/* Create a new segment of size bytes (exclusive; IPC_E_SHM_EXISTS if the name
+ * is taken), reserve its pages (IPC_E_SHM_NOSPACE when /dev/shm is too small)
+ * and map it read-write. On failure nothing is left behind. */
+int shm_segment_create(struct shm_segment *s, const char *name, size_t size,
+                       struct ipc_error *err);
+/* Map an existing segment read-only or read-write; IPC_E_SHM_NOENT if it does
+ * not exist, IPC_E_SHM_SIZE if it is smaller than min_size. */
+int shm_segment_open(struct shm_segment *s, const char *name, int writable,
+                     size_t min_size, struct ipc_error *err);
+/* Unmap and close; idempotent and safe on a zeroed struct. */
+void shm_segment_close(struct shm_segment *s);
+/* Remove a segment's name; a segment that is already gone is not an error. */
+int shm_segment_unlink(const char *name, struct ipc_error *err);
+/* Unlink every segment whose name starts with prefix ("cohort.<job>." or
+ * "/cohort.<job>."); *removed (may be NULL) gets the count. */
+int shm_remove_prefix(const char *prefix, unsigned *removed,
+                      struct ipc_error *err);
+/* Bytes available to unprivileged users in /dev/shm. */
+int shm_free_bytes(uint64_t *free_bytes, struct ipc_error *err);
+/* Drop this process's resident pages for the whole pages inside
+ * [offset, offset + len) of a mapping it no longer needs; the segment's
+ * contents are kept. */
+void shm_segment_release(struct shm_segment *s, size_t offset, size_t len);
+
+#endif

@@ -1,0 +1,257 @@
+/* test_shm.c: segments are created exclusively with their pages reserved,
+ * read-only mappings really are read-only, a full /dev/shm is an error at
+ * creation, and a job's segments can be swept by prefix. */
+#include "harness.h"
+#include "shm.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* "/cohort.shmtest<pid>.<suffix>" in a static buffer (one of two). */
+static const char *
+seg_name(const char *suffix)
+{
+	static char buf[2][128];
+	static int which;
+	which ^= 1;
+	snprintf(buf[which], sizeof buf[which], "/cohort.shmtest%d.%s",
+	         (int)getpid(), suffix);
+	return buf[which];
+}
+
+/* Remove every segment this test process may have created. */
+static void
+cleanup(void)
+{
+	char prefix[64];
+	struct ipc_error err;
+	snprintf(prefix, sizeof prefix, "cohort.shmtest%d", (int)getpid());
+	shm_remove_prefix(prefix, NULL, &err);
+}
+
+/* Whether /dev/shm/<name without '/'> exists. */
+static int
+seg_exists(const char *name)
+{
+	char path[300];
+	snprintf(path, sizeof path, "/dev/shm/%s", name + 1);
+	return access(path, F_OK) == 0;
+}
+
+static void
+test_create_open_share(void)
+{
+	struct shm_segment w, r;
+	struct ipc_error err;
+	const char *name = seg_name("g1");
+	CHECK_EQ_INT(shm_segment_create(&w, name, 10000, &err), 0);
+	CHECK(w.addr != NULL);
+	CHECK_EQ_INT(w.size, 10000);
+	CHECK_EQ_INT(w.writable, 1);
+	CHECK(seg_exists(name));
+	memset(w.addr, 0x5a, 10000);
+	CHECK_EQ_INT(shm_segment_open(&r, name, 0, 10000, &err), 0);
+	CHECK_EQ_INT(r.size, 10000);
+	CHECK_EQ_INT(r.writable, 0);
+	CHECK_EQ_INT(((unsigned char *)r.addr)[9999], 0x5a);
+	((unsigned char *)w.addr)[42] = 7;
+	CHECK_EQ_INT(((unsigned char *)r.addr)[42], 7);
+	shm_segment_close(&r);
+	shm_segment_close(&r);
+	CHECK(r.addr == NULL);
+	shm_segment_close(&w);
+	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
+	CHECK(!seg_exists(name));
+	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
+
+	struct shm_segment zero;
+	memset(&zero, 0, sizeof zero);
+	shm_segment_close(&zero);
+	CHECK(zero.addr == NULL);
+	cleanup();
+}
+
+static void
+test_read_only_mapping_faults(void)
+{
+	struct shm_segment w, r;
+	struct ipc_error err;
+	const char *name = seg_name("g2");
+	CHECK_EQ_INT(shm_segment_create(&w, name, 4096, &err), 0);
+	CHECK_EQ_INT(shm_segment_open(&r, name, 0, 0, &err), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* the default action, not a sanitizer's report, is under test
+		 */
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		volatile unsigned char *p = r.addr;
+		p[0] = 1;
+		_exit(0);
+	}
+	int status = 0;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status));
+	CHECK_EQ_INT(WIFSIGNALED(status) ? WTERMSIG(status) : 0, SIGSEGV);
+	CHECK_EQ_INT(((unsigned char *)w.addr)[0], 0);
+	shm_segment_close(&r);
+	shm_segment_close(&w);
+	cleanup();
+}
+
+static void
+test_errors(void)
+{
+	struct shm_segment a, b;
+	struct ipc_error err;
+	const char *name = seg_name("u7");
+	CHECK_EQ_INT(shm_segment_create(&a, name, 100, &err), 0);
+	CHECK_EQ_INT(shm_segment_create(&b, name, 100, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_EXISTS);
+	CHECK_STR_CONTAINS(err.message, name);
+	CHECK(b.addr == NULL);
+	CHECK_EQ_INT(shm_segment_open(&b, name, 1, 101, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_SIZE);
+	CHECK_STR_CONTAINS(err.message, "holds 100 bytes but at least 101");
+	CHECK_EQ_INT(shm_segment_open(&b, seg_name("missing"), 0, 0, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_NOENT);
+	CHECK_STR_CONTAINS(err.message, "missing");
+	CHECK_EQ_INT(shm_segment_create(&b, seg_name("zero"), 0, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+	CHECK(!seg_exists(seg_name("zero")));
+	const char *bad[] = {"noslash", "/", "/a/b", ""};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		CHECK_EQ_INT(shm_segment_create(&b, bad[i], 10, &err), -1);
+		CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+	}
+	char longname[300];
+	longname[0] = '/';
+	memset(longname + 1, 'x', 255);
+	longname[256] = '\0';
+	CHECK_EQ_INT(shm_segment_open(&b, longname, 0, 0, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+	shm_segment_close(&a);
+	cleanup();
+}
+
+static void
+test_remove_prefix(void)
+{
+	struct shm_segment s;
+	struct ipc_error err;
+	char job[64], other[64], names[4][128];
+	snprintf(job, sizeof job, "/cohort.shmtest%d.job.", (int)getpid());
+	snprintf(other, sizeof other, "/cohort.shmtest%d.jobx.g1",
+	         (int)getpid());
+	snprintf(names[0], 128, "%sg1", job);
+	snprintf(names[1], 128, "%su12", job);
+	snprintf(names[2], 128, "%s", other);
+	snprintf(names[3], 128, "/cohort.shmtest%d.job", (int)getpid());
+	for (int i = 0; i < 4; i++) {
+		CHECK_EQ_INT(shm_segment_create(&s, names[i], 64, &err), 0);
+		shm_segment_close(&s);
+	}
+	unsigned removed = 99;
+	CHECK_EQ_INT(shm_remove_prefix(job + 1, &removed, &err), 0);
+	CHECK_EQ_INT(removed, 2);
+	CHECK(!seg_exists(names[0]));
+	CHECK(!seg_exists(names[1]));
+	CHECK(seg_exists(names[2]));
+	CHECK(seg_exists(names[3]));
+	/* with the leading '/', and nothing left to remove */
+	CHECK_EQ_INT(shm_remove_prefix(job, &removed, &err), 0);
+	CHECK_EQ_INT(removed, 0);
+	CHECK_EQ_INT(shm_remove_prefix("", &removed, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+	CHECK_EQ_INT(shm_remove_prefix("/", &removed, &err), -1);
+	CHECK_EQ_INT(shm_remove_prefix("a/b", &removed, &err), -1);
+	cleanup();
+	CHECK(!seg_exists(names[2]));
+	CHECK(!seg_exists(names[3]));
+}
+
+static void
+test_full_dev_shm(void)
+{
+	struct shm_segment s;
+	struct ipc_error err;
+	struct statvfs st;
+	uint64_t avail = 0;
+	CHECK_EQ_INT(shm_free_bytes(&avail, &err), 0);
+	CHECK(statvfs("/dev/shm", &st) == 0);
+	/* Larger than the whole file system, not merely than what is free, so
+	 * the kernel refuses at once instead of filling memory first. */
+	uint64_t total = (uint64_t)st.f_blocks * st.f_frsize;
+	uint64_t want = (total > avail ? total : avail) + (1u << 20);
+	if (st.f_blocks == 0)
+		harness_skip("/dev/shm has no size limit");
+	const char *name = seg_name("big");
+	double t0 = now_seconds();
+	CHECK_EQ_INT(shm_segment_create(&s, name, (size_t)want, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_NOSPACE);
+	CHECK_STR_CONTAINS(err.message, "mount -o remount,size=");
+	char num[32];
+	snprintf(num, sizeof num, "%zu bytes", (size_t)want);
+	CHECK_STR_CONTAINS(err.message, num);
+	CHECK(s.addr == NULL);
+	CHECK(!seg_exists(name));
+	CHECK(now_seconds() - t0 < 5);
+	cleanup();
+}
+
+/* Resident pages of this process (second field of /proc/self/statm). */
+static long
+resident_pages(void)
+{
+	long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &res) != 2)
+		res = -1;
+	fclose(f);
+	return res;
+}
+
+static void
+test_release_drops_pages(void)
+{
+	struct shm_segment s;
+	struct ipc_error err;
+	const size_t size = 32u << 20;
+	const char *name = seg_name("u1");
+	CHECK_EQ_INT(shm_segment_create(&s, name, size, &err), 0);
+	memset(s.addr, 3, size);
+	long before = resident_pages();
+	/* an unaligned span: the whole pages inside it go (allow for the
+	 * few pages other allocations touch meanwhile) */
+	shm_segment_release(&s, 100, size - 200);
+	long after = resident_pages();
+	long page = sysconf(_SC_PAGESIZE);
+	CHECK(before - after >= (long)(size / (size_t)page) * 9 / 10);
+	unsigned char *p = s.addr;
+	CHECK_EQ_INT(p[0], 3);
+	CHECK_EQ_INT(p[size / 2], 3);
+	CHECK_EQ_INT(p[size - 1], 3);
+	shm_segment_release(&s, size, 10);
+	shm_segment_close(&s);
+	shm_segment_release(&s, 0, 10);
+	cleanup();
+}
+
+int
+main(void)
+{
+	RUN(test_create_open_share);
+	RUN(test_read_only_mapping_faults);
+	RUN(test_errors);
+	RUN(test_remove_prefix);
+	RUN(test_full_dev_shm);
+	RUN(test_release_drops_pages);
+	cleanup();
+	return harness_finish();
+}
