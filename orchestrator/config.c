@@ -1,0 +1,503 @@
+/* config.c: the schema table of job keys and everything driven by it:
+ * defaults, JSON loading, --set overrides, validation and saving. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "files.h"
+
+enum key_type { KEY_INT, KEY_NUM, KEY_STR, KEY_BOOL, KEY_CHOICE };
+
+struct key {
+	const char *path; /* "section.name" */
+	enum key_type type;
+	size_t offset;       /* into struct config */
+	const char *def;     /* default, written as a --set value */
+	double min, max;     /* numeric range (inclusive) */
+	const char *choices; /* KEY_CHOICE: "a|b|c" */
+	const char *doc;
+};
+
+#define OFF(field) offsetof(struct config, field)
+#define NOMAX INFINITY
+
+static const struct key keys[] = {
+    {"job.name", KEY_STR, OFF(job.name), "cohort", 0, 0, NULL,
+     "job name, the first part of the workspace directory name"},
+    {"job.seed", KEY_INT, OFF(job.seed), "1", 0, NOMAX, NULL,
+     "seed of every random choice (sampling, partition, init, shuffles)"},
+    {"job.workspace_root", KEY_STR, OFF(job.workspace_root), "workspaces", 0, 0,
+     NULL, "directory under which job workspaces are created"},
+    {"federation.clients", KEY_INT, OFF(federation.clients), "2", 1, 1e6, NULL,
+     "number of clients (data partitions)"},
+    {"federation.min_clients", KEY_INT, OFF(federation.min_clients), "2", 1,
+     1e6, NULL, "clients that must be available for a round to start"},
+    {"federation.fit_clients", KEY_INT, OFF(federation.fit_clients), "2", 1,
+     1e6, NULL, "clients sampled for training each round"},
+    {"federation.rounds", KEY_INT, OFF(federation.rounds), "3", 1, 1e6, NULL,
+     "number of rounds"},
+    {"federation.min_fit", KEY_INT, OFF(federation.min_fit), "0", 0, 1e6, NULL,
+     "successful fits a round needs (0 = min_clients capped at "
+     "fit_clients)"},
+    {"federation.round_retries", KEY_INT, OFF(federation.round_retries), "1", 0,
+     100, NULL, "times a round below min_fit is retried"},
+    {"federation.max_consecutive_failures", KEY_INT,
+     OFF(federation.max_consecutive_failures), "3", 1, 1e6, NULL,
+     "failed tasks in a row after which a client is excluded"},
+    {"federation.availability", KEY_NUM, OFF(federation.availability), "1.0", 0,
+     1, NULL, "probability that a client is online in a round (seeded)"},
+    {"model.name", KEY_CHOICE, OFF(model.name), "mlp", 0, 0, "mlp|cnn",
+     "model architecture"},
+    {"data.dataset", KEY_CHOICE, OFF(data.dataset), "fashion-mnist", 0, 0,
+     "fashion-mnist|mnist|cifar10", "dataset format"},
+    {"data.dir", KEY_STR, OFF(data.dir), "/usr/share/datasets/fashion-mnist", 0,
+     0, NULL, "directory holding the dataset files"},
+    {"data.cache_dir", KEY_STR, OFF(data.cache_dir), "", 0, 0, NULL,
+     "decoded dataset cache (empty = $XDG_CACHE_HOME/cohort or "
+     "~/.cache/cohort)"},
+    {"data.partition", KEY_CHOICE, OFF(data.partition), "iid", 0, 0,
+     "iid|dirichlet|shards", "how the training set is split across clients"},
+    {"data.alpha", KEY_NUM, OFF(data.alpha), "0.5", 1e-6, 1e6, NULL,
+     "Dirichlet concentration (partition dirichlet)"},
+    {"data.shards_per_client", KEY_INT, OFF(data.shards_per_client), "2", 1,
+     1e6, NULL, "label-sorted shards per client (partition shards)"},
+    {"data.holdout", KEY_NUM, OFF(data.holdout), "0.0", 0, 0.9, NULL,
+     "share of each client's slice held out for local evaluation"},
+    {"train.epochs", KEY_INT, OFF(train.epochs), "1", 0, 1e6, NULL,
+     "local epochs per fit task (0 = no training)"},
+    {"train.batch_size", KEY_INT, OFF(train.batch_size), "32", 1, 1e6, NULL,
+     "local mini-batch size"},
+    {"train.lr", KEY_NUM, OFF(train.lr), "0.01", 0, 1e3, NULL,
+     "local learning rate"},
+    {"train.momentum", KEY_NUM, OFF(train.momentum), "0.9", 0, 1, NULL,
+     "SGD momentum"},
+    {"train.weight_decay", KEY_NUM, OFF(train.weight_decay), "0.0", 0, 1, NULL,
+     "L2 weight decay"},
+    {"train.optimizer", KEY_CHOICE, OFF(train.optimizer), "sgd", 0, 0,
+     "sgd|adam", "local optimizer"},
+    {"train.mu", KEY_NUM, OFF(train.mu), "0.0", 0, 1e3, NULL,
+     "FedProx proximal term (0 = plain FedAvg)"},
+    {"strategy.name", KEY_CHOICE, OFF(strategy.name), "fedavg", 0, 0, "fedavg",
+     "aggregation strategy"},
+    {"strategy.weighting", KEY_CHOICE, OFF(strategy.weighting), "examples", 0,
+     0, "examples|uniform",
+     "weight of a client's update: its number of examples, or 1"},
+    {"evaluate.central", KEY_BOOL, OFF(evaluate.central), "true", 0, 0, NULL,
+     "evaluate the global model on the test set after every round"},
+    {"launcher.worker", KEY_STR, OFF(launcher.worker), "", 0, 0, NULL,
+     "worker binary (empty = cohort-worker of this build, then PATH)"},
+    {"launcher.max_concurrent", KEY_INT, OFF(launcher.max_concurrent), "0", 0,
+     1e5, NULL, "worker processes alive at once (0 = online CPUs)"},
+    {"launcher.tasks_per_worker", KEY_INT, OFF(launcher.tasks_per_worker), "1",
+     1, 1e6, NULL,
+     "tasks a worker process runs before exiting (> 1 = pool mode)"},
+    {"launcher.task_timeout_s", KEY_NUM, OFF(launcher.task_timeout_s), "600",
+     0.01, 1e7, NULL, "seconds a task may take before its worker is killed"},
+    {"launcher.kill_grace_s", KEY_NUM, OFF(launcher.kill_grace_s), "3", 0, 3600,
+     NULL, "seconds between SIGTERM and SIGKILL"},
+    {"output.progress", KEY_CHOICE, OFF(output.progress), "auto", 0, 0,
+     "auto|always|never", "live progress line (auto = on a terminal)"},
+};
+
+/* Address of a key's field inside c. */
+static void *
+field(const struct config *c, const struct key *k)
+{
+	return (char *)c + k->offset;
+}
+
+/* Find a key by its dotted path. */
+static const struct key *
+find_key(const char *path)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Human description of what a key accepts, for error messages. */
+static void
+describe_expected(const struct key *k, char *buf, size_t size)
+{
+	switch (k->type) {
+	case KEY_INT:
+		if (k->min == 1 && k->max >= 1e6)
+			snprintf(buf, size, "a positive integer");
+		else if (k->min == 0 && isinf(k->max))
+			snprintf(buf, size, "a non-negative integer");
+		else
+			snprintf(buf, size, "an integer in [%.0f, %.0f]",
+			         k->min, k->max);
+		break;
+	case KEY_NUM:
+		snprintf(buf, size, "a number in [%g, %g]", k->min, k->max);
+		break;
+	case KEY_STR:
+		snprintf(buf, size, "a string");
+		break;
+	case KEY_BOOL:
+		snprintf(buf, size, "true or false");
+		break;
+	case KEY_CHOICE: {
+		size_t off = (size_t)snprintf(buf, size, "one of ");
+		const char *p = k->choices;
+		while (*p && off < size) {
+			size_t n = strcspn(p, "|");
+			off += (size_t)snprintf(
+			    buf + off, size - off, "%s\"%.*s\"",
+			    p == k->choices ? "" : ", ", (int)n, p);
+			p += n;
+			if (*p == '|')
+				p++;
+		}
+		break;
+	}
+	}
+}
+
+/* True when s is one of the '|'-separated choices. */
+static int
+choice_ok(const char *choices, const char *s)
+{
+	size_t len = strlen(s);
+	const char *p = choices;
+	while (*p) {
+		size_t n = strcspn(p, "|");
+		if (n == len && strncmp(p, s, n) == 0)
+			return 1;
+		p += n;
+		if (*p == '|')
+			p++;
+	}
+	return 0;
+}
+
+/* Report a value that does not fit its key: "WHERE: key: expected X, got V". */
+static int
+bad_value(struct ipc_error *err, const char *where, const struct key *k,
+          const char *got)
+{
+	char expected[256];
+	describe_expected(k, expected, sizeof expected);
+	return ipc_error_set(err, IPC_E_BAD_VALUE,
+	                     "%s: %s: expected %s, got %s", where, k->path,
+	                     expected, got);
+}
+
+/* Store a string into a KEY_STR/KEY_CHOICE field, replacing the old one. */
+static void
+store_string(struct config *c, const struct key *k, const char *s)
+{
+	char **slot = field(c, k);
+	free(*slot);
+	*slot = xstrdup(s);
+}
+
+/* Parse text as the key's type and store it; got is the text for messages. */
+static int
+set_from_text(struct config *c, const struct key *k, const char *text,
+              const char *where, struct ipc_error *err)
+{
+	char *quoted = xasprintf("\"%s\"", text);
+	char *end;
+	int rc = 0;
+	errno = 0;
+	switch (k->type) {
+	case KEY_INT: {
+		long long v = strtoll(text, &end, 10);
+		if (*text == '\0' || *end != '\0' || errno != 0 ||
+		    (double)v < k->min || (double)v > k->max)
+			rc = bad_value(err, where, k, quoted);
+		else
+			*(int64_t *)field(c, k) = v;
+		break;
+	}
+	case KEY_NUM: {
+		double v = strtod(text, &end);
+		if (*text == '\0' || *end != '\0' || errno != 0 ||
+		    !isfinite(v) || v < k->min || v > k->max)
+			rc = bad_value(err, where, k, quoted);
+		else
+			*(double *)field(c, k) = v;
+		break;
+	}
+	case KEY_BOOL:
+		if (strcmp(text, "true") == 0)
+			*(bool *)field(c, k) = true;
+		else if (strcmp(text, "false") == 0)
+			*(bool *)field(c, k) = false;
+		else
+			rc = bad_value(err, where, k, quoted);
+		break;
+	case KEY_CHOICE:
+		if (!choice_ok(k->choices, text)) {
+			rc = bad_value(err, where, k, quoted);
+			break;
+		}
+		store_string(c, k, text);
+		break;
+	case KEY_STR:
+		store_string(c, k, text);
+		break;
+	}
+	free(quoted);
+	return rc;
+}
+
+/* Check a JSON value against the key's type and store it. */
+static int
+set_from_json(struct config *c, const struct key *k, json_t *v,
+              const char *where, struct ipc_error *err)
+{
+	char *got = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	if (got == NULL)
+		fatal("out of memory encoding a JSON value");
+	int rc = 0;
+	switch (k->type) {
+	case KEY_INT:
+		if (!json_is_integer(v) ||
+		    (double)json_integer_value(v) < k->min ||
+		    (double)json_integer_value(v) > k->max)
+			rc = bad_value(err, where, k, got);
+		else
+			*(int64_t *)field(c, k) = json_integer_value(v);
+		break;
+	case KEY_NUM:
+		if (!json_is_number(v) || json_number_value(v) < k->min ||
+		    json_number_value(v) > k->max)
+			rc = bad_value(err, where, k, got);
+		else
+			*(double *)field(c, k) = json_number_value(v);
+		break;
+	case KEY_BOOL:
+		if (!json_is_boolean(v))
+			rc = bad_value(err, where, k, got);
+		else
+			*(bool *)field(c, k) = json_is_true(v);
+		break;
+	case KEY_CHOICE:
+		if (!json_is_string(v) ||
+		    !choice_ok(k->choices, json_string_value(v)))
+			rc = bad_value(err, where, k, got);
+		else
+			store_string(c, k, json_string_value(v));
+		break;
+	case KEY_STR:
+		if (!json_is_string(v))
+			rc = bad_value(err, where, k, got);
+		else
+			store_string(c, k, json_string_value(v));
+		break;
+	}
+	free(got);
+	return rc;
+}
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (set_from_text(c, &keys[i], keys[i].def, "defaults", NULL) <
+		    0)
+			fatal("built-in default of %s is invalid",
+			      keys[i].path);
+}
+
+void
+config_free(struct config *c)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		if (keys[i].type == KEY_STR || keys[i].type == KEY_CHOICE) {
+			char **slot = field(c, &keys[i]);
+			free(*slot);
+			*slot = NULL;
+		}
+	}
+}
+
+int
+config_load_file(struct config *c, const char *path, struct ipc_error *err)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "%s:%d:%d: invalid JSON: %s", path,
+		                     jerr.line, jerr.column, jerr.text);
+	int rc = 0;
+	if (!json_is_object(root)) {
+		rc = ipc_error_set(err, IPC_E_WRONG_TYPE,
+		                   "%s: expected a JSON object of sections "
+		                   "(\"federation\": {...}, ...)",
+		                   path);
+		goto out;
+	}
+	const char *section;
+	json_t *sv;
+	json_object_foreach(root, section, sv)
+	{
+		if (!json_is_object(sv)) {
+			rc = ipc_error_set(err, IPC_E_WRONG_TYPE,
+			                   "%s: %s: expected an object of keys",
+			                   path, section);
+			goto out;
+		}
+		const char *name;
+		json_t *v;
+		json_object_foreach(sv, name, v)
+		{
+			char *kp = xasprintf("%s.%s", section, name);
+			const struct key *k = find_key(kp);
+			if (k == NULL)
+				rc = ipc_error_set(
+				    err, IPC_E_BAD_VALUE,
+				    "%s: %s: unknown key (cohort-orchestrator "
+				    "--help lists the keys)",
+				    path, kp);
+			else
+				rc = set_from_json(c, k, v, path, err);
+			free(kp);
+			if (rc < 0)
+				goto out;
+		}
+	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+int
+config_set(struct config *c, const char *assignment, struct ipc_error *err)
+{
+	const char *eq = strchr(assignment, '=');
+	if (eq == NULL || eq == assignment)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "--set %s: expected key.path=value, e.g. "
+		                     "--set federation.rounds=5",
+		                     assignment);
+	char *kp = xasprintf("%.*s", (int)(eq - assignment), assignment);
+	const struct key *k = find_key(kp);
+	int rc;
+	if (k == NULL) {
+		rc =
+		    ipc_error_set(err, IPC_E_BAD_VALUE,
+		                  "--set: %s: unknown key (cohort-orchestrator "
+		                  "--help lists the keys)",
+		                  kp);
+	} else {
+		rc = set_from_text(c, k, eq + 1, "--set", err);
+	}
+	free(kp);
+	return rc;
+}
+
+int
+config_check(const struct config *c, struct ipc_error *err)
+{
+	if (c->federation.fit_clients > c->federation.clients)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "federation.fit_clients (%lld) is larger "
+		                     "than federation.clients (%lld)",
+		                     (long long)c->federation.fit_clients,
+		                     (long long)c->federation.clients);
+	if (c->federation.min_clients > c->federation.clients)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "federation.min_clients (%lld) is larger "
+		                     "than federation.clients (%lld)",
+		                     (long long)c->federation.min_clients,
+		                     (long long)c->federation.clients);
+	if (c->federation.min_fit > c->federation.fit_clients)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "federation.min_fit (%lld) is larger than "
+		                     "federation.fit_clients (%lld)",
+		                     (long long)c->federation.min_fit,
+		                     (long long)c->federation.fit_clients);
+	if (c->job.name[0] == '\0' || strchr(c->job.name, '/') != NULL)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "job.name: expected a non-empty name "
+		                     "without '/', got \"%s\"",
+		                     c->job.name);
+	return 0;
+}
+
+int64_t
+config_min_fit(const struct config *c)
+{
+	if (c->federation.min_fit > 0)
+		return c->federation.min_fit;
+	if (c->federation.min_clients < c->federation.fit_clients)
+		return c->federation.min_clients;
+	return c->federation.fit_clients;
+}
+
+/* The resolved configuration as a JSON object of sections. */
+static json_t *
+config_to_json(const struct config *c)
+{
+	json_t *root = json_object();
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		const char *dot = strchr(k->path, '.');
+		char *section =
+		    xasprintf("%.*s", (int)(dot - k->path), k->path);
+		json_t *sv = json_object_get(root, section);
+		if (sv == NULL) {
+			sv = json_object();
+			json_object_set_new(root, section, sv);
+		}
+		json_t *v = NULL;
+		switch (k->type) {
+		case KEY_INT:
+			v = json_integer(*(int64_t *)field(c, k));
+			break;
+		case KEY_NUM:
+			v = json_real(*(double *)field(c, k));
+			break;
+		case KEY_BOOL:
+			v = json_boolean(*(bool *)field(c, k));
+			break;
+		case KEY_STR:
+		case KEY_CHOICE:
+			v = json_string(*(char **)field(c, k));
+			break;
+		}
+		json_object_set_new(sv, dot + 1, v);
+		free(section);
+	}
+	return root;
+}
+
+int
+config_save(const struct config *c, const char *path, struct ipc_error *err)
+{
+	json_t *root = config_to_json(c);
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+	                                  JSON_REAL_PRECISION(17));
+	json_decref(root);
+	if (text == NULL)
+		fatal("out of memory encoding the configuration");
+	char *withnl = xasprintf("%s\n", text);
+	free(text);
+	int rc = files_write_atomic(path, withnl, strlen(withnl), err);
+	free(withnl);
+	return rc;
+}
+
+void
+config_print_keys(FILE *out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		char expected[256];
+		describe_expected(&keys[i], expected, sizeof expected);
+		fprintf(out, "  %-36s %s (default \"%s\")\n      %s\n",
+		        keys[i].path, expected, keys[i].def, keys[i].doc);
+	}
+}

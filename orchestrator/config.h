@@ -1,0 +1,88 @@
+/* config.h: a job's configuration: built-in defaults, a JSON file, --set
+ * overrides, validation against one schema table, and the resolved copy
+ * saved in the workspace. */
+#ifndef COHORT_CONFIG_H
+#define COHORT_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+struct config {
+	struct {
+		char *name;
+		int64_t seed;
+		char *workspace_root;
+	} job;
+	struct {
+		int64_t clients;
+		int64_t min_clients;
+		int64_t fit_clients;
+		int64_t rounds;
+		int64_t min_fit; /* 0 = min_clients capped at fit_clients */
+		int64_t round_retries;
+		int64_t max_consecutive_failures;
+		double availability;
+	} federation;
+	struct {
+		char *name;
+	} model;
+	struct {
+		char *dataset;
+		char *dir;
+		char *cache_dir;
+		char *partition;
+		double alpha;
+		int64_t shards_per_client;
+		double holdout;
+	} data;
+	struct {
+		int64_t epochs;
+		int64_t batch_size;
+		double lr;
+		double momentum;
+		double weight_decay;
+		char *optimizer;
+		double mu;
+	} train;
+	struct {
+		char *name;
+		char *weighting;
+	} strategy;
+	struct {
+		bool central;
+	} evaluate;
+	struct {
+		char *worker;
+		int64_t max_concurrent; /* 0 = online CPUs */
+		int64_t tasks_per_worker;
+		double task_timeout_s;
+		double kill_grace_s;
+	} launcher;
+	struct {
+		char *progress;
+	} output;
+};
+
+/* Fill every key with its built-in default. */
+void config_defaults(struct config *c);
+void config_free(struct config *c);
+/* Overlay the keys of a JSON file; unknown keys, wrong types, out-of-range
+ * values and bad choices are errors naming the file and key path. */
+int config_load_file(struct config *c, const char *path, struct ipc_error *err);
+/* Apply one "key.path=value" override, the value parsed as the key's type. */
+int config_set(struct config *c, const char *assignment, struct ipc_error *err);
+/* Check the relations between keys (e.g. fit_clients <= clients). */
+int config_check(const struct config *c, struct ipc_error *err);
+/* Effective min_fit: the configured one, or min_clients capped at fit_clients.
+ */
+int64_t config_min_fit(const struct config *c);
+/* Write the resolved configuration as JSON (every key), atomically. */
+int config_save(const struct config *c, const char *path,
+                struct ipc_error *err);
+/* Print every key with its type, default and documentation. */
+void config_print_keys(FILE *out);
+
+#endif

@@ -1,0 +1,222 @@
+/* workspace.c: creating and opening job workspaces, the per-run identity,
+ * and reaping shared memory of dead orchestrators. */
+#include "workspace.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "shm.h"
+
+static const char *const subdirs[] = {
+    "run", "logs", "logs/clients", "checkpoints", "metrics", "results", "data"};
+
+/* Fill buf with n random bytes written as 2n hex digits. */
+static void
+random_hex(char *buf, size_t n)
+{
+	unsigned char bytes[32];
+	if (n > sizeof bytes)
+		fatal("random_hex: %zu bytes requested", n);
+	if (getrandom(bytes, n, 0) != (ssize_t)n)
+		fatal("getrandom failed: %s", strerror(errno));
+	for (size_t i = 0; i < n; i++)
+		sprintf(buf + 2 * i, "%02x", bytes[i]);
+}
+
+/* Make path absolute against the current directory. */
+static char *
+absolute(const char *path)
+{
+	if (path[0] == '/')
+		return xstrdup(path);
+	char cwd[4096];
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		fatal("getcwd: %s", strerror(errno));
+	return xasprintf("%s/%s", cwd, path);
+}
+
+/* Create the standard subdirectories of ws->dir. */
+static int
+make_subdirs(const struct workspace *ws, struct ipc_error *err)
+{
+	for (size_t i = 0; i < ARRAY_LEN(subdirs); i++) {
+		char *p = workspace_path(ws, subdirs[i]);
+		int rc = files_mkdirs(
+		    p, strcmp(subdirs[i], "run") == 0 ? 0700 : 0755, err);
+		free(p);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+workspace_create(struct workspace *ws, const char *root, const char *name,
+                 struct ipc_error *err)
+{
+	memset(ws, 0, sizeof *ws);
+	char *absroot = absolute(root);
+	if (files_mkdirs(absroot, 0755, err) < 0) {
+		ipc_error_prefix(err, "job.workspace_root: ");
+		free(absroot);
+		return -1;
+	}
+	char stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+	for (int attempt = 0; attempt < 16; attempt++) {
+		char hex[5];
+		random_hex(hex, 2);
+		char *dir = xasprintf("%s/%s-%s-%s", absroot, name, stamp, hex);
+		if (mkdir(dir, 0755) == 0) {
+			ws->dir = dir;
+			break;
+		}
+		int saved = errno;
+		free(dir);
+		if (saved != EEXIST) {
+			ipc_error_set(err, IPC_E_IO,
+			              "%s: cannot create a workspace there: %s",
+			              absroot, strerror(saved));
+			free(absroot);
+			return -1;
+		}
+	}
+	free(absroot);
+	if (ws->dir == NULL)
+		return ipc_error_set(err, IPC_E_IO,
+		                     "%s: no free workspace name", root);
+	if (make_subdirs(ws, err) < 0) {
+		workspace_close(ws);
+		return -1;
+	}
+	return 0;
+}
+
+int
+workspace_open(struct workspace *ws, const char *dir, struct ipc_error *err)
+{
+	memset(ws, 0, sizeof *ws);
+	ws->dir = absolute(dir);
+	size_t len = strlen(ws->dir);
+	while (len > 1 && ws->dir[len - 1] == '/')
+		ws->dir[--len] = '\0';
+	char *cfg = workspace_path(ws, "config.json");
+	int ok = files_exist(cfg);
+	free(cfg);
+	if (!ok) {
+		ipc_error_set(err, IPC_E_IO,
+		              "%s: not a cohort workspace (no config.json); "
+		              "pass the directory a job printed at its start",
+		              ws->dir);
+		workspace_close(ws);
+		return -1;
+	}
+	if (make_subdirs(ws, err) < 0) {
+		workspace_close(ws);
+		return -1;
+	}
+	return 0;
+}
+
+int
+workspace_start_run(struct workspace *ws, struct ipc_error *err)
+{
+	char hex[5];
+	random_hex(hex, 2);
+	snprintf(ws->jobkey, sizeof ws->jobkey, "%ld-%s", (long)getpid(), hex);
+	random_hex(ws->token, 16);
+
+	char *pidfile = workspace_path(ws, "run/orchestrator.pid");
+	char *pid = xasprintf("%ld\n", (long)getpid());
+	int rc = files_write_atomic(pidfile, pid, strlen(pid), err);
+	free(pid);
+	free(pidfile);
+	if (rc < 0)
+		return -1;
+
+	struct sockaddr_un sun;
+	char *sock = workspace_path(ws, "run/orchestrator.sock");
+	if (strlen(sock) < sizeof sun.sun_path) {
+		ws->socket_path = sock;
+		return 0;
+	}
+	free(sock);
+	char tmpl[] = "/tmp/cohort-sock-XXXXXX";
+	if (mkdtemp(tmpl) == NULL)
+		return ipc_error_set(err, IPC_E_IO,
+		                     "cannot create a socket directory in "
+		                     "/tmp: %s",
+		                     strerror(errno));
+	ws->socket_tmpdir = xstrdup(tmpl);
+	ws->socket_path = xasprintf("%s/orchestrator.sock", tmpl);
+	char *note = workspace_path(ws, "run/socket-path");
+	char *line = xasprintf("%s\n", ws->socket_path);
+	rc = files_write_atomic(note, line, strlen(line), err);
+	free(line);
+	free(note);
+	return rc;
+}
+
+char *
+workspace_path(const struct workspace *ws, const char *rel)
+{
+	return xasprintf("%s/%s", ws->dir, rel);
+}
+
+void
+workspace_close(struct workspace *ws)
+{
+	if (ws->socket_path != NULL)
+		unlink(ws->socket_path);
+	if (ws->socket_tmpdir != NULL)
+		rmdir(ws->socket_tmpdir);
+	if (ws->dir != NULL && ws->jobkey[0] != '\0') {
+		char *pidfile = workspace_path(ws, "run/orchestrator.pid");
+		unlink(pidfile);
+		free(pidfile);
+	}
+	free(ws->dir);
+	free(ws->socket_path);
+	free(ws->socket_tmpdir);
+	memset(ws, 0, sizeof *ws);
+}
+
+int
+workspace_reap_stale_shm(unsigned *removed, struct ipc_error *err)
+{
+	*removed = 0;
+	DIR *d = opendir("/dev/shm");
+	if (d == NULL)
+		return ipc_error_set(err, IPC_E_IO, "/dev/shm: %s",
+		                     strerror(errno));
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		if (strncmp(de->d_name, "cohort.", 7) != 0)
+			continue;
+		long pid = strtol(de->d_name + 7, &end, 10);
+		if (end == de->d_name + 7 || *end != '-' || pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char *name = xasprintf("/%s", de->d_name);
+		if (shm_segment_unlink(name, NULL) == 0)
+			(*removed)++;
+		free(name);
+	}
+	closedir(d);
+	return 0;
+}

@@ -1,0 +1,35 @@
+/* workspace.h: a job's directory (config, run/, logs/, checkpoints/,
+ * metrics/, results/), its per-run identity (job key, token, socket path)
+ * and the cleanup of shared memory left behind by dead orchestrators. */
+#ifndef COHORT_WORKSPACE_H
+#define COHORT_WORKSPACE_H
+
+#include "error.h"
+
+struct workspace {
+	char *dir;         /* absolute path of the workspace */
+	char *socket_path; /* run/orchestrator.sock, or a /tmp fallback */
+	char
+	    *socket_tmpdir; /* the mkdtemp directory of the fallback, or NULL */
+	char jobkey[32];    /* "<pid>-<4 hex>": names this run's shm segments */
+	char token[33];     /* per-run secret workers must present */
+};
+
+/* Create <root>/<name>-<YYYYmmdd-HHMMSS>-<4 hex>/ and its subdirectories. */
+int workspace_create(struct workspace *ws, const char *root, const char *name,
+                     struct ipc_error *err);
+/* Open an existing workspace (for --resume); it must hold config.json. */
+int workspace_open(struct workspace *ws, const char *dir,
+                   struct ipc_error *err);
+/* Pick this run's job key and token, create run/ (0700), write the pid file
+ * and choose the socket path (falling back to /tmp when the workspace path
+ * is too long for a Unix socket). */
+int workspace_start_run(struct workspace *ws, struct ipc_error *err);
+/* A path inside the workspace (malloc'd). */
+char *workspace_path(const struct workspace *ws, const char *rel);
+/* Remove the socket, pid file and fallback directory; free the strings. */
+void workspace_close(struct workspace *ws);
+/* Unlink /dev/shm/cohort.<pid>-* segments whose orchestrator pid is dead. */
+int workspace_reap_stale_shm(unsigned *removed, struct ipc_error *err);
+
+#endif

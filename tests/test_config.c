@@ -1,0 +1,203 @@
+/* test_config.c: job configuration: defaults, files, --set, every error
+ * shape, and the resolved config written to a workspace read back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "harness.h"
+
+/* Write text to a fresh file in the test's temp dir; returns its path. */
+static const char *
+write_json(const char *name, const char *text)
+{
+	static char path[512];
+	snprintf(path, sizeof path, "%s/%s", harness_tmpdir(), name);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void
+test_defaults(void)
+{
+	struct config c;
+	config_defaults(&c);
+	CHECK_EQ_INT(c.federation.clients, 2);
+	CHECK_EQ_INT(c.federation.rounds, 3);
+	CHECK_EQ_INT(c.job.seed, 1);
+	CHECK(strcmp(c.model.name, "mlp") == 0);
+	CHECK(strcmp(c.data.dataset, "fashion-mnist") == 0);
+	CHECK(strcmp(c.strategy.weighting, "examples") == 0);
+	CHECK(c.evaluate.central);
+	CHECK_NEAR(c.train.lr, 0.01, 1e-12);
+	CHECK_EQ_INT(c.launcher.tasks_per_worker, 1);
+	CHECK_EQ_INT(config_min_fit(&c), 2);
+	struct ipc_error err;
+	CHECK_EQ_INT(config_check(&c, &err), 0);
+	config_free(&c);
+}
+
+static void
+test_file_and_set(void)
+{
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	const char *p = write_json(
+	    "ok.json", "{\"federation\": {\"clients\": 10, "
+	               "\"fit_clients\": 4, \"min_clients\": 3},"
+	               " \"train\": {\"lr\": 0.05, \"optimizer\": "
+	               "\"adam\"}, \"evaluate\": {\"central\": false}}");
+	CHECK_EQ_INT(config_load_file(&c, p, &err), 0);
+	CHECK_EQ_INT(c.federation.clients, 10);
+	CHECK_NEAR(c.train.lr, 0.05, 1e-12);
+	CHECK(strcmp(c.train.optimizer, "adam") == 0);
+	CHECK(!c.evaluate.central);
+	CHECK_EQ_INT(config_min_fit(&c), 3);
+	CHECK_EQ_INT(config_set(&c, "federation.rounds=7", &err), 0);
+	CHECK_EQ_INT(config_set(&c, "train.momentum=0.5", &err), 0);
+	CHECK_EQ_INT(config_set(&c, "model.name=cnn", &err), 0);
+	CHECK_EQ_INT(config_set(&c, "evaluate.central=true", &err), 0);
+	CHECK_EQ_INT(config_set(&c, "launcher.worker=/bin/x=y", &err), 0);
+	CHECK_EQ_INT(c.federation.rounds, 7);
+	CHECK_NEAR(c.train.momentum, 0.5, 1e-12);
+	CHECK(strcmp(c.model.name, "cnn") == 0);
+	CHECK(c.evaluate.central);
+	CHECK(strcmp(c.launcher.worker, "/bin/x=y") == 0);
+	config_free(&c);
+}
+
+/* Load text as a config file and check the error message contains want. */
+static void
+expect_file_error(const char *text, const char *want)
+{
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	const char *p = write_json("bad.json", text);
+	CHECK_EQ_INT(config_load_file(&c, p, &err), -1);
+	CHECK_STR_CONTAINS(err.message, p);
+	CHECK_STR_CONTAINS(err.message, want);
+	config_free(&c);
+}
+
+static void
+test_file_errors(void)
+{
+	expect_file_error("{\"federation\": {\"rounds\": \"three\"}}",
+	                  ": federation.rounds: expected a positive integer, "
+	                  "got \"three\"");
+	expect_file_error("{\"federation\": {\"rounds\": 0}}",
+	                  "federation.rounds: expected a positive integer, "
+	                  "got 0");
+	expect_file_error("{\"federation\": {\"round\": 3}}",
+	                  "federation.round: unknown key");
+	expect_file_error("{\"modle\": {\"name\": \"mlp\"}}",
+	                  "modle.name: unknown key");
+	expect_file_error("{\"model\": {\"name\": \"resnet\"}}",
+	                  "model.name: expected one of \"mlp\", \"cnn\", got "
+	                  "\"resnet\"");
+	expect_file_error("{\"federation\": {\"availability\": 1.5}}",
+	                  "federation.availability: expected a number in [0, "
+	                  "1], got 1.5");
+	expect_file_error("{\"evaluate\": {\"central\": 1}}",
+	                  "evaluate.central: expected true or false, got 1");
+	expect_file_error("{\"federation\": 3}",
+	                  "federation: expected an object");
+	expect_file_error("[1]", "expected a JSON object");
+	expect_file_error("{\"federation\": {", "invalid JSON");
+	expect_file_error("{\"job\": {\"seed\": 1, \"seed\": 2}}",
+	                  "invalid JSON");
+}
+
+/* Apply an override and check the error message contains want. */
+static void
+expect_set_error(const char *assignment, const char *want)
+{
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	CHECK_EQ_INT(config_set(&c, assignment, &err), -1);
+	CHECK_STR_CONTAINS(err.message, want);
+	config_free(&c);
+}
+
+static void
+test_set_errors(void)
+{
+	expect_set_error("federation.rounds", "expected key.path=value");
+	expect_set_error("=3", "expected key.path=value");
+	expect_set_error("federation.rounds=three",
+	                 "--set: federation.rounds: expected a positive "
+	                 "integer, got \"three\"");
+	expect_set_error("federation.rounds=", "got \"\"");
+	expect_set_error("train.lr=abc", "train.lr: expected a number");
+	expect_set_error("train.lr=nan", "train.lr: expected a number");
+	expect_set_error("job.seed=-1", "job.seed: expected a non-negative "
+	                                "integer");
+	expect_set_error("train.optimizer=rmsprop", "expected one of \"sgd\", "
+	                                            "\"adam\"");
+	expect_set_error("evaluate.central=yes", "expected true or false");
+	expect_set_error("nosuch.key=1", "nosuch.key: unknown key");
+}
+
+static void
+test_check(void)
+{
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	config_set(&c, "federation.fit_clients=3", &err);
+	CHECK_EQ_INT(config_check(&c, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "federation.fit_clients (3) is larger "
+	                                "than federation.clients (2)");
+	config_set(&c, "federation.fit_clients=2", &err);
+	config_set(&c, "federation.min_clients=5", &err);
+	CHECK_EQ_INT(config_check(&c, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "federation.min_clients (5)");
+	config_set(&c, "federation.min_clients=2", &err);
+	config_set(&c, "federation.min_fit=3", &err);
+	CHECK_EQ_INT(config_check(&c, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "federation.min_fit (3)");
+	config_free(&c);
+}
+
+static void
+test_round_trip(void)
+{
+	struct config a, b;
+	config_defaults(&a);
+	struct ipc_error err;
+	config_set(&a, "federation.clients=9", &err);
+	config_set(&a, "train.lr=0.123456789", &err);
+	config_set(&a, "data.partition=dirichlet", &err);
+	config_set(&a, "evaluate.central=false", &err);
+	config_set(&a, "launcher.worker=/opt/w", &err);
+	char path[512];
+	snprintf(path, sizeof path, "%s/resolved.json", harness_tmpdir());
+	CHECK_EQ_INT(config_save(&a, path, &err), 0);
+	config_defaults(&b);
+	CHECK_EQ_INT(config_load_file(&b, path, &err), 0);
+	CHECK_EQ_INT(b.federation.clients, 9);
+	CHECK(b.train.lr == 0.123456789);
+	CHECK(strcmp(b.data.partition, "dirichlet") == 0);
+	CHECK(!b.evaluate.central);
+	CHECK(strcmp(b.launcher.worker, "/opt/w") == 0);
+	CHECK(strcmp(b.job.name, a.job.name) == 0);
+	config_free(&a);
+	config_free(&b);
+}
+
+int
+main(void)
+{
+	RUN(test_defaults);
+	RUN(test_file_and_set);
+	RUN(test_file_errors);
+	RUN(test_set_errors);
+	RUN(test_check);
+	RUN(test_round_trip);
+	return harness_finish();
+}
