@@ -21,6 +21,7 @@ struct dataset {
 	float mean[3], std[3]; /* per-channel normalisation of pixel/255 */
 	void *map;	       /* the mapped cache file */
 	size_t map_size;
+	float norm[3][256]; /* per channel: normalised value of each byte */
 };
 
 /* Decode split "train" or "test" of dataset name ("fashion-mnist", "mnist",
