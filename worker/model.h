@@ -48,10 +48,10 @@ float *model_workspace_input(struct model_workspace *ws);
 /* Run n samples (inputs already in model_workspace_input, labels in y)
  * through the model and return the mean cross-entropy loss, adding the
  * number of correct predictions to *correct. With grads != NULL this is a
- * training step: dropout is on (masks keyed by dropout_key) and parameter
- * gradients, laid out like params, are accumulated into grads. */
+ * training step: dropout is on (masks keyed by mask_key, see dropout_key()) and
+ * parameter gradients, laid out like params, are accumulated into grads. */
 double model_step(const struct model *m, struct model_workspace *ws,
                   const float *params, float *grads, const int32_t *y,
-                  uint32_t n, uint64_t dropout_key, uint32_t *correct);
+                  uint32_t n, uint64_t mask_key, uint32_t *correct);
 
 #endif
