@@ -191,6 +191,13 @@ model_name(const struct model *m)
 	return m->kind == MODEL_MLP ? "mlp" : "cnn";
 }
 
+/* The shape given to model_create. */
+const struct model_shape *
+model_input_shape(const struct model *m)
+{
+	return &m->shape;
+}
+
 /* The parameter region's tensor table. */
 const struct tensor_manifest *
 model_manifest(const struct model *m)

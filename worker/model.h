@@ -27,6 +27,8 @@ struct model *model_create(const char *name, const struct model_shape *shape,
 void model_free(struct model *m);
 /* The model's name as given to model_create. */
 const char *model_name(const struct model *m);
+/* The input shape and class count the model was built for. */
+const struct model_shape *model_input_shape(const struct model *m);
 /* Tensor names, shapes and offsets of the parameter region. */
 const struct tensor_manifest *model_manifest(const struct model *m);
 /* PyTorch default init (nn.Linear / nn.Conv2d): weight and bias uniform in

@@ -1,0 +1,128 @@
+/* optim.c: torch.optim.SGD and torch.optim.Adam update rules (plus the
+ * FedProx proximal gradient) over the tensors of a parameter region. */
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct optim {
+	struct optim_config c;
+	struct tensor_manifest manifest;
+	float *m;   /* SGD momentum buffer, or Adam first moment */
+	float *v;   /* Adam second moment */
+	uint64_t t; /* steps taken */
+};
+
+/* "sgd" or "adam". */
+int
+optimizer_parse(const char *name, enum optimizer_kind *out,
+                struct ipc_error *err)
+{
+	if (name != NULL && strcmp(name, "sgd") == 0)
+		*out = OPT_SGD;
+	else if (name != NULL && strcmp(name, "adam") == 0)
+		*out = OPT_ADAM;
+	else
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "optimizer: unknown optimizer \"%s\" "
+		                     "(choose sgd or adam)",
+		                     name != NULL ? name : "(null)");
+	return 0;
+}
+
+/* Zeroed state shaped like the manifest's region. */
+struct optim *
+optim_create(const struct optim_config *c,
+             const struct tensor_manifest *manifest)
+{
+	struct optim *o = xcalloc(1, sizeof *o);
+	size_t n = manifest->total_size / sizeof(float);
+	o->c = *c;
+	tensor_manifest_copy(&o->manifest, manifest);
+	o->m = xcalloc(n, sizeof(float));
+	if (c->kind == OPT_ADAM)
+		o->v = xcalloc(n, sizeof(float));
+	return o;
+}
+
+/* Release the state (NULL is fine). */
+void
+optim_free(struct optim *o)
+{
+	if (o == NULL)
+		return;
+	tensor_manifest_free(&o->manifest);
+	free(o->m);
+	free(o->v);
+	free(o);
+}
+
+/* The gradient the optimiser sees: g + wd * w + mu * (w - w_global). */
+static inline float
+effective_grad(const struct optim_config *c, float g, float w,
+               const float *global, size_t i)
+{
+	g += c->weight_decay * w;
+	if (global != NULL)
+		g += c->prox_mu * (w - global[i]);
+	return g;
+}
+
+/* SGD over n elements: buf = momentum * buf + g (buf = g on the first step),
+ * w -= lr * buf; plain w -= lr * g without momentum. */
+static void
+sgd_update(const struct optim_config *c, float *restrict w,
+           const float *restrict g, const float *restrict global,
+           float *restrict buf, size_t n, int first)
+{
+	float lr = c->lr, mom = c->momentum;
+	for (size_t i = 0; i < n; i++) {
+		float d = effective_grad(c, g[i], w[i], global, i);
+		if (mom != 0.0f) {
+			buf[i] = first ? d : mom * buf[i] + d;
+			d = buf[i];
+		}
+		w[i] -= lr * d;
+	}
+}
+
+/* Adam over n elements, as torch.optim.Adam computes it:
+ * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+static void
+adam_update(const struct optim_config *c, float *restrict w,
+            const float *restrict g, const float *restrict global,
+            float *restrict m, float *restrict v, size_t n, uint64_t t)
+{
+	float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+	float step = (float)(c->lr / (1.0 - pow(b1, (double)t)));
+	float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)t));
+	for (size_t i = 0; i < n; i++) {
+		float d = effective_grad(c, g[i], w[i], global, i);
+		m[i] = b1 * m[i] + (1.0f - b1) * d;
+		v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+		w[i] -= step * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+	}
+}
+
+/* One optimiser step over every tensor of the region. */
+void
+optim_step(struct optim *o, float *params, const float *grads,
+           const float *global)
+{
+	o->t++;
+	if (o->c.prox_mu == 0.0f)
+		global = NULL;
+	for (size_t i = 0; i < o->manifest.count; i++) {
+		size_t off = o->manifest.tensors[i].offset / sizeof(float);
+		size_t n = o->manifest.tensors[i].nbytes / sizeof(float);
+		const float *gl = global != NULL ? global + off : NULL;
+		if (o->c.kind == OPT_SGD)
+			sgd_update(&o->c, params + off, grads + off, gl,
+			           o->m + off, n, o->t == 1);
+		else
+			adam_update(&o->c, params + off, grads + off, gl,
+			            o->m + off, o->v + off, n, o->t);
+	}
+}
