@@ -43,6 +43,8 @@ struct partition {
 	const uint32_t *indices;
 	void *map;
 	size_t map_size;
+	uint32_t dataset_count; /* samples in the dataset it was built for;
+				   every index is below it */
 };
 
 int partition_open(const char *path, struct partition *p,
