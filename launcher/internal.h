@@ -1,0 +1,110 @@
+/* internal.h: what launcher.c (processes, slots, queue, socket) and
+ * worker.c (one worker's lifecycle and connection) share; private to
+ * launcher/. */
+#ifndef COHORT_LAUNCHER_INTERNAL_H
+#define COHORT_LAUNCHER_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "frame.h"
+#include "launcher.h"
+
+/* A worker's lifecycle. SPAWNED -> CONNECTED (hello ok) -> BUSY (task sent)
+ * -> REPORTED (result in; a pool worker with tasks left goes back to
+ * CONNECTED) -> EXITED. "Connection closed" and "process exited" may come in
+ * either order from any state; the worker is finished once both happened. */
+enum worker_state {
+	WORKER_SPAWNED,
+	WORKER_CONNECTED,
+	WORKER_BUSY,
+	WORKER_REPORTED,
+	WORKER_EXITED,
+};
+
+struct worker {
+	struct launcher *l;
+	pid_t pid;
+	enum worker_state state;
+	int64_t client_id;  /* announced in COHORT_CLIENT_ID; -1 for a pool */
+	unsigned tasks_max; /* COHORT_TASKS */
+	unsigned tasks_done;
+
+	int has_task; /* task_id is in this worker's hands, unreported */
+	uint64_t task_id;
+	int have_last_task; /* last_task: whose update segment to clean up */
+	uint64_t last_task;
+
+	struct bufferevent *bev; /* NULL before connecting and after closing */
+	int was_connected;
+	struct frame_decoder decoder;
+
+	int exited; /* reaped; status is valid */
+	int status;
+	int kill_stage;       /* 0, 1 = SIGTERM sent, 2 = SIGKILL sent */
+	struct event *timer;  /* task timeout, then the kill grace period */
+	struct event *finish; /* deferred finish once closed and exited */
+	char reason[512];     /* first failure seen, for the task's report */
+
+	TAILQ_ENTRY(worker) entry;
+};
+
+struct queued_task {
+	uint64_t task_id;
+	int64_t client_id;
+	TAILQ_ENTRY(queued_task) entry;
+};
+
+struct launcher {
+	struct event_base *base;
+	struct launcher_options opt; /* strings owned */
+	struct launcher_hooks hooks;
+	struct evconnlistener *listener;
+	struct event *sigchld;
+	char **env; /* inherited environment minus COHORT_* we set */
+	TAILQ_HEAD(, worker) workers;
+	TAILQ_HEAD(, queued_task) queue;
+	unsigned queued;
+	unsigned alive;
+	unsigned in_hand; /* tasks held by workers */
+	unsigned pool_seq;
+	int stopping;
+	struct launcher_stats stats;
+};
+
+/* worker.c */
+struct worker *worker_new(struct launcher *l, pid_t pid, int64_t client_id,
+                          unsigned tasks_max);
+/* Give the worker a task: sent now if it is connected and idle, else kept
+ * until its hello. */
+void worker_assign(struct worker *w, uint64_t task_id);
+/* Adopt an accepted connection whose peer is this worker's process. */
+void worker_attach(struct worker *w, int fd);
+/* The process was reaped with this wait status. */
+void worker_exited(struct worker *w, int status);
+/* Fail the task in hand with reason (if any), close the connection and
+ * SIGTERM the process (SIGKILL after the grace period). */
+void worker_terminate(struct worker *w, const char *reason);
+/* SIGKILL now. */
+void worker_kill(struct worker *w);
+/* Ask an idle connected worker to exit. */
+void worker_shutdown(struct worker *w);
+/* True when the worker is connected, idle and may take another task. */
+int worker_idle(const struct worker *w);
+void worker_free(struct worker *w);
+
+/* launcher.c, called by worker.c */
+/* An idle worker may take the next queued task. */
+void launcher_worker_idle(struct launcher *l, struct worker *w);
+/* A finished worker (closed and exited) leaves; its slot frees. */
+void launcher_worker_gone(struct launcher *l, struct worker *w);
+/* Report a task failure to the owner. */
+void launcher_task_failed(struct launcher *l, uint64_t task_id,
+                          const char *reason);
+
+#endif

@@ -1,0 +1,442 @@
+/* launcher.c: the task queue, concurrency slots, spawning workers with
+ * posix_spawn, reaping them on SIGCHLD, and the listening socket that
+ * matches each connection to its process by SO_PEERCRED. */
+/* struct ucred (SO_PEERCRED) is a GNU extension. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+extern char **environ;
+
+/* Variables the launcher sets for every worker; inherited copies are dropped.
+ */
+static const char *const owned_env[] = {
+    "COHORT_SOCKET=",        "COHORT_TOKEN=",     "COHORT_CLIENT_ID=",
+    "COHORT_JOB=",           "COHORT_WORKSPACE=", "COHORT_TASKS=",
+    "OPENBLAS_NUM_THREADS=",
+};
+
+/* Copy our environment minus the variables the launcher sets itself. */
+static char **
+inherit_env(void)
+{
+	size_t n = 0;
+	while (environ[n] != NULL)
+		n++;
+	char **env = xcalloc(n + 1, sizeof *env);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		int owned = 0;
+		for (size_t j = 0; j < ARRAY_LEN(owned_env); j++)
+			if (strncmp(environ[i], owned_env[j],
+			            strlen(owned_env[j])) == 0)
+				owned = 1;
+		if (!owned)
+			env[k++] = xstrdup(environ[i]);
+	}
+	return env;
+}
+
+/* The worker owning pid, or NULL. */
+static struct worker *
+find_worker(struct launcher *l, pid_t pid)
+{
+	struct worker *w;
+	TAILQ_FOREACH(w, &l->workers, entry)
+	if (w->pid == pid)
+		return w;
+	return NULL;
+}
+
+struct spawn_failure {
+	struct launcher *l;
+	uint64_t task_id;
+	char reason[512];
+};
+
+/* Report a task whose worker could not be started, from the event loop. */
+static void
+spawn_failure_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct spawn_failure *f = arg;
+	(void)fd;
+	(void)what;
+	f->l->in_hand--;
+	launcher_task_failed(f->l, f->task_id, f->reason);
+	free(f);
+}
+
+/* Start one worker process; with has_task it is bound to task_id. */
+static void
+spawn_worker(struct launcher *l, int64_t client_id, int has_task,
+             uint64_t task_id)
+{
+	unsigned tasks = has_task ? 1 : l->opt.tasks_per_worker;
+	char *log;
+	if (!has_task)
+		log =
+		    xasprintf("%s/pool-%u.log", l->opt.log_dir, ++l->pool_seq);
+	else if (client_id < 0)
+		log = xasprintf("%s/server-eval.log", l->opt.log_dir);
+	else
+		log = xasprintf("%s/client-%lld.log", l->opt.log_dir,
+		                (long long)client_id);
+
+	size_t n = 0;
+	while (l->env[n] != NULL)
+		n++;
+	char **env = xcalloc(n + ARRAY_LEN(owned_env) + 1, sizeof *env);
+	memcpy(env, l->env, n * sizeof *env);
+	char *mine[ARRAY_LEN(owned_env)];
+	mine[0] = xasprintf("COHORT_SOCKET=%s", l->opt.socket_path);
+	mine[1] = xasprintf("COHORT_TOKEN=%s", l->opt.token);
+	mine[2] = xasprintf("COHORT_CLIENT_ID=%lld", (long long)client_id);
+	mine[3] = xasprintf("COHORT_JOB=%s", l->opt.jobkey);
+	mine[4] = xasprintf("COHORT_WORKSPACE=%s", l->opt.workspace);
+	mine[5] = xasprintf("COHORT_TASKS=%u", tasks);
+	mine[6] = xasprintf("OPENBLAS_NUM_THREADS=1");
+	for (size_t i = 0; i < ARRAY_LEN(owned_env); i++)
+		env[n + i] = mine[i];
+
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log,
+	                                 O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawnattr_init(&attr);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	/* Its own process group: a terminal's ^C reaches the orchestrator,
+	 * which then stops its workers in order. */
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+	                                    POSIX_SPAWN_SETSIGDEF |
+	                                    POSIX_SPAWN_SETPGROUP);
+	char *argv[] = {(char *)l->opt.worker_path, NULL};
+	pid_t pid;
+	int rc = posix_spawn(&pid, l->opt.worker_path, &fa, &attr, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	for (size_t i = 0; i < ARRAY_LEN(owned_env); i++)
+		free(mine[i]);
+	free(env);
+
+	if (rc != 0) {
+		if (has_task) {
+			struct spawn_failure *f = xcalloc(1, sizeof *f);
+			f->l = l;
+			f->task_id = task_id;
+			snprintf(f->reason, sizeof f->reason,
+			         "cannot start worker %s (log %s): %s",
+			         l->opt.worker_path, log, strerror(rc));
+			l->in_hand++;
+			event_base_once(l->base, -1, EV_TIMEOUT,
+			                spawn_failure_cb, f, NULL);
+		}
+		free(log);
+		return;
+	}
+	free(log);
+	struct worker *w = worker_new(l, pid, has_task ? client_id : -1, tasks);
+	TAILQ_INSERT_TAIL(&l->workers, w, entry);
+	l->alive++;
+	l->stats.spawned++;
+	if (l->alive > l->stats.peak_alive)
+		l->stats.peak_alive = l->alive;
+	if (has_task)
+		worker_assign(w, task_id);
+}
+
+/* Pool workers started but not yet connected (they will take tasks). */
+static unsigned
+pool_starting(struct launcher *l)
+{
+	unsigned n = 0;
+	struct worker *w;
+	TAILQ_FOREACH(w, &l->workers, entry)
+	if (w->state == WORKER_SPAWNED && !w->has_task)
+		n += w->tasks_max;
+	return n;
+}
+
+/* Pop the oldest queued task. */
+static struct queued_task *
+pop_task(struct launcher *l)
+{
+	struct queued_task *q = TAILQ_FIRST(&l->queue);
+	if (q != NULL) {
+		TAILQ_REMOVE(&l->queue, q, entry);
+		l->queued--;
+	}
+	return q;
+}
+
+/* Hand queued tasks to idle workers and start workers in free slots. */
+static void
+schedule(struct launcher *l)
+{
+	if (l->stopping)
+		return;
+	if (l->opt.tasks_per_worker > 1) {
+		struct worker *w;
+		TAILQ_FOREACH(w, &l->workers, entry)
+		{
+			if (l->queued == 0)
+				break;
+			if (worker_idle(w)) {
+				struct queued_task *q = pop_task(l);
+				worker_assign(w, q->task_id);
+				free(q);
+			}
+		}
+		while (l->queued > pool_starting(l) &&
+		       l->alive < l->opt.max_concurrent)
+			spawn_worker(l, -1, 0, 0);
+		return;
+	}
+	while (l->queued > 0 && l->alive < l->opt.max_concurrent) {
+		struct queued_task *q = pop_task(l);
+		spawn_worker(l, q->client_id, 1, q->task_id);
+		free(q);
+	}
+}
+
+/* SIGCHLD: reap every worker that exited. */
+static void
+sigchld_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct launcher *l = arg;
+	(void)fd;
+	(void)what;
+	struct worker *w;
+	TAILQ_FOREACH(w, &l->workers, entry)
+	{
+		if (w->exited)
+			continue;
+		int status;
+		pid_t rc;
+		do
+			rc = waitpid(w->pid, &status, WNOHANG);
+		while (rc < 0 && errno == EINTR);
+		if (rc == w->pid)
+			worker_exited(w, status);
+	}
+}
+
+/* A connection: find its process by peer credentials, or refuse it. */
+static void
+accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
+          struct sockaddr *sa, int socklen, void *arg)
+{
+	struct launcher *l = arg;
+	(void)listener;
+	(void)sa;
+	(void)socklen;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	struct worker *w = NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	    cred.uid == getuid())
+		w = find_worker(l, cred.pid);
+	if (w == NULL || w->was_connected || w->exited || w->kill_stage > 0) {
+		l->stats.refused++;
+		close(fd);
+		return;
+	}
+	worker_attach(w, fd);
+}
+
+struct launcher *
+launcher_create(struct event_base *base, const struct launcher_options *opt,
+                const struct launcher_hooks *hooks, struct ipc_error *err)
+{
+	if (access(opt->worker_path, X_OK) != 0) {
+		ipc_error_set(err, IPC_E_IO,
+		              "launcher.worker: %s: not an executable: %s",
+		              opt->worker_path, strerror(errno));
+		return NULL;
+	}
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(opt->socket_path) >= sizeof sun.sun_path) {
+		ipc_error_set(err, IPC_E_BAD_VALUE,
+		              "%s: socket path longer than %zu bytes",
+		              opt->socket_path, sizeof sun.sun_path - 1);
+		return NULL;
+	}
+	strcpy(sun.sun_path, opt->socket_path);
+	unlink(opt->socket_path);
+
+	struct launcher *l = xcalloc(1, sizeof *l);
+	l->base = base;
+	l->opt = *opt;
+	l->opt.worker_path = xstrdup(opt->worker_path);
+	l->opt.socket_path = xstrdup(opt->socket_path);
+	l->opt.jobkey = xstrdup(opt->jobkey);
+	l->opt.token = xstrdup(opt->token);
+	l->opt.workspace = xstrdup(opt->workspace);
+	l->opt.log_dir = xstrdup(opt->log_dir);
+	if (l->opt.max_concurrent == 0)
+		l->opt.max_concurrent = 1;
+	if (l->opt.tasks_per_worker == 0)
+		l->opt.tasks_per_worker = 1;
+	l->hooks = *hooks;
+	l->env = inherit_env();
+	TAILQ_INIT(&l->workers);
+	TAILQ_INIT(&l->queue);
+	l->listener = evconnlistener_new_bind(
+	    base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, (struct sockaddr *)&sun, sizeof sun);
+	if (l->listener == NULL) {
+		ipc_error_set(err, IPC_E_IO, "%s: cannot listen: %s",
+		              opt->socket_path, strerror(errno));
+		launcher_free(l);
+		return NULL;
+	}
+	l->sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, l);
+	if (l->sigchld == NULL || evsignal_add(l->sigchld, NULL) < 0)
+		fatal("cannot watch SIGCHLD");
+	return l;
+}
+
+void
+launcher_submit(struct launcher *l, uint64_t task_id, int64_t client_id)
+{
+	if (l->stopping)
+		return;
+	struct queued_task *q = xcalloc(1, sizeof *q);
+	q->task_id = task_id;
+	q->client_id = client_id;
+	TAILQ_INSERT_TAIL(&l->queue, q, entry);
+	l->queued++;
+	schedule(l);
+}
+
+void
+launcher_stop(struct launcher *l, int force)
+{
+	l->stopping = 1;
+	struct queued_task *q;
+	while ((q = pop_task(l)) != NULL)
+		free(q);
+	struct worker *w;
+	TAILQ_FOREACH(w, &l->workers, entry)
+	{
+		if (force)
+			worker_kill(w);
+		else if (worker_idle(w))
+			worker_shutdown(w);
+		else if (w->state != WORKER_REPORTED)
+			worker_terminate(w, "orchestrator stopping");
+	}
+}
+
+unsigned
+launcher_alive(const struct launcher *l)
+{
+	return l->alive;
+}
+
+unsigned
+launcher_pending(const struct launcher *l)
+{
+	return l->queued + l->in_hand;
+}
+
+const struct launcher_stats *
+launcher_stats(const struct launcher *l)
+{
+	return &l->stats;
+}
+
+void
+launcher_worker_idle(struct launcher *l, struct worker *w)
+{
+	if (l->stopping) {
+		worker_shutdown(w);
+		return;
+	}
+	struct queued_task *q = pop_task(l);
+	if (q == NULL)
+		return;
+	worker_assign(w, q->task_id);
+	free(q);
+}
+
+void
+launcher_worker_gone(struct launcher *l, struct worker *w)
+{
+	TAILQ_REMOVE(&l->workers, w, entry);
+	worker_free(w);
+	l->alive--;
+	schedule(l);
+	if (l->hooks.exited != NULL)
+		l->hooks.exited(l->hooks.arg);
+}
+
+void
+launcher_task_failed(struct launcher *l, uint64_t task_id, const char *reason)
+{
+	if (l->stopping)
+		return;
+	l->hooks.failed(l->hooks.arg, task_id, reason);
+}
+
+void
+launcher_free(struct launcher *l)
+{
+	struct worker *w;
+	while ((w = TAILQ_FIRST(&l->workers)) != NULL) {
+		if (!w->exited) {
+			kill(w->pid, SIGKILL);
+			while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		if (w->have_last_task) {
+			char *name =
+			    xasprintf("/cohort.%s.u%llu", l->opt.jobkey,
+			              (unsigned long long)w->last_task);
+			shm_segment_unlink(name, NULL);
+			free(name);
+		}
+		TAILQ_REMOVE(&l->workers, w, entry);
+		worker_free(w);
+	}
+	struct queued_task *q;
+	while ((q = pop_task(l)) != NULL)
+		free(q);
+	if (l->listener != NULL)
+		evconnlistener_free(l->listener);
+	if (l->sigchld != NULL)
+		event_free(l->sigchld);
+	unlink(l->opt.socket_path);
+	for (size_t i = 0; l->env != NULL && l->env[i] != NULL; i++)
+		free(l->env[i]);
+	free(l->env);
+	free((char *)l->opt.worker_path);
+	free((char *)l->opt.socket_path);
+	free((char *)l->opt.jobkey);
+	free((char *)l->opt.token);
+	free((char *)l->opt.workspace);
+	free((char *)l->opt.log_dir);
+	free(l);
+}

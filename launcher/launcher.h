@@ -1,0 +1,81 @@
+/* launcher.h: runs client tasks in fork/exec'd worker processes: a queue,
+ * concurrency slots, per-worker logs, the listening socket workers connect
+ * to, per-task timeouts (SIGTERM then SIGKILL), exit-status accounting and
+ * cleanup of a dead worker's update segment. Everything happens inside the
+ * caller's libevent loop; outcomes come back through hooks. */
+#ifndef COHORT_LAUNCHER_H
+#define COHORT_LAUNCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "error.h"
+#include "message.h"
+
+struct launcher_options {
+	const char *worker_path; /* executable run for every worker */
+	const char *socket_path; /* where to listen (its directory is 0700) */
+	const char *jobkey; /* names shm segments: /cohort.<jobkey>.u<task> */
+	const char *token;  /* secret a worker must present in its hello */
+	const char *workspace;     /* COHORT_WORKSPACE for workers */
+	const char *log_dir;       /* per-worker stdout/stderr logs go here */
+	unsigned max_concurrent;   /* worker processes alive at once, >= 1 */
+	unsigned tasks_per_worker; /* 1: a process per task; > 1: a pool */
+	double task_timeout_s;
+	double kill_grace_s;
+};
+
+/* What the launcher tells its owner. Hooks may call launcher_submit and
+ * launcher_stop. Every submitted task ends in exactly one of result or
+ * failed (unless the launcher is stopped first). */
+struct launcher_hooks {
+	/* Encode the task frame (msg_encode_frame) for task_id; -1 fails it. */
+	int (*encode_task)(void *arg, uint64_t task_id, uint8_t **frame,
+	                   size_t *len);
+	/* A result for task_id arrived; m is owned by the launcher. */
+	void (*result)(void *arg, uint64_t task_id, const struct msg *m);
+	/* A progress frame for task_id arrived. */
+	void (*metrics)(void *arg, uint64_t task_id, const struct msg *m);
+	/* task_id failed; reason says why (exit status, timeout, protocol). */
+	void (*failed)(void *arg, uint64_t task_id, const char *reason);
+	/* A worker process was reaped (the owner may be waiting for none). */
+	void (*exited)(void *arg);
+	void *arg;
+};
+
+struct launcher_stats {
+	unsigned spawned;
+	unsigned exited_ok;    /* exit status 0 */
+	unsigned exited_error; /* non-zero exit status */
+	unsigned signalled;    /* killed by a signal */
+	unsigned timeouts;     /* tasks that ran past task_timeout_s */
+	unsigned sigterms;     /* SIGTERMs sent */
+	unsigned sigkills;     /* SIGKILLs sent */
+	unsigned refused;      /* connections refused (uid, unknown pid) */
+	unsigned peak_alive;   /* most worker processes alive at once */
+};
+
+struct launcher;
+
+/* Listen on the socket and get ready to run tasks. */
+struct launcher *launcher_create(struct event_base *base,
+                                 const struct launcher_options *opt,
+                                 const struct launcher_hooks *hooks,
+                                 struct ipc_error *err);
+/* Queue a task for client_id (-1 = not a client: central evaluation). */
+void launcher_submit(struct launcher *l, uint64_t task_id, int64_t client_id);
+/* Stop: drop queued tasks, tell idle workers to shut down and SIGTERM busy
+ * ones (SIGKILL after the grace period); with force, SIGKILL everything now. */
+void launcher_stop(struct launcher *l, int force);
+/* Worker processes alive (not yet reaped). */
+unsigned launcher_alive(const struct launcher *l);
+/* Tasks queued or in the hands of a worker. */
+unsigned launcher_pending(const struct launcher *l);
+const struct launcher_stats *launcher_stats(const struct launcher *l);
+/* SIGKILL and reap whatever is still alive, unlink their update segments,
+ * close the socket and free everything. */
+void launcher_free(struct launcher *l);
+
+#endif

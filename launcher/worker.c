@@ -1,0 +1,467 @@
+/* worker.c: one worker process's lifecycle as seen by the launcher: its
+ * connection (hello, task, result/metrics/error frames), its timers, and
+ * finishing once both its connection closed and its process was reaped. */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "shm.h"
+
+static void worker_maybe_finish(struct worker *w);
+
+/* Arm the worker's timer for the given number of seconds. */
+static void
+arm_timer(struct worker *w, double seconds)
+{
+	struct timeval tv;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	evtimer_add(w->timer, &tv);
+}
+
+/* Remember the first failure reason of the task in hand. */
+static void
+note_reason(struct worker *w, const char *reason)
+{
+	if (w->reason[0] == '\0' && reason != NULL)
+		snprintf(w->reason, sizeof w->reason, "%s", reason);
+}
+
+/* Send a signal to the worker process unless it is already reaped. */
+static void
+send_signal(struct worker *w, int sig)
+{
+	if (w->exited)
+		return;
+	if (kill(w->pid, sig) == 0) {
+		if (sig == SIGTERM)
+			w->l->stats.sigterms++;
+		else if (sig == SIGKILL)
+			w->l->stats.sigkills++;
+	}
+}
+
+/* Close the connection; the worker finishes once its process is reaped. */
+static void
+close_connection(struct worker *w)
+{
+	if (w->bev == NULL)
+		return;
+	bufferevent_free(w->bev);
+	w->bev = NULL;
+	worker_maybe_finish(w);
+}
+
+/* Best-effort error frame to the peer before we hang up on it. */
+static void
+send_error(struct worker *w, const char *code, const char *message)
+{
+	if (w->bev == NULL)
+		return;
+	struct msg m;
+	msg_init(&m, MSG_ERROR);
+	m.u.error.task_id = w->has_task ? w->task_id : 0;
+	m.u.error.code = xstrdup(code);
+	m.u.error.message = xstrdup(message);
+	uint8_t *frame;
+	size_t len;
+	if (msg_encode_frame(&m, &frame, &len) == 0) {
+		bufferevent_flush(w->bev, EV_WRITE, BEV_FLUSH);
+		(void)!write(bufferevent_getfd(w->bev), frame, len);
+		free(frame);
+	}
+	msg_free(&m);
+}
+
+/* A protocol violation: tell the peer, fail its task, hang up, kill it. */
+static void
+protocol_error(struct worker *w, const char *code, const char *what)
+{
+	send_error(w, code, what);
+	char *reason = xasprintf("protocol error: %s", what);
+	worker_terminate(w, reason);
+	free(reason);
+}
+
+/* Write the task frame for the task in hand and start its timeout. */
+static void
+send_task(struct worker *w)
+{
+	uint8_t *frame;
+	size_t len;
+	struct launcher *l = w->l;
+	if (l->hooks.encode_task(l->hooks.arg, w->task_id, &frame, &len) < 0) {
+		worker_terminate(w, "could not encode the task");
+		return;
+	}
+	bufferevent_write(w->bev, frame, len);
+	free(frame);
+	w->state = WORKER_BUSY;
+	if (w->tasks_max > 1)
+		arm_timer(w, l->opt.task_timeout_s);
+}
+
+/* Check a hello against this worker's identity and the job token. */
+static void
+on_hello(struct worker *w, const struct msg_hello *h)
+{
+	const char *bad = NULL;
+	if (strcmp(h->token, w->l->opt.token) != 0)
+		bad = "hello carries a wrong token";
+	else if (h->pid != w->pid)
+		bad = "hello pid differs from the connection's peer pid";
+	else if (h->client_id != w->client_id)
+		bad = "hello client_id differs from COHORT_CLIENT_ID";
+	if (bad != NULL) {
+		protocol_error(w, "bad-hello", bad);
+		return;
+	}
+	w->state = WORKER_CONNECTED;
+	if (w->has_task) {
+		send_task(w);
+		return;
+	}
+	evtimer_del(w->timer);
+	launcher_worker_idle(w->l, w);
+}
+
+/* A result for the task in hand: hand it over, then go idle or retire. */
+static void
+on_result(struct worker *w, const struct msg *m)
+{
+	struct launcher *l = w->l;
+	uint64_t task_id = w->task_id;
+	w->has_task = 0;
+	w->reason[0] = '\0';
+	l->in_hand--;
+	w->tasks_done++;
+	evtimer_del(w->timer);
+	if (w->tasks_done < w->tasks_max) {
+		w->state = WORKER_CONNECTED;
+	} else {
+		/* It exits by itself after COHORT_TASKS tasks; a worker that
+		 * lingers is told to go after the grace period. */
+		w->state = WORKER_REPORTED;
+		arm_timer(w, l->opt.kill_grace_s + 1.0);
+	}
+	l->hooks.result(l->hooks.arg, task_id, m);
+	if (w->state == WORKER_CONNECTED && w->bev != NULL && !l->stopping)
+		launcher_worker_idle(l, w);
+}
+
+/* Dispatch one decoded frame according to the worker's state. */
+static void
+on_message(struct worker *w, struct msg *m)
+{
+	struct launcher *l = w->l;
+	char what[600];
+	if (w->state == WORKER_SPAWNED) {
+		if (m->type != MSG_HELLO) {
+			snprintf(what, sizeof what, "expected hello, got %s",
+			         msg_type_name(m->type));
+			protocol_error(w, "protocol", what);
+			return;
+		}
+		on_hello(w, &m->u.hello);
+		return;
+	}
+	if (w->state != WORKER_BUSY) {
+		snprintf(what, sizeof what, "unexpected %s frame while idle",
+		         msg_type_name(m->type));
+		protocol_error(w, "protocol", what);
+		return;
+	}
+	uint64_t id = 0;
+	switch (m->type) {
+	case MSG_RESULT:
+		id = m->u.result.task_id;
+		break;
+	case MSG_METRICS:
+		id = m->u.metrics.task_id;
+		break;
+	case MSG_ERROR:
+		id = m->u.error.task_id;
+		break;
+	default:
+		snprintf(what, sizeof what, "unexpected %s frame during a task",
+		         msg_type_name(m->type));
+		protocol_error(w, "protocol", what);
+		return;
+	}
+	if (id != w->task_id && m->type != MSG_ERROR) {
+		snprintf(what, sizeof what,
+		         "%s for task %llu, expected task %llu",
+		         msg_type_name(m->type), (unsigned long long)id,
+		         (unsigned long long)w->task_id);
+		protocol_error(w, "protocol", what);
+		return;
+	}
+	if (m->type == MSG_RESULT) {
+		on_result(w, m);
+	} else if (m->type == MSG_METRICS) {
+		l->hooks.metrics(l->hooks.arg, w->task_id, m);
+	} else {
+		snprintf(what, sizeof what, "worker error %s: %s",
+		         m->u.error.code, m->u.error.message);
+		worker_terminate(w, what);
+	}
+}
+
+/* Bytes arrived: decode every whole frame and act on it. */
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	struct worker *w = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
+	size_t off = 0;
+	while (off < len && w->bev != NULL) {
+		size_t used;
+		struct ipc_error err;
+		int rc = frame_decoder_feed(&w->decoder, data + off, len - off,
+		                            &used, &err);
+		off += used;
+		if (rc < 0) {
+			protocol_error(w, ipc_code_name(err.code), err.message);
+			return;
+		}
+		if (rc == 0)
+			break;
+		size_t plen;
+		const uint8_t *payload =
+		    frame_decoder_payload(&w->decoder, &plen);
+		struct msg m;
+		if (msg_decode(payload, plen, &m, &err) < 0) {
+			protocol_error(w, ipc_code_name(err.code), err.message);
+			return;
+		}
+		on_message(w, &m);
+		msg_free(&m);
+	}
+	if (w->bev != NULL)
+		evbuffer_drain(in, off);
+}
+
+/* The peer hung up or the socket failed. */
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (w->has_task)
+			note_reason(w, "connection closed without a result");
+		close_connection(w);
+	}
+}
+
+/* Timeout of the task in hand, or the end of a kill grace period. */
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct launcher *l = w->l;
+	(void)fd;
+	(void)what;
+	if (w->exited) {
+		/* Reaped but something still holds its socket open. */
+		close_connection(w);
+		return;
+	}
+	if (w->kill_stage == 0) {
+		if (w->has_task) {
+			char *r = xasprintf("timed out after %g s",
+			                    l->opt.task_timeout_s);
+			note_reason(w, r);
+			free(r);
+			l->stats.timeouts++;
+		}
+		worker_terminate(w, NULL);
+	} else if (w->kill_stage == 1) {
+		worker_kill(w);
+	}
+}
+
+/* Deferred finish: report the task's failure, clean up, leave. */
+static void
+finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct launcher *l = w->l;
+	(void)fd;
+	(void)what;
+	w->state = WORKER_EXITED;
+	if (w->have_last_task) {
+		char *name = xasprintf("/cohort.%s.u%llu", l->opt.jobkey,
+		                       (unsigned long long)w->last_task);
+		shm_segment_unlink(name, NULL);
+		free(name);
+	}
+	if (w->has_task) {
+		char status[128];
+		if (WIFSIGNALED(w->status))
+			snprintf(status, sizeof status,
+			         "worker killed by signal %d (%s)",
+			         WTERMSIG(w->status),
+			         strsignal(WTERMSIG(w->status)));
+		else
+			snprintf(status, sizeof status,
+			         "worker exited with status %d",
+			         WEXITSTATUS(w->status));
+		char *reason;
+		if (w->reason[0] != '\0')
+			reason = xasprintf("%s; %s", w->reason, status);
+		else if (!w->was_connected)
+			reason = xasprintf("%s before connecting", status);
+		else
+			reason =
+			    xasprintf("%s before reporting a result", status);
+		w->has_task = 0;
+		l->in_hand--;
+		launcher_task_failed(l, w->task_id, reason);
+		free(reason);
+	}
+	launcher_worker_gone(l, w);
+}
+
+/* Schedule the finish once the connection is closed and the process reaped. */
+static void
+worker_maybe_finish(struct worker *w)
+{
+	if (w->exited && w->bev == NULL)
+		event_active(w->finish, EV_TIMEOUT, 0);
+}
+
+struct worker *
+worker_new(struct launcher *l, pid_t pid, int64_t client_id, unsigned tasks_max)
+{
+	struct worker *w = xcalloc(1, sizeof *w);
+	w->l = l;
+	w->pid = pid;
+	w->state = WORKER_SPAWNED;
+	w->client_id = client_id;
+	w->tasks_max = tasks_max;
+	frame_decoder_init(&w->decoder, FRAME_MAX_DEFAULT);
+	w->timer = evtimer_new(l->base, timer_cb, w);
+	w->finish = evtimer_new(l->base, finish_cb, w);
+	if (w->timer == NULL || w->finish == NULL)
+		fatal("cannot create worker timers");
+	/* Startup counts against the first task's timeout. */
+	arm_timer(w, l->opt.task_timeout_s);
+	return w;
+}
+
+void
+worker_assign(struct worker *w, uint64_t task_id)
+{
+	w->has_task = 1;
+	w->task_id = task_id;
+	w->have_last_task = 1;
+	w->last_task = task_id;
+	w->reason[0] = '\0';
+	w->l->in_hand++;
+	if (w->state == WORKER_CONNECTED && w->bev != NULL)
+		send_task(w);
+}
+
+void
+worker_attach(struct worker *w, int fd)
+{
+	w->bev = bufferevent_socket_new(w->l->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (w->bev == NULL)
+		fatal("cannot create a bufferevent");
+	w->was_connected = 1;
+	bufferevent_setcb(w->bev, read_cb, NULL, event_cb, w);
+	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+}
+
+void
+worker_exited(struct worker *w, int status)
+{
+	w->exited = 1;
+	w->status = status;
+	struct launcher_stats *s = &w->l->stats;
+	if (WIFSIGNALED(status))
+		s->signalled++;
+	else if (WEXITSTATUS(status) == 0)
+		s->exited_ok++;
+	else
+		s->exited_error++;
+	/* Its socket reaches EOF soon; the timer closes it if a stray child
+	 * keeps it open. */
+	if (w->bev != NULL)
+		arm_timer(w, w->l->opt.kill_grace_s + 1.0);
+	else
+		evtimer_del(w->timer);
+	worker_maybe_finish(w);
+}
+
+void
+worker_terminate(struct worker *w, const char *reason)
+{
+	note_reason(w, reason);
+	close_connection(w);
+	if (w->exited || w->kill_stage > 0)
+		return;
+	if (w->l->opt.kill_grace_s <= 0) {
+		worker_kill(w);
+		return;
+	}
+	send_signal(w, SIGTERM);
+	w->kill_stage = 1;
+	arm_timer(w, w->l->opt.kill_grace_s);
+}
+
+void
+worker_kill(struct worker *w)
+{
+	close_connection(w);
+	if (w->exited || w->kill_stage >= 2)
+		return;
+	send_signal(w, SIGKILL);
+	w->kill_stage = 2;
+	evtimer_del(w->timer);
+}
+
+void
+worker_shutdown(struct worker *w)
+{
+	struct msg m;
+	msg_init(&m, MSG_TASK);
+	m.u.task.kind = TASK_SHUTDOWN;
+	uint8_t *frame;
+	size_t len;
+	if (msg_encode_frame(&m, &frame, &len) == 0) {
+		bufferevent_write(w->bev, frame, len);
+		free(frame);
+	}
+	msg_free(&m);
+	w->state = WORKER_REPORTED;
+	arm_timer(w, w->l->opt.kill_grace_s + 1.0);
+}
+
+int
+worker_idle(const struct worker *w)
+{
+	return w->state == WORKER_CONNECTED && w->bev != NULL && !w->has_task &&
+	       w->tasks_done < w->tasks_max;
+}
+
+void
+worker_free(struct worker *w)
+{
+	if (w->bev != NULL)
+		bufferevent_free(w->bev);
+	event_free(w->timer);
+	event_free(w->finish);
+	frame_decoder_free(&w->decoder);
+	free(w);
+}

@@ -1,0 +1,304 @@
+/* helper-fake-worker.c: cohort-test-fake-worker, a stand-in for cohort-worker
+ * that speaks protocol v1 from the same environment but "trains"
+ * deterministically, so tests can check FedAvg results exactly, and that
+ * misbehaves on request.
+ *
+ *   --prepare WORKSPACE: writes checkpoints/initial.safetensors (a.weight
+ *     [4,3] and a.bias [4], element i = i * 0.1) and data/prepared.json.
+ *   fit: update = global + 0.01 * (client_id + 1), num_examples =
+ *     100 * (client_id + 1), loss = 1 / (round + 1) + 0.01 * client_id.
+ *   evaluate: num_examples 1000, loss = 1 / (round + 1), accuracy =
+ *     round * 0.1.
+ *
+ * COHORT_FAKE_FAULT picks a misbehaviour on fit tasks (restricted to one
+ * client by COHORT_FAKE_FAULT_CLIENT): exit1, segv, hang (ignores SIGTERM),
+ * garbage, badtoken (in the hello), nan, wrongshape, noreply (closes the
+ * socket, then exits), exitfirst (exits while a child keeps the socket open),
+ * slow (sleeps COHORT_FAKE_SLEEP_MS, default 500, then succeeds); "prepare"
+ * makes --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every fit. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "message.h"
+#include "safetensors.h"
+#include "shm.h"
+#include "tensor.h"
+#include "util.h"
+
+/* Sleep for ms milliseconds. */
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The fault to act out for this client, or "". */
+static const char *
+fault_for(int64_t client_id)
+{
+	const char *fault = getenv("COHORT_FAKE_FAULT");
+	const char *only = getenv("COHORT_FAKE_FAULT_CLIENT");
+	if (fault == NULL)
+		return "";
+	if (only != NULL && atoll(only) != client_id)
+		return "";
+	return fault;
+}
+
+/* --prepare: the deterministic initial model and prepared.json. */
+static int
+prepare(const char *ws)
+{
+	if (strcmp(fault_for(-1), "prepare") == 0) {
+		fprintf(stderr, "fake prepare failure: dataset not found\n");
+		return 1;
+	}
+	struct tensor_manifest m;
+	struct ipc_error err;
+	tensor_manifest_init(&m);
+	uint64_t ws_shape[2] = {4, 3}, b_shape[1] = {4};
+	if (tensor_manifest_add(&m, "a.weight", DTYPE_F32, 2, ws_shape, &err) <
+	        0 ||
+	    tensor_manifest_add(&m, "a.bias", DTYPE_F32, 1, b_shape, &err) < 0)
+		fatal("%s", err.message);
+	unsigned char *region = xcalloc(1, m.total_size);
+	for (size_t t = 0; t < m.count; t++) {
+		float *f = (float *)(region + m.tensors[t].offset);
+		for (size_t i = 0; i < m.tensors[t].nbytes / 4; i++)
+			f[i] = (float)i * 0.1f;
+	}
+	char *path = xasprintf("%s/checkpoints/initial.safetensors", ws);
+	int rc = safetensors_write(path, &m, region, NULL, &err);
+	free(path);
+	free(region);
+	tensor_manifest_free(&m);
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err.message);
+		return 1;
+	}
+	path = xasprintf("%s/data/prepared.json", ws);
+	FILE *f = fopen(path, "w");
+	if (f == NULL) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		free(path);
+		return 1;
+	}
+	fprintf(f,
+	        "{\"train\": \"/dev/null\", \"test\": \"/dev/null\", "
+	        "\"partition\": \"/dev/null\", \"model\": \"fake\", "
+	        "\"initial\": \"%s/checkpoints/initial.safetensors\", "
+	        "\"num_train\": 1000, \"num_test\": 100}\n",
+	        ws);
+	fclose(f);
+	free(path);
+	return 0;
+}
+
+/* Connect to the orchestrator's socket. */
+static int
+connect_socket(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
+		fatal("connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* Send m or die. */
+static void
+send_or_die(int fd, struct msg *m)
+{
+	struct ipc_error err;
+	if (msg_send(fd, m, &err) < 0)
+		fatal("send: %s", err.message);
+}
+
+/* Act out a fault that replaces the reply; returns only for faults that
+ * still answer (nan, wrongshape, slow). */
+static void
+act_out(const char *fault, int fd)
+{
+	if (strcmp(fault, "exit1") == 0) {
+		fprintf(stderr, "fake: exiting with status 1\n");
+		exit(1);
+	} else if (strcmp(fault, "segv") == 0) {
+		raise(SIGSEGV);
+	} else if (strcmp(fault, "hang") == 0) {
+		signal(SIGTERM, SIG_IGN);
+		for (;;)
+			pause();
+	} else if (strcmp(fault, "garbage") == 0) {
+		unsigned char junk[64];
+		for (size_t i = 0; i < sizeof junk; i++)
+			junk[i] = (unsigned char)(i * 37 + 11);
+		junk[0] = 0xff; /* a length far over the frame limit */
+		(void)!write(fd, junk, sizeof junk);
+		char c;
+		while (read(fd, &c, 1) > 0)
+			;
+		exit(1);
+	} else if (strcmp(fault, "noreply") == 0) {
+		close(fd);
+		sleep_ms(100);
+		exit(0);
+	} else if (strcmp(fault, "exitfirst") == 0) {
+		if (fork() == 0) {
+			sleep_ms(300);
+			_exit(0);
+		}
+		exit(0);
+	} else if (strcmp(fault, "slow") == 0) {
+		const char *ms = getenv("COHORT_FAKE_SLEEP_MS");
+		sleep_ms(ms ? atol(ms) : 500);
+	}
+}
+
+/* A fit task: the deterministic update in a fresh segment. */
+static void
+fit(int fd, const struct msg_task *t, const char *job, const char *fault)
+{
+	struct ipc_error err;
+	const char *delay = getenv("COHORT_FAKE_SLEEP_MS");
+	if (delay != NULL && strcmp(fault, "slow") != 0)
+		sleep_ms(atol(delay));
+	act_out(fault, fd);
+	struct shm_segment g, u;
+	if (shm_segment_open(&g, t->params.shm, 0, t->params.size, &err) < 0)
+		fatal("%s", err.message);
+	char name[PARAMS_SHM_MAX];
+	snprintf(name, sizeof name, "/cohort.%s.u%llu", job,
+	         (unsigned long long)t->task_id);
+	if (shm_segment_create(&u, name, t->params.size, &err) < 0)
+		fatal("%s", err.message);
+	memcpy(u.addr, g.addr, t->params.size);
+	shm_segment_close(&g);
+	const struct tensor_manifest *m = &t->params.manifest;
+	float delta = 0.01f * (float)(t->client_id + 1);
+	for (size_t i = 0; i < m->count; i++) {
+		float *f = (float *)((char *)u.addr + m->tensors[i].offset);
+		for (size_t k = 0; k < m->tensors[i].nbytes / 4; k++)
+			f[k] += delta;
+	}
+	if (strcmp(fault, "nan") == 0)
+		((float *)((char *)u.addr + m->tensors[0].offset))[1] = NAN;
+	shm_segment_close(&u);
+
+	struct msg step;
+	msg_init(&step, MSG_METRICS);
+	step.u.metrics.task_id = t->task_id;
+	step.u.metrics.step = 1;
+	kv_set_num(&step.u.metrics.values, "loss", 2.0);
+	send_or_die(fd, &step);
+	msg_free(&step);
+
+	struct msg r;
+	msg_init(&r, MSG_RESULT);
+	r.u.result.task_id = t->task_id;
+	r.u.result.num_examples = 100 * (uint64_t)(t->client_id + 1);
+	kv_set_num(&r.u.result.metrics, "loss",
+	           1.0 / (t->round + 1) + 0.01 * (double)t->client_id);
+	kv_set_num(&r.u.result.metrics, "accuracy", 0.5);
+	r.u.result.params.where = PARAMS_SHM;
+	snprintf(r.u.result.params.shm, sizeof r.u.result.params.shm, "%s",
+	         name);
+	r.u.result.params.size = t->params.size;
+	tensor_manifest_copy(&r.u.result.params.manifest, m);
+	if (strcmp(fault, "wrongshape") == 0) {
+		/* a.weight [4,3] is reported as [3,4]. */
+		struct tensor_desc *d = &r.u.result.params.manifest.tensors[0];
+		uint64_t s0 = d->shape[0];
+		d->shape[0] = d->shape[d->rank - 1];
+		d->shape[d->rank - 1] = s0;
+	}
+	send_or_die(fd, &r);
+	msg_free(&r);
+}
+
+/* An evaluate task: metrics only. */
+static void
+evaluate(int fd, const struct msg_task *t)
+{
+	struct msg r;
+	msg_init(&r, MSG_RESULT);
+	r.u.result.task_id = t->task_id;
+	r.u.result.num_examples = 1000;
+	kv_set_num(&r.u.result.metrics, "loss", 1.0 / (t->round + 1));
+	kv_set_num(&r.u.result.metrics, "accuracy", t->round * 0.1);
+	send_or_die(fd, &r);
+	msg_free(&r);
+}
+
+int
+main(int argc, char **argv)
+{
+	log_init("fake-worker", LOG_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc == 3 && strcmp(argv[1], "--prepare") == 0)
+		return prepare(argv[2]);
+	const char *sock = getenv("COHORT_SOCKET");
+	const char *token = getenv("COHORT_TOKEN");
+	const char *job = getenv("COHORT_JOB");
+	const char *cid = getenv("COHORT_CLIENT_ID");
+	const char *ntasks = getenv("COHORT_TASKS");
+	if (sock == NULL || token == NULL || job == NULL || cid == NULL)
+		fatal("COHORT_SOCKET, COHORT_TOKEN, COHORT_JOB and "
+		      "COHORT_CLIENT_ID must be set");
+	int64_t client_id = atoll(cid);
+	long max_tasks = ntasks ? atol(ntasks) : 1;
+	int fd = connect_socket(sock);
+
+	struct msg hello;
+	msg_init(&hello, MSG_HELLO);
+	int badtoken = strcmp(fault_for(client_id), "badtoken") == 0;
+	snprintf(hello.u.hello.token, sizeof hello.u.hello.token, "%s",
+	         badtoken ? "not-the-token" : token);
+	hello.u.hello.client_id = client_id;
+	hello.u.hello.pid = (int32_t)getpid();
+	snprintf(hello.u.hello.device, sizeof hello.u.hello.device, "fake");
+	send_or_die(fd, &hello);
+	msg_free(&hello);
+
+	for (long done = 0; done < max_tasks; done++) {
+		struct msg m;
+		struct ipc_error err;
+		if (msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) < 0) {
+			fprintf(stderr, "fake: receive: %s\n", err.message);
+			return 1;
+		}
+		if (m.type == MSG_ERROR) {
+			fprintf(stderr, "fake: orchestrator says %s: %s\n",
+			        m.u.error.code, m.u.error.message);
+			msg_free(&m);
+			return 1;
+		}
+		if (m.type != MSG_TASK)
+			fatal("expected a task, got %s", msg_type_name(m.type));
+		const struct msg_task *t = &m.u.task;
+		if (t->kind == TASK_SHUTDOWN) {
+			msg_free(&m);
+			return 0;
+		}
+		if (t->kind == TASK_FIT)
+			fit(fd, t, job, fault_for(t->client_id));
+		else
+			evaluate(fd, t);
+		msg_free(&m);
+	}
+	close(fd);
+	return 0;
+}

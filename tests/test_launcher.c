@@ -1,0 +1,369 @@
+/* test_launcher.c: the launcher with the fake worker: slots, timeouts
+ * (SIGTERM then SIGKILL), exit-status accounting, socket close and process
+ * exit in both orders, bad hellos and frames, pool mode, stopping; and that
+ * no segment or child process is left behind. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "harness.h"
+#include "launcher.h"
+#include "message.h"
+#include "shm.h"
+
+#define MAX_TASKS 16
+
+struct ctx {
+	struct event_base *base;
+	struct launcher *l;
+	char jobkey[32];
+	char global[64];
+	struct tensor_manifest manifest;
+	struct shm_segment g;
+	int kind_evaluate;
+	unsigned submitted, results, failures, metrics;
+	char reasons[MAX_TASKS][512];
+	unsigned max_alive_seen;
+};
+
+static int
+encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
+{
+	struct ctx *c = arg;
+	struct msg m;
+	msg_init(&m, MSG_TASK);
+	m.u.task.task_id = task_id;
+	m.u.task.kind = c->kind_evaluate ? TASK_EVALUATE : TASK_FIT;
+	m.u.task.round = 1;
+	m.u.task.client_id = (int64_t)(task_id % 4);
+	m.u.task.params.where = PARAMS_SHM;
+	snprintf(m.u.task.params.shm, sizeof m.u.task.params.shm, "%s",
+	         c->global);
+	m.u.task.params.size = c->manifest.total_size;
+	tensor_manifest_copy(&m.u.task.params.manifest, &c->manifest);
+	int rc = msg_encode_frame(&m, frame, len);
+	msg_free(&m);
+	return rc;
+}
+
+static void
+on_result(void *arg, uint64_t task_id, const struct msg *m)
+{
+	struct ctx *c = arg;
+	(void)task_id;
+	c->results++;
+	if (m->u.result.params.where == PARAMS_SHM)
+		shm_segment_unlink(m->u.result.params.shm, NULL);
+}
+
+static void
+on_metrics(void *arg, uint64_t task_id, const struct msg *m)
+{
+	struct ctx *c = arg;
+	(void)task_id;
+	(void)m;
+	c->metrics++;
+}
+
+static void
+on_failed(void *arg, uint64_t task_id, const char *reason)
+{
+	struct ctx *c = arg;
+	if (task_id < MAX_TASKS)
+		snprintf(c->reasons[task_id], sizeof c->reasons[0], "%s",
+		         reason);
+	c->failures++;
+}
+
+static void
+on_exited(void *arg)
+{
+	(void)arg;
+}
+
+/* Start a launcher on a fresh socket with the fault given in the env. */
+static void
+setup(struct ctx *c, const char *fault, unsigned max_concurrent,
+      unsigned tasks_per_worker, double timeout_s)
+{
+	static int seq;
+	memset(c, 0, sizeof *c);
+	if (fault != NULL)
+		setenv("COHORT_FAKE_FAULT", fault, 1);
+	else
+		unsetenv("COHORT_FAKE_FAULT");
+	c->base = event_base_new();
+	snprintf(c->jobkey, sizeof c->jobkey, "%ld-t%d", (long)getpid(), ++seq);
+	snprintf(c->global, sizeof c->global, "/cohort.%s.g1", c->jobkey);
+	struct ipc_error err;
+	tensor_manifest_init(&c->manifest);
+	uint64_t shape[2] = {4, 3};
+	tensor_manifest_add(&c->manifest, "a.weight", DTYPE_F32, 2, shape,
+	                    &err);
+	if (shm_segment_create(&c->g, c->global, c->manifest.total_size, &err) <
+	    0)
+		harness_fail(__FILE__, __LINE__, "%s", err.message);
+	char sock[512], logs[512];
+	snprintf(sock, sizeof sock, "%s/s%d.sock", harness_tmpdir(), seq);
+	snprintf(logs, sizeof logs, "%s/logs", harness_tmpdir());
+	mkdir(logs, 0755);
+	struct launcher_options o = {
+	    .worker_path = harness_build_path("tests/cohort-test-fake-worker"),
+	    .socket_path = sock,
+	    .jobkey = c->jobkey,
+	    .token = "0123456789abcdef",
+	    .workspace = harness_tmpdir(),
+	    .log_dir = logs,
+	    .max_concurrent = max_concurrent,
+	    .tasks_per_worker = tasks_per_worker,
+	    .task_timeout_s = timeout_s,
+	    .kill_grace_s = 0.2,
+	};
+	struct launcher_hooks h = {encode_task, on_result, on_metrics,
+	                           on_failed,   on_exited, c};
+	c->l = launcher_create(c->base, &o, &h, &err);
+	if (c->l == NULL)
+		harness_fail(__FILE__, __LINE__, "%s", err.message);
+}
+
+/* Periodic wake-up so run() can check its deadline. */
+static void
+tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctx *c = arg;
+	(void)fd;
+	(void)what;
+	if (launcher_alive(c->l) > c->max_alive_seen)
+		c->max_alive_seen = launcher_alive(c->l);
+}
+
+/* Run the loop until every task ended and every worker was reaped. */
+static void
+run(struct ctx *c, double limit_s)
+{
+	struct event *t = event_new(c->base, -1, EV_PERSIST, tick, c);
+	struct timeval tv = {0, 10000};
+	event_add(t, &tv);
+	double end = now_seconds() + limit_s;
+	while ((c->results + c->failures < c->submitted ||
+	        launcher_alive(c->l) > 0) &&
+	       now_seconds() < end)
+		event_base_loop(c->base, EVLOOP_ONCE);
+	event_free(t);
+	CHECK(now_seconds() < end);
+}
+
+/* Count /dev/shm entries of this context's job. */
+static int
+job_segments(const struct ctx *c)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "cohort.%s.", c->jobkey);
+	int n = 0;
+	DIR *d = opendir("/dev/shm");
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+		    strcmp(de->d_name, c->global + 1) != 0)
+			n++;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/* Free the launcher; assert no update segment and no child remain. */
+static void
+teardown(struct ctx *c)
+{
+	launcher_free(c->l);
+	CHECK_EQ_INT(job_segments(c), 0);
+	shm_segment_close(&c->g);
+	shm_segment_unlink(c->global, NULL);
+	tensor_manifest_free(&c->manifest);
+	event_base_free(c->base);
+	CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+	unsetenv("COHORT_FAKE_FAULT");
+	unsetenv("COHORT_FAKE_SLEEP_MS");
+}
+
+static void
+submit(struct ctx *c, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		launcher_submit(c->l, c->submitted++, (int64_t)(i % 4));
+}
+
+static void
+test_slots(void)
+{
+	struct ctx c;
+	setenv("COHORT_FAKE_SLEEP_MS", "100", 1);
+	setup(&c, NULL, 2, 1, 10);
+	submit(&c, 6);
+	CHECK_EQ_INT(launcher_alive(c.l), 2);
+	run(&c, 10);
+	CHECK_EQ_INT(c.results, 6);
+	CHECK_EQ_INT(c.failures, 0);
+	CHECK_EQ_INT(c.metrics, 6);
+	const struct launcher_stats *s = launcher_stats(c.l);
+	CHECK_EQ_INT(s->spawned, 6);
+	CHECK_EQ_INT(s->exited_ok, 6);
+	CHECK(s->peak_alive <= 2);
+	CHECK(c.max_alive_seen <= 2);
+	teardown(&c);
+}
+
+static void
+test_timeout_term_then_kill(void)
+{
+	struct ctx c;
+	setup(&c, "hang", 1, 1, 0.3);
+	double t0 = now_seconds();
+	submit(&c, 1);
+	run(&c, 10);
+	double took = now_seconds() - t0;
+	CHECK_EQ_INT(c.failures, 1);
+	CHECK_STR_CONTAINS(c.reasons[0], "timed out after 0.3 s");
+	CHECK_STR_CONTAINS(c.reasons[0], "killed by signal 9");
+	const struct launcher_stats *s = launcher_stats(c.l);
+	CHECK_EQ_INT(s->timeouts, 1);
+	CHECK_EQ_INT(s->sigterms, 1);
+	CHECK_EQ_INT(s->sigkills, 1);
+	CHECK_EQ_INT(s->signalled, 1);
+	CHECK(took >= 0.45);
+	teardown(&c);
+}
+
+static void
+test_exit_status(void)
+{
+	struct ctx c;
+	setup(&c, "exit1", 2, 1, 10);
+	submit(&c, 3);
+	run(&c, 10);
+	CHECK_EQ_INT(c.failures, 3);
+	CHECK_STR_CONTAINS(c.reasons[2], "worker exited with status 1");
+	CHECK_EQ_INT(launcher_stats(c.l)->exited_error, 3);
+	teardown(&c);
+
+	setup(&c, "segv", 2, 1, 10);
+	submit(&c, 1);
+	run(&c, 10);
+	CHECK_EQ_INT(c.failures, 1);
+	CHECK_STR_CONTAINS(c.reasons[0], "killed by signal 11");
+	CHECK_EQ_INT(launcher_stats(c.l)->signalled, 1);
+	teardown(&c);
+}
+
+static void
+test_close_then_exit(void)
+{
+	struct ctx c;
+	setup(&c, "noreply", 1, 1, 10);
+	submit(&c, 1);
+	run(&c, 10);
+	CHECK_EQ_INT(c.failures, 1);
+	CHECK_STR_CONTAINS(c.reasons[0], "connection closed without a result; "
+	                                 "worker exited with status 0");
+	teardown(&c);
+}
+
+static void
+test_exit_then_close(void)
+{
+	struct ctx c;
+	setup(&c, "exitfirst", 1, 1, 10);
+	double t0 = now_seconds();
+	submit(&c, 1);
+	run(&c, 10);
+	CHECK_EQ_INT(c.failures, 1);
+	/* The task ends only once the socket (held by a grandchild) closes. */
+	CHECK(now_seconds() - t0 >= 0.25);
+	CHECK_STR_CONTAINS(c.reasons[0], "worker exited with status 0");
+	teardown(&c);
+}
+
+static void
+test_bad_peers(void)
+{
+	struct ctx c;
+	setup(&c, "badtoken", 1, 1, 10);
+	submit(&c, 1);
+	run(&c, 10);
+	CHECK_EQ_INT(c.failures, 1);
+	CHECK_STR_CONTAINS(c.reasons[0], "wrong token");
+	teardown(&c);
+
+	setup(&c, "garbage", 1, 1, 10);
+	submit(&c, 1);
+	run(&c, 10);
+	CHECK_EQ_INT(c.failures, 1);
+	CHECK_STR_CONTAINS(c.reasons[0], "protocol error");
+	teardown(&c);
+}
+
+static void
+test_pool(void)
+{
+	struct ctx c;
+	setup(&c, NULL, 2, 3, 10);
+	submit(&c, 6);
+	run(&c, 10);
+	CHECK_EQ_INT(c.results, 6);
+	CHECK_EQ_INT(launcher_stats(c.l)->spawned, 2);
+	CHECK_EQ_INT(launcher_stats(c.l)->exited_ok, 2);
+	teardown(&c);
+
+	/* Idle pool workers left after the work are shut down by stop. */
+	setup(&c, NULL, 2, 10, 10);
+	c.kind_evaluate = 1;
+	submit(&c, 3);
+	double end = now_seconds() + 10;
+	while (c.results < 3 && now_seconds() < end)
+		event_base_loop(c.base, EVLOOP_ONCE);
+	CHECK_EQ_INT(c.results, 3);
+	CHECK(launcher_alive(c.l) > 0);
+	launcher_stop(c.l, 0);
+	run(&c, 10);
+	CHECK_EQ_INT(launcher_stats(c.l)->exited_ok,
+	             launcher_stats(c.l)->spawned);
+	teardown(&c);
+}
+
+static void
+test_stop(void)
+{
+	struct ctx c;
+	setup(&c, "hang", 2, 1, 60);
+	submit(&c, 4);
+	for (int i = 0; i < 20; i++)
+		event_base_loop(c.base, EVLOOP_NONBLOCK);
+	launcher_stop(c.l, 0);
+	c.submitted = 0;
+	run(&c, 10);
+	CHECK_EQ_INT(launcher_alive(c.l), 0);
+	CHECK_EQ_INT(launcher_stats(c.l)->spawned, 2);
+	teardown(&c);
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	RUN(test_slots);
+	RUN(test_timeout_term_then_kill);
+	RUN(test_exit_status);
+	RUN(test_close_then_exit);
+	RUN(test_exit_then_close);
+	RUN(test_bad_peers);
+	RUN(test_pool);
+	RUN(test_stop);
+	return harness_finish();
+}
