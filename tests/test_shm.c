@@ -36,7 +36,7 @@ cleanup(void)
 static int
 seg_exists(const char *name)
 {
-	char path[300];
+	char path[640];
 	snprintf(path, sizeof path, "/dev/shm/%s", name + 1);
 	return access(path, F_OK) == 0;
 }
