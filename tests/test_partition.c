@@ -1,6 +1,7 @@
 /* test_partition.c: iid, Dirichlet and shard splits cover the data once, are
  * reproducible from the seed, have the promised label skew, and damaged
  * partition files are rejected. */
+#include "dataset.h"
 #include "harness.h"
 #include "partition.h"
 
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CLASSES 10
@@ -480,6 +482,106 @@ test_speed(void)
 	free(labels);
 }
 
+/* Write a plain IDX file: magic, dims (big-endian), then data. */
+static void
+write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndims,
+          const uint8_t *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	uint32_t words[4] = {magic, dims[0], ndims > 1 ? dims[1] : 0,
+	                     ndims > 2 ? dims[2] : 0};
+	for (int i = 0; i <= ndims; i++) {
+		uint8_t be[4] = {(uint8_t)(words[i] >> 24),
+		                 (uint8_t)(words[i] >> 16),
+		                 (uint8_t)(words[i] >> 8), (uint8_t)words[i]};
+		fwrite(be, 1, 4, f);
+	}
+	fwrite(data, 1, len, f);
+	fclose(f);
+}
+
+/* Run a shell command; its exit status, or -1. */
+static int
+run_status(const char *cmd)
+{
+	int st = system(cmd);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+test_tool_histogram(void)
+{
+	const char *tool = harness_build_path("worker/cohort-partition");
+	if (access(tool, X_OK) != 0)
+		harness_skip("cohort-partition is not built");
+	char tool_path[1024], dir[512], cache[600], cmd[4096];
+	snprintf(tool_path, sizeof tool_path, "%s", tool);
+	snprintf(dir, sizeof dir, "%s", tmp_path("tool-data"));
+	CHECK(mkdir(dir, 0755) == 0);
+	uint32_t count = 100, dims[3] = {100, 2, 2};
+	uint8_t *labels = balanced_labels(count);
+	uint8_t pixels[400] = {0};
+	snprintf(cache, sizeof cache, "%s/train-images-idx3-ubyte", dir);
+	write_idx(cache, 0x803, dims, 3, pixels, sizeof pixels);
+	snprintf(cache, sizeof cache, "%s/train-labels-idx1-ubyte", dir);
+	write_idx(cache, 0x801, dims, 1, labels, count);
+	struct ipc_error err = {0};
+	char data[1024];
+	snprintf(cache, sizeof cache, "%s/cache", dir);
+	CHECK_EQ_INT(dataset_prepare("mnist", dir, "train", cache, data,
+	                             sizeof data, &err),
+	             0);
+	struct partition_spec spec = make_spec(PARTITION_SHARDS, 3);
+	spec.holdout_fraction = 0.2;
+	const char *part = tmp_path("tool.part"), *csv = tmp_path("tool.csv");
+	CHECK_EQ_INT(
+	    partition_build(labels, count, CLASSES, 4, &spec, part, &err), 0);
+	snprintf(cmd, sizeof cmd, "%s --show %s --data %s --csv %s >/dev/null",
+	         tool_path, part, data, csv);
+	CHECK_EQ_INT(run_status(cmd), 0);
+	/* The CSV rows match the partition's own counts. */
+	struct partition p;
+	CHECK_EQ_INT(partition_open(part, &p, &err), 0);
+	FILE *f = fopen(csv, "r");
+	CHECK(f != NULL);
+	char line[512];
+	CHECK(f != NULL && fgets(line, sizeof line, f) != NULL);
+	CHECK_STR_CONTAINS(line, "client,total,train,holdout,class_0,");
+	for (uint32_t c = 0; f != NULL && c < p.clients; c++) {
+		char want[512];
+		uint64_t k[CLASSES] = {0};
+		for (uint64_t i = p.offsets[c]; i < p.offsets[c + 1]; i++)
+			k[labels[p.indices[i]]]++;
+		int n = snprintf(
+		    want, sizeof want, "%u,%llu,%llu,%llu", c,
+		    (unsigned long long)(p.offsets[c + 1] - p.offsets[c]),
+		    (unsigned long long)(p.train_end[c] - p.offsets[c]),
+		    (unsigned long long)(p.offsets[c + 1] - p.train_end[c]));
+		for (int j = 0; j < CLASSES; j++)
+			n += snprintf(want + n, sizeof want - (size_t)n,
+			              ",%llu", (unsigned long long)k[j]);
+		CHECK(fgets(line, sizeof line, f) != NULL);
+		line[strcspn(line, "\n")] = '\0';
+		CHECK(strcmp(line, want) == 0);
+	}
+	if (f != NULL)
+		fclose(f);
+	partition_close(&p);
+	snprintf(cmd, sizeof cmd, "%s --clients x 2>/dev/null", tool_path);
+	CHECK_EQ_INT(run_status(cmd), 2);
+	snprintf(cmd, sizeof cmd, "%s --show %s 2>/dev/null", tool_path, part);
+	CHECK_EQ_INT(run_status(cmd), 2);
+	snprintf(cmd, sizeof cmd,
+	         "%s --clients 500 --dataset mnist --data-dir %s --cache-dir "
+	         "%s 2>/dev/null",
+	         tool_path, dir, cache);
+	CHECK_EQ_INT(run_status(cmd), 1);
+	free(labels);
+}
+
 int
 main(void)
 {
@@ -493,5 +595,6 @@ main(void)
 	RUN(test_errors);
 	RUN(test_damaged_files);
 	RUN(test_speed);
+	RUN(test_tool_histogram);
 	return harness_finish();
 }
