@@ -166,6 +166,12 @@ parse_options(int argc, char **argv, struct options *o)
 			o->spec.seed = parse_uint("--seed", optarg, UINT64_MAX);
 			break;
 		case O_DATASET:
+			if (strcmp(optarg, "fashion-mnist") != 0 &&
+			    strcmp(optarg, "mnist") != 0 &&
+			    strcmp(optarg, "cifar10") != 0)
+				usage_error("--dataset: \"%s\" is not "
+				            "fashion-mnist, mnist or cifar10",
+				            optarg);
 			o->dataset = optarg;
 			break;
 		case O_DATA_DIR:
