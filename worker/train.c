@@ -118,7 +118,135 @@ make_order(const uint32_t *idx, size_t n)
 	return order;
 }
 
-/* Train in place; see train.h. */
+struct train_session {
+	struct model *m;
+	float *params;
+	const float *global;
+	const struct dataset *ds;
+	size_t n;
+	struct train_config cfg;
+	uint32_t batch;
+	uint32_t *order;
+	int32_t *y;
+	float *grads;
+	struct model_workspace *ws;
+	struct optim *opt;
+	uint32_t epoch; /* epochs done */
+	uint64_t step;  /* steps done */
+};
+
+/* Check the inputs and allocate every buffer of the run once. */
+struct train_session *
+train_begin(struct model *m, float *params, const float *global,
+            const struct dataset *ds, const uint32_t *idx, size_t n,
+            const struct train_config *cfg, struct ipc_error *err)
+{
+	if (check_config(cfg, err) != 0 || check_data(m, ds, idx, &n, err) != 0)
+		return NULL;
+	if (cfg->epochs == 0) {
+		ipc_error_set(err, IPC_E_BAD_VALUE,
+		              "train: a session needs epochs >= 1");
+		return NULL;
+	}
+	if (set_threads(err) != 0)
+		return NULL;
+	const struct tensor_manifest *mf = model_manifest(m);
+	struct train_session *s = xcalloc(1, sizeof *s);
+	s->m = m;
+	s->params = params;
+	s->global = global;
+	s->ds = ds;
+	s->n = n;
+	s->cfg = *cfg;
+	s->batch = cfg->batch_size < n ? cfg->batch_size : (uint32_t)n;
+	s->order = make_order(idx, n);
+	s->y = xmalloc(s->batch * sizeof *s->y);
+	s->grads = xcalloc(mf->total_size / sizeof(float), sizeof(float));
+	s->ws = model_workspace_create(m, s->batch);
+	struct optim_config oc = {cfg->optimizer,    cfg->lr,     cfg->momentum,
+	                          cfg->weight_decay, cfg->beta1,  cfg->beta2,
+	                          cfg->eps,          cfg->prox_mu};
+	s->opt = optim_create(&oc, mf);
+	return s;
+}
+
+/* One shuffled pass over the samples (or up to max_steps). */
+int
+train_epoch(struct train_session *s, struct train_stats *stats,
+            train_progress_fn progress, void *ctx, struct ipc_error *err)
+{
+	const struct tensor_manifest *mf = model_manifest(s->m);
+	const struct train_config *cfg = &s->cfg;
+	uint32_t B = s->batch, epoch = s->epoch++;
+	float *x = model_workspace_input(s->ws);
+	struct rng r;
+	rng_seed(&r, rng_derive(cfg->seed, "shuffle", epoch), 0);
+	rng_shuffle_u32(&r, s->order, s->n);
+
+	memset(stats, 0, sizeof *stats);
+	stats->num_examples = s->n;
+	double t0 = now_seconds(), loss_sum = 0.0;
+	uint64_t seen = 0, correct_sum = 0;
+	int rc = 0;
+	for (size_t start = 0; start < s->n; start += B) {
+		if (cfg->max_steps != 0 && s->step >= cfg->max_steps)
+			break;
+		uint32_t nb = s->n - start < B ? (uint32_t)(s->n - start) : B;
+		uint32_t correct = 0;
+		dataset_batch(s->ds, s->order + start, nb, x, s->y);
+		memset(s->grads, 0, mf->total_size);
+		double loss =
+		    model_step(s->m, s->ws, s->params, s->grads, s->y, nb,
+		               dropout_key(cfg->seed, s->step), &correct);
+		if (!isfinite(loss)) {
+			rc = ipc_error_set(err, IPC_E_NONFINITE,
+			                   "training diverged: loss is %g at "
+			                   "step %llu of epoch %u (lower lr, "
+			                   "now %g)",
+			                   loss, (unsigned long long)s->step,
+			                   epoch + 1, (double)cfg->lr);
+			break;
+		}
+		optim_step(s->opt, s->params, s->grads, s->global);
+		s->step++;
+		loss_sum += loss * nb;
+		seen += nb;
+		correct_sum += correct;
+		if (progress != NULL)
+			progress(ctx, epoch, s->step, loss);
+	}
+	stats->seconds = now_seconds() - t0;
+	stats->steps = s->step;
+	if (seen > 0) {
+		stats->loss = loss_sum / (double)seen;
+		stats->accuracy = (double)correct_sum / (double)seen;
+	}
+	if (stats->seconds > 0.0)
+		stats->gflops = (double)model_flops_per_sample(s->m) *
+		                (double)seen / stats->seconds / 1e9;
+	if (rc == 0 && tensor_region_check_finite(mf, s->params, err) != 0) {
+		ipc_error_prefix(err,
+		                 "training diverged in epoch %u: ", epoch + 1);
+		rc = -1;
+	}
+	return rc;
+}
+
+/* Free a session's buffers (NULL is fine). */
+void
+train_end(struct train_session *s)
+{
+	if (s == NULL)
+		return;
+	optim_free(s->opt);
+	model_workspace_free(s->ws);
+	free(s->grads);
+	free(s->y);
+	free(s->order);
+	free(s);
+}
+
+/* Train in place for cfg->epochs epochs; see train.h. */
 int
 train_local(struct model *m, float *params, const float *global,
             const struct dataset *ds, const uint32_t *idx, size_t n,
@@ -126,85 +254,29 @@ train_local(struct model *m, float *params, const float *global,
             train_progress_fn progress, void *ctx, struct ipc_error *err)
 {
 	memset(stats, 0, sizeof *stats);
-	if (check_config(cfg, err) != 0 || check_data(m, ds, idx, &n, err) != 0)
-		return -1;
-	stats->num_examples = n;
-	if (cfg->epochs == 0)
+	if (cfg->epochs == 0) {
+		if (check_config(cfg, err) != 0 ||
+		    check_data(m, ds, idx, &n, err) != 0)
+			return -1;
+		stats->num_examples = n;
 		return 0;
-	if (set_threads(err) != 0)
+	}
+	struct train_session *s =
+	    train_begin(m, params, global, ds, idx, n, cfg, err);
+	if (s == NULL)
 		return -1;
-
-	const struct tensor_manifest *mf = model_manifest(m);
-	uint32_t B = cfg->batch_size < n ? cfg->batch_size : (uint32_t)n;
-	uint32_t *order = make_order(idx, n);
-	int32_t *y = xmalloc(B * sizeof *y);
-	float *grads = xcalloc(mf->total_size / sizeof(float), sizeof(float));
-	struct model_workspace *ws = model_workspace_create(m, B);
-	float *x = model_workspace_input(ws);
-	struct optim_config oc = {cfg->optimizer,    cfg->lr,     cfg->momentum,
-	                          cfg->weight_decay, cfg->beta1,  cfg->beta2,
-	                          cfg->eps,          cfg->prox_mu};
-	struct optim *opt = optim_create(&oc, mf);
-
 	int rc = 0;
-	uint64_t step = 0;
-	double t0 = now_seconds(), loss_sum = 0.0;
-	uint64_t seen = 0, correct_sum = 0, total = 0;
-	for (uint32_t epoch = 0; epoch < cfg->epochs; epoch++) {
-		struct rng r;
-		rng_seed(&r, rng_derive(cfg->seed, "shuffle", epoch), 0);
-		rng_shuffle_u32(&r, order, n);
-		loss_sum = 0.0;
-		seen = correct_sum = 0;
-		for (size_t start = 0; start < n; start += B) {
-			uint32_t nb = n - start < B ? (uint32_t)(n - start) : B;
-			uint32_t correct = 0;
-			dataset_batch(ds, order + start, nb, x, y);
-			memset(grads, 0, mf->total_size);
-			double loss =
-			    model_step(m, ws, params, grads, y, nb,
-			               dropout_key(cfg->seed, step), &correct);
-			if (!isfinite(loss)) {
-				rc = ipc_error_set(
-				    err, IPC_E_NONFINITE,
-				    "training diverged: loss is %g at step "
-				    "%llu of epoch %u (lower lr, now %g)",
-				    loss, (unsigned long long)step, epoch + 1,
-				    (double)cfg->lr);
-				goto done;
-			}
-			optim_step(opt, params, grads, global);
-			step++;
-			loss_sum += loss * nb;
-			seen += nb;
-			total += nb;
-			correct_sum += correct;
-			if (progress != NULL)
-				progress(ctx, epoch, step, loss);
-			if (cfg->max_steps != 0 && step >= cfg->max_steps)
-				goto done;
-		}
+	double seconds = 0.0, flops = 0.0;
+	for (uint32_t e = 0; e < cfg->epochs && rc == 0; e++) {
+		if (cfg->max_steps != 0 && s->step >= cfg->max_steps)
+			break;
+		rc = train_epoch(s, stats, progress, ctx, err);
+		seconds += stats->seconds;
+		flops += stats->gflops * stats->seconds;
 	}
-done:
-	stats->seconds = now_seconds() - t0;
-	stats->steps = step;
-	if (seen > 0) {
-		stats->loss = loss_sum / (double)seen;
-		stats->accuracy = (double)correct_sum / (double)seen;
-	}
-	if (stats->seconds > 0.0)
-		stats->gflops = (double)model_flops_per_sample(m) *
-		                (double)total / stats->seconds / 1e9;
-	if (rc == 0 && tensor_region_check_finite(mf, params, err) != 0) {
-		ipc_error_prefix(err, "training diverged after %llu steps: ",
-		                 (unsigned long long)step);
-		rc = -1;
-	}
-	optim_free(opt);
-	model_workspace_free(ws);
-	free(grads);
-	free(y);
-	free(order);
+	stats->seconds = seconds;
+	stats->gflops = seconds > 0.0 ? flops / seconds : 0.0;
+	train_end(s);
 	return rc;
 }
 

@@ -51,6 +51,22 @@ int train_local(struct model *m, float *params, const float *global,
                 const struct train_config *cfg, struct train_stats *stats,
                 train_progress_fn progress, void *ctx, struct ipc_error *err);
 
+/* Epoch-by-epoch training, for callers that act between epochs (standalone
+ * mode evaluates the test set): train_begin checks everything train_local
+ * checks and allocates the buffers and optimiser state once; each
+ * train_epoch runs one epoch (the optimiser state carries over), filling
+ * stats for that epoch (steps: total so far); train_end frees. A session
+ * with cfg->epochs == 0 is refused: use train_local. */
+struct train_session;
+struct train_session *train_begin(struct model *m, float *params,
+                                  const float *global, const struct dataset *ds,
+                                  const uint32_t *idx, size_t n,
+                                  const struct train_config *cfg,
+                                  struct ipc_error *err);
+int train_epoch(struct train_session *s, struct train_stats *stats,
+                train_progress_fn progress, void *ctx, struct ipc_error *err);
+void train_end(struct train_session *s);
+
 /* Mean loss and accuracy of params over samples idx[0..n) of ds (idx NULL:
  * all samples), in batches of batch_size, dropout off. */
 int model_evaluate(struct model *m, const float *params,
