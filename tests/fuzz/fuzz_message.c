@@ -26,8 +26,8 @@ check_payload(const uint8_t *p, size_t len)
 	size_t frame_len;
 	if (msg_encode_frame(&m, &frame, &frame_len) != 0)
 		abort();
-	if (msg_decode(frame + FRAME_HEADER_SIZE,
-		       frame_len - FRAME_HEADER_SIZE, &again, &err) != 0)
+	if (msg_decode(frame + FRAME_HEADER_SIZE, frame_len - FRAME_HEADER_SIZE,
+	               &again, &err) != 0)
 		abort();
 	if (!msg_equal(&m, &again))
 		abort();
@@ -66,7 +66,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (r == 1) {
 				size_t plen;
-				const uint8_t *p = frame_decoder_payload(&d, &plen);
+				const uint8_t *p =
+				    frame_decoder_payload(&d, &plen);
 				check_payload(p, plen);
 			}
 		}
