@@ -1,0 +1,456 @@
+/* client.c: a worker serving tasks: map the global model, train or evaluate
+ * on this client's slice, write the update into its own segment, report. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "frame.h"
+#include "message.h"
+#include "model.h"
+#include "partition.h"
+#include "shm.h"
+#include "train.h"
+
+/* What a worker keeps between tasks in pool mode: opened files and the model,
+ * reused while the task names the same paths. */
+struct client_cache {
+	char *train_path, *test_path, *partition_path, *model_name;
+	struct dataset train, test;
+	struct partition partition;
+	struct model *model;
+};
+
+struct client {
+	int fd;
+	const char *job;
+	struct client_cache cache;
+	uint64_t task_id;	 /* task in progress, for metrics frames */
+	uint64_t progress_every; /* steps between metrics frames; 0 = none */
+};
+
+/* Read a required environment variable or explain which one is missing. */
+static const char *
+client_env(const char *name)
+{
+	const char *v = getenv(name);
+	if (v == NULL || v[0] == '\0') {
+		log_error("%s is not set: cohort-worker in client mode is "
+			  "started by cohort-orchestrator (use --standalone "
+			  "to train on its own)", name);
+		return NULL;
+	}
+	return v;
+}
+
+/* Connect to the orchestrator's Unix socket. */
+static int
+client_connect(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof addr.sun_path) {
+		log_error("socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+		log_error("connect %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Replace *slot with path when it differs; 1 if it changed. */
+static int
+cache_path_changed(char **slot, const char *path)
+{
+	if (*slot != NULL && strcmp(*slot, path) == 0)
+		return 0;
+	free(*slot);
+	*slot = xstrdup(path);
+	return 1;
+}
+
+/* Open (or reuse) the dataset at path into ds. */
+static int
+cache_dataset(char **slot, struct dataset *ds, const char *path,
+	      struct ipc_error *err)
+{
+	if (!cache_path_changed(slot, path))
+		return 0;
+	dataset_close(ds);
+	memset(ds, 0, sizeof *ds);
+	if (dataset_open(path, ds, err) != 0) {
+		free(*slot);
+		*slot = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Make sure the model for the task's name and the dataset's shape exists. */
+static int
+cache_model(struct client_cache *c, const char *name, const struct dataset *ds,
+	    struct ipc_error *err)
+{
+	if (!cache_path_changed(&c->model_name, name) && c->model != NULL)
+		return 0;
+	model_free(c->model);
+	struct model_shape shape = {(int)ds->channels, (int)ds->height,
+				    (int)ds->width, (int)ds->classes};
+	c->model = model_create(name, &shape, err);
+	return c->model != NULL ? 0 : -1;
+}
+
+/* Release everything the cache holds. */
+static void
+cache_free(struct client_cache *c)
+{
+	dataset_close(&c->train);
+	dataset_close(&c->test);
+	partition_close(&c->partition);
+	model_free(c->model);
+	free(c->train_path);
+	free(c->test_path);
+	free(c->partition_path);
+	free(c->model_name);
+	memset(c, 0, sizeof *c);
+}
+
+/* Fetch a required string key of the task config. */
+static const char *
+task_str(const struct msg_task *t, const char *key, struct ipc_error *err)
+{
+	const char *v = kv_get_str(&t->config, key, NULL);
+	if (v == NULL)
+		ipc_error_set(err, IPC_E_MISSING_KEY,
+			      "task %llu: config.%s is missing",
+			      (unsigned long long)t->task_id, key);
+	return v;
+}
+
+/* The sample indices the task's split names: the whole test set, or this
+ * client's training or held-out slice. */
+static int
+task_samples(struct client *cl, const struct msg_task *t,
+	     const struct dataset **ds, const uint32_t **idx, size_t *n,
+	     struct ipc_error *err)
+{
+	struct client_cache *c = &cl->cache;
+	const char *split = kv_get_str(&t->config, "split",
+				       t->kind == TASK_FIT ? "train" : "test");
+	if (strcmp(split, "test") == 0) {
+		const char *path = task_str(t, "test_data", err);
+		if (path == NULL || cache_dataset(&c->test_path, &c->test, path, err) != 0)
+			return -1;
+		*ds = &c->test;
+		*idx = NULL;
+		*n = c->test.count;
+		return 0;
+	}
+	if (strcmp(split, "train") != 0 && strcmp(split, "holdout") != 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+				     "task %llu: config.split \"%s\": expected "
+				     "train, holdout or test",
+				     (unsigned long long)t->task_id, split);
+	const char *data = task_str(t, "train_data", err);
+	const char *part = data ? task_str(t, "partition", err) : NULL;
+	if (part == NULL || cache_dataset(&c->train_path, &c->train, data, err) != 0)
+		return -1;
+	if (cache_path_changed(&c->partition_path, part)) {
+		partition_close(&c->partition);
+		memset(&c->partition, 0, sizeof c->partition);
+		if (partition_open(part, &c->partition, err) != 0) {
+			free(c->partition_path);
+			c->partition_path = NULL;
+			return -1;
+		}
+	}
+	if (t->client_id < 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+				     "task %llu: split %s needs a client id",
+				     (unsigned long long)t->task_id, split);
+	const uint32_t *train, *holdout;
+	size_t ntrain, nholdout;
+	if (partition_client(&c->partition, (uint32_t)t->client_id, &train,
+			     &ntrain, &holdout, &nholdout, err) != 0)
+		return -1;
+	*ds = &c->train;
+	int want_train = strcmp(split, "train") == 0;
+	*idx = want_train ? train : holdout;
+	*n = want_train ? ntrain : nholdout;
+	if (*n == 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+				     "client %lld has no %s samples (set "
+				     "data.holdout above 0 for held-out "
+				     "evaluation)", (long long)t->client_id,
+				     split);
+	return 0;
+}
+
+/* Training hyper-parameters from the task config. */
+static int
+task_train_config(const struct msg_task *t, struct train_config *tc,
+		  struct ipc_error *err)
+{
+	train_config_defaults(tc);
+	const struct kv_list *c = &t->config;
+	double epochs = kv_get_num(c, "epochs", tc->epochs);
+	double batch = kv_get_num(c, "batch_size", tc->batch_size);
+	if (epochs < 0 || epochs > 1e6 || batch < 1 || batch > 1e6)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+				     "task %llu: epochs %g / batch_size %g out "
+				     "of range", (unsigned long long)t->task_id,
+				     epochs, batch);
+	tc->epochs = (uint32_t)epochs;
+	tc->batch_size = (uint32_t)batch;
+	tc->lr = (float)kv_get_num(c, "lr", tc->lr);
+	tc->momentum = (float)kv_get_num(c, "momentum", tc->momentum);
+	tc->weight_decay = (float)kv_get_num(c, "weight_decay", tc->weight_decay);
+	tc->prox_mu = (float)kv_get_num(c, "mu", 0.0);
+	tc->seed = (uint64_t)kv_get_num(c, "seed", (double)t->task_id);
+	return optimizer_parse(kv_get_str(c, "optimizer", "sgd"), &tc->optimizer,
+			       err);
+}
+
+/* Send a metrics frame every progress_every steps. */
+static void
+client_progress(void *ctx, uint32_t epoch, uint64_t step, double loss)
+{
+	struct client *cl = ctx;
+	if (cl->progress_every == 0 || step % cl->progress_every != 0)
+		return;
+	struct msg m;
+	msg_init(&m, MSG_METRICS);
+	m.u.metrics.task_id = cl->task_id;
+	m.u.metrics.step = step;
+	kv_set_num(&m.u.metrics.values, "loss", loss);
+	kv_set_num(&m.u.metrics.values, "epoch", epoch);
+	struct ipc_error err;
+	if (msg_send(cl->fd, &m, &err) != 0)
+		log_warn("metrics frame not sent: %s", err.message);
+	msg_free(&m);
+}
+
+/* Map the task's global model read-only after checking it is this model's. */
+static int
+task_map_global(struct client *cl, const struct msg_task *t,
+		struct shm_segment *global, struct ipc_error *err)
+{
+	const struct tensor_manifest *mf = model_manifest(cl->cache.model);
+	if (t->params.where != PARAMS_SHM)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+				     "task %llu: params must be in shared "
+				     "memory", (unsigned long long)t->task_id);
+	if (tensor_manifest_equal(&t->params.manifest, mf, err) != 0) {
+		ipc_error_prefix(err, "task %llu: global model does not fit "
+				 "model %s: ", (unsigned long long)t->task_id,
+				 cl->cache.model_name);
+		return -1;
+	}
+	return shm_segment_open(global, t->params.shm, 0, mf->total_size, err);
+}
+
+/* Run a fit task: copy the global model into our own segment, train in
+ * place, and describe the segment in the result. */
+static int
+task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
+	 struct ipc_error *err)
+{
+	const struct dataset *ds;
+	const uint32_t *idx;
+	size_t n;
+	struct train_config tc;
+	if (task_samples(cl, t, &ds, &idx, &n, err) != 0 ||
+	    task_train_config(t, &tc, err) != 0)
+		return -1;
+	const char *model = task_str(t, "model", err);
+	if (model == NULL || cache_model(&cl->cache, model, ds, err) != 0)
+		return -1;
+
+	struct shm_segment global = {.fd = -1}, update = {.fd = -1};
+	if (task_map_global(cl, t, &global, err) != 0)
+		return -1;
+	const struct tensor_manifest *mf = model_manifest(cl->cache.model);
+	char name[PARAMS_SHM_MAX];
+	snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
+		 (unsigned long long)t->task_id);
+	if (shm_segment_create(&update, name, mf->total_size, err) != 0) {
+		shm_segment_close(&global);
+		return -1;
+	}
+	memcpy(update.addr, global.addr, mf->total_size);
+
+	struct train_stats st;
+	cl->task_id = t->task_id;
+	int rc = train_local(cl->cache.model, update.addr,
+			     tc.prox_mu > 0 ? global.addr : NULL, ds, idx, n,
+			     &tc, &st, client_progress, cl, err);
+	shm_segment_close(&global);
+	shm_segment_close(&update);
+	if (rc != 0) {
+		shm_segment_unlink(name, NULL);
+		return -1;
+	}
+
+	struct msg_result *r = &result->u.result;
+	r->task_id = t->task_id;
+	r->num_examples = st.num_examples;
+	kv_set_num(&r->metrics, "loss", st.loss);
+	kv_set_num(&r->metrics, "accuracy", st.accuracy);
+	kv_set_num(&r->metrics, "seconds", st.seconds);
+	kv_set_num(&r->metrics, "steps", (double)st.steps);
+	kv_set_num(&r->metrics, "gflops", st.gflops);
+	tensor_manifest_copy(&r->params.manifest, mf);
+	r->params.where = PARAMS_SHM;
+	snprintf(r->params.shm, sizeof r->params.shm, "%s", name);
+	r->params.size = mf->total_size;
+	return 0;
+}
+
+/* Run an evaluate task on the global model, in place. */
+static int
+task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
+	      struct ipc_error *err)
+{
+	const struct dataset *ds;
+	const uint32_t *idx;
+	size_t n;
+	if (task_samples(cl, t, &ds, &idx, &n, err) != 0)
+		return -1;
+	const char *model = task_str(t, "model", err);
+	if (model == NULL || cache_model(&cl->cache, model, ds, err) != 0)
+		return -1;
+	struct shm_segment global = {.fd = -1};
+	if (task_map_global(cl, t, &global, err) != 0)
+		return -1;
+	double loss, acc;
+	uint32_t batch = (uint32_t)kv_get_num(&t->config, "batch_size", 256);
+	int rc = model_evaluate(cl->cache.model, global.addr, ds, idx, n,
+				batch ? batch : 256, &loss, &acc, err);
+	shm_segment_close(&global);
+	if (rc != 0)
+		return -1;
+	struct msg_result *r = &result->u.result;
+	r->task_id = t->task_id;
+	r->num_examples = n;
+	kv_set_num(&r->metrics, "loss", loss);
+	kv_set_num(&r->metrics, "accuracy", acc);
+	return 0;
+}
+
+/* Serve one task; 0 when the worker may take another. */
+static int
+client_serve(struct client *cl, const struct msg_task *t)
+{
+	struct msg reply;
+	struct ipc_error err = {0};
+	msg_init(&reply, MSG_RESULT);
+	int rc = t->kind == TASK_FIT ? task_fit(cl, t, &reply, &err)
+				     : task_evaluate(cl, t, &reply, &err);
+	if (rc != 0) {
+		log_error("task %llu (%s, round %u, client %lld) failed: %s",
+			  (unsigned long long)t->task_id,
+			  task_kind_name(t->kind), t->round,
+			  (long long)t->client_id, err.message);
+		msg_free(&reply);
+		msg_init(&reply, MSG_ERROR);
+		reply.u.error.task_id = t->task_id;
+		reply.u.error.code = xstrdup(ipc_code_name(err.code));
+		reply.u.error.message = xstrdup(err.message);
+	}
+	struct ipc_error serr;
+	if (msg_send(cl->fd, &reply, &serr) != 0) {
+		log_error("cannot report task %llu: %s",
+			  (unsigned long long)t->task_id, serr.message);
+		rc = -1;
+	}
+	msg_free(&reply);
+	return rc;
+}
+
+int
+client_main(void)
+{
+	const char *socket_path = client_env("COHORT_SOCKET");
+	const char *token = client_env("COHORT_TOKEN");
+	const char *job = client_env("COHORT_JOB");
+	const char *client_id = client_env("COHORT_CLIENT_ID");
+	if (!socket_path || !token || !job || !client_id)
+		return 2;
+	const char *tasks_env = getenv("COHORT_TASKS");
+	long max_tasks = tasks_env ? strtol(tasks_env, NULL, 10) : 1;
+	if (max_tasks < 1)
+		max_tasks = 1;
+
+	struct client cl = {.job = job};
+	cl.fd = client_connect(socket_path);
+	if (cl.fd < 0)
+		return 1;
+
+	struct msg hello;
+	struct ipc_error err;
+	msg_init(&hello, MSG_HELLO);
+	snprintf(hello.u.hello.token, sizeof hello.u.hello.token, "%s", token);
+	hello.u.hello.client_id = strtoll(client_id, NULL, 10);
+	hello.u.hello.pid = (int32_t)getpid();
+	snprintf(hello.u.hello.device, sizeof hello.u.hello.device, "cpu");
+	if (msg_send(cl.fd, &hello, &err) != 0) {
+		log_error("hello: %s", err.message);
+		close(cl.fd);
+		return 1;
+	}
+
+	int status = 0;
+	for (long done = 0; done < max_tasks;) {
+		struct msg m;
+		if (msg_recv(cl.fd, FRAME_MAX_DEFAULT, &m, &err) != 0) {
+			if (err.code != IPC_E_CLOSED) {
+				log_error("bad frame from orchestrator: %s",
+					  err.message);
+				status = 1;
+			}
+			break;
+		}
+		if (m.type == MSG_ERROR) {
+			log_error("orchestrator refused us: %s",
+				  m.u.error.message);
+			msg_free(&m);
+			status = 1;
+			break;
+		}
+		if (m.type != MSG_TASK) {
+			log_warn("ignoring unexpected %s frame",
+				 msg_type_name(m.type));
+			msg_free(&m);
+			continue;
+		}
+		if (m.u.task.kind == TASK_SHUTDOWN) {
+			msg_free(&m);
+			break;
+		}
+		cl.progress_every =
+			(uint64_t)kv_get_num(&m.u.task.config, "progress_every", 0);
+		if (client_serve(&cl, &m.u.task) != 0)
+			status = 1;
+		msg_free(&m);
+		done++;
+		if (status != 0)
+			break;
+	}
+	cache_free(&cl.cache);
+	close(cl.fd);
+	return status;
+}

@@ -1,0 +1,253 @@
+/* prepare.c: decode the dataset, split it across clients and write the
+ * seeded initial model: everything a job needs once, before round 1. */
+#include "prepare.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "model.h"
+#include "partition.h"
+#include "rng.h"
+#include "safetensors.h"
+
+/* The config keys prepare reads; the orchestrator validated them already. */
+struct prepare_config {
+	uint64_t seed;
+	uint32_t clients;
+	const char *model;
+	const char *dataset;
+	const char *data_dir;
+	const char *cache_dir;
+	const char *partition;
+	double alpha;
+	uint32_t shards_per_client;
+	double holdout;
+};
+
+const char *
+prepare_default_cache_dir(void)
+{
+	static char path[4096];
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	if (xdg != NULL && xdg[0] != '\0')
+		snprintf(path, sizeof path, "%s/cohort", xdg);
+	else if (home != NULL && home[0] != '\0')
+		snprintf(path, sizeof path, "%s/.cache/cohort", home);
+	else
+		snprintf(path, sizeof path, "/tmp/cohort-cache");
+	return path;
+}
+
+/* Fetch section.key from the config, or NULL. */
+static json_t *
+config_get(json_t *root, const char *section, const char *key)
+{
+	json_t *s = json_object_get(root, section);
+	return s != NULL ? json_object_get(s, key) : NULL;
+}
+
+/* Read a string key, keeping the default when absent. */
+static int
+config_string(json_t *root, const char *section, const char *key,
+	      const char **out, const char *path, struct ipc_error *err)
+{
+	json_t *v = config_get(root, section, key);
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return ipc_error_set(err, IPC_E_WRONG_TYPE,
+				     "%s: %s.%s: expected a string", path,
+				     section, key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* Read a number key, keeping the default when absent. */
+static int
+config_number(json_t *root, const char *section, const char *key, double *out,
+	      const char *path, struct ipc_error *err)
+{
+	json_t *v = config_get(root, section, key);
+	if (v == NULL)
+		return 0;
+	if (!json_is_number(v))
+		return ipc_error_set(err, IPC_E_WRONG_TYPE,
+				     "%s: %s.%s: expected a number", path,
+				     section, key);
+	*out = json_number_value(v);
+	return 0;
+}
+
+/* Fill cfg from the parsed config.json. */
+static int
+prepare_read_config(json_t *root, const char *path, struct prepare_config *cfg,
+		    struct ipc_error *err)
+{
+	double seed = 1, clients = 2, shards = 2;
+	cfg->model = "mlp";
+	cfg->dataset = "fashion-mnist";
+	cfg->data_dir = "/usr/share/datasets/fashion-mnist";
+	cfg->cache_dir = "";
+	cfg->partition = "iid";
+	cfg->alpha = 0.5;
+	cfg->holdout = 0.0;
+	if (config_number(root, "job", "seed", &seed, path, err) != 0 ||
+	    config_number(root, "federation", "clients", &clients, path, err) != 0 ||
+	    config_string(root, "model", "name", &cfg->model, path, err) != 0 ||
+	    config_string(root, "data", "dataset", &cfg->dataset, path, err) != 0 ||
+	    config_string(root, "data", "dir", &cfg->data_dir, path, err) != 0 ||
+	    config_string(root, "data", "cache_dir", &cfg->cache_dir, path, err) != 0 ||
+	    config_string(root, "data", "partition", &cfg->partition, path, err) != 0 ||
+	    config_number(root, "data", "alpha", &cfg->alpha, path, err) != 0 ||
+	    config_number(root, "data", "shards_per_client", &shards, path, err) != 0 ||
+	    config_number(root, "data", "holdout", &cfg->holdout, path, err) != 0)
+		return -1;
+	if (clients < 1 || clients > 1e7)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+				     "%s: federation.clients: expected a "
+				     "positive integer", path);
+	cfg->seed = (uint64_t)seed;
+	cfg->clients = (uint32_t)clients;
+	cfg->shards_per_client = (uint32_t)shards;
+	if (cfg->cache_dir[0] == '\0')
+		cfg->cache_dir = prepare_default_cache_dir();
+	return 0;
+}
+
+/* Create dir (one level) if missing. */
+static int
+ensure_dir(const char *dir, struct ipc_error *err)
+{
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return ipc_error_set(err, IPC_E_IO, "%s: cannot create: %s",
+				     dir, strerror(errno));
+	return 0;
+}
+
+/* Write the seeded initial model for the dataset's input shape. */
+static int
+prepare_initial_model(const struct prepare_config *cfg,
+		      const struct dataset *train, const char *path,
+		      struct ipc_error *err)
+{
+	struct model_shape shape = {
+		.channels = (int)train->channels,
+		.height = (int)train->height,
+		.width = (int)train->width,
+		.classes = (int)train->classes,
+	};
+	struct model *m = model_create(cfg->model, &shape, err);
+	if (m == NULL)
+		return -1;
+	const struct tensor_manifest *mf = model_manifest(m);
+	float *params = NULL;
+	if (posix_memalign((void **)&params, TENSOR_ALIGN, mf->total_size) != 0)
+		fatal("out of memory for %llu bytes of parameters",
+		      (unsigned long long)mf->total_size);
+	memset(params, 0, mf->total_size);
+	model_init(m, params, rng_derive(cfg->seed, "init", 0));
+
+	struct st_metadata meta = {0};
+	st_metadata_set(&meta, "format", "pt");
+	st_metadata_set(&meta, "cohort.model", cfg->model);
+	int rc = safetensors_write(path, mf, params, &meta, err);
+	st_metadata_free(&meta);
+	free(params);
+	model_free(m);
+	return rc;
+}
+
+/* Write data/prepared.json: what the orchestrator forwards to workers. */
+static int
+prepare_write_summary(const char *workspace, const char *train_cache,
+		      const char *test_cache, const char *partition_path,
+		      const char *initial_path, const struct prepare_config *cfg,
+		      uint32_t num_train, uint32_t num_test,
+		      struct ipc_error *err)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "train",
+			      train_cache, "test", test_cache, "partition",
+			      partition_path, "model", cfg->model, "initial",
+			      initial_path, "num_train", (json_int_t)num_train,
+			      "num_test", (json_int_t)num_test);
+	char *path = xasprintf("%s/data/prepared.json", workspace);
+	char *tmp = xasprintf("%s.tmp", path);
+	int rc = 0;
+	if (json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+	    rename(tmp, path) != 0) {
+		rc = ipc_error_set(err, IPC_E_IO, "%s: cannot write: %s", path,
+				   strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+	free(path);
+	json_decref(o);
+	return rc;
+}
+
+int
+prepare_workspace(const char *workspace, struct ipc_error *err)
+{
+	char *config_path = xasprintf("%s/config.json", workspace);
+	json_error_t jerr;
+	json_t *root = json_load_file(config_path, 0, &jerr);
+	if (root == NULL) {
+		ipc_error_set(err, IPC_E_IO, "%s: %s (line %d)", config_path,
+			      jerr.text, jerr.line);
+		free(config_path);
+		return -1;
+	}
+
+	int rc = -1;
+	struct prepare_config cfg;
+	char train_cache[4096], test_cache[4096];
+	char *data_dir = xasprintf("%s/data", workspace);
+	char *ckpt_dir = xasprintf("%s/checkpoints", workspace);
+	char *partition_path = xasprintf("%s/partition.bin", data_dir);
+	char *initial_path = xasprintf("%s/initial.safetensors", ckpt_dir);
+	struct dataset train = {0}, test = {0};
+	struct partition_spec spec = {0};
+
+	if (prepare_read_config(root, config_path, &cfg, err) != 0 ||
+	    ensure_dir(data_dir, err) != 0 || ensure_dir(ckpt_dir, err) != 0)
+		goto out;
+	if (partition_scheme_parse(cfg.partition, &spec.scheme, err) != 0)
+		goto out;
+	spec.alpha = cfg.alpha;
+	spec.shards_per_client = cfg.shards_per_client;
+	spec.holdout_fraction = cfg.holdout;
+	spec.seed = cfg.seed;
+
+	if (dataset_prepare(cfg.dataset, cfg.data_dir, "train", cfg.cache_dir,
+			    train_cache, sizeof train_cache, err) != 0 ||
+	    dataset_prepare(cfg.dataset, cfg.data_dir, "test", cfg.cache_dir,
+			    test_cache, sizeof test_cache, err) != 0 ||
+	    dataset_open(train_cache, &train, err) != 0 ||
+	    dataset_open(test_cache, &test, err) != 0)
+		goto out;
+	if (partition_build(train.labels, train.count, train.classes,
+			    cfg.clients, &spec, partition_path, err) != 0)
+		goto out;
+	if (prepare_initial_model(&cfg, &train, initial_path, err) != 0)
+		goto out;
+	rc = prepare_write_summary(workspace, train_cache, test_cache,
+				   partition_path, initial_path, &cfg,
+				   train.count, test.count, err);
+out:
+	dataset_close(&train);
+	dataset_close(&test);
+	free(initial_path);
+	free(partition_path);
+	free(ckpt_dir);
+	free(data_dir);
+	free(config_path);
+	json_decref(root);
+	return rc;
+}
