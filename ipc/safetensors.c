@@ -304,7 +304,9 @@ parse_header(const uint8_t *json, size_t len, uint64_t limit,
 
 	uint64_t expected = 0;
 	if (rc == 0) {
-		qsort(m->tensors, m->count, sizeof *m->tensors, offset_cmp);
+		if (m->count > 1)
+			qsort(m->tensors, m->count, sizeof *m->tensors,
+			      offset_cmp);
 		for (size_t i = 0; i < m->count && rc == 0; i++) {
 			const struct tensor_desc *t = &m->tensors[i];
 			if (t->offset < expected)

@@ -185,6 +185,28 @@ test_round_trip(void)
 	tensor_manifest_free(&m);
 }
 
+/* A file without tensors is valid: an empty state. */
+static void
+test_empty_file(void)
+{
+	struct tensor_manifest m, got;
+	void *region;
+	struct ipc_error err;
+	tensor_manifest_init(&m);
+	const char *path = tmp_path("empty.safetensors");
+	CHECK_EQ_INT(safetensors_write(path, &m, NULL, NULL, &err), 0);
+	size_t len = 0;
+	unsigned char *f = slurp(path, &len);
+	CHECK(f != NULL && len == 16 && memcmp(f + 8, "{}      ", 8) == 0);
+	free(f);
+	CHECK_EQ_INT(safetensors_read(path, &got, &region, NULL, &err), 0);
+	CHECK_EQ_INT(got.count, 0);
+	CHECK_EQ_INT(got.total_size, 0);
+	CHECK(region != NULL);
+	free(region);
+	tensor_manifest_free(&got);
+}
+
 /* The format spec, by hand: a = [1.0, -2.0] F32, b = [0.5] F32. */
 static void
 test_exact_layout(void)
@@ -602,6 +624,7 @@ int
 main(void)
 {
 	RUN(test_round_trip);
+	RUN(test_empty_file);
 	RUN(test_exact_layout);
 	RUN(test_half_conversions);
 	RUN(test_read_bf16_file);
