@@ -46,6 +46,7 @@ check_length(size_t len, size_t max, struct ipc_error *err)
 	return 0;
 }
 
+/* Start an empty decoder with a payload limit. */
 void
 frame_decoder_init(struct frame_decoder *d, size_t max_frame)
 {
@@ -53,6 +54,7 @@ frame_decoder_init(struct frame_decoder *d, size_t max_frame)
 	d->max_frame = max_frame;
 }
 
+/* Release the decoder's buffer. */
 void
 frame_decoder_free(struct frame_decoder *d)
 {
@@ -68,6 +70,7 @@ decoder_fail(struct frame_decoder *d, struct ipc_error *err)
 	return -1;
 }
 
+/* Consume stream bytes; 1 when a frame is ready. */
 int
 frame_decoder_feed(struct frame_decoder *d, const uint8_t *data, size_t len,
                    size_t *used, struct ipc_error *err)
@@ -144,6 +147,7 @@ frame_decoder_feed(struct frame_decoder *d, const uint8_t *data, size_t len,
 	return 1;
 }
 
+/* The frame completed by the last feed. */
 const uint8_t *
 frame_decoder_payload(const struct frame_decoder *d, size_t *len)
 {
@@ -151,6 +155,7 @@ frame_decoder_payload(const struct frame_decoder *d, size_t *len)
 	return d->ready;
 }
 
+/* Explain why the stream may not end here. */
 int
 frame_decoder_eof(const struct frame_decoder *d, struct ipc_error *err)
 {
@@ -195,6 +200,7 @@ write_vector(int fd, struct iovec *iov, int count, int *is_socket)
 	return writev(fd, iov, count);
 }
 
+/* Write header and payload as one frame. */
 int
 frame_write(int fd, const uint8_t *payload, size_t len, struct ipc_error *err)
 {
@@ -263,6 +269,7 @@ read_upto(int fd, uint8_t *buf, size_t len, size_t *got)
 	return 0;
 }
 
+/* Read one whole frame into a new buffer. */
 int
 frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
            struct ipc_error *err)

@@ -27,6 +27,7 @@ static const char *const kind_names[TASK_KIND_COUNT] = {
     [TASK_SHUTDOWN] = "shutdown",
 };
 
+/* Wire name of a message type. */
 const char *
 msg_type_name(enum msg_type type)
 {
@@ -35,6 +36,7 @@ msg_type_name(enum msg_type type)
 	return type_names[type];
 }
 
+/* Wire name of a task kind. */
 const char *
 task_kind_name(enum task_kind kind)
 {
@@ -76,6 +78,7 @@ kv_slot(struct kv_list *l, const char *key)
 	return e;
 }
 
+/* Set key to a number. */
 void
 kv_set_num(struct kv_list *l, const char *key, double value)
 {
@@ -84,6 +87,7 @@ kv_set_num(struct kv_list *l, const char *key, double value)
 	e->num = value;
 }
 
+/* Set key to a copy of a string. */
 void
 kv_set_str(struct kv_list *l, const char *key, const char *value)
 {
@@ -92,6 +96,7 @@ kv_set_str(struct kv_list *l, const char *key, const char *value)
 	e->str = xstrdup(value);
 }
 
+/* Set key to a boolean. */
 void
 kv_set_bool(struct kv_list *l, const char *key, int value)
 {
@@ -100,6 +105,7 @@ kv_set_bool(struct kv_list *l, const char *key, int value)
 	e->boolean = value != 0;
 }
 
+/* The entry for key, or NULL. */
 const struct kv_entry *
 kv_find(const struct kv_list *l, const char *key)
 {
@@ -107,6 +113,7 @@ kv_find(const struct kv_list *l, const char *key)
 	return i < 0 ? NULL : &l->entries[i];
 }
 
+/* Number under key, or def. */
 double
 kv_get_num(const struct kv_list *l, const char *key, double def)
 {
@@ -114,6 +121,7 @@ kv_get_num(const struct kv_list *l, const char *key, double def)
 	return e != NULL && e->type == KV_NUM ? e->num : def;
 }
 
+/* String under key, or def. */
 const char *
 kv_get_str(const struct kv_list *l, const char *key, const char *def)
 {
@@ -121,6 +129,7 @@ kv_get_str(const struct kv_list *l, const char *key, const char *def)
 	return e != NULL && e->type == KV_STR ? e->str : def;
 }
 
+/* Boolean under key, or def. */
 int
 kv_get_bool(const struct kv_list *l, const char *key, int def)
 {
@@ -128,6 +137,7 @@ kv_get_bool(const struct kv_list *l, const char *key, int def)
 	return e != NULL && e->type == KV_BOOL ? e->boolean : def;
 }
 
+/* Free every entry and empty the list. */
 void
 kv_free(struct kv_list *l)
 {
@@ -139,6 +149,7 @@ kv_free(struct kv_list *l)
 	memset(l, 0, sizeof *l);
 }
 
+/* An empty params_ref (PARAMS_NONE). */
 void
 params_ref_init(struct params_ref *p)
 {
@@ -147,6 +158,7 @@ params_ref_init(struct params_ref *p)
 	p->where = PARAMS_NONE;
 }
 
+/* Free the manifest and inline bytes. */
 void
 params_ref_free(struct params_ref *p)
 {
@@ -155,6 +167,7 @@ params_ref_free(struct params_ref *p)
 	params_ref_init(p);
 }
 
+/* Zero a message of the given type. */
 void
 msg_init(struct msg *m, enum msg_type type)
 {
@@ -168,6 +181,7 @@ msg_init(struct msg *m, enum msg_type type)
 		params_ref_init(&m->u.result.params);
 }
 
+/* Free what a message owns and zero it. */
 void
 msg_free(struct msg *m)
 {
@@ -807,6 +821,7 @@ decode_params(const msgpack_object *o, const char *where, struct params_ref *p,
 	return 0;
 }
 
+/* hello {proto, token, client_id, pid, device}; proto checked first. */
 static int
 decode_hello(const msgpack_object *map, struct msg_hello *h,
              struct ipc_error *err)
@@ -839,6 +854,7 @@ decode_hello(const msgpack_object *map, struct msg_hello *h,
 	return 0;
 }
 
+/* task {task_id, kind, round, client_id, config, params}. */
 static int
 decode_task(const msgpack_object *map, struct msg_task *t,
             struct ipc_error *err)
@@ -885,6 +901,7 @@ decode_task(const msgpack_object *map, struct msg_task *t,
 	return decode_params(v, "task.params", &t->params, err);
 }
 
+/* result {task_id, num_examples, metrics, params?}. */
 static int
 decode_result(const msgpack_object *map, struct msg_result *r,
               struct ipc_error *err)
@@ -903,6 +920,7 @@ decode_result(const msgpack_object *map, struct msg_result *r,
 	return decode_params(v, "result.params", &r->params, err);
 }
 
+/* metrics {task_id, step, values}. */
 static int
 decode_metrics(const msgpack_object *map, struct msg_metrics *m,
                struct ipc_error *err)
@@ -916,6 +934,7 @@ decode_metrics(const msgpack_object *map, struct msg_metrics *m,
 	return decode_kv(v, "metrics.values", 1, &m->values, err);
 }
 
+/* error {task_id, code, message}. */
 static int
 decode_error(const msgpack_object *map, struct msg_error *e,
              struct ipc_error *err)
@@ -931,6 +950,7 @@ decode_error(const msgpack_object *map, struct msg_error *e,
 	return 0;
 }
 
+/* chunk {task_id, offset, data}. */
 static int
 decode_chunk(const msgpack_object *map, struct msg_chunk *c,
              struct ipc_error *err)
@@ -994,6 +1014,7 @@ decode_root(const msgpack_object *root, struct msg *out, struct ipc_error *err)
 	}
 }
 
+/* Decode and validate one frame payload. */
 int
 msg_decode(const uint8_t *payload, size_t len, struct msg *out,
            struct ipc_error *err)
@@ -1046,6 +1067,7 @@ pack_cstr(msgpack_packer *pk, const char *s)
 	msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
+/* Pack a kv_list as a map; numbers always as float64. */
 static void
 pack_kv(msgpack_packer *pk, const struct kv_list *l)
 {
@@ -1070,6 +1092,7 @@ pack_kv(msgpack_packer *pk, const struct kv_list *l)
 	}
 }
 
+/* Pack params {manifest, shm+size | inline | stream}. */
 static void
 pack_params(msgpack_packer *pk, const struct params_ref *p)
 {
@@ -1204,6 +1227,7 @@ pack_msg(msgpack_packer *pk, const struct msg *m)
 	}
 }
 
+/* Encode a message as a whole frame, header included. */
 int
 msg_encode_frame(const struct msg *m, uint8_t **frame, size_t *frame_len)
 {
@@ -1245,6 +1269,7 @@ same_str(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* Same entries, in the same order. */
 static int
 kv_equal(const struct kv_list *a, const struct kv_list *b)
 {
@@ -1264,6 +1289,7 @@ kv_equal(const struct kv_list *a, const struct kv_list *b)
 	return 1;
 }
 
+/* Same tensors (every field) in the same order. */
 static int
 manifest_equal(const struct tensor_manifest *a, const struct tensor_manifest *b)
 {
@@ -1284,6 +1310,7 @@ manifest_equal(const struct tensor_manifest *a, const struct tensor_manifest *b)
 	return 1;
 }
 
+/* Same manifest and the same source of bytes. */
 static int
 params_equal(const struct params_ref *a, const struct params_ref *b)
 {
@@ -1308,6 +1335,7 @@ params_equal(const struct params_ref *a, const struct params_ref *b)
 	}
 }
 
+/* Field-by-field equality of two messages. */
 int
 msg_equal(const struct msg *a, const struct msg *b)
 {
@@ -1356,6 +1384,7 @@ msg_equal(const struct msg *a, const struct msg *b)
 	}
 }
 
+/* Encode and write one message. */
 int
 msg_send(int fd, const struct msg *m, struct ipc_error *err)
 {
@@ -1371,6 +1400,7 @@ msg_send(int fd, const struct msg *m, struct ipc_error *err)
 	return rc;
 }
 
+/* Read and decode one message. */
 int
 msg_recv(int fd, size_t max, struct msg *out, struct ipc_error *err)
 {

@@ -225,6 +225,7 @@ struct pk {
 	msgpack_packer p;
 };
 
+/* Start an empty hand-made payload. */
 static void
 pk_init(struct pk *k)
 {
@@ -232,6 +233,7 @@ pk_init(struct pk *k)
 	msgpack_packer_init(&k->p, &k->sbuf, msgpack_sbuffer_write);
 }
 
+/* Pack a C string. */
 static void
 pk_str(struct pk *k, const char *s)
 {
@@ -465,18 +467,21 @@ pack_params4(struct pk *k, const uint64_t offsets[4], uint64_t size,
 
 static const uint64_t good_offsets[4] = {0, 64, 128, 192};
 
+/* A valid params map. */
 static void
 params_ok(struct pk *k)
 {
 	pack_params4(k, good_offsets, 256, -1, "/cohort.x.g1");
 }
 
+/* A string where shape[1] of tensor 3 belongs. */
 static void
 params_bad_dim(struct pk *k)
 {
 	pack_params4(k, good_offsets, 256, 3, "/cohort.x.g1");
 }
 
+/* Tensors b and c share bytes. */
 static void
 params_overlap(struct pk *k)
 {
@@ -484,18 +489,21 @@ params_overlap(struct pk *k)
 	pack_params4(k, o, 256, -1, "/cohort.x.g1");
 }
 
+/* Tensor d ends past the 200-byte segment. */
 static void
 params_out_of_bounds(struct pk *k)
 {
 	pack_params4(k, good_offsets, 200, -1, "/cohort.x.g1");
 }
 
+/* A shm name with an inner slash. */
 static void
 params_bad_shm_name(struct pk *k)
 {
 	pack_params4(k, good_offsets, 256, -1, "/cohort/x");
 }
 
+/* A manifest with no shm, inline or stream. */
 static void
 params_no_source(struct pk *k)
 {
@@ -504,6 +512,7 @@ params_no_source(struct pk *k)
 	msgpack_pack_array(&k->p, 0);
 }
 
+/* Inline bytes shorter than the manifest. */
 static void
 params_inline_too_short(struct pk *k)
 {

@@ -36,6 +36,7 @@ check_payload(const uint8_t *p, size_t len)
 	msg_free(&m);
 }
 
+/* Feed the input as a stream in pieces, and decode it whole as a payload. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
