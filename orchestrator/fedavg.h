@@ -1,0 +1,36 @@
+/* fedavg.h: streaming federated averaging. Each update is folded into a
+ * float64 accumulator as it arrives (acc += w * update), so server memory is
+ * one model's worth whatever the number of clients; the new global model is
+ * acc / sum(w) rounded to float32. */
+#ifndef COHORT_FEDAVG_H
+#define COHORT_FEDAVG_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "message.h"
+#include "tensor.h"
+
+struct fedavg {
+	const struct tensor_manifest *model; /* the global model's layout */
+	double *acc; /* one double per float32 element */
+	size_t numel;
+	double weight; /* sum of folded weights */
+	unsigned folded;
+};
+
+/* Prepare an accumulator for models laid out as m (every tensor F32). */
+int fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
+                struct ipc_error *err);
+/* Start a new round: zero the sums. */
+void fedavg_reset(struct fedavg *a);
+/* Map the update a result points to, check its layout equals the model's
+ * and its values are finite, then add weight * update. On error nothing
+ * is added. The caller unlinks the segment either way. */
+int fedavg_fold_result(struct fedavg *a, const struct params_ref *p,
+                       double weight, struct ipc_error *err);
+/* Write acc / weight as float32 into region (laid out as the model). */
+void fedavg_finish(const struct fedavg *a, void *region);
+void fedavg_free(struct fedavg *a);
+
+#endif

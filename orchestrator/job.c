@@ -1,0 +1,434 @@
+/* job.c: a job's lifecycle around the round engine: workspace and log,
+ * preparation, the initial or checkpointed model in shared memory, the
+ * launcher and event loop, signals, checkpoints, final results and the
+ * cleanup every exit path goes through. */
+#include "job.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "console.h"
+#include "files.h"
+#include "prepare.h"
+#include "safetensors.h"
+
+/* The worker binary: launcher.worker, else cohort-worker of this build
+ * (<dir of this binary>/../worker/cohort-worker), else from PATH. */
+static char *
+resolve_worker(const char *configured)
+{
+	if (configured[0] != '\0')
+		return xstrdup(configured);
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *p =
+		    xasprintf("%s/../worker/cohort-worker", dirname(self));
+		if (access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	const char *path = getenv("PATH");
+	char *copy = xstrdup(path ? path : "/usr/bin:/bin");
+	char *save = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d != NULL;
+	     d = strtok_r(NULL, ":", &save)) {
+		char *p = xasprintf("%s/cohort-worker", d);
+		if (access(p, X_OK) == 0) {
+			free(copy);
+			return p;
+		}
+		free(p);
+	}
+	free(copy);
+	return xstrdup("cohort-worker");
+}
+
+void
+job_finish(struct job *j, int exit_code)
+{
+	if (!j->finished)
+		j->exit_code = exit_code;
+	j->finished = 1;
+	launcher_stop(j->launcher, 0);
+	if (launcher_alive(j->launcher) == 0)
+		event_base_loopbreak(j->base);
+}
+
+/* A worker was reaped: leave the loop once finished and none is left. */
+static void
+on_exited(void *arg)
+{
+	struct job *j = arg;
+	if (j->finished && launcher_alive(j->launcher) == 0)
+		event_base_loopbreak(j->base);
+}
+
+/* SIGINT/SIGTERM: stop in order; a second SIGINT stops at once. */
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct job *j = arg;
+	(void)what;
+	if (sig == SIGINT && ++j->sigints > 1) {
+		console_err("second interrupt: killing workers now");
+		launcher_stop(j->launcher, 1);
+		event_base_loopbreak(j->base);
+		return;
+	}
+	if (j->finished)
+		return;
+	console_err("%s: stopping workers (again to kill them at once)",
+	            sig == SIGINT ? "interrupted" : "terminated");
+	job_finish(j, sig == SIGINT ? JOB_EXIT_SIGINT : JOB_EXIT_SIGTERM);
+}
+
+int
+job_checkpoint(struct job *j)
+{
+	json_t *state = json_object();
+	json_object_set_new(state, "seed", json_integer(j->cfg->job.seed));
+	json_object_set_new(state, "next_task",
+	                    json_integer((json_int_t)j->next_task_id));
+	json_t *strategy = json_object();
+	json_object_set_new(strategy, "name",
+	                    json_string(j->cfg->strategy.name));
+	json_object_set_new(state, "strategy", strategy);
+	json_t *fails = json_array();
+	for (int64_t c = 0; c < j->cfg->federation.clients; c++)
+		json_array_append_new(fails,
+		                      json_integer(j->consecutive_failures[c]));
+	json_object_set_new(state, "consecutive_failures", fails);
+	json_object_set(state, "history", j->history);
+	char *dir = workspace_path(&j->ws, "checkpoints");
+	struct ipc_error err;
+	int rc = checkpoint_save(dir, j->round, &j->model, j->global.addr,
+	                         state, &err);
+	free(dir);
+	json_decref(state);
+	if (rc < 0)
+		console_err("round %u: checkpoint failed: %s", j->round,
+		            err.message);
+	return rc;
+}
+
+/* Restore counters and history from a checkpoint's state.json. */
+static void
+restore_state(struct job *j, json_t *state)
+{
+	j->round =
+	    (unsigned)json_integer_value(json_object_get(state, "round"));
+	j->next_task_id =
+	    (uint64_t)json_integer_value(json_object_get(state, "next_task"));
+	json_t *fails = json_object_get(state, "consecutive_failures");
+	for (size_t i = 0; i < json_array_size(fails) &&
+	                   i < (size_t)j->cfg->federation.clients;
+	     i++)
+		j->consecutive_failures[i] =
+		    (uint32_t)json_integer_value(json_array_get(fails, i));
+	json_t *h = json_object_get(state, "history");
+	if (json_is_array(h)) {
+		json_decref(j->history);
+		j->history = json_incref(h);
+	}
+}
+
+/* Load the model to start from (checkpoint or initial) into the global
+ * segment of the first round to run. */
+static int
+load_model(struct job *j, int resuming)
+{
+	struct ipc_error err;
+	void *region = NULL;
+	json_t *state = NULL;
+	tensor_manifest_init(&j->model);
+	if (resuming) {
+		char *dir = workspace_path(&j->ws, "checkpoints");
+		int rc = checkpoint_load(dir, &state, &j->model, &region, &err);
+		free(dir);
+		if (rc < 0) {
+			console_err("cannot resume: %s", err.message);
+			return -1;
+		}
+	}
+	if (state != NULL) {
+		restore_state(j, state);
+		json_decref(state);
+		console_out("resuming after round %u", j->round);
+	} else {
+		const char *initial =
+		    json_string_value(json_object_get(j->prepared, "initial"));
+		if (safetensors_read(initial, &j->model, &region, NULL, &err) <
+		    0) {
+			console_err("initial model: %s", err.message);
+			return -1;
+		}
+		j->round = 0;
+	}
+	char name[64];
+	snprintf(name, sizeof name, "/cohort.%s.g%u", j->ws.jobkey,
+	         j->round + 1);
+	int rc =
+	    shm_segment_create(&j->global, name, j->model.total_size, &err);
+	if (rc == 0)
+		memcpy(j->global.addr, region, j->model.total_size);
+	else
+		console_err("global model: %s", err.message);
+	free(region);
+	if (rc == 0 && fedavg_init(&j->acc, &j->model, &err) < 0) {
+		console_err("%s", err.message);
+		rc = -1;
+	}
+	return rc;
+}
+
+/* Write results/ and print the final summary of a finished job. */
+static void
+write_results(struct job *j, double wall)
+{
+	struct ipc_error err;
+	char *model =
+	    workspace_path(&j->ws, "results/global_model.safetensors");
+	struct st_metadata meta = {0};
+	st_metadata_set(&meta, "format", "pt");
+	if (safetensors_write(model, &j->model, j->global.addr, &meta, &err) <
+	    0)
+		console_err("results: %s", err.message);
+	st_metadata_free(&meta);
+	json_t *last =
+	    json_array_get(j->history, json_array_size(j->history) - 1);
+	double acc = json_number_value(json_object_get(last, "test_accuracy"));
+	json_t *acc_j = json_object_get(last, "test_accuracy");
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+	             (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+	const struct launcher_stats *s = launcher_stats(j->launcher);
+	json_t *sum = json_object();
+	json_object_set_new(sum, "workspace", json_string(j->ws.dir));
+	json_object_set_new(sum, "model", json_string(model));
+	json_object_set_new(sum, "rounds", json_integer(j->round));
+	json_object_set_new(sum, "final_test_accuracy",
+	                    acc_j && json_is_number(acc_j) ? json_real(acc)
+	                                                   : json_null());
+	json_object_set(sum, "history", j->history);
+	json_object_set_new(sum, "tasks",
+	                    json_integer((json_int_t)j->next_task_id));
+	json_object_set_new(sum, "workers_spawned", json_integer(s->spawned));
+	json_object_set_new(sum, "wall_seconds", json_real(wall));
+	json_object_set_new(sum, "orchestrator_cpu_seconds", json_real(cpu));
+	json_object_set_new(sum, "orchestrator_peak_rss_kb",
+	                    json_integer(ru.ru_maxrss));
+	char *text = json_dumps(sum, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+	char *path = workspace_path(&j->ws, "results/summary.json");
+	if (files_write_atomic(path, text, strlen(text), &err) < 0)
+		console_err("results: %s", err.message);
+	free(path);
+	free(text);
+	json_decref(sum);
+	if (acc_j && json_is_number(acc_j))
+		console_out("done: %u rounds, test_acc %.4f, model %s, "
+		            "workspace %s",
+		            j->round, acc, model, j->ws.dir);
+	else
+		console_out("done: %u rounds, model %s, workspace %s", j->round,
+		            model, j->ws.dir);
+	free(model);
+}
+
+/* Create the launcher and the signal events. */
+static int
+start_launcher(struct job *j)
+{
+	const struct config *c = j->cfg;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	char *logs = workspace_path(&j->ws, "logs/clients");
+	struct launcher_options o = {
+	    .worker_path = j->worker_path,
+	    .socket_path = j->ws.socket_path,
+	    .jobkey = j->ws.jobkey,
+	    .token = j->ws.token,
+	    .workspace = j->ws.dir,
+	    .log_dir = logs,
+	    .max_concurrent = c->launcher.max_concurrent > 0
+	                          ? (unsigned)c->launcher.max_concurrent
+	                          : (unsigned)(cpus > 0 ? cpus : 1),
+	    .tasks_per_worker = (unsigned)c->launcher.tasks_per_worker,
+	    .task_timeout_s = c->launcher.task_timeout_s,
+	    .kill_grace_s = c->launcher.kill_grace_s,
+	};
+	struct launcher_hooks h = {round_encode_task, round_on_result,
+	                           round_on_metrics,  round_on_failed,
+	                           on_exited,         j};
+	struct ipc_error err;
+	j->launcher = launcher_create(j->base, &o, &h, &err);
+	free(logs);
+	if (j->launcher == NULL) {
+		console_err("%s", err.message);
+		return -1;
+	}
+	if (j->ws.socket_tmpdir != NULL)
+		console_err("workspace path too long for a Unix socket; using "
+		            "%s",
+		            j->ws.socket_path);
+	j->sigint = evsignal_new(j->base, SIGINT, on_signal, j);
+	j->sigterm = evsignal_new(j->base, SIGTERM, on_signal, j);
+	evsignal_add(j->sigint, NULL);
+	evsignal_add(j->sigterm, NULL);
+	return 0;
+}
+
+/* Open or create the workspace and its log; run preparation if needed. */
+static int
+open_workspace(struct job *j, const char *resume_dir)
+{
+	struct ipc_error err;
+	const struct config *c = j->cfg;
+	int rc = resume_dir ? workspace_open(&j->ws, resume_dir, &err)
+	                    : workspace_create(&j->ws, c->job.workspace_root,
+	                                       c->job.name, &err);
+	if (rc < 0) {
+		console_err("%s", err.message);
+		return -1;
+	}
+	char *log = workspace_path(&j->ws, "logs/orchestrator.log");
+	rc = console_open_log(log, &err);
+	free(log);
+	if (rc < 0 || workspace_start_run(&j->ws, &err) < 0) {
+		console_err("%s", err.message);
+		return -1;
+	}
+	unsigned stale = 0;
+	if (workspace_reap_stale_shm(&stale, &err) == 0 && stale > 0)
+		console_log("removed %u shared-memory segments of dead "
+		            "orchestrators",
+		            stale);
+	if (!resume_dir) {
+		char *cfg = workspace_path(&j->ws, "config.json");
+		rc = config_save(c, cfg, &err);
+		free(cfg);
+		if (rc < 0) {
+			console_err("%s", err.message);
+			return -1;
+		}
+	}
+	console_out("job %s: %lld clients, %lld sampled per round, %lld "
+	            "rounds; workspace %s",
+	            c->job.name, (long long)c->federation.clients,
+	            (long long)c->federation.fit_clients,
+	            (long long)c->federation.rounds, j->ws.dir);
+	char *prepared = workspace_path(&j->ws, "data/prepared.json");
+	int need_prepare = !resume_dir || !files_exist(prepared);
+	free(prepared);
+	if (need_prepare) {
+		char *plog = workspace_path(&j->ws, "logs/prepare.log");
+		rc = prepare_run(j->worker_path, j->ws.dir, plog, &err);
+		free(plog);
+		if (rc < 0) {
+			console_err("%s", err.message);
+			return -1;
+		}
+	}
+	if (prepare_load(j->ws.dir, &j->prepared, &err) < 0) {
+		console_err("%s", err.message);
+		return -1;
+	}
+	return 0;
+}
+
+/* Release everything; unlink every segment of this run. */
+static void
+cleanup(struct job *j)
+{
+	if (j->launcher != NULL)
+		launcher_free(j->launcher);
+	if (j->sigint != NULL)
+		event_free(j->sigint);
+	if (j->sigterm != NULL)
+		event_free(j->sigterm);
+	shm_segment_close(&j->global);
+	if (j->ws.jobkey[0] != '\0') {
+		char *prefix = xasprintf("/cohort.%s.", j->ws.jobkey);
+		shm_remove_prefix(prefix, NULL, NULL);
+		free(prefix);
+	}
+	metrics_close(&j->metrics);
+	fedavg_free(&j->acc);
+	tensor_manifest_free(&j->model);
+	free(j->tasks);
+	free(j->consecutive_failures);
+	free(j->worker_path);
+	json_decref(j->prepared);
+	json_decref(j->history);
+	if (j->base != NULL)
+		event_base_free(j->base);
+	workspace_close(&j->ws);
+	console_close_log();
+}
+
+int
+job_run(struct config *cfg, const char *resume_dir)
+{
+	struct job j;
+	memset(&j, 0, sizeof j);
+	j.cfg = cfg;
+	j.history = json_array();
+	j.global.fd = -1;
+	j.consecutive_failures =
+	    xcalloc((size_t)cfg->federation.clients, sizeof(uint32_t));
+	j.worker_path = resolve_worker(cfg->launcher.worker);
+	const char *progress = cfg->output.progress;
+	console_set_progress(
+	    strcmp(progress, "always") == 0 ||
+	    (strcmp(progress, "auto") == 0 && isatty(STDOUT_FILENO)));
+	signal(SIGPIPE, SIG_IGN);
+	double t0 = now_seconds();
+	int code = JOB_EXIT_FAILED;
+	if (open_workspace(&j, resume_dir) < 0 ||
+	    load_model(&j, resume_dir != NULL) < 0)
+		goto out;
+	struct ipc_error err;
+	char *mpath = workspace_path(&j.ws, "metrics/metrics.jsonl");
+	int rc = metrics_open(&j.metrics, mpath,
+	                      resume_dir ? (long)j.round : -1, &err);
+	free(mpath);
+	if (rc < 0) {
+		console_err("%s", err.message);
+		goto out;
+	}
+	j.base = event_base_new();
+	if (j.base == NULL)
+		fatal("cannot create an event base");
+	if (start_launcher(&j) < 0)
+		goto out;
+	if (j.round >= (unsigned)cfg->federation.rounds) {
+		j.exit_code = JOB_EXIT_OK;
+	} else {
+		j.round++;
+		round_start(&j);
+		if (!j.finished || launcher_alive(j.launcher) > 0)
+			event_base_dispatch(j.base);
+	}
+	code = j.exit_code;
+	if (code == JOB_EXIT_OK)
+		write_results(&j, now_seconds() - t0);
+	else if (code == JOB_EXIT_SIGINT || code == JOB_EXIT_SIGTERM ||
+	         j.sigints > 1)
+		console_err("stopped; completed rounds are checkpointed. "
+		            "Resume with: cohort-orchestrator --resume %s",
+		            j.ws.dir);
+	if (j.sigints > 1)
+		code = JOB_EXIT_SIGINT;
+out:
+	cleanup(&j);
+	return code;
+}

@@ -1,0 +1,87 @@
+/* job.h: one federated job from start to exit: workspace, preparation,
+ * launcher, event loop, rounds, signals, checkpoints and final results. The
+ * struct is shared by job.c (lifecycle) and round.c (the round engine). */
+#ifndef COHORT_JOB_H
+#define COHORT_JOB_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "fedavg.h"
+#include "launcher.h"
+#include "metrics.h"
+#include "shm.h"
+#include "workspace.h"
+
+/* Exit statuses of cohort-orchestrator. */
+enum {
+	JOB_EXIT_OK = 0,
+	JOB_EXIT_FAILED = 1,
+	JOB_EXIT_USAGE = 2,
+	JOB_EXIT_SIGINT = 130,
+	JOB_EXIT_SIGTERM = 143,
+};
+
+/* A fit task of the current round attempt. */
+struct job_task {
+	uint64_t task_id;
+	int64_t client;
+	int done;
+};
+
+struct job {
+	struct config *cfg;
+	struct workspace ws;
+	struct event_base *base;
+	struct launcher *launcher;
+	struct metrics metrics;
+	struct event *sigint, *sigterm;
+	char *worker_path;
+	json_t *prepared; /* data/prepared.json */
+
+	struct tensor_manifest model;
+	struct shm_segment
+	    global; /* /cohort.<jobkey>.g<round>: this round's model */
+	struct fedavg acc;
+	uint32_t *consecutive_failures; /* per client */
+
+	unsigned round; /* current (1-based) */
+	unsigned attempt;
+	struct job_task *tasks;
+	unsigned ntasks, done, ok, failed;
+	uint64_t next_task_id;
+	int evaluating;
+	uint64_t eval_task_id;
+	double loss_sum, loss_weight;
+	double round_start;
+	char failure_notes[1024]; /* reasons seen in this round */
+	json_t *history;          /* array of per-round summaries */
+
+	int finished; /* no more rounds; waiting for workers */
+	int exit_code;
+	unsigned sigints;
+};
+
+/* Run a new job (resume_dir NULL) or resume one; returns the exit status. */
+int job_run(struct config *cfg, const char *resume_dir);
+
+/* round.c */
+/* Start round job->round (attempt 0). */
+void round_start(struct job *j);
+/* Launcher hooks. */
+int round_encode_task(void *arg, uint64_t task_id, uint8_t **frame,
+                      size_t *len);
+void round_on_result(void *arg, uint64_t task_id, const struct msg *m);
+void round_on_metrics(void *arg, uint64_t task_id, const struct msg *m);
+void round_on_failed(void *arg, uint64_t task_id, const char *reason);
+
+/* job.c, called by round.c */
+/* Stop launching and end the loop once every worker is gone. */
+void job_finish(struct job *j, int exit_code);
+/* Checkpoint the global model after the round just completed. */
+int job_checkpoint(struct job *j);
+
+#endif

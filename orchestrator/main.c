@@ -1,0 +1,166 @@
+/* main.c: cohort-orchestrator's command line: positional federation sizes,
+ * --config, --set, --resume, --workspace-root; then the job. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "job.h"
+
+/* Print the usage text. */
+static void
+usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: cohort-orchestrator [NBCLIENTS NBMINCLIENTS NBFITCLIENTS "
+	    "NBROUNDS]\n"
+	    "           [--config FILE] [--set key.path=value ...] "
+	    "[--workspace-root DIR]\n"
+	    "       cohort-orchestrator --resume WORKSPACE [--set "
+	    "key.path=value ...]\n"
+	    "       cohort-orchestrator --help\n");
+}
+
+/* Print the usage and every configuration key. */
+static void
+help(void)
+{
+	usage(stdout);
+	printf("\nRuns a federated job: NBROUNDS rounds, each training "
+	       "NBFITCLIENTS of NBCLIENTS\nclients (a round needs NBMINCLIENTS "
+	       "available) in worker processes.\nExit status: 0 done, 1 job "
+	       "failed, 2 usage or configuration error,\n130/143 interrupted "
+	       "(resume with --resume WORKSPACE).\n\nConfiguration keys "
+	       "(--config FILE as {\"section\": {\"key\": value}}, or --set "
+	       "section.key=value):\n");
+	config_print_keys(stdout);
+}
+
+/* One-line error plus usage; returns the usage exit status. */
+static int
+usage_error(const char *msg)
+{
+	fprintf(stderr, "cohort-orchestrator: %s\n", msg);
+	usage(stderr);
+	return JOB_EXIT_USAGE;
+}
+
+/* Parse a positional count: a positive integer. */
+static int
+parse_count(const char *s, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v <= 0 || v > 1000000)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	log_init("cohort-orchestrator", LOG_INFO);
+	const char *config_file = NULL, *resume = NULL, *root = NULL;
+	const char **sets = xcalloc((size_t)argc, sizeof *sets);
+	const char *positional[4];
+	int nsets = 0, npos = 0;
+	char msg[600];
+	int code = JOB_EXIT_USAGE;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int has_value = i + 1 < argc;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			help();
+			free(sets);
+			return 0;
+		} else if (strcmp(a, "--config") == 0 && has_value) {
+			config_file = argv[++i];
+		} else if (strcmp(a, "--set") == 0 && has_value) {
+			sets[nsets++] = argv[++i];
+		} else if (strcmp(a, "--resume") == 0 && has_value) {
+			resume = argv[++i];
+		} else if (strcmp(a, "--workspace-root") == 0 && has_value) {
+			root = argv[++i];
+		} else if (a[0] == '-' && a[1] == '-') {
+			snprintf(msg, sizeof msg,
+			         "%s: unknown option or missing value", a);
+			code = usage_error(msg);
+			goto out;
+		} else if (npos < 4) {
+			positional[npos++] = a;
+		} else {
+			code = usage_error("expected at most 4 numbers "
+			                   "(NBCLIENTS NBMINCLIENTS "
+			                   "NBFITCLIENTS NBROUNDS)");
+			goto out;
+		}
+	}
+	if (npos != 0 && npos != 4) {
+		code = usage_error("expected 4 numbers (NBCLIENTS NBMINCLIENTS "
+		                   "NBFITCLIENTS NBROUNDS) or none");
+		goto out;
+	}
+	if (resume != NULL && (npos != 0 || config_file != NULL)) {
+		code = usage_error("--resume takes the configuration saved in "
+		                   "the workspace; drop the numbers and "
+		                   "--config");
+		goto out;
+	}
+	static const char *const names[4] = {"NBCLIENTS", "NBMINCLIENTS",
+	                                     "NBFITCLIENTS", "NBROUNDS"};
+	long long n[4];
+	for (int i = 0; i < npos; i++) {
+		if (parse_count(positional[i], &n[i]) < 0) {
+			snprintf(msg, sizeof msg,
+			         "%s: expected a positive integer, got \"%s\"",
+			         names[i], positional[i]);
+			code = usage_error(msg);
+			goto out;
+		}
+	}
+	if (npos == 4 && (n[2] > n[0] || n[1] > n[0])) {
+		snprintf(msg, sizeof msg,
+		         "%s (%lld) is larger than NBCLIENTS (%lld)",
+		         n[2] > n[0] ? "NBFITCLIENTS" : "NBMINCLIENTS",
+		         n[2] > n[0] ? n[2] : n[1], n[0]);
+		code = usage_error(msg);
+		goto out;
+	}
+
+	struct config cfg;
+	struct ipc_error err;
+	config_defaults(&cfg);
+	char *saved = resume ? xasprintf("%s/config.json", resume) : NULL;
+	const char *file = resume ? saved : config_file;
+	int rc = file ? config_load_file(&cfg, file, &err) : 0;
+	free(saved);
+	if (rc == 0 && npos == 4) {
+		cfg.federation.clients = n[0];
+		cfg.federation.min_clients = n[1];
+		cfg.federation.fit_clients = n[2];
+		cfg.federation.rounds = n[3];
+	}
+	for (int i = 0; rc == 0 && i < nsets; i++)
+		rc = config_set(&cfg, sets[i], &err);
+	if (rc == 0 && root != NULL) {
+		free(cfg.job.workspace_root);
+		cfg.job.workspace_root = xstrdup(root);
+	}
+	if (rc == 0)
+		rc = config_check(&cfg, &err);
+	if (rc < 0) {
+		fprintf(stderr, "cohort-orchestrator: %s\n", err.message);
+		config_free(&cfg);
+		code = JOB_EXIT_USAGE;
+		goto out;
+	}
+	code = job_run(&cfg, resume);
+	config_free(&cfg);
+out:
+	free(sets);
+	return code;
+}

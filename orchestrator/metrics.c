@@ -1,0 +1,117 @@
+/* metrics.c: the JSON-lines metric log of a job. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "files.h"
+
+/* Rewrite path keeping only lines of rounds up to keep_round. */
+static int
+drop_later_rounds(const char *path, long keep_round, struct ipc_error *err)
+{
+	if (!files_exist(path))
+		return 0;
+	char *text;
+	size_t len;
+	if (files_read_all(path, &text, &len, err) < 0)
+		return -1;
+	char *out = xmalloc(len + 1);
+	size_t have = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_t *j = json_loads(line, 0, NULL);
+		json_t *r = j ? json_object_get(j, "round") : NULL;
+		int keep = r != NULL && json_is_integer(r) &&
+		           json_integer_value(r) <= keep_round;
+		json_decref(j);
+		if (!keep)
+			continue;
+		size_t n = strlen(line);
+		memcpy(out + have, line, n);
+		out[have + n] = '\n';
+		have += n + 1;
+	}
+	int rc = files_write_atomic(path, out, have, err);
+	free(out);
+	free(text);
+	return rc;
+}
+
+int
+metrics_open(struct metrics *m, const char *path, long keep_round,
+             struct ipc_error *err)
+{
+	if (keep_round >= 0 && drop_later_rounds(path, keep_round, err) < 0)
+		return -1;
+	m->f = fopen(path, "a");
+	if (m->f == NULL)
+		return ipc_error_set(err, IPC_E_IO, "%s: cannot open: %s", path,
+		                     strerror(errno));
+	return 0;
+}
+
+/* Wall-clock time in seconds since the epoch. */
+static double
+wall_time(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Write value as JSON (null when not finite). */
+static void
+put_value(FILE *f, double value)
+{
+	if (isfinite(value))
+		fprintf(f, "%.17g", value);
+	else
+		fputs("null", f);
+}
+
+void
+metrics_round(struct metrics *m, unsigned round, const char *key, double value)
+{
+	fprintf(m->f, "{\"round\":%u,\"key\":\"%s\",\"value\":", round, key);
+	put_value(m->f, value);
+	fprintf(m->f, ",\"time\":%.3f}\n", wall_time());
+}
+
+void
+metrics_task(struct metrics *m, unsigned round, int64_t client, uint64_t task,
+             const char *key, double value)
+{
+	json_t *s = json_string(key);
+	char *quoted = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+	json_decref(s);
+	fprintf(m->f,
+	        "{\"round\":%u,\"client\":%lld,\"task\":%llu,\"key\":%s,"
+	        "\"value\":",
+	        round, (long long)client, (unsigned long long)task,
+	        quoted ? quoted : "\"?\"");
+	free(quoted);
+	put_value(m->f, value);
+	fprintf(m->f, ",\"time\":%.3f}\n", wall_time());
+}
+
+void
+metrics_flush(struct metrics *m)
+{
+	if (m->f != NULL)
+		fflush(m->f);
+}
+
+void
+metrics_close(struct metrics *m)
+{
+	if (m->f != NULL)
+		fclose(m->f);
+	m->f = NULL;
+}

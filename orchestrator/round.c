@@ -1,0 +1,440 @@
+/* round.c: the round engine: which clients are available, seeded sampling,
+ * one fit task per sampled client, streaming FedAvg of the results, retries
+ * of rounds below min_fit, central evaluation, and the per-round report. */
+#include "job.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "console.h"
+#include "rng.h"
+
+/* A string field of prepared.json ("" if absent). */
+static const char *
+prepared_str(const struct job *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j->prepared, key));
+	return s ? s : "";
+}
+
+/* Per-task seed: a function of (job seed, round, client) only, so a resumed
+ * job hands the same seeds to the same clients. */
+static uint64_t
+task_seed(const struct job *j, int64_t client)
+{
+	return rng_derive((uint64_t)j->cfg->job.seed, "task",
+	                  (uint64_t)j->round * 1000003u +
+	                      (uint64_t)(client + 1));
+}
+
+/* Fill ids with the clients available this round; counts why others are
+ * not. Availability depends on (seed, round) only, not on the attempt. */
+static unsigned
+available_clients(const struct job *j, uint32_t *ids, unsigned *excluded,
+                  unsigned *offline)
+{
+	const struct config *c = j->cfg;
+	struct rng r;
+	rng_seed(
+	    &r, rng_derive((uint64_t)c->job.seed, "availability", j->round), 0);
+	unsigned n = 0;
+	*excluded = *offline = 0;
+	for (uint32_t id = 0; id < (uint32_t)c->federation.clients; id++) {
+		double draw = rng_uniform(&r);
+		if (j->consecutive_failures[id] >=
+		    (uint32_t)c->federation.max_consecutive_failures)
+			(*excluded)++;
+		else if (draw >= c->federation.availability)
+			(*offline)++;
+		else
+			ids[n++] = id;
+	}
+	return n;
+}
+
+/* Ascending order for uint32 ids. */
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Append a failure reason to the round's notes. */
+static void
+note_failure(struct job *j, int64_t client, uint64_t task, const char *why)
+{
+	size_t len = strlen(j->failure_notes);
+	if (len + 4 >= sizeof j->failure_notes)
+		return;
+	snprintf(j->failure_notes + len, sizeof j->failure_notes - len,
+	         "%sclient %lld task %llu: %s", len ? "; " : "",
+	         (long long)client, (unsigned long long)task, why);
+}
+
+/* Start (or retry) the current round: sample clients and submit fits. */
+static void
+start_attempt(struct job *j)
+{
+	const struct config *c = j->cfg;
+	unsigned clients = (unsigned)c->federation.clients;
+	uint32_t *ids = xcalloc(clients, sizeof *ids);
+	unsigned excluded, offline;
+	unsigned avail = available_clients(j, ids, &excluded, &offline);
+	if (avail < (unsigned)c->federation.min_clients) {
+		console_err("round %u: only %u of %u clients available (%u "
+		            "excluded after %lld consecutive failures, %u "
+		            "offline); federation.min_clients is %lld",
+		            j->round, avail, clients, excluded,
+		            (long long)c->federation.max_consecutive_failures,
+		            offline, (long long)c->federation.min_clients);
+		free(ids);
+		job_finish(j, JOB_EXIT_FAILED);
+		return;
+	}
+	unsigned want = (unsigned)c->federation.fit_clients;
+	if (want > avail)
+		want = avail;
+	struct rng r;
+	uint64_t key = rng_derive((uint64_t)c->job.seed, "sample", j->round);
+	if (j->attempt > 0)
+		key = rng_derive(key, "attempt", j->attempt);
+	rng_seed(&r, key, 0);
+	for (unsigned i = 0; i < want; i++) {
+		unsigned k = i + (unsigned)rng_below(&r, avail - i);
+		uint32_t t = ids[i];
+		ids[i] = ids[k];
+		ids[k] = t;
+	}
+	qsort(ids, want, sizeof *ids, cmp_u32);
+
+	free(j->tasks);
+	j->tasks = xcalloc(want, sizeof *j->tasks);
+	j->ntasks = want;
+	j->done = j->ok = j->failed = 0;
+	j->loss_sum = j->loss_weight = 0;
+	j->evaluating = 0;
+	fedavg_reset(&j->acc);
+	for (unsigned i = 0; i < want; i++) {
+		j->tasks[i].task_id = j->next_task_id++;
+		j->tasks[i].client = ids[i];
+	}
+	free(ids);
+	console_log("round %u%s: sampled %u of %u available clients", j->round,
+	            j->attempt ? " (retry)" : "", want, avail);
+	console_progress("round %u/%lld  tasks 0/%u", j->round,
+	                 (long long)c->federation.rounds, want);
+	for (unsigned i = 0; i < want && !j->finished; i++)
+		launcher_submit(j->launcher, j->tasks[i].task_id,
+		                j->tasks[i].client);
+}
+
+void
+round_start(struct job *j)
+{
+	j->attempt = 0;
+	j->failure_notes[0] = '\0';
+	j->round_start = now_seconds();
+	start_attempt(j);
+}
+
+/* The fit task with this id in the current attempt, or NULL. */
+static struct job_task *
+find_task(struct job *j, uint64_t task_id)
+{
+	if (j->ntasks == 0 || task_id < j->tasks[0].task_id ||
+	    task_id >= j->tasks[0].task_id + j->ntasks)
+		return NULL;
+	struct job_task *t = &j->tasks[task_id - j->tasks[0].task_id];
+	return t->done ? NULL : t;
+}
+
+/* Print, record and checkpoint a completed round; go on or finish. */
+static void
+round_complete(struct job *j, double test_loss, double test_acc)
+{
+	const struct config *c = j->cfg;
+	double train_loss =
+	    j->loss_weight > 0 ? j->loss_sum / j->loss_weight : NAN;
+	double secs = now_seconds() - j->round_start;
+	char tl[32] = "-", ta[32] = "-", tr[32] = "-";
+	if (isfinite(train_loss))
+		snprintf(tr, sizeof tr, "%.4f", train_loss);
+	if (isfinite(test_loss))
+		snprintf(tl, sizeof tl, "%.4f", test_loss);
+	if (isfinite(test_acc))
+		snprintf(ta, sizeof ta, "%.4f", test_acc);
+	console_out("round %u/%lld  sampled %u  ok %u  failed %u  train_loss "
+	            "%s  test_loss %s  test_acc %s  %.2fs",
+	            j->round, (long long)c->federation.rounds, j->ntasks, j->ok,
+	            j->failed, tr, tl, ta, secs);
+	metrics_round(&j->metrics, j->round, "train_loss", train_loss);
+	metrics_round(&j->metrics, j->round, "test_loss", test_loss);
+	metrics_round(&j->metrics, j->round, "test_accuracy", test_acc);
+	metrics_round(&j->metrics, j->round, "fit_ok", j->ok);
+	metrics_round(&j->metrics, j->round, "fit_failed", j->failed);
+	metrics_round(&j->metrics, j->round, "round_seconds", secs);
+	metrics_flush(&j->metrics);
+
+	json_t *h = json_object();
+	json_object_set_new(h, "round", json_integer(j->round));
+	json_object_set_new(h, "sampled", json_integer(j->ntasks));
+	json_object_set_new(h, "ok", json_integer(j->ok));
+	json_object_set_new(h, "failed", json_integer(j->failed));
+	json_object_set_new(h, "train_loss",
+	                    isfinite(train_loss) ? json_real(train_loss)
+	                                         : json_null());
+	json_object_set_new(h, "test_loss",
+	                    isfinite(test_loss) ? json_real(test_loss)
+	                                        : json_null());
+	json_object_set_new(h, "test_accuracy",
+	                    isfinite(test_acc) ? json_real(test_acc)
+	                                       : json_null());
+	json_array_append_new(j->history, h);
+	if (job_checkpoint(j) < 0) {
+		job_finish(j, JOB_EXIT_FAILED);
+		return;
+	}
+	if (j->round >= (unsigned)c->federation.rounds) {
+		job_finish(j, JOB_EXIT_OK);
+		return;
+	}
+	j->round++;
+	round_start(j);
+}
+
+/* Replace the global model with the aggregate of this round's updates. */
+static int
+publish_global(struct job *j)
+{
+	struct shm_segment next;
+	struct ipc_error err;
+	char name[64];
+	snprintf(name, sizeof name, "/cohort.%s.g%u", j->ws.jobkey,
+	         j->round + 1);
+	if (shm_segment_create(&next, name, j->model.total_size, &err) < 0) {
+		console_err("round %u: cannot publish the new global model: %s",
+		            j->round, err.message);
+		return -1;
+	}
+	fedavg_finish(&j->acc, next.addr);
+	/* Workers still mapping the old model keep their mapping. */
+	shm_segment_unlink(j->global.name, NULL);
+	shm_segment_close(&j->global);
+	j->global = next;
+	return 0;
+}
+
+/* Every fit of the attempt ended: aggregate, retry or fail. */
+static void
+fits_done(struct job *j)
+{
+	const struct config *c = j->cfg;
+	int64_t min_fit = config_min_fit(c);
+	if ((int64_t)j->ok >= min_fit && j->ok > 0) {
+		if (publish_global(j) < 0) {
+			job_finish(j, JOB_EXIT_FAILED);
+			return;
+		}
+		if (!c->evaluate.central) {
+			round_complete(j, NAN, NAN);
+			return;
+		}
+		j->evaluating = 1;
+		j->eval_task_id = j->next_task_id++;
+		console_progress("round %u/%lld  evaluating", j->round,
+		                 (long long)c->federation.rounds);
+		launcher_submit(j->launcher, j->eval_task_id, -1);
+		return;
+	}
+	if ((int64_t)j->attempt < c->federation.round_retries) {
+		console_err("round %u: only %u of %u fits succeeded "
+		            "(federation.min_fit is %lld); retrying with a new "
+		            "sample",
+		            j->round, j->ok, j->ntasks, (long long)min_fit);
+		j->attempt++;
+		start_attempt(j);
+		return;
+	}
+	console_err("round %u failed: only %u of %u fits succeeded in the last "
+	            "of %u attempts (federation.min_fit is %lld); failures: %s",
+	            j->round, j->ok, j->ntasks, j->attempt + 1,
+	            (long long)min_fit,
+	            j->failure_notes[0] ? j->failure_notes : "none");
+	job_finish(j, JOB_EXIT_FAILED);
+}
+
+/* Account one ended fit task. */
+static void
+fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
+{
+	const struct config *c = j->cfg;
+	t->done = 1;
+	j->done++;
+	uint32_t *fails = &j->consecutive_failures[t->client];
+	if (ok) {
+		j->ok++;
+		*fails = 0;
+	} else {
+		j->failed++;
+		(*fails)++;
+		console_err("round %u: client %lld task %llu failed: %s",
+		            j->round, (long long)t->client,
+		            (unsigned long long)t->task_id, reason);
+		note_failure(j, t->client, t->task_id, reason);
+		metrics_task(&j->metrics, j->round, t->client, t->task_id,
+		             "failed", 1);
+		if (*fails == (uint32_t)c->federation.max_consecutive_failures)
+			console_err("client %lld excluded after %u consecutive "
+			            "failures",
+			            (long long)t->client, *fails);
+	}
+	console_progress("round %u/%lld  tasks %u/%u", j->round,
+	                 (long long)c->federation.rounds, j->done, j->ntasks);
+	if (j->done == j->ntasks && !j->finished)
+		fits_done(j);
+}
+
+int
+round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
+{
+	struct job *j = arg;
+	const struct config *c = j->cfg;
+	struct msg m;
+	msg_init(&m, MSG_TASK);
+	struct msg_task *t = &m.u.task;
+	t->task_id = task_id;
+	t->round = j->round;
+	struct kv_list *kv = &t->config;
+	kv_set_str(kv, "model", prepared_str(j, "model"));
+	kv_set_str(kv, "train_data", prepared_str(j, "train"));
+	kv_set_str(kv, "test_data", prepared_str(j, "test"));
+	kv_set_str(kv, "partition", prepared_str(j, "partition"));
+	kv_set_num(kv, "batch_size", (double)c->train.batch_size);
+	if (j->evaluating && task_id == j->eval_task_id) {
+		t->kind = TASK_EVALUATE;
+		t->client_id = -1;
+		kv_set_str(kv, "split", "test");
+		kv_set_num(kv, "seed", (double)(task_seed(j, -1) >> 11));
+	} else {
+		const struct job_task *jt = find_task(j, task_id);
+		if (jt == NULL) {
+			msg_free(&m);
+			return -1;
+		}
+		t->kind = TASK_FIT;
+		t->client_id = jt->client;
+		kv_set_str(kv, "split", "train");
+		kv_set_num(kv, "epochs", (double)c->train.epochs);
+		kv_set_num(kv, "lr", c->train.lr);
+		kv_set_num(kv, "momentum", c->train.momentum);
+		kv_set_num(kv, "weight_decay", c->train.weight_decay);
+		kv_set_str(kv, "optimizer", c->train.optimizer);
+		kv_set_num(kv, "mu", c->train.mu);
+		/* 53 bits: the seed travels as a msgpack double. */
+		kv_set_num(kv, "seed",
+		           (double)(task_seed(j, jt->client) >> 11));
+		kv_set_num(kv, "progress_every", 100);
+	}
+	t->params.where = PARAMS_SHM;
+	snprintf(t->params.shm, sizeof t->params.shm, "%s", j->global.name);
+	t->params.size = j->model.total_size;
+	tensor_manifest_copy(&t->params.manifest, &j->model);
+	int rc = msg_encode_frame(&m, frame, len);
+	msg_free(&m);
+	return rc;
+}
+
+/* The update segment name a fit task must use. */
+static void
+update_name(const struct job *j, uint64_t task_id, char *buf, size_t size)
+{
+	snprintf(buf, size, "/cohort.%s.u%llu", j->ws.jobkey,
+	         (unsigned long long)task_id);
+}
+
+void
+round_on_result(void *arg, uint64_t task_id, const struct msg *m)
+{
+	struct job *j = arg;
+	const struct msg_result *r = &m->u.result;
+	const struct config *c = j->cfg;
+	char expect[PARAMS_SHM_MAX];
+	update_name(j, task_id, expect, sizeof expect);
+	if (j->evaluating && task_id == j->eval_task_id) {
+		j->evaluating = 0;
+		double loss = kv_get_num(&r->metrics, "loss", NAN);
+		double acc = kv_get_num(&r->metrics, "accuracy", NAN);
+		round_complete(j, loss, acc);
+		return;
+	}
+	struct job_task *t = find_task(j, task_id);
+	if (t == NULL) {
+		shm_segment_unlink(expect, NULL);
+		return;
+	}
+	struct ipc_error err;
+	int ok = 0;
+	double weight = strcmp(c->strategy.weighting, "uniform") == 0
+	                    ? 1.0
+	                    : (double)r->num_examples;
+	if (r->params.where == PARAMS_SHM && strcmp(r->params.shm, expect) != 0)
+		ipc_error_set(&err, IPC_E_BAD_VALUE,
+		              "update segment is %s, expected %s",
+		              r->params.shm, expect);
+	else if (weight <= 0)
+		ipc_error_set(&err, IPC_E_BAD_VALUE,
+		              "result reports 0 examples");
+	else if (fedavg_fold_result(&j->acc, &r->params, weight, &err) == 0)
+		ok = 1;
+	shm_segment_unlink(expect, NULL);
+	if (ok) {
+		double loss = kv_get_num(&r->metrics, "loss", NAN);
+		if (isfinite(loss)) {
+			j->loss_sum += loss * (double)r->num_examples;
+			j->loss_weight += (double)r->num_examples;
+		}
+		metrics_task(&j->metrics, j->round, t->client, task_id,
+		             "num_examples", (double)r->num_examples);
+		for (size_t i = 0; i < r->metrics.count; i++)
+			if (r->metrics.entries[i].type == KV_NUM)
+				metrics_task(&j->metrics, j->round, t->client,
+				             task_id, r->metrics.entries[i].key,
+				             r->metrics.entries[i].num);
+	}
+	fit_ended(j, t, ok, ok ? NULL : err.message);
+}
+
+void
+round_on_metrics(void *arg, uint64_t task_id, const struct msg *m)
+{
+	struct job *j = arg;
+	const struct job_task *t = find_task(j, task_id);
+	if (t == NULL)
+		return;
+	const struct kv_list *v = &m->u.metrics.values;
+	for (size_t i = 0; i < v->count; i++)
+		if (v->entries[i].type == KV_NUM) {
+			char *key = xasprintf("step_%s", v->entries[i].key);
+			metrics_task(&j->metrics, j->round, t->client, task_id,
+			             key, v->entries[i].num);
+			free(key);
+		}
+}
+
+void
+round_on_failed(void *arg, uint64_t task_id, const char *reason)
+{
+	struct job *j = arg;
+	if (j->evaluating && task_id == j->eval_task_id) {
+		j->evaluating = 0;
+		console_err("round %u: central evaluation failed: %s", j->round,
+		            reason);
+		round_complete(j, NAN, NAN);
+		return;
+	}
+	struct job_task *t = find_task(j, task_id);
+	if (t != NULL)
+		fit_ended(j, t, 0, reason);
+}
