@@ -116,7 +116,7 @@ tensor_bytes(const char *name, enum tensor_dtype dtype, int rank,
 			                     "(empty tensors are not allowed)",
 			                     name, i);
 	}
-	uint64_t numel;
+	uint64_t numel = 0;
 	if (tensor_numel(shape, rank, &numel, err) != 0 ||
 	    __builtin_mul_overflow(numel, (uint64_t)esize, nbytes)) {
 		char sb[256];

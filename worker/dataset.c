@@ -447,7 +447,7 @@ source_crc(const char *cache_dir, const char *path, uint32_t *crc,
 	if (realpath(path, real) == NULL)
 		return ipc_error_set(err, IPC_E_IO, "%s: %s", path,
 		                     strerror(errno));
-	struct source_stamp st;
+	struct source_stamp st = {0};
 	if (stamp_file(real, &st, err) != 0)
 		return -1;
 	*size = st.size;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,8 +194,13 @@ prepare_write_summary(const char *workspace, const char *train_cache,
 }
 
 int
-prepare_workspace(const char *workspace, struct ipc_error *err)
+prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 {
+	/* Absolute paths: workers read prepared.json from any directory. */
+	char workspace[PATH_MAX];
+	if (realpath(workspace_arg, workspace) == NULL)
+		return ipc_error_set(err, IPC_E_IO, "%s: %s", workspace_arg,
+				     strerror(errno));
 	char *config_path = xasprintf("%s/config.json", workspace);
 	json_error_t jerr;
 	json_t *root = json_load_file(config_path, 0, &jerr);
@@ -206,7 +212,7 @@ prepare_workspace(const char *workspace, struct ipc_error *err)
 	}
 
 	int rc = -1;
-	struct prepare_config cfg;
+	struct prepare_config cfg = {0};
 	char train_cache[4096], test_cache[4096];
 	char *data_dir = xasprintf("%s/data", workspace);
 	char *ckpt_dir = xasprintf("%s/checkpoints", workspace);
