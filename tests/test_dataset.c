@@ -79,7 +79,7 @@ write_idx_pair(const char *dir, const struct idx_spec *s)
 		lbl[8 + i] = (uint8_t)((i * 3) % 10);
 	if (s->bad_label)
 		lbl[8 + s->count - 1] = 10;
-	char path[512];
+	char path[1024];
 	snprintf(path, sizeof path, "%s/train-images-idx3-ubyte%s", dir, ext);
 	write_file(path, s->gz, img, ilen - (size_t)s->image_cut);
 	snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte%s", dir, ext);
