@@ -42,6 +42,7 @@ struct worker {
 
 	struct bufferevent *bev; /* NULL before connecting and after closing */
 	int was_connected;
+	int closed_early; /* the peer hung up with a task in hand */
 	struct frame_decoder decoder;
 
 	int exited; /* reaped; status is valid */

@@ -258,7 +258,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		if (w->has_task)
-			note_reason(w, "connection closed without a result");
+			w->closed_early = 1;
 		close_connection(w);
 	}
 }
@@ -317,8 +317,13 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 			         "worker exited with status %d",
 			         WEXITSTATUS(w->status));
 		char *reason;
+		int clean = WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0;
 		if (w->reason[0] != '\0')
 			reason = xasprintf("%s; %s", w->reason, status);
+		else if (w->closed_early && clean)
+			reason = xasprintf("connection closed without a "
+			                   "result; %s",
+			                   status);
 		else if (!w->was_connected)
 			reason = xasprintf("%s before connecting", status);
 		else

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# fake_faults.sh: every fake-worker fault is a failed task, logged with its
+# reason and counted, while the job goes on; a round below its minimum and a
+# failed preparation end the job with exit 1 and a clear message; nothing
+# (segment, process) is left behind.
+set -euo pipefail
+build=${COHORT_BUILD_DIR:?}
+orch=$build/orchestrator/cohort-orchestrator
+fake=$build/tests/cohort-test-fake-worker
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+run() {
+	"$orch" "$@" --set launcher.worker="$fake" --set output.progress=never \
+		--set launcher.task_timeout_s=1 --set launcher.kill_grace_s=0.2
+}
+# No segment of the runs under $1 may remain, nor a worker of them.
+check_clean() {
+	local pids
+	pids=$(grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true)
+	[ -z "$pids" ] || fail "worker processes left: $pids"
+	for log in "$1"/*/logs/orchestrator.log; do
+		[ -f "$log" ] || continue
+		for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$log"); do
+			if ls /dev/shm | grep -q "^cohort\.$k\."; then fail "segments of $k left"; fi
+		done
+	done
+	return 0
+}
+
+# fault:reason pattern expected in the log for client 1's failed task.
+cases="exit1:exited_with_status_1 segv:killed_by_signal_11 hang:timed_out_after_1_s
+garbage:protocol_error badtoken:wrong_token nan:element_1_is_NaN
+wrongshape:update_layout_differs_from_the_model noreply:connection_closed_without_a_result"
+for c in $cases; do
+	fault=${c%%:*}
+	want=${c#*:}
+	want=${want//_/ }
+	root=$tmp/$fault
+	set +e
+	COHORT_FAKE_FAULT=$fault COHORT_FAKE_FAULT_CLIENT=1 run 3 2 3 2 --workspace-root "$root" >"$root.out" 2>"$root.err"
+	rc=$?
+	set -e
+	[ $rc -eq 0 ] || fail "$fault: exit $rc: $(cat "$root.err")"
+	[ "$(grep -c "sampled 3  ok 2  failed 1" "$root.out")" -eq 2 ] || fail "$fault: counts: $(cat "$root.out")"
+	log=$(ls "$root"/*/logs/orchestrator.log)
+	grep -q "client 1 task [0-9]* failed: .*$want" "$log" || fail "$fault: no '$want' in $log: $(grep failed "$log")"
+	grep -q "client 1 task [0-9]* failed: .*$want" "$root.err" || fail "$fault: reason not on stderr"
+	grep -q '"key":"failed"' "$(ls "$root"/*/metrics/metrics.jsonl)" || fail "$fault: failure not in metrics.jsonl"
+	check_clean "$root"
+done
+
+# slow succeeds; a client failing 3 times in a row is excluded.
+COHORT_FAKE_FAULT=slow COHORT_FAKE_SLEEP_MS=50 run 2 2 2 1 --workspace-root "$tmp/slow" >"$tmp/slow.out"
+grep -q "ok 2  failed 0" "$tmp/slow.out" || fail "slow: $(cat "$tmp/slow.out")"
+COHORT_FAKE_FAULT=exit1 COHORT_FAKE_FAULT_CLIENT=0 run 3 2 3 4 --workspace-root "$tmp/excl" >"$tmp/excl.out" 2>"$tmp/excl.err"
+grep -q "client 0 excluded after 3 consecutive failures" "$tmp/excl.err" || fail "no exclusion: $(cat "$tmp/excl.err")"
+grep -q "round 4/4  sampled 2  ok 2  failed 0" "$tmp/excl.out" || fail "excluded client still sampled: $(cat "$tmp/excl.out")"
+
+# Every fit fails: round 1 is retried once, then the job fails (exit 1).
+set +e
+COHORT_FAKE_FAULT=exit1 run 3 2 3 2 --workspace-root "$tmp/min" >"$tmp/min.out" 2>"$tmp/min.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "below minimum exited $rc"
+grep -q "round 1: only 0 of 3 fits succeeded .*retrying" "$tmp/min.err" || fail "no retry: $(cat "$tmp/min.err")"
+grep -q "round 1 failed: only 0 of 3 fits succeeded in the last of 2 attempts (federation.min_fit is 2); failures: client 0 task 0: .*worker exited with status 1" "$tmp/min.err" || fail "unclear failure: $(cat "$tmp/min.err")"
+check_clean "$tmp/min"
+
+# Too few clients available to start a round: one excluded after a failure,
+# or all offline by the availability draw.
+set +e
+COHORT_FAKE_FAULT=exit1 COHORT_FAKE_FAULT_CLIENT=0 run 3 3 3 3 --set federation.max_consecutive_failures=1 --set federation.min_fit=1 --workspace-root "$tmp/avail" >"$tmp/avail.out" 2>"$tmp/avail.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "unavailable exited $rc"
+grep -q "round 2: only 2 of 3 clients available (1 excluded after 1 consecutive failures, 0 offline); federation.min_clients is 3" "$tmp/avail.err" || fail "availability: $(cat "$tmp/avail.err")"
+set +e
+run 3 1 1 1 --set federation.availability=0 --workspace-root "$tmp/off" >/dev/null 2>"$tmp/off.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "only 0 of 3 clients available (0 excluded after 3 consecutive failures, 3 offline)" "$tmp/off.err" || fail "offline: $rc $(cat "$tmp/off.err")"
+check_clean "$tmp/avail"
+
+# Preparation failure: exit 1 with the worker's message.
+set +e
+COHORT_FAKE_FAULT=prepare run 2 2 2 1 --workspace-root "$tmp/prep" 2>"$tmp/prep.err" >/dev/null
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "prepare failure exited $rc"
+grep -q "preparing the job failed: fake prepare failure: dataset not found" "$tmp/prep.err" || fail "prepare message: $(cat "$tmp/prep.err")"
+check_clean "$tmp/prep"
+echo "fake_faults: ok"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# fake_fedavg.sh: end-to-end rounds with the fake worker: the exact FedAvg
+# result of its deterministic updates, identical reruns with the same seed,
+# pool mode equal to spawn mode, and command-line errors (exit 2).
+set -euo pipefail
+build=${COHORT_BUILD_DIR:?}
+orch=$build/orchestrator/cohort-orchestrator
+fake=$build/tests/cohort-test-fake-worker
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never; }
+# No segment of the runs in $1 (workspace root) may remain, nor a worker.
+check_clean() {
+	local pids
+	pids=$(grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true)
+	[ -z "$pids" ] || fail "worker processes left: $pids"
+	for ws in "$1"/*/; do
+		local key
+		[ -f "$ws/logs/orchestrator.log" ] || continue
+		for p in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$ws/logs/orchestrator.log" | sort -u); do
+			ls /dev/shm | grep -q "^cohort\.$p\." && fail "segments of $p left"
+		done
+	done
+	return 0
+}
+
+# Exact FedAvg: 4 clients all sampled, 3 rounds, examples weighting.
+run 4 4 4 3 --workspace-root "$tmp/a" >"$tmp/a.out"
+ws=$(ls -d "$tmp"/a/*/)
+grep -q "round 3/3  sampled 4  ok 4  failed 0" "$tmp/a.out" || fail "round lines: $(cat "$tmp/a.out")"
+python3 - "$ws/results/global_model.safetensors" <<'PY'
+import json, struct, sys
+f32 = lambda x: struct.unpack('<f', struct.pack('<f', x))[0]
+data = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', data[:8])[0]
+hdr = json.loads(data[8:8 + n])
+body = data[8 + n:]
+for name, shape in (("a.weight", [4, 3]), ("a.bias", [4])):
+    t = hdr[name]
+    assert t["dtype"] == "F32" and t["shape"] == shape, t
+    b, e = t["data_offsets"]
+    got = struct.unpack('<%df' % ((e - b) // 4), body[b:e])
+    for i, g in enumerate(got):
+        x = f32(i * f32(0.1))
+        for rnd in range(3):
+            acc = wsum = 0.0
+            for c in range(4):
+                w = 100.0 * (c + 1)
+                acc += w * f32(x + f32(f32(0.01) * (c + 1)))
+                wsum += w
+            x = f32(acc / wsum)
+        assert abs(g - x) <= 2e-7 * max(1.0, abs(x)), (name, i, g, x)
+print("fedavg exact: ok")
+PY
+grep -q '"key":"test_accuracy"' "$ws/metrics/metrics.jsonl" || fail "no test_accuracy in metrics.jsonl"
+[ -f "$ws/checkpoints/round-0003.safetensors" ] && [ -f "$ws/checkpoints/round-0002.safetensors" ] || fail "last two checkpoints"
+[ ! -f "$ws/checkpoints/round-0001.safetensors" ] || fail "round-0001 checkpoint should be pruned"
+
+# Same seed twice: identical per-round metrics and model; pool mode too.
+run 8 3 3 4 --workspace-root "$tmp/b" >"$tmp/b1.out"
+run 8 3 3 4 --workspace-root "$tmp/c" >"$tmp/b2.out"
+run 8 3 3 4 --workspace-root "$tmp/d" --set launcher.tasks_per_worker=4 >"$tmp/b3.out"
+strip() { sed -e 's/  [0-9.]*s$//' -e 's/workspace .*//' -e 's/model .*//' "$1"; }
+diff <(strip "$tmp/b1.out") <(strip "$tmp/b2.out") || fail "reruns differ"
+diff <(strip "$tmp/b1.out") <(strip "$tmp/b3.out") || fail "pool mode differs"
+m1=$(ls "$tmp"/b/*/results/global_model.safetensors)
+cmp "$m1" "$(ls "$tmp"/c/*/results/global_model.safetensors)" || fail "rerun models differ"
+cmp "$m1" "$(ls "$tmp"/d/*/results/global_model.safetensors)" || fail "pool model differs"
+spawned=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers_spawned"])' "$(ls "$tmp"/d/*/results/summary.json)")
+[ "$spawned" -lt 16 ] || fail "pool mode spawned $spawned workers for 16 tasks"
+run 8 3 3 4 --workspace-root "$tmp/e" --set job.seed=2 >"$tmp/b4.out"
+cmp -s "$m1" "$(ls "$tmp"/e/*/results/global_model.safetensors)" && fail "another seed gave the same model"
+
+# Usage errors exit 2 with one line and the usage.
+for args in "4 5 2 3" "2 2 3 1" "0 1 1 1" "a b c d" "1 2 3"; do
+	set +e
+	# shellcheck disable=SC2086
+	"$orch" $args --workspace-root "$tmp/u" 2>"$tmp/u.err"
+	rc=$?
+	set -e
+	[ $rc -eq 2 ] || fail "'$args' exited $rc"
+	grep -q "usage:" "$tmp/u.err" || fail "'$args' printed no usage"
+done
+set +e
+"$orch" --set federation.rounds=three 2>"$tmp/u.err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q 'federation.rounds: expected a positive integer, got "three"' "$tmp/u.err" || fail "bad --set: $rc $(cat "$tmp/u.err")"
+
+for r in a b c d e; do check_clean "$tmp/$r"; done
+echo "fake_fedavg: ok"
