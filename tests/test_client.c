@@ -1,0 +1,297 @@
+/* test_client.c: the test plays the orchestrator against a real
+ * cohort-worker process: hello, a fit task through shared memory, metrics
+ * frames, the result's update segment, an evaluate task, and the error frame
+ * a bad task earns. */
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "message.h"
+#include "safetensors.h"
+#include "shm.h"
+
+#define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define TOKEN "test-token-123"
+
+static char workspace[600], sock_path[100], job[64];
+static struct tensor_manifest manifest;
+static char train_cache[4096], test_cache[4096], partition_path[700];
+
+/* Run a shell command, returning its exit status. */
+static int
+run(const char *cmd)
+{
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Read a string field from prepared.json with a tiny scan (the file is ours). */
+static void
+json_field(const char *json, const char *key, char *out, size_t cap)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\": \"", key);
+	const char *p = strstr(json, pat);
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	p += strlen(pat);
+	const char *e = strchr(p, '"');
+	snprintf(out, cap, "%.*s", (int)(e - p), p);
+}
+
+/* Prepare a 100-client workspace on Fashion-MNIST with cohort-worker. */
+static int
+prepare(void)
+{
+	snprintf(workspace, sizeof workspace, "%s/ws", harness_tmpdir());
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd,
+		 "mkdir -p %s && printf '%%s' '{\"job\":{\"seed\":7},"
+		 "\"federation\":{\"clients\":100},\"model\":{\"name\":\"mlp\"},"
+		 "\"data\":{\"dataset\":\"fashion-mnist\",\"dir\":\"%s\","
+		 "\"cache_dir\":\"%s/cache\",\"partition\":\"iid\","
+		 "\"holdout\":0.1}}' > %s/config.json && %s --prepare %s",
+		 workspace, FMNIST_DIR, harness_tmpdir(), workspace,
+		 harness_build_path("worker/cohort-worker"), workspace);
+	if (run(cmd) != 0)
+		return -1;
+	char path[700];
+	snprintf(path, sizeof path, "%s/data/prepared.json", workspace);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	char json[16384];
+	size_t n = fread(json, 1, sizeof json - 1, f);
+	json[n] = '\0';
+	fclose(f);
+	json_field(json, "train", train_cache, sizeof train_cache);
+	json_field(json, "test", test_cache, sizeof test_cache);
+	json_field(json, "partition", partition_path, sizeof partition_path);
+	return 0;
+}
+
+/* Listen on a socket in the temp dir. */
+static int
+listen_socket(void)
+{
+	/* Unix socket paths are short: use a name in /tmp, not the temp dir. */
+	snprintf(sock_path, sizeof sock_path, "/tmp/cohort-test-%d.sock",
+		 (int)getpid());
+	unlink(sock_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	memcpy(a.sun_path, sock_path, strlen(sock_path) + 1);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0)
+		return -1;
+	return fd;
+}
+
+/* Start cohort-worker as client `client` serving up to `tasks` tasks. */
+static pid_t
+spawn_worker(int client, int tasks)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		char id[32], nt[32];
+		snprintf(id, sizeof id, "%d", client);
+		snprintf(nt, sizeof nt, "%d", tasks);
+		setenv("COHORT_SOCKET", sock_path, 1);
+		setenv("COHORT_TOKEN", TOKEN, 1);
+		setenv("COHORT_CLIENT_ID", id, 1);
+		setenv("COHORT_JOB", job, 1);
+		setenv("COHORT_TASKS", nt, 1);
+		execl(harness_build_path("worker/cohort-worker"), "cohort-worker",
+		      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Exit status of a child, or -1 if it died of a signal. */
+static int
+wait_status(pid_t pid)
+{
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A task message over the global model segment `global`. */
+static void
+make_task(struct msg *m, enum task_kind kind, uint64_t id, int64_t client,
+	  const char *global, const char *split)
+{
+	msg_init(m, MSG_TASK);
+	struct msg_task *t = &m->u.task;
+	t->task_id = id;
+	t->kind = kind;
+	t->round = 1;
+	t->client_id = client;
+	kv_set_str(&t->config, "model", "mlp");
+	kv_set_str(&t->config, "train_data", train_cache);
+	kv_set_str(&t->config, "test_data", test_cache);
+	kv_set_str(&t->config, "partition", partition_path);
+	kv_set_num(&t->config, "epochs", 1);
+	kv_set_num(&t->config, "batch_size", 32);
+	kv_set_num(&t->config, "lr", 0.05);
+	kv_set_num(&t->config, "seed", 11);
+	kv_set_num(&t->config, "progress_every", 5);
+	kv_set_str(&t->config, "split", split);
+	tensor_manifest_copy(&t->params.manifest, &manifest);
+	t->params.where = PARAMS_SHM;
+	snprintf(t->params.shm, sizeof t->params.shm, "%s", global);
+	t->params.size = manifest.total_size;
+}
+
+static void
+test_fit_then_evaluate_in_pool_mode(void)
+{
+	if (access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0)
+		harness_skip("Fashion-MNIST missing (apt-get install "
+			     "dataset-fashion-mnist)");
+	CHECK(prepare() == 0);
+
+	/* The global model: the prepared initial weights in a segment. */
+	char initial[800];
+	snprintf(initial, sizeof initial,
+		 "%s/checkpoints/initial.safetensors", workspace);
+	void *region = NULL;
+	struct ipc_error err;
+	CHECK(safetensors_read(initial, &manifest, &region, NULL, &err) == 0);
+	snprintf(job, sizeof job, "test%d", (int)getpid());
+	char gname[128];
+	snprintf(gname, sizeof gname, "/cohort.%s.g1", job);
+	struct shm_segment g = {.fd = -1};
+	CHECK(shm_segment_create(&g, gname, manifest.total_size, &err) == 0);
+	memcpy(g.addr, region, manifest.total_size);
+
+	int lfd = listen_socket();
+	CHECK(lfd >= 0);
+	pid_t pid = spawn_worker(3, 3);
+	int fd = accept(lfd, NULL, NULL);
+	struct msg m;
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_HELLO);
+	CHECK_EQ_INT(m.u.hello.client_id, 3);
+	CHECK_EQ_INT(m.u.hello.pid, pid);
+	CHECK(strcmp(m.u.hello.token, TOKEN) == 0);
+	msg_free(&m);
+
+	/* fit: metrics frames, then a result naming the update segment. */
+	struct msg task;
+	make_task(&task, TASK_FIT, 41, 3, gname, "train");
+	CHECK(msg_send(fd, &task, &err) == 0);
+	msg_free(&task);
+	int metrics_frames = 0;
+	for (;;) {
+		CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+		if (m.type != MSG_METRICS)
+			break;
+		CHECK_EQ_INT(m.u.metrics.task_id, 41);
+		CHECK(kv_get_num(&m.u.metrics.values, "loss", -1) > 0);
+		metrics_frames++;
+		msg_free(&m);
+	}
+	CHECK(m.type == MSG_RESULT);
+	CHECK(metrics_frames >= 3); /* 540 samples / 32 = 17 steps, every 5th */
+	struct msg_result *r = &m.u.result;
+	CHECK_EQ_INT(r->task_id, 41);
+	CHECK_EQ_INT(r->num_examples, 540); /* 600 per client, 10% held out */
+	CHECK(r->params.where == PARAMS_SHM);
+	CHECK(tensor_manifest_equal(&r->params.manifest, &manifest, &err) == 0);
+	struct shm_segment u = {.fd = -1};
+	CHECK(shm_segment_open(&u, r->params.shm, 0, manifest.total_size,
+			       &err) == 0);
+	CHECK(tensor_region_check_finite(&manifest, u.addr, &err) == 0);
+	CHECK(memcmp(u.addr, g.addr, manifest.total_size) != 0);
+	CHECK(memcmp(g.addr, region, manifest.total_size) == 0);
+	shm_segment_close(&u);
+	CHECK(shm_segment_unlink(r->params.shm, &err) == 0);
+	msg_free(&m);
+
+	/* evaluate on the held-out slice: no params back, sane metrics. */
+	make_task(&task, TASK_EVALUATE, 42, 3, gname, "holdout");
+	CHECK(msg_send(fd, &task, &err) == 0);
+	msg_free(&task);
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_RESULT);
+	CHECK_EQ_INT(m.u.result.num_examples, 60);
+	CHECK(m.u.result.params.where == PARAMS_NONE);
+	double acc = kv_get_num(&m.u.result.metrics, "accuracy", -1);
+	CHECK(acc >= 0 && acc <= 1);
+	msg_free(&m);
+
+	/* a task whose model does not match the segment earns an error frame. */
+	make_task(&task, TASK_FIT, 43, 3, gname, "train");
+	kv_set_str(&task.u.task.config, "model", "cnn");
+	CHECK(msg_send(fd, &task, &err) == 0);
+	msg_free(&task);
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_ERROR);
+	CHECK_EQ_INT(m.u.error.task_id, 43);
+	CHECK_STR_CONTAINS(m.u.error.message, "does not fit model cnn");
+	msg_free(&m);
+
+	/* A failed task ends the worker with a non-zero status, leaving no
+	 * update segment behind. */
+	CHECK(wait_status(pid) == 1);
+	char leftover[128];
+	snprintf(leftover, sizeof leftover, "/dev/shm/cohort.%s.u43", job);
+	CHECK(access(leftover, F_OK) != 0);
+	close(fd);
+	close(lfd);
+	shm_segment_close(&g);
+	shm_segment_unlink(gname, NULL);
+	free(region);
+}
+
+static void
+test_shutdown_and_missing_environment(void)
+{
+	if (manifest.count == 0)
+		harness_skip("needs the prepared workspace of the first test");
+	int lfd = listen_socket();
+	pid_t pid = spawn_worker(0, 5);
+	int fd = accept(lfd, NULL, NULL);
+	struct msg m;
+	struct ipc_error err;
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	msg_free(&m);
+	msg_init(&m, MSG_TASK);
+	m.u.task.kind = TASK_SHUTDOWN;
+	m.u.task.task_id = 1;
+	CHECK(msg_send(fd, &m, &err) == 0);
+	msg_free(&m);
+	CHECK(wait_status(pid) == 0);
+	close(fd);
+	close(lfd);
+
+	/* Started by hand without the orchestrator's environment: exit 2 and
+	 * a message saying how it is meant to be run. */
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "env -u COHORT_SOCKET %s 2>&1 | grep -q 'started by "
+		 "cohort-orchestrator'",
+		 harness_build_path("worker/cohort-worker"));
+	CHECK(run(cmd) == 0);
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	RUN(test_fit_then_evaluate_in_pool_mode);
+	RUN(test_shutdown_and_missing_environment);
+	tensor_manifest_free(&manifest);
+	unlink(sock_path);
+	return harness_finish();
+}
