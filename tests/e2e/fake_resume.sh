@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# fake_resume.sh: kill -9 of the orchestrator after round 2, then --resume,
+# ends with exactly the model of an uninterrupted run and no duplicated
+# rounds in metrics.jsonl; SIGINT mid-job exits 130, keeps the checkpoint
+# and leaves no segment or worker process; SIGTERM exits 143.
+set -euo pipefail
+build=${COHORT_BUILD_DIR:?}
+orch=$build/orchestrator/cohort-orchestrator
+fake=$build/tests/cohort-test-fake-worker
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never; }
+# The same in the background; $! is the orchestrator's pid.
+run_bg() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never & }
+# Worker processes whose environment names $1.
+workers_of() { grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
+# Segments of the job keys logged under $1.
+segments_of() {
+	for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$1"/*/logs/orchestrator.log); do
+		ls /dev/shm | grep "^cohort\.$k\." || true
+	done
+}
+# Wait until the checkpoint of the workspace under $1 reaches round $2.
+wait_round() {
+	for _ in $(seq 200); do
+		if grep -qs "\"round\": $2," "$1"/*/checkpoints/state.json; then return 0; fi
+		sleep 0.05
+	done
+	fail "round $2 never checkpointed under $1"
+}
+
+run 5 3 3 5 --workspace-root "$tmp/ref" >"$tmp/ref.out"
+ref=$(ls "$tmp"/ref/*/results/global_model.safetensors)
+
+# kill -9 after round 2, then resume.
+COHORT_FAKE_SLEEP_MS=150 run_bg 5 3 3 5 --workspace-root "$tmp/k" >"$tmp/k.out"
+pid=$!
+wait_round "$tmp/k" 2
+kill -9 $pid
+wait $pid 2>/dev/null || true
+ws=$(ls -d "$tmp"/k/*/)
+for _ in $(seq 40); do [ -z "$(workers_of "$tmp/k")" ] && break; sleep 0.05; done
+[ -z "$(workers_of "$tmp/k")" ] || fail "orphaned workers did not exit"
+run --resume "$ws" >"$tmp/r.out"
+grep -q "resuming after round [2-4]" "$tmp/r.out" || fail "resume: $(cat "$tmp/r.out")"
+grep -q "round 5/5" "$tmp/r.out" || fail "resume did not finish: $(cat "$tmp/r.out")"
+cmp "$ref" "$ws/results/global_model.safetensors" || fail "resumed model differs from the uninterrupted one"
+n=$(grep -c '"key":"test_accuracy"' "$ws/metrics/metrics.jsonl")
+[ "$n" -eq 5 ] || fail "metrics.jsonl has $n test_accuracy lines, expected 5"
+for r in 1 2 3 4 5; do
+	[ "$(grep -c "{\"round\":$r,\"key\":\"test_accuracy\"" "$ws/metrics/metrics.jsonl")" -eq 1 ] || fail "round $r not exactly once"
+done
+[ -z "$(segments_of "$tmp/k")" ] || fail "segments left: $(segments_of "$tmp/k")"
+# Resuming a finished job just rewrites its results.
+run --resume "$ws" >"$tmp/r2.out"
+cmp "$ref" "$ws/results/global_model.safetensors" || fail "second resume changed the model"
+
+# SIGINT mid-job: exit 130, checkpoint kept, nothing left; then resume.
+COHORT_FAKE_SLEEP_MS=200 run_bg 4 2 4 6 --workspace-root "$tmp/i" >"$tmp/i.out" 2>"$tmp/i.err"
+pid=$!
+wait_round "$tmp/i" 1
+kill -INT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+[ $rc -eq 130 ] || fail "SIGINT exit $rc"
+grep -q "Resume with: cohort-orchestrator --resume $tmp/i/" "$tmp/i.err" || fail "no resume hint: $(cat "$tmp/i.err")"
+[ -f "$(ls "$tmp"/i/*/checkpoints/state.json)" ] || fail "checkpoint lost"
+[ -z "$(workers_of "$tmp/i")" ] || fail "workers left after SIGINT"
+[ -z "$(segments_of "$tmp/i")" ] || fail "segments left after SIGINT"
+
+# SIGTERM with workers that ignore it: exit 143 after SIGKILL.
+COHORT_FAKE_FAULT=hang run_bg 3 2 3 2 --set launcher.kill_grace_s=0.3 --workspace-root "$tmp/t" >/dev/null 2>"$tmp/t.err"
+pid=$!
+sleep 0.5
+kill -TERM $pid
+set +e
+wait $pid
+rc=$?
+set -e
+[ $rc -eq 143 ] || fail "SIGTERM exit $rc"
+[ -z "$(workers_of "$tmp/t")" ] || fail "workers left after SIGTERM"
+[ -z "$(segments_of "$tmp/t")" ] || fail "segments left after SIGTERM"
+
+# Double SIGINT: immediate exit, still nothing left.
+COHORT_FAKE_FAULT=hang run_bg 3 2 3 2 --set launcher.kill_grace_s=30 --workspace-root "$tmp/d" >/dev/null 2>"$tmp/d.err"
+pid=$!
+sleep 0.5
+kill -INT $pid
+sleep 0.1
+kill -INT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+[ $rc -eq 130 ] || fail "double SIGINT exit $rc"
+[ -z "$(workers_of "$tmp/d")" ] || fail "workers left after double SIGINT"
+[ -z "$(segments_of "$tmp/d")" ] || fail "segments left after double SIGINT"
+echo "fake_resume: ok"
