@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -225,6 +226,15 @@ task_train_config(const struct msg_task *t, struct train_config *tc,
 			       err);
 }
 
+/* CPU seconds this process has used so far. */
+static double
+process_cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* Send a metrics frame every progress_every steps. */
 static void
 client_progress(void *ctx, uint32_t epoch, uint64_t step, double loss)
@@ -295,6 +305,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 
 	struct train_stats st;
 	cl->task_id = t->task_id;
+	double cpu0 = process_cpu_seconds();
 	int rc = train_local(cl->cache.model, update.addr,
 			     tc.prox_mu > 0 ? global.addr : NULL, ds, idx, n,
 			     &tc, &st, client_progress, cl, err);
@@ -311,6 +322,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	kv_set_num(&r->metrics, "loss", st.loss);
 	kv_set_num(&r->metrics, "accuracy", st.accuracy);
 	kv_set_num(&r->metrics, "seconds", st.seconds);
+	kv_set_num(&r->metrics, "cpu_seconds", process_cpu_seconds() - cpu0);
 	kv_set_num(&r->metrics, "steps", (double)st.steps);
 	kv_set_num(&r->metrics, "gflops", st.gflops);
 	tensor_manifest_copy(&r->params.manifest, mf);
