@@ -137,6 +137,8 @@ act_out(const char *fault, int fd)
 		fprintf(stderr, "fake: exiting with status 1\n");
 		exit(1);
 	} else if (strcmp(fault, "segv") == 0) {
+		/* Die by the signal even under a sanitizer's handler. */
+		signal(SIGSEGV, SIG_DFL);
 		raise(SIGSEGV);
 	} else if (strcmp(fault, "hang") == 0) {
 		signal(SIGTERM, SIG_IGN);
