@@ -1,0 +1,318 @@
+"""bench.py: cohort's benchmark suites (overhead, scaling, fidelity,
+standalone). Each suite runs real jobs of the release build, prints a table,
+and writes SUITE.csv, SUITE.md (the same table in Markdown) and SUITE.svg into
+the output directory. Started by tools/bench/run.sh, which builds first."""
+
+import argparse
+import csv
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jobrun  # noqa: E402
+import svgchart  # noqa: E402
+
+# The tree to benchmark: run.sh points this at a snapshot with --snapshot.
+ROOT = os.environ.get("COHORT_BENCH_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, "build-release")
+ORCH = os.path.join(BUILD, "orchestrator", "cohort-orchestrator")
+WORKER = os.path.join(BUILD, "worker", "cohort-worker")
+CONFIG = os.path.join(ROOT, "configs", "fedavg-mlp.json")
+CORES = os.cpu_count() or 1
+# The same optimiser settings on both sides of every comparison.
+TRAIN = {"train.lr": "0.01", "train.batch_size": "32",
+         "train.momentum": "0.9", "output.progress": "never"}
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def p99(xs):
+    """Nearest-rank 99th percentile (the maximum when there are < 100)."""
+    s = sorted(xs)
+    return s[max(0, math.ceil(0.99 * len(s)) - 1)] if s else float("nan")
+
+
+def job(counts, sets=None, via_runsh=False, sample_memory=False):
+    """Run one federated job in a temporary workspace root; return the
+    jobrun result with summary, rounds and tasks added. The workspace is
+    removed afterwards."""
+    opts = dict(TRAIN)
+    opts.update(sets or {})
+    wsroot = tempfile.mkdtemp(prefix="cohort-bench-")
+    try:
+        if via_runsh:
+            argv = [os.path.join(ROOT, "run.sh")] + [str(c) for c in counts]
+        else:
+            argv = [ORCH] + [str(c) for c in counts] + ["--config", CONFIG]
+        for k, v in opts.items():
+            argv += ["--set", f"{k}={v}"]
+        argv += ["--workspace-root", wsroot]
+        res = jobrun.run(argv, sample_memory=sample_memory, cwd=ROOT)
+        if res["rc"] != 0:
+            raise RuntimeError(f"job failed (rc {res['rc']}): "
+                               f"{' '.join(argv)}\n{res['output'][-3000:]}")
+        ws = jobrun.workspace_of(res["output"])
+        res["summary"], res["rounds"], res["tasks"] = jobrun.load_job(ws)
+        return res
+    finally:
+        shutil.rmtree(wsroot, ignore_errors=True)
+
+
+def emit(out, name, header, rows, title):
+    """Print a table and write it as NAME.csv and NAME.md."""
+    text = [[str(c) for c in header]] + [[fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in text) for i in range(len(header))]
+    print(f"\n== {title}")
+    for r in text:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    with open(os.path.join(out, name + ".csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    with open(os.path.join(out, name + ".md"), "w") as f:
+        f.write("| " + " | ".join(text[0]) + " |\n")
+        f.write("|" + "---|" * len(header) + "\n")
+        for r in text[1:]:
+            f.write("| " + " | ".join(r) + " |\n")
+
+
+def fmt(v):
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def progress(msg):
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+def suite_overhead(out, repeats):
+    """Orchestration cost per task with training off: spawn vs pool."""
+    shapes = [("1000x1", (1000, 1000, 1000, 1)),
+              ("100x10", (100, 100, 100, 10))]
+    modes = [("spawn", 1), ("pool-25", 25), ("pool-100", 100)]
+    off = {"train.epochs": "0", "evaluate.central": "false"}
+    runs = {}
+    for rep in range(repeats):
+        for sname, counts in shapes:
+            for mname, tpw in modes:
+                progress(f"overhead {sname} {mname} repeat {rep + 1}")
+                r = job(counts, dict(off, **{
+                    "launcher.tasks_per_worker": str(tpw)}))
+                runs.setdefault((sname, mname), []).append(r)
+    rows = []
+    for sname, counts in shapes:
+        spawn_walls = [r["summary"]["wall_seconds"] / r["summary"]["tasks"]
+                       for r in runs[(sname, "spawn")]]
+        for mname, tpw in modes:
+            rs = runs[(sname, mname)]
+            wall = [r["summary"]["wall_seconds"] / r["summary"]["tasks"] * 1e3
+                    for r in rs]
+            per_round = [rd["round_seconds"] / rd["fit_ok"] * 1e3
+                         for r in rs for rd in r["rounds"].values()]
+            orch = [r["summary"]["orchestrator_cpu_seconds"] /
+                    r["summary"]["tasks"] * 1e3 for r in rs]
+            tree = [r["tree_cpu"] / r["summary"]["tasks"] * 1e3 for r in rs]
+            # spawn/this ratio within each repeat (same minute, same noise)
+            ratio = [s / (r["summary"]["wall_seconds"] / r["summary"]["tasks"])
+                     for s, r in zip(spawn_walls, rs)]
+            foreign = [r["foreign_cpu"] / (r["wall"] * CORES) * 100
+                       for r in rs]
+            rows.append([sname, mname, len(rs),
+                         rs[0]["summary"]["workers_spawned"],
+                         median(wall), median(per_round), p99(per_round),
+                         median(orch), p99(orch), median(tree),
+                         median(ratio), median(foreign),
+                         "yes" if median(wall) < 2.0 else "NO"])
+    header = ["shape", "mode", "runs", "workers", "wall_ms/task",
+              "round_ms/task_med", "round_ms/task_p99", "orch_cpu_ms/task",
+              "orch_cpu_ms/task_p99", "all_cpu_ms/task", "spawn/this",
+              "others_cpu_%", "<2ms"]
+    emit(out, "overhead", header, rows,
+         "overhead: 1,000 tasks, train.epochs=0, no central evaluation")
+    svgchart.bars(os.path.join(out, "overhead.svg"),
+                  "Orchestration wall per task (median, training off)",
+                  "ms per task", [s for s, _ in shapes], [m for m, _ in modes],
+                  [[r[4] for r in rows if r[1] == m] for m, _ in modes],
+                  target=2.0)
+
+
+def suite_scaling(out, repeats):
+    """Round wall, CPU efficiency and orchestrator RSS for 10..1000 clients."""
+    rows = []
+    for n in (10, 100, 1000):
+        rs = []
+        for rep in range(repeats):
+            progress(f"scaling {n} clients repeat {rep + 1}")
+            rs.append(job((n, n, n, 3), {"train.epochs": "1",
+                                         "evaluate.central": "false"}))
+        round_s, eff_train = [], []
+        for r in rs:
+            for rnd, rd in r["rounds"].items():
+                cpu = sum(t.get("cpu_seconds", 0.0)
+                          for (tr, _), t in r["tasks"].items() if tr == rnd)
+                round_s.append(rd["round_seconds"])
+                eff_train.append(cpu / (rd["round_seconds"] * CORES) * 100)
+        eff_whole = [(r["tree_cpu"] - r["summary"]["orchestrator_cpu_seconds"])
+                     / (r["summary"]["wall_seconds"] * CORES) * 100 for r in rs]
+        foreign = [r["foreign_cpu"] / (r["wall"] * CORES) * 100 for r in rs]
+        rss = [r["summary"]["orchestrator_peak_rss_kb"] for r in rs]
+        acc_loss = [r["summary"]["history"][-1]["train_loss"] for r in rs]
+        rows.append([n, 60000 // n, len(round_s), median(round_s),
+                     max(round_s), median(eff_train), median(eff_whole),
+                     median(foreign), int(median(rss)), max(rss),
+                     median(acc_loss)])
+    header = ["clients", "samples/client", "rounds", "round_s_med",
+              "round_s_max", "eff_train_cpu_%", "eff_whole_proc_%",
+              "others_cpu_%", "orch_rss_kb_med", "orch_rss_kb_max",
+              "train_loss_r3"]
+    emit(out, "scaling", header, rows,
+         f"scaling: MLP, IID, 1 epoch, all clients sampled, {CORES} cores")
+    svgchart.bars(os.path.join(out, "scaling.svg"),
+                  f"CPU efficiency per round ({CORES} cores)", "% of cores",
+                  [f"{r[0]} clients" for r in rows],
+                  ["worker training CPU", "worker whole-process CPU",
+                   "other users' CPU"],
+                  [[r[5] for r in rows], [r[6] for r in rows],
+                   [r[7] for r in rows]], target=80)
+
+
+FIDELITY = [((10, 10, 10, 5), None), ((50, 50, 50, 3), 5.0),
+            ((100, 100, 20, 3), 3.0)]
+
+
+def suite_fidelity(out, repeats):
+    """The README's jobs through run.sh: wall, peak memory, accuracy."""
+    rows, curves = [], []
+    for counts, target in FIDELITY:
+        name = " ".join(map(str, counts))
+        walls, inner = [], []
+        for rep in range(repeats):
+            progress(f"fidelity {name} timed repeat {rep + 1}")
+            r = job(counts, via_runsh=True)
+            walls.append(r["wall"])
+            inner.append(r["summary"]["wall_seconds"])
+        progress(f"fidelity {name} memory-sampled run")
+        m = job(counts, via_runsh=True, sample_memory=True)
+        hist = m["summary"]["history"]
+        curves.append((name, [(h["round"], h["test_accuracy"]) for h in hist]))
+        mib = m["peak_kb"] / 1024
+        ok = (target is None or median(walls) < target) and mib < 1024
+        rows.append([name, len(walls), median(walls), min(walls), max(walls),
+                     median(inner), target if target else "-",
+                     round(mib, 1), "Pss" if m["pss"] else "RSS",
+                     m["peak_procs"], m["samples"],
+                     " ".join(f"{h['test_accuracy']:.4f}" for h in hist),
+                     "yes" if ok else "NO"])
+    header = ["job", "runs", "wall_s_med", "wall_s_min", "wall_s_max",
+              "orch_wall_s", "target_s", "peak_mem_MiB", "mem_kind",
+              "procs_at_peak", "mem_samples", "test_acc_per_round", "targets"]
+    emit(out, "fidelity", header, rows,
+         "fidelity: ./run.sh jobs on a built tree (lr 0.01)")
+    with open(os.path.join(out, "fidelity_rounds.csv"), "w") as f:
+        f.write("job,round,test_accuracy\n")
+        for name, pts in curves:
+            for x, y in pts:
+                f.write(f"{name},{x},{y}\n")
+    svgchart.lines(os.path.join(out, "fidelity.svg"),
+                   "Test accuracy per round (Fashion-MNIST, MLP, FedAvg)",
+                   "round", "test accuracy", [c[0] for c in curves],
+                   [c[1] for c in curves], ymin=0.7)
+
+
+def suite_standalone(out, repeats):
+    """Centralised MLP training vs FedAvg with one client, same epochs."""
+    epochs = 5
+    sa_argv = [WORKER, "--standalone", "--model", "mlp", "--epochs",
+               str(epochs), "--lr", TRAIN["train.lr"], "--batch-size",
+               TRAIN["train.batch_size"], "--momentum", TRAIN["train.momentum"]]
+    fed_sets = {"train.epochs": "1", "evaluate.central": "true"}
+    walls = {"standalone": [], "fedavg-orchestrator": [], "fedavg-run.sh": []}
+    acc = {}
+    ratios = {"fedavg-orchestrator": [], "fedavg-run.sh": []}
+    for rep in range(repeats):
+        progress(f"standalone repeat {rep + 1}")
+        sa = jobrun.run(sa_argv, cwd=ROOT)
+        if sa["rc"] != 0:
+            raise RuntimeError("standalone failed:\n" + sa["output"])
+        last = [ln for ln in sa["output"].splitlines()
+                if re.match(r"\s*\d+\s", ln)][-1].split()
+        acc["standalone"] = float(last[4])
+        walls["standalone"].append(sa["wall"])
+        for name, runsh in (("fedavg-orchestrator", False),
+                            ("fedavg-run.sh", True)):
+            r = job((1, 1, 1, epochs), fed_sets, via_runsh=runsh)
+            walls[name].append(r["wall"])
+            ratios[name].append(r["wall"] / sa["wall"])
+            acc[name] = r["summary"]["final_test_accuracy"]
+    rows = []
+    for name, ws in walls.items():
+        ratio = median(ratios[name]) if name in ratios else 1.0
+        rows.append([name, len(ws), median(ws), min(ws), max(ws), ratio,
+                     acc[name], "-" if name == "standalone" else
+                     ("yes" if ratio <= 1.1 else "NO")])
+    header = ["variant", "runs", "wall_s_med", "wall_s_min", "wall_s_max",
+              "ratio_vs_standalone", "final_test_acc", "<=1.1x"]
+    emit(out, "standalone", header, rows,
+         f"standalone vs FedAvg 1 client: MLP, {epochs} epochs, lr "
+         f"{TRAIN['train.lr']}, batch {TRAIN['train.batch_size']}, "
+         "test pass every epoch")
+    svgchart.bars(os.path.join(out, "standalone.svg"),
+                  f"MLP, {epochs} epochs: standalone vs FedAvg(1 client)",
+                  "wall seconds (median)", ["wall"], [r[0] for r in rows],
+                  [[r[2]] for r in rows])
+
+
+def machine(out):
+    """One paragraph about the machine, also written to machine.txt."""
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1024 / 1024
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    commit = os.environ.get("COHORT_BENCH_COMMIT", "working tree")
+    text = (f"commit {commit}, cores {CORES}, {model}, memory {mem:.1f} GiB, kernel "
+            f"{platform.release()}, load average at start {' '.join(load)}")
+    print("machine: " + text)
+    with open(os.path.join(out, "machine.txt"), "w") as f:
+        f.write(text + "\n")
+
+
+SUITES = {"overhead": suite_overhead, "scaling": suite_scaling,
+          "fidelity": suite_fidelity, "standalone": suite_standalone}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=os.path.join(BUILD, "bench"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("suites", nargs="*")
+    a = ap.parse_args()
+    for s in a.suites:
+        if s not in SUITES:
+            ap.error(f"unknown suite '{s}' (known: {', '.join(SUITES)})")
+    os.makedirs(a.out, exist_ok=True)
+    machine(a.out)
+    for s in a.suites or list(SUITES):
+        SUITES[s](a.out, a.repeats)
+    print(f"\nresults in {a.out}")
+
+
+if __name__ == "__main__":
+    main()
