@@ -149,43 +149,67 @@ def suite_overhead(out, repeats):
 
 
 def suite_scaling(out, repeats):
-    """Round wall, CPU efficiency and orchestrator RSS for 10..1000 clients."""
+    """Round wall, CPU efficiency and orchestrator RSS for 10..1000 clients,
+    a process per task (spawn) and a pool of workers (100 tasks each)."""
     rows = []
     for n in (10, 100, 1000):
-        rs = []
-        for rep in range(repeats):
-            progress(f"scaling {n} clients repeat {rep + 1}")
-            rs.append(job((n, n, n, 3), {"train.epochs": "1",
-                                         "evaluate.central": "false"}))
-        round_s, eff_train = [], []
-        for r in rs:
-            for rnd, rd in r["rounds"].items():
-                cpu = sum(t.get("cpu_seconds", 0.0)
-                          for (tr, _), t in r["tasks"].items() if tr == rnd)
-                round_s.append(rd["round_seconds"])
-                eff_train.append(cpu / (rd["round_seconds"] * CORES) * 100)
-        eff_whole = [(r["tree_cpu"] - r["summary"]["orchestrator_cpu_seconds"])
-                     / (r["summary"]["wall_seconds"] * CORES) * 100 for r in rs]
-        foreign = [r["foreign_cpu"] / (r["wall"] * CORES) * 100 for r in rs]
-        rss = [r["summary"]["orchestrator_peak_rss_kb"] for r in rs]
-        acc_loss = [r["summary"]["history"][-1]["train_loss"] for r in rs]
-        rows.append([n, 60000 // n, len(round_s), median(round_s),
-                     max(round_s), median(eff_train), median(eff_whole),
-                     median(foreign), int(median(rss)), max(rss),
-                     median(acc_loss)])
-    header = ["clients", "samples/client", "rounds", "round_s_med",
+        for mname, tpw in (("spawn", 1), ("pool-100", 100)):
+            rs = []
+            for rep in range(repeats):
+                progress(f"scaling {n} clients {mname} repeat {rep + 1}")
+                rs.append(job((n, n, n, 3), {
+                    "train.epochs": "1", "evaluate.central": "false",
+                    "launcher.tasks_per_worker": str(tpw)}))
+            rows.append([n, mname] + scaling_row(rs))
+    header = ["clients", "mode", "samples/client", "rounds", "round_s_med",
               "round_s_max", "eff_train_cpu_%", "eff_whole_proc_%",
               "others_cpu_%", "orch_rss_kb_med", "orch_rss_kb_max",
-              "train_loss_r3"]
+              "max_parallel_fits", "train_loss_r3"]
     emit(out, "scaling", header, rows,
          f"scaling: MLP, IID, 1 epoch, all clients sampled, {CORES} cores")
+    groups = [f"{r[0]} {r[1]}" for r in rows]
     svgchart.bars(os.path.join(out, "scaling.svg"),
                   f"CPU efficiency per round ({CORES} cores)", "% of cores",
-                  [f"{r[0]} clients" for r in rows],
-                  ["worker training CPU", "worker whole-process CPU",
-                   "other users' CPU"],
-                  [[r[5] for r in rows], [r[6] for r in rows],
-                   [r[7] for r in rows]], target=80)
+                  groups, ["worker training CPU", "worker whole-process CPU",
+                           "other users' CPU"],
+                  [[r[6] for r in rows], [r[7] for r in rows],
+                   [r[8] for r in rows]], target=80)
+
+
+def scaling_row(rs):
+    """The measured columns of one scaling configuration over its runs."""
+    n = rs[0]["summary"]["history"][0]["sampled"]
+    round_s, eff_train, parallel = [], [], []
+    for r in rs:
+        parallel.append(max_parallel(r["tasks"]))
+        for rnd, rd in r["rounds"].items():
+            cpu = sum(t.get("cpu_seconds", 0.0)
+                      for (tr, _), t in r["tasks"].items() if tr == rnd)
+            round_s.append(rd["round_seconds"])
+            eff_train.append(cpu / (rd["round_seconds"] * CORES) * 100)
+    eff_whole = [(r["tree_cpu"] - r["summary"]["orchestrator_cpu_seconds"])
+                 / (r["summary"]["wall_seconds"] * CORES) * 100 for r in rs]
+    foreign = [r["foreign_cpu"] / (r["wall"] * CORES) * 100 for r in rs]
+    rss = [r["summary"]["orchestrator_peak_rss_kb"] for r in rs]
+    loss = [r["summary"]["history"][-1]["train_loss"] for r in rs]
+    return [60000 // n, len(round_s), median(round_s), max(round_s),
+            median(eff_train), median(eff_whole), median(foreign),
+            int(median(rss)), max(rss), max(parallel), median(loss)]
+
+
+def max_parallel(tasks):
+    """Most fit tasks training at once, from each task's training interval
+    [report time - training seconds, report time] (millisecond stamps)."""
+    ev = []
+    for t in tasks.values():
+        if "seconds" in t and "time_seconds" in t:
+            ev += [(t["time_seconds"] - t["seconds"], 1),
+                   (t["time_seconds"], -1)]
+    cur = best = 0
+    for _, d in sorted(ev, key=lambda e: (e[0], e[1])):
+        cur += d
+        best = max(best, cur)
+    return best
 
 
 FIDELITY = [((10, 10, 10, 5), None), ((50, 50, 50, 3), 5.0),

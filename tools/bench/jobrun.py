@@ -95,6 +95,10 @@ def run(argv, sample_memory=False, cwd=None):
     sample_memory: peak_kb, peak_procs, samples, pss (False = RSS fallback)."""
     busy0 = busy_seconds()
     t0 = time.perf_counter()
+    # Through a forking sh: an exec'd process inherits the peak RSS of the
+    # image it replaced (ru_maxrss survives execve), and Python's ~20 MB
+    # would otherwise show up as the orchestrator's peak RSS.
+    argv = ["/bin/sh", "-c", '"$@"; exit $?', "sh"] + list(argv)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, cwd=cwd)
     sampler = None
@@ -145,7 +149,9 @@ def load_job(ws):
             m = json.loads(line)
             r = m.get("round")
             if "task" in m:
-                tasks.setdefault((r, m["task"]), {})[m["key"]] = m["value"]
+                t = tasks.setdefault((r, m["task"]), {})
+                t[m["key"]] = m["value"]
+                t["time_" + m["key"]] = m["time"]
             else:
                 rounds.setdefault(r, {})[m["key"]] = m["value"]
     return summary, rounds, tasks
