@@ -165,15 +165,17 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		worker_assign(w, task_id);
 }
 
-/* Pool workers started but not yet connected (they will take tasks). */
+/* Pool workers about to take a task: starting up, or connected and idle. */
 static unsigned
-pool_starting(struct launcher *l)
+pool_ready(struct launcher *l)
 {
 	unsigned n = 0;
 	struct worker *w;
 	TAILQ_FOREACH(w, &l->workers, entry)
-	if (w->state == WORKER_SPAWNED && !w->has_task)
-		n += w->tasks_max;
+	if ((w->state == WORKER_SPAWNED && !w->has_task && !w->exited &&
+	     w->kill_stage == 0) ||
+	    worker_idle(w))
+		n++;
 	return n;
 }
 
@@ -207,7 +209,7 @@ schedule(struct launcher *l)
 				free(q);
 			}
 		}
-		while (l->queued > pool_starting(l) &&
+		while (l->queued > pool_ready(l) &&
 		       l->alive < l->opt.max_concurrent)
 			spawn_worker(l, -1, 0, 0);
 		return;
