@@ -11,6 +11,7 @@ packages=(
 	libopenblas-dev zlib1g-dev
 	dataset-fashion-mnist
 	clang libclang-rt-dev python3
+	chromium
 )
 
 missing=()

@@ -1,0 +1,290 @@
+/* test_report.c: results/report.html from a synthetic metrics.jsonl: the
+ * charts by id with the right number of points and bars, escaping, no
+ * external resources, the heat strip for many clients, cohort-report, and
+ * (when chromium is installed) a headless screenshot of the page. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "harness.h"
+#include "report.h"
+#include "util.h"
+
+/* Make workspace/{metrics,results} and a config.json naming nclients. */
+static char *
+make_workspace(const char *name, int nclients)
+{
+	char *ws = xasprintf("%s/%s", harness_tmpdir(), name);
+	char *m = xasprintf("%s/metrics", ws);
+	char *cfg = xasprintf("%s/config.json", ws);
+	mkdir(ws, 0755);
+	mkdir(m, 0755);
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "{\"federation\": {\"clients\": %d}}\n", nclients);
+	fclose(f);
+	free(m);
+	free(cfg);
+	return ws;
+}
+
+/* Write rounds of metrics: client c trains in round r when (c + r) % 3 is
+ * not 0 and c < trainers; round 3 has two failures. */
+static void
+write_metrics(const char *ws, unsigned rounds, int trainers)
+{
+	char *p = xasprintf("%s/metrics/metrics.jsonl", ws);
+	FILE *f = fopen(p, "w");
+	double t = 1700000000;
+	for (unsigned r = 1; r <= rounds; r++) {
+		int ok = 0;
+		for (int c = 0; c < trainers; c++) {
+			if ((c + (int)r) % 3 == 0)
+				continue;
+			ok++;
+			fprintf(
+			    f,
+			    "{\"round\":%u,\"client\":%d,\"task\":%d,"
+			    "\"key\":\"loss\",\"value\":0.5,\"time\":%.3f}\n"
+			    "{\"round\":%u,\"client\":%d,\"task\":%d,"
+			    "\"key\":\"num_examples\",\"value\":60,"
+			    "\"time\":%.3f}\n",
+			    r, c, c, t, r, c, c, t);
+		}
+		int failed = r == 3 ? 2 : 0;
+		if (failed)
+			fprintf(f,
+			        "{\"round\":3,\"client\":0,\"task\":99,\"key\":"
+			        "\"failed\",\"value\":1,\"time\":%.3f}\n",
+			        t);
+		t += 2.5 + r * 0.1;
+		fprintf(f,
+		        "{\"round\":%u,\"key\":\"train_loss\",\"value\":%g,"
+		        "\"time\":%.3f}\n"
+		        "{\"round\":%u,\"key\":\"test_loss\",\"value\":%g,"
+		        "\"time\":%.3f}\n"
+		        "{\"round\":%u,\"key\":\"test_accuracy\",\"value\":%g,"
+		        "\"time\":%.3f}\n"
+		        "{\"round\":%u,\"key\":\"fit_ok\",\"value\":%d,"
+		        "\"time\":%.3f}\n"
+		        "{\"round\":%u,\"key\":\"fit_failed\",\"value\":%d,"
+		        "\"time\":%.3f}\n"
+		        "{\"round\":%u,\"key\":\"round_seconds\",\"value\":%g,"
+		        "\"time\":%.3f}\n",
+		        r, 2.0 / (r + 1), t, r, 2.2 / (r + 1), t, r,
+		        0.55 + 0.3 * (1 - 1.0 / r), t, r, ok, t, r, failed, t,
+		        r, 2.5 + r * 0.1, t);
+	}
+	fclose(f);
+	free(p);
+}
+
+/* Read results/report.html. */
+static char *
+read_report(const char *ws)
+{
+	char *p = xasprintf("%s/results/report.html", ws);
+	char *html = NULL;
+	size_t len;
+	struct ipc_error err;
+	if (files_read_all(p, &html, &len, &err) < 0)
+		harness_fail(__FILE__, __LINE__, "%s", err.message);
+	free(p);
+	return html;
+}
+
+/* Occurrences of needle inside the <svg id="id"> element of html. */
+static int
+count_in_chart(const char *html, const char *id, const char *needle)
+{
+	char *open = xasprintf("<svg id=\"%s\"", id);
+	const char *start = strstr(html, open);
+	free(open);
+	if (start == NULL)
+		return -1;
+	const char *end = strstr(start, "</svg>");
+	int n = 0;
+	for (const char *p = strstr(start, needle); p && p < end;
+	     p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* Occurrences of needle in html. */
+static int
+count(const char *html, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(html, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* The charts of a 6-round, 10-client job (8 of them train). */
+static void
+test_charts(void)
+{
+	char *ws = make_workspace("small", 10);
+	write_metrics(ws, 6, 8);
+	struct ipc_error err;
+	CHECK(report_write(ws, "<b>&'job\"", &err) == 0);
+	char *html = read_report(ws);
+	CHECK(html != NULL);
+	if (html == NULL)
+		return;
+	CHECK_EQ_INT(count_in_chart(html, "chart-accuracy", "class=\"pt\""), 6);
+	CHECK_EQ_INT(count_in_chart(html, "chart-loss", "class=\"pt\""), 12);
+	CHECK_EQ_INT(count_in_chart(html, "chart-loss", "class=\"line\""), 2);
+	CHECK_EQ_INT(count_in_chart(html, "chart-round-time", "class=\"pt\""),
+	             6);
+	CHECK_EQ_INT(count_in_chart(html, "chart-clients", " ok</title>"), 6);
+	CHECK_EQ_INT(
+	    count_in_chart(html, "chart-clients", "failed</title></rect>"), 1);
+	CHECK_EQ_INT(
+	    count_in_chart(html, "chart-participation", "class=\"bar-client\""),
+	    10);
+	/* client 0 trains in rounds 1, 2, 4, 5; clients 8 and 9 never */
+	CHECK_STR_CONTAINS(html, "client 0: 4 rounds");
+	CHECK_STR_CONTAINS(html, "client 9: 0 rounds");
+	CHECK_STR_CONTAINS(html, "round 6: 5 ok");
+	/* every chart has a title and axis ticks */
+	const char *ids[] = {"chart-accuracy", "chart-loss", "chart-round-time",
+	                     "chart-clients", "chart-participation"};
+	for (size_t i = 0; i < ARRAY_LEN(ids); i++) {
+		CHECK(count_in_chart(html, ids[i], "class=\"title\"") == 1);
+		CHECK(count_in_chart(html, ids[i], "class=\"tick\"") >= 3);
+	}
+	/* the summary table and escaping of the job name */
+	CHECK_STR_CONTAINS(html, "&lt;b&gt;&amp;&#39;job&quot;");
+	CHECK(strstr(html, "<b>&'job") == NULL);
+	CHECK_STR_CONTAINS(html, "<th>final test accuracy</th><td>0.8000");
+	CHECK_STR_CONTAINS(html, "<th>rounds</th><td>6</td>");
+	/* self-contained: nothing fetched from anywhere */
+	CHECK(strstr(html, "<script") == NULL);
+	CHECK(strstr(html, "src=") == NULL);
+	CHECK(strstr(html, "href=") == NULL);
+	CHECK(strstr(html, "url(") == NULL);
+	CHECK_EQ_INT(count(html, "http"), 5); /* the five SVG xmlns */
+	free(html);
+	free(ws);
+}
+
+/* Hundreds of clients: a heat strip with a cell per client. */
+static void
+test_heat_strip(void)
+{
+	char *ws = make_workspace("many", 300);
+	write_metrics(ws, 4, 300);
+	struct ipc_error err;
+	CHECK(report_write(ws, NULL, &err) == 0);
+	char *html = read_report(ws);
+	CHECK(html != NULL);
+	if (html == NULL)
+		return;
+	CHECK_EQ_INT(count_in_chart(html, "chart-participation",
+	                            "class=\"cell-client\""),
+	             300);
+	CHECK_EQ_INT(count(html, "class=\"bar-client\""), 0);
+	CHECK_STR_CONTAINS(html, "cohort report: many");
+	free(html);
+	free(ws);
+}
+
+/* No finished round: a page that says so. */
+static void
+test_empty(void)
+{
+	char *ws = make_workspace("empty", 2);
+	struct ipc_error err;
+	CHECK(report_write(ws, "empty", &err) == 0);
+	char *html = read_report(ws);
+	CHECK_STR_CONTAINS(html, "No round has finished yet");
+	free(html);
+	free(ws);
+}
+
+/* cohort-report WORKSPACE regenerates the page; a usage error exits 2. */
+static void
+test_tool(void)
+{
+	char *ws = make_workspace("tool", 4);
+	write_metrics(ws, 2, 4);
+	char *cmd =
+	    xasprintf("%s '%s' >/dev/null",
+	              harness_build_path("orchestrator/cohort-report"), ws);
+	CHECK_EQ_INT(WEXITSTATUS(system(cmd)), 0);
+	char *html = read_report(ws);
+	CHECK_STR_CONTAINS(html, "cohort report: tool");
+	char *bad = xasprintf("%s 2>/dev/null",
+	                      harness_build_path("orchestrator/cohort-report"));
+	CHECK_EQ_INT(WEXITSTATUS(system(bad)), 2);
+	free(bad);
+	free(html);
+	free(cmd);
+	free(ws);
+}
+
+/* Render the page in headless chromium and check a real PNG came out. */
+static void
+test_screenshot(void)
+{
+	if (access("/usr/bin/chromium", X_OK) != 0)
+		harness_skip("/usr/bin/chromium not installed "
+		             "(tools/install-deps.sh installs it)");
+	char *ws = make_workspace("shot", 12);
+	write_metrics(ws, 10, 12);
+	struct ipc_error err;
+	CHECK(report_write(ws, "screenshot job", &err) == 0);
+	char *profile = xasprintf("%s/chromium-profile", harness_tmpdir());
+	char *png = xasprintf("%s/shot.png", harness_tmpdir());
+	char *cmd = xasprintf(
+	    "timeout 60 /usr/bin/chromium --headless --no-sandbox "
+	    "--disable-gpu "
+	    "--disable-quic --no-first-run --disable-background-networking "
+	    "--disable-component-update --disable-sync --user-data-dir='%s' "
+	    "--screenshot='%s' --window-size=1200,1600 "
+	    "'file://%s/results/report.html' >/dev/null 2>&1",
+	    profile, png, ws);
+	int rc = system(cmd);
+	struct stat st;
+	int have = stat(png, &st) == 0;
+	if (rc != 0 && !have) {
+		free(cmd);
+		free(png);
+		free(profile);
+		free(ws);
+		harness_skip("chromium could not render here (exit status "
+		             "non-zero, no screenshot)");
+	}
+	CHECK(have && st.st_size > 20000);
+	FILE *f = fopen(png, "rb");
+	unsigned char sig[8] = {0};
+	CHECK(f != NULL && fread(sig, 1, 8, f) == 8);
+	if (f)
+		fclose(f);
+	CHECK(memcmp(sig, "\x89PNG\r\n\x1a\n", 8) == 0);
+	const char *keep = getenv("COHORT_REPORT_SHOT");
+	if (keep != NULL) {
+		char *cp = xasprintf("cp '%s' '%s'", png, keep);
+		CHECK_EQ_INT(system(cp), 0);
+		free(cp);
+	}
+	free(cmd);
+	free(png);
+	free(profile);
+	free(ws);
+}
+
+int
+main(void)
+{
+	RUN(test_charts);
+	RUN(test_heat_strip);
+	RUN(test_empty);
+	RUN(test_tool);
+	RUN(test_screenshot);
+	return harness_finish();
+}
