@@ -308,7 +308,7 @@ open_workspace(struct job *j, const char *resume_dir)
 		return -1;
 	}
 	console_log("pid %ld, job key %s, socket %s", (long)getpid(),
-		    j->ws.jobkey, j->ws.socket_path);
+	            j->ws.jobkey, j->ws.socket_path);
 	unsigned stale = 0;
 	if (workspace_reap_stale_shm(&stale, &err) == 0 && stale > 0)
 		console_log("removed %u shared-memory segments of dead "
