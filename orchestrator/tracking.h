@@ -29,7 +29,8 @@ struct tracking_tags {
 struct tracking;
 
 /* Start the enabled sinks. resolved_config is flattened into MLflow params
- * ("section.key" = value). An unreachable MLflow server is not an error. */
+ * ("section.key" = value). An unreachable MLflow server is not an error.
+ * base may be NULL when MLflow is off. */
 struct tracking *tracking_open(struct event_base *base, const char *workspace,
                                const struct tracking_config *cfg,
                                const json_t *resolved_config,
