@@ -50,6 +50,9 @@ cuda_check_rt(struct cuda_ctx *c, cudaError_t e, const char *call,
 		c->failed = 1;
 		cuda_error_rt(&c->err, e, call, file, line);
 	}
+	/* reset the runtime's last error, or the next launch check would
+	 * report this failure again under the kernel's name */
+	cudaGetLastError();
 	return -1;
 }
 
