@@ -36,8 +36,9 @@ toy_build(void)
 		int c = (int)rng_below(&r, 3);
 		toy.labels[i] = (uint8_t)c;
 		for (int j = 0; j < 36; j++)
-			toy.pixels[i * 36 + j] = (uint8_t)(
-			    rng_below(&r, 100) + (j / 6 / 2 == c ? 120 : 0));
+			toy.pixels[i * 36 + j] =
+			    (uint8_t)(rng_below(&r, 100) +
+			              (j / 6 / 2 == c ? 120 : 0));
 	}
 	toy.ds.pixels = toy.pixels;
 	toy.ds.labels = toy.labels;
@@ -120,8 +121,8 @@ test_cpu_backend_is_train_local(void)
 static void
 test_bad_device_strings(void)
 {
-	const char *bad[] = {"gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1x",
-	                     "CPU", ""};
+	const char *bad[] = {"gpu",     "cuda:", "cuda:x", "cuda:-1",
+	                     "cuda:1x", "CPU",   ""};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		struct ipc_error err;
 		struct backend *b = (struct backend *)&err;

@@ -62,11 +62,11 @@ host(const void *d, size_t bytes)
 }
 
 /* No CUDA/cuBLAS error is pending. */
-#define CHECK_GPU_OK()                                                     \
-	do {                                                               \
-		struct ipc_error e_;                                       \
-		if (P->check(ctx, &e_) != 0)                               \
-			harness_fail(__FILE__, __LINE__, "%s", e_.message);\
+#define CHECK_GPU_OK()                                                         \
+	do {                                                                   \
+		struct ipc_error e_;                                           \
+		if (P->check(ctx, &e_) != 0)                                   \
+			harness_fail(__FILE__, __LINE__, "%s", e_.message);    \
 	} while (0)
 
 /* max |a - b| over max |b|: the error relative to the tensor's scale. */
@@ -84,12 +84,12 @@ rel_err(const float *a, const float *b, size_t n)
 	return d / (s > 0.0 ? s : 1.0);
 }
 
-#define CHECK_CLOSE(what, gpu, cpu, n)                                     \
-	do {                                                               \
-		double r_ = rel_err((gpu), (cpu), (n));                    \
-		if (!(r_ < 1e-4))                                          \
-			harness_fail(__FILE__, __LINE__,                   \
-			             "%s: relative error %.3g", what, r_); \
+#define CHECK_CLOSE(what, gpu, cpu, n)                                         \
+	do {                                                                   \
+		double r_ = rel_err((gpu), (cpu), (n));                        \
+		if (!(r_ < 1e-4))                                              \
+			harness_fail(__FILE__, __LINE__,                       \
+			             "%s: relative error %.3g", what, r_);     \
 	} while (0)
 
 /* n floats uniform in [-scale, scale] from seed. */
@@ -160,8 +160,8 @@ test_linear(void)
 		void *gpu[] = {gx, gw, gb, gdy, gdw, gdb, gy, gdx};
 		for (size_t i = 0; i < ARRAY_LEN(gpu); i++)
 			P->free(ctx, gpu[i]);
-		float *cpu[] = {x, w, b, dy, dw0, db0, y, dx, dw, db,
-		                hy, hdx, hdw, hdb};
+		float *cpu[] = {x,  w,  b,  dy, dw0, db0, y,
+		                dx, dw, db, hy, hdx, hdw, hdb};
 		for (size_t i = 0; i < ARRAY_LEN(cpu); i++)
 			free(cpu[i]);
 	}
@@ -191,7 +191,8 @@ test_conv2d(void)
 		      *dw0 = random_floats(nw, 14, 0.5f),
 		      *db0 = random_floats(OC, 15, 0.5f);
 		float *y = malloc(ny * 4), *col = malloc(ncol * 4),
-		      *dx = malloc(nx * 4), *dcol = malloc((size_t)CKK * Pp * 4),
+		      *dx = malloc(nx * 4),
+		      *dcol = malloc((size_t)CKK * Pp * 4),
 		      *dw = copy_floats(dw0, nw), *db = copy_floats(db0, OC);
 		conv2d_forward(y, col, x, w, b, B, C, H, W, OC, K);
 		conv2d_backward(dx, dcol, dw, db, dy, col, w, B, C, H, W, OC,
@@ -205,8 +206,7 @@ test_conv2d(void)
 		      *gdx = P->alloc(ctx, nx * 4),
 		      *gdcol = P->alloc(ctx, ncol * 4),
 		      *gdwb = P->alloc(ctx, (size_t)B * nw * 4);
-		L->conv2d_forward(ctx, gy, gcol, gx, gw, gb, B, C, H, W, OC,
-		                  K);
+		L->conv2d_forward(ctx, gy, gcol, gx, gw, gb, B, C, H, W, OC, K);
 		L->conv2d_backward(ctx, gdx, gdcol, gdwb, gdw, gdb, gdy, gcol,
 		                   gw, B, C, H, W, OC, K);
 		CHECK_GPU_OK();
@@ -230,12 +230,12 @@ test_conv2d(void)
 		CHECK_CLOSE("conv2d_backward dw (no dx)", hdw, dw, nw);
 		CHECK_CLOSE("conv2d_backward db (no dx)", hdb, db, OC);
 
-		void *gpu[] = {gx, gw, gb, gdy, gdw, gdb, gy, gcol, gdx, gdcol,
-		               gdwb};
+		void *gpu[] = {gx, gw,   gb,  gdy,   gdw, gdb,
+		               gy, gcol, gdx, gdcol, gdwb};
 		for (size_t i = 0; i < ARRAY_LEN(gpu); i++)
 			P->free(ctx, gpu[i]);
-		float *cpu[] = {x,  w,    b,   dy,  dw0, db0, y,  col,
-		                dx, dcol, dw,  db,  hy,  hcol, hdx, hdw, hdb};
+		float *cpu[] = {x,    w,  b,  dy, dw0,  db0, y,   col, dx,
+		                dcol, dw, db, hy, hcol, hdx, hdw, hdb};
 		for (size_t i = 0; i < ARRAY_LEN(cpu); i++)
 			free(cpu[i]);
 	}
@@ -436,9 +436,14 @@ compare_optimizer(const struct optim_config *c, const char *what)
 	}
 	for (size_t j = end; j < n; j++)
 		w[j] = 7.0f, gl[j] = 100.0f;
-	struct cuda_optim_desc d = {c->kind == OPT_ADAM, c->lr,    c->momentum,
-	                            c->weight_decay,     c->beta1, c->beta2,
-	                            c->eps,              c->prox_mu};
+	struct cuda_optim_desc d = {c->kind == OPT_ADAM,
+	                            c->lr,
+	                            c->momentum,
+	                            c->weight_decay,
+	                            c->beta1,
+	                            c->beta2,
+	                            c->eps,
+	                            c->prox_mu};
 	float *gw = dev(w, n * 4), *ggl = dev(gl, n * 4),
 	      *gg = P->alloc(ctx, n * 4);
 	struct optim *o = optim_create(c, &mf);

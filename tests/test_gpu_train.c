@@ -202,8 +202,8 @@ test_one_epoch_mlp_accuracy_band(void)
 	struct train_config cfg;
 	train_config_defaults(&cfg);
 	struct train_stats sc, sg;
-	CHECK(train_local(m, cpu, NULL, &train_set.ds, NULL, 0, &cfg, &sc,
-	                  NULL, NULL, &err) == 0);
+	CHECK(train_local(m, cpu, NULL, &train_set.ds, NULL, 0, &cfg, &sc, NULL,
+	                  NULL, &err) == 0);
 	CHECK(gpu->train(gpu, m, dev, NULL, &train_set.ds, NULL, 0, &cfg, &sg,
 	                 NULL, NULL, &err) == 0);
 	double lc, ac, lg, ag, lx, ax;

@@ -40,8 +40,8 @@ cpu_evaluate(struct backend *b, struct model *m, const float *params,
              struct ipc_error *err)
 {
 	(void)b;
-	return model_evaluate(m, params, ds, idx, n, batch_size, loss,
-	                      accuracy, err);
+	return model_evaluate(m, params, ds, idx, n, batch_size, loss, accuracy,
+	                      err);
 }
 
 /* Free a backend struct whose impl needs nothing. */
@@ -142,10 +142,11 @@ backend_cuda_plugin(struct ipc_error *err)
 	if (env != NULL && *env != '\0') {
 		loaded = plugin_try(env, why[0], sizeof why[0]);
 		if (loaded == NULL)
-			ipc_error_set(err, IPC_E_IO,
-			              "CUDA plugin missing: COHORT_CUDA_PLUGIN=%s: "
-			              "%s",
-			              env, why[0]);
+			ipc_error_set(
+			    err, IPC_E_IO,
+			    "CUDA plugin missing: COHORT_CUDA_PLUGIN=%s: "
+			    "%s",
+			    env, why[0]);
 		return loaded;
 	}
 	char path[PATH_MAX + 64];
@@ -174,8 +175,8 @@ describe_model(const struct model *m, struct cuda_model_desc *d)
 	const struct model_shape *s = model_input_shape(m);
 	const struct tensor_manifest *mf = model_manifest(m);
 	memset(d, 0, sizeof *d);
-	d->kind = strcmp(model_name(m), "mlp") == 0 ? CUDA_MODEL_MLP
-	                                            : CUDA_MODEL_CNN;
+	d->kind =
+	    strcmp(model_name(m), "mlp") == 0 ? CUDA_MODEL_MLP : CUDA_MODEL_CNN;
 	d->channels = s->channels;
 	d->height = s->height;
 	d->width = s->width;
@@ -232,10 +233,9 @@ slice_free(struct slice *s)
  * step per batch keyed by dropout_key(seed, step), stats of the epoch. */
 static int
 cuda_epoch(struct cuda_backend *cb, struct cuda_task *t, uint32_t *order,
-           size_t n, uint32_t B, const struct train_config *cfg,
-           uint32_t epoch, uint64_t *step, struct train_stats *stats,
-           const struct model *m, train_progress_fn progress, void *ctx,
-           struct ipc_error *err)
+           size_t n, uint32_t B, const struct train_config *cfg, uint32_t epoch,
+           uint64_t *step, struct train_stats *stats, const struct model *m,
+           train_progress_fn progress, void *ctx, struct ipc_error *err)
 {
 	struct rng r;
 	rng_seed(&r, rng_derive(cfg->seed, "shuffle", epoch), 0);
@@ -340,8 +340,8 @@ cuda_train(struct backend *b, struct model *m, float *params,
 			rc = cb->p->task_params(t, params, err);
 		if (rc == 0 &&
 		    tensor_region_check_finite(mf, params, err) != 0) {
-			ipc_error_prefix(err, "training diverged in epoch %u: ",
-			                 e + 1);
+			ipc_error_prefix(
+			    err, "training diverged in epoch %u: ", e + 1);
 			rc = -1;
 		}
 	}
@@ -367,8 +367,8 @@ cuda_evaluate(struct backend *b, struct model *m, const float *params,
 		                     "evaluate: batch_size must be at least 1");
 	train_config_defaults(&probe);
 	probe.epochs = 0;
-	if (train_local(m, (float *)params, NULL, ds, idx, n, &probe, &st,
-	                NULL, NULL, err) != 0)
+	if (train_local(m, (float *)params, NULL, ds, idx, n, &probe, &st, NULL,
+	                NULL, err) != 0)
 		return -1;
 	n = st.num_examples;
 	uint32_t B = batch_size < n ? batch_size : (uint32_t)n;

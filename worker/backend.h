@@ -22,16 +22,16 @@ struct backend {
 	const char *name; /* "cpu" | "cuda:N" */
 	/* train_local's contract (train.h), on this device. */
 	int (*train)(struct backend *b, struct model *m, float *params,
-		     const float *global, const struct dataset *ds,
-		     const uint32_t *idx, size_t n,
-		     const struct train_config *cfg, struct train_stats *stats,
-		     train_progress_fn progress, void *ctx,
-		     struct ipc_error *err);
+	             const float *global, const struct dataset *ds,
+	             const uint32_t *idx, size_t n,
+	             const struct train_config *cfg, struct train_stats *stats,
+	             train_progress_fn progress, void *ctx,
+	             struct ipc_error *err);
 	/* model_evaluate's contract (train.h), on this device. */
 	int (*evaluate)(struct backend *b, struct model *m, const float *params,
-			const struct dataset *ds, const uint32_t *idx, size_t n,
-			uint32_t batch_size, double *loss, double *accuracy,
-			struct ipc_error *err);
+	                const struct dataset *ds, const uint32_t *idx, size_t n,
+	                uint32_t batch_size, double *loss, double *accuracy,
+	                struct ipc_error *err);
 	void (*close)(struct backend *b);
 	void *impl;
 };
@@ -45,7 +45,7 @@ struct backend {
  * The plugin is $COHORT_CUDA_PLUGIN when set, else libcohort-cuda.so next
  * to the executable, else found by the dynamic loader's search path. */
 int backend_open(const char *device, struct backend **out,
-		 struct ipc_error *err);
+                 struct ipc_error *err);
 /* b->close(b), NULL being fine. */
 void backend_close(struct backend *b);
 /* 1 when this build produced the CUDA plugin, 0 for a COHORT_CUDA=OFF or

@@ -88,8 +88,8 @@ static int
 nvml_fail(const struct nvml *api, struct ipc_error *err, const char *call,
           nvml_return r)
 {
-	return ipc_error_set(err, IPC_E_IO, "gpuinfo: %s failed: %s (%d)",
-	                     call, api->error(r), r);
+	return ipc_error_set(err, IPC_E_IO, "gpuinfo: %s failed: %s (%d)", call,
+	                     api->error(r), r);
 }
 
 /* Init NVML, read every device it reports, shut it down again. */

@@ -23,6 +23,6 @@ struct gpuinfo_device {
  * NVML reports (0 is a valid answer). Errors (IPC_E_IO) name the library
  * that could not be loaded or the NVML call that failed and its message. */
 int gpuinfo_query(struct gpuinfo_device *out, size_t cap, unsigned *count,
-		  struct ipc_error *err);
+                  struct ipc_error *err);
 
 #endif

@@ -61,8 +61,9 @@ parse_count(const char *opt, const char *s)
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v < 1 || v > 100000000) {
-		fprintf(stderr, "cohort-gpu-bench: %s needs a count >= 1, "
-		                "not \"%s\"\n",
+		fprintf(stderr,
+		        "cohort-gpu-bench: %s needs a count >= 1, "
+		        "not \"%s\"\n",
 		        opt, s);
 		exit(2);
 	}
@@ -77,8 +78,9 @@ parse_options(int argc, char **argv, struct options *o)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (i + 1 >= argc) {
-			fprintf(stderr, "cohort-gpu-bench: %s needs a value "
-			                "(see the usage in tool-gpu-bench.c)\n",
+			fprintf(stderr,
+			        "cohort-gpu-bench: %s needs a value "
+			        "(see the usage in tool-gpu-bench.c)\n",
 			        a);
 			exit(2);
 		}

@@ -32,17 +32,17 @@ set_error(struct ipc_error *err, const char *fmt, ...)
 // "cuda: CALL failed at FILE:LINE: cudaErrorName (code): description".
 int
 cuda_error_rt(struct ipc_error *err, cudaError_t e, const char *call,
-	      const char *file, int line)
+              const char *file, int line)
 {
 	return set_error(err, "cuda: %s failed at %s:%d: %s (%d): %s", call,
-			 short_path(file), line, cudaGetErrorName(e), (int)e,
-			 cudaGetErrorString(e));
+	                 short_path(file), line, cudaGetErrorName(e), (int)e,
+	                 cudaGetErrorString(e));
 }
 
 // Keep the first runtime failure in the context.
 int
 cuda_check_rt(struct cuda_ctx *c, cudaError_t e, const char *call,
-	      const char *file, int line)
+              const char *file, int line)
 {
 	if (e == cudaSuccess)
 		return 0;
@@ -59,15 +59,15 @@ cuda_check_rt(struct cuda_ctx *c, cudaError_t e, const char *call,
 // Keep the first cuBLAS failure in the context.
 int
 cuda_check_blas(struct cuda_ctx *c, cublasStatus_t s, const char *call,
-		const char *file, int line)
+                const char *file, int line)
 {
 	if (s == CUBLAS_STATUS_SUCCESS)
 		return 0;
 	if (!c->failed) {
 		c->failed = 1;
 		set_error(&c->err, "cuda: %s failed at %s:%d: %s (%d): %s",
-			  call, short_path(file), line, cublasGetStatusName(s),
-			  (int)s, cublasGetStatusString(s));
+		          call, short_path(file), line, cublasGetStatusName(s),
+		          (int)s, cublasGetStatusString(s));
 	}
 	return -1;
 }
@@ -91,14 +91,15 @@ cuda_device_count(int *count, struct ipc_error *err)
 	if (e != cudaSuccess) {
 		*count = 0;
 		return cuda_error_rt(err, e, "cudaGetDeviceCount(&count)",
-				     __FILE__, __LINE__);
+		                     __FILE__, __LINE__);
 	}
 	if (*count == 0)
-		return set_error(err, "cuda: no CUDA device is visible "
-				      "(CUDA_VISIBLE_DEVICES=%s)",
-				 getenv("CUDA_VISIBLE_DEVICES") != NULL
-				     ? getenv("CUDA_VISIBLE_DEVICES")
-				     : "(unset)");
+		return set_error(err,
+		                 "cuda: no CUDA device is visible "
+		                 "(CUDA_VISIBLE_DEVICES=%s)",
+		                 getenv("CUDA_VISIBLE_DEVICES") != NULL
+		                     ? getenv("CUDA_VISIBLE_DEVICES")
+		                     : "(unset)");
 	return 0;
 }
 
@@ -112,12 +113,13 @@ cuda_ctx_open(int device, struct ipc_error *err)
 	if (cuda_device_count(&count, err) != 0)
 		return NULL;
 	if (device < 0 || device >= count) {
-		set_error(err, "cuda: device %d requested but %d visible "
-			       "(CUDA_VISIBLE_DEVICES=%s)",
-			  device, count,
-			  getenv("CUDA_VISIBLE_DEVICES") != NULL
-			      ? getenv("CUDA_VISIBLE_DEVICES")
-			      : "(unset)");
+		set_error(err,
+		          "cuda: device %d requested but %d visible "
+		          "(CUDA_VISIBLE_DEVICES=%s)",
+		          device, count,
+		          getenv("CUDA_VISIBLE_DEVICES") != NULL
+		              ? getenv("CUDA_VISIBLE_DEVICES")
+		              : "(unset)");
 		return NULL;
 	}
 	struct cuda_ctx *c = (struct cuda_ctx *)calloc(1, sizeof *c);
@@ -130,13 +132,12 @@ cuda_ctx_open(int device, struct ipc_error *err)
 	if (CUDA_CHECK(c, cudaSetDevice(device)) != 0 ||
 	    CUDA_CHECK(c, cudaFree(0)) != 0 ||
 	    CUDA_CHECK(c, cudaGetDeviceProperties(&prop, device)) != 0 ||
-	    CUDA_CHECK(c, cudaStreamCreateWithFlags(&c->stream,
-						    cudaStreamNonBlocking)) !=
-		0 ||
+	    CUDA_CHECK(c, cudaStreamCreateWithFlags(
+	                      &c->stream, cudaStreamNonBlocking)) != 0 ||
 	    CUBLAS_CHECK(c, cublasCreate(&c->blas)) != 0 ||
 	    CUBLAS_CHECK(c, cublasSetStream(c->blas, c->stream)) != 0 ||
 	    CUBLAS_CHECK(c, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) !=
-		0) {
+	        0) {
 		if (err != NULL)
 			*err = c->err;
 		cuda_ctx_close(c);
@@ -184,7 +185,7 @@ cuda_ctx_check(struct cuda_ctx *c, struct ipc_error *err)
 // cudaMemGetInfo of the context's device.
 int
 cuda_mem_info(struct cuda_ctx *c, size_t *free_bytes, size_t *total_bytes,
-	      struct ipc_error *err)
+              struct ipc_error *err)
 {
 	CUDA_CHECK(c, cudaMemGetInfo(free_bytes, total_bytes));
 	return cuda_ctx_check(c, err);
@@ -217,8 +218,8 @@ cuda_upload(struct cuda_ctx *c, void *dst, const void *src, size_t bytes)
 	if (c->failed || bytes == 0)
 		return;
 	if (CUDA_CHECK(c, cudaMemcpyAsync(dst, src, bytes,
-					  cudaMemcpyHostToDevice,
-					  c->stream)) == 0)
+	                                  cudaMemcpyHostToDevice, c->stream)) ==
+	    0)
 		CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
 
@@ -229,7 +230,7 @@ cuda_download(struct cuda_ctx *c, void *dst, const void *src, size_t bytes)
 	if (c->failed || bytes == 0)
 		return;
 	if (CUDA_CHECK(c, cudaMemcpyAsync(dst, src, bytes,
-					  cudaMemcpyDeviceToHost,
-					  c->stream)) == 0)
+	                                  cudaMemcpyDeviceToHost, c->stream)) ==
+	    0)
 		CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }

@@ -10,9 +10,9 @@
 // its transpose, so C^T = op(B)^T op(A)^T is computed with A and B swapped.
 static void
 gemm_rm(struct cuda_ctx *c, int trans_a, int trans_b, int M, int N, int K,
-	const float *A, int lda, long long stride_a, const float *B, int ldb,
-	long long stride_b, float beta, float *C, int ldc, long long stride_c,
-	int batch)
+        const float *A, int lda, long long stride_a, const float *B, int ldb,
+        long long stride_b, float beta, float *C, int ldc, long long stride_c,
+        int batch)
 {
 	const float one = 1.0f;
 	cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -21,12 +21,12 @@ gemm_rm(struct cuda_ctx *c, int trans_a, int trans_b, int M, int N, int K,
 		return;
 	if (batch == 1)
 		CUBLAS_CHECK(c, cublasSgemm(c->blas, tb, ta, N, M, K, &one, B,
-					    ldb, A, lda, &beta, C, ldc));
+		                            ldb, A, lda, &beta, C, ldc));
 	else
 		CUBLAS_CHECK(c, cublasSgemmStridedBatched(
-				    c->blas, tb, ta, N, M, K, &one, B, ldb,
-				    stride_b, A, lda, stride_a, &beta, C, ldc,
-				    stride_c, batch));
+		                    c->blas, tb, ta, N, M, K, &one, B, ldb,
+		                    stride_b, A, lda, stride_a, &beta, C, ldc,
+		                    stride_c, batch));
 }
 
 // y[r, j] = b[j / inner % cols]: rows of a bias (linear: inner 1) or one
@@ -93,7 +93,7 @@ batch_sum_kernel(float *dw, const float *dwb, int B, size_t n)
 // y[B, out] = x[B, in] W^T + b: rows start as b, one sgemm adds x W^T.
 void
 cuda_linear_forward(struct cuda_ctx *c, float *y, const float *x,
-		    const float *w, const float *b, int B, int in, int out)
+                    const float *w, const float *b, int B, int in, int out)
 {
 	size_t n = (size_t)B * out;
 	if (c->failed)
@@ -107,18 +107,18 @@ cuda_linear_forward(struct cuda_ctx *c, float *y, const float *x,
 // dW[out, in] += dy^T x; db += column sums of dy; dx = dy W (skipped if NULL).
 void
 cuda_linear_backward(struct cuda_ctx *c, float *dx, float *dw, float *db,
-		     const float *dy, const float *x, const float *w, int B,
-		     int in, int out)
+                     const float *dy, const float *x, const float *w, int B,
+                     int in, int out)
 {
 	if (c->failed)
 		return;
 	gemm_rm(c, 1, 0, out, in, B, dy, out, 0, x, in, 0, 1.0f, dw, in, 0, 1);
 	column_sum_kernel<<<cuda_blocks((size_t)out), CUDA_THREADS, 0,
-			    c->stream>>>(db, dy, B, out);
+	                    c->stream>>>(db, dy, B, out);
 	CUDA_LAUNCHED(c, column_sum_kernel);
 	if (dx != NULL)
 		gemm_rm(c, 0, 0, B, in, out, dy, out, 0, w, in, 0, 0.0f, dx, in,
-			0, 1);
+		        0, 1);
 }
 
 // col[b][(ch*K + ki)*K + kj][oh*OW + ow] = x[b][ch][oh + ki][ow + kj], one
@@ -132,7 +132,8 @@ im2col_kernel(float *col, const float *x, int B, int C, int H, int W, int K)
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x) {
 		size_t p = i % P, r = i / P % rows, b = i / P / rows;
-		int kj = (int)(r % K), ki = (int)(r / K % K), ch = (int)(r / K / K);
+		int kj = (int)(r % K), ki = (int)(r / K % K),
+		    ch = (int)(r / K / K);
 		int oh = (int)(p / OW), ow = (int)(p % OW);
 		col[i] = x[((b * C + ch) * H + oh + ki) * W + ow + kj];
 	}
@@ -158,7 +159,7 @@ col2im_kernel(float *dx, const float *col, int B, int C, int H, int W, int K)
 				if (oh < 0 || oh >= OH || ow < 0 || ow >= OW)
 					continue;
 				s += cb[((ch * K + ki) * K + kj) * P +
-					(size_t)oh * OW + ow];
+				        (size_t)oh * OW + ow];
 			}
 		dx[i] = s;
 	}
@@ -168,8 +169,8 @@ col2im_kernel(float *dx, const float *col, int B, int C, int H, int W, int K)
 // strided-batched sgemm after one im2col of the batch.
 void
 cuda_conv2d_forward(struct cuda_ctx *c, float *y, float *col, const float *x,
-		    const float *w, const float *b, int B, int C, int H, int W,
-		    int OC, int K)
+                    const float *w, const float *b, int B, int C, int H, int W,
+                    int OC, int K)
 {
 	int OH = H - K + 1, OW = W - K + 1, CKK = C * K * K, P = OH * OW;
 	size_t ncol = (size_t)B * CKK * P, ny = (size_t)B * OC * P;
@@ -182,32 +183,32 @@ cuda_conv2d_forward(struct cuda_ctx *c, float *y, float *col, const float *x,
 	    y, b, ny, OC, P);
 	CUDA_LAUNCHED(c, bias_fill_kernel);
 	gemm_rm(c, 0, 0, OC, P, CKK, w, CKK, 0, col, P, (long long)CKK * P,
-		1.0f, y, P, (long long)OC * P, B);
+	        1.0f, y, P, (long long)OC * P, B);
 }
 
 // Per sample b: dwb_b = dy_b col_b^T, then dW += sum_b dwb_b in order;
 // db += sums of dy per channel; dcol_b = W^T dy_b and dx_b = col2im(dcol_b).
 void
 cuda_conv2d_backward(struct cuda_ctx *c, float *dx, float *dcol, float *dwb,
-		     float *dw, float *db, const float *dy, const float *col,
-		     const float *w, int B, int C, int H, int W, int OC, int K)
+                     float *dw, float *db, const float *dy, const float *col,
+                     const float *w, int B, int C, int H, int W, int OC, int K)
 {
 	int OH = H - K + 1, OW = W - K + 1, CKK = C * K * K, P = OH * OW;
 	size_t nw = (size_t)OC * CKK;
 	if (c->failed)
 		return;
 	gemm_rm(c, 0, 1, OC, CKK, P, dy, P, (long long)OC * P, col, P,
-		(long long)CKK * P, 0.0f, dwb, CKK, (long long)nw, B);
+	        (long long)CKK * P, 0.0f, dwb, CKK, (long long)nw, B);
 	batch_sum_kernel<<<cuda_blocks(nw), CUDA_THREADS, 0, c->stream>>>(
 	    dw, dwb, B, nw);
 	CUDA_LAUNCHED(c, batch_sum_kernel);
 	channel_sum_kernel<<<OC, CUDA_THREADS, 0, c->stream>>>(db, dy, B, OC,
-							       P);
+	                                                       P);
 	CUDA_LAUNCHED(c, channel_sum_kernel);
 	if (dx == NULL)
 		return;
 	gemm_rm(c, 1, 0, CKK, P, OC, w, CKK, 0, dy, P, (long long)OC * P, 0.0f,
-		dcol, P, (long long)CKK * P, B);
+	        dcol, P, (long long)CKK * P, B);
 	size_t nx = (size_t)B * C * H * W;
 	col2im_kernel<<<cuda_blocks(nx), CUDA_THREADS, 0, c->stream>>>(
 	    dx, dcol, B, C, H, W, K);
@@ -217,8 +218,8 @@ cuda_conv2d_backward(struct cuda_ctx *c, float *dx, float *dcol, float *dwb,
 // y[p][i][j] = max of the 2x2 window at (2i, 2j) of plane p, first maximum
 // wins (candidates in the CPU's order); argmax keeps its index in the plane.
 __global__ static void
-maxpool_forward_kernel(float *y, int32_t *argmax, const float *x, int P,
-		       int H, int W)
+maxpool_forward_kernel(float *y, int32_t *argmax, const float *x, int P, int H,
+                       int W)
 {
 	int OH = H / 2, OW = W / 2;
 	size_t n = (size_t)P * OH * OW;
@@ -240,7 +241,7 @@ maxpool_forward_kernel(float *y, int32_t *argmax, const float *x, int P,
 // (h, w), else 0: windows do not overlap, so each input has one candidate.
 __global__ static void
 maxpool_backward_kernel(float *dx, const float *dy, const int32_t *argmax,
-			int P, int H, int W)
+                        int P, int H, int W)
 {
 	int OH = H / 2, OW = W / 2;
 	size_t n = (size_t)P * H * W;
@@ -262,7 +263,7 @@ maxpool_backward_kernel(float *dx, const float *dy, const int32_t *argmax,
 // 2x2 max pooling, stride 2, of planes [P, H, W] into [P, H/2, W/2].
 void
 cuda_maxpool_forward(struct cuda_ctx *c, float *y, int32_t *argmax,
-		     const float *x, int P, int H, int W)
+                     const float *x, int P, int H, int W)
 {
 	size_t n = (size_t)P * (H / 2) * (W / 2);
 	if (c->failed)
@@ -275,13 +276,13 @@ cuda_maxpool_forward(struct cuda_ctx *c, float *y, int32_t *argmax,
 // dx = 0 except dx[argmax] = dy.
 void
 cuda_maxpool_backward(struct cuda_ctx *c, float *dx, const float *dy,
-		      const int32_t *argmax, int P, int H, int W)
+                      const int32_t *argmax, int P, int H, int W)
 {
 	size_t n = (size_t)P * H * W;
 	if (c->failed)
 		return;
-	maxpool_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0,
-				  c->stream>>>(dx, dy, argmax, P, H, W);
+	maxpool_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, c->stream>>>(
+	    dx, dy, argmax, P, H, W);
 	CUDA_LAUNCHED(c, maxpool_backward_kernel);
 }
 
@@ -317,7 +318,7 @@ cuda_relu_forward(struct cuda_ctx *c, float *y, const float *x, size_t n)
 // dx = dy where y > 0, else 0.
 void
 cuda_relu_backward(struct cuda_ctx *c, float *dx, const float *dy,
-		   const float *y, size_t n)
+                   const float *y, size_t n)
 {
 	if (c->failed)
 		return;
@@ -340,19 +341,19 @@ dropout_kernel(float *y, const float *x, size_t n, float p, uint64_t key)
 // Inverted dropout with the mask of key.
 void
 cuda_dropout_forward(struct cuda_ctx *c, float *y, const float *x, size_t n,
-		     float p, uint64_t key)
+                     float p, uint64_t key)
 {
 	if (c->failed)
 		return;
-	dropout_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, c->stream>>>(
-	    y, x, n, p, key);
+	dropout_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, c->stream>>>(y, x, n,
+	                                                               p, key);
 	CUDA_LAUNCHED(c, dropout_kernel);
 }
 
 // dx = dy * the forward's mask, recomputed from key.
 void
-cuda_dropout_backward(struct cuda_ctx *c, float *dx, const float *dy,
-		      size_t n, float p, uint64_t key)
+cuda_dropout_backward(struct cuda_ctx *c, float *dx, const float *dy, size_t n,
+                      float p, uint64_t key)
 {
 	cuda_dropout_forward(c, dx, dy, n, p, key);
 }
@@ -363,8 +364,8 @@ cuda_dropout_backward(struct cuda_ctx *c, float *dx, const float *dy,
 // the warp's lanes.
 __global__ static void
 softmax_crossentropy_kernel(float *dlogits, double *row_loss,
-			    int32_t *row_correct, const float *logits,
-			    const int32_t *labels, int B, int V)
+                            int32_t *row_correct, const float *logits,
+                            const int32_t *labels, int B, int V)
 {
 	int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
 	int lane = threadIdx.x % 32;
@@ -379,7 +380,8 @@ softmax_crossentropy_kernel(float *dlogits, double *row_loss,
 	for (int off = 16; off > 0; off /= 2) {
 		float ob = __shfl_down_sync(0xffffffffu, best, off);
 		int oa = __shfl_down_sync(0xffffffffu, arg, off);
-		if (oa >= 0 && (arg < 0 || ob > best || (ob == best && oa < arg)))
+		if (oa >= 0 &&
+		    (arg < 0 || ob > best || (ob == best && oa < arg)))
 			best = ob, arg = oa;
 	}
 	arg = __shfl_sync(0xffffffffu, arg, 0);
@@ -410,14 +412,14 @@ softmax_crossentropy_kernel(float *dlogits, double *row_loss,
 // Softmax cross-entropy per row; the caller averages row_loss on the host.
 void
 cuda_softmax_crossentropy(struct cuda_ctx *c, float *dlogits, double *row_loss,
-			  int32_t *row_correct, const float *logits,
-			  const int32_t *labels, int B, int V)
+                          int32_t *row_correct, const float *logits,
+                          const int32_t *labels, int B, int V)
 {
 	const int rows_per_block = CUDA_THREADS / 32;
 	if (c->failed)
 		return;
 	softmax_crossentropy_kernel<<<(B + rows_per_block - 1) / rows_per_block,
-				      CUDA_THREADS, 0, c->stream>>>(
+	                              CUDA_THREADS, 0, c->stream>>>(
 	    dlogits, row_loss, row_correct, logits, labels, B, V);
 	CUDA_LAUNCHED(c, softmax_crossentropy_kernel);
 }
@@ -425,8 +427,8 @@ cuda_softmax_crossentropy(struct cuda_ctx *c, float *dlogits, double *row_loss,
 // x[i, j] = norm[(j / plane) * 256 + pixels[order[i], j]]; y[i] = label.
 __global__ static void
 gather_batch_kernel(float *x, int32_t *y, const uint8_t *pixels,
-		    const int32_t *labels, const float *norm,
-		    const uint32_t *order, int n, int channels, int plane)
+                    const int32_t *labels, const float *norm,
+                    const uint32_t *order, int n, int channels, int plane)
 {
 	size_t sample = (size_t)channels * plane, total = (size_t)n * sample;
 	for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
@@ -442,15 +444,14 @@ gather_batch_kernel(float *x, int32_t *y, const uint8_t *pixels,
 // The batch of samples order[0..n) as normalised floats and labels.
 void
 cuda_gather_batch(struct cuda_ctx *c, float *x, int32_t *y,
-		  const uint8_t *pixels, const int32_t *labels,
-		  const float *norm, const uint32_t *order, int n, int channels,
-		  int plane)
+                  const uint8_t *pixels, const int32_t *labels,
+                  const float *norm, const uint32_t *order, int n, int channels,
+                  int plane)
 {
 	size_t total = (size_t)n * channels * plane;
 	if (c->failed)
 		return;
-	gather_batch_kernel<<<cuda_blocks(total), CUDA_THREADS, 0,
-			      c->stream>>>(x, y, pixels, labels, norm, order, n,
-					   channels, plane);
+	gather_batch_kernel<<<cuda_blocks(total), CUDA_THREADS, 0, c->stream>>>(
+	    x, y, pixels, labels, norm, order, n, channels, plane);
 	CUDA_LAUNCHED(c, gather_batch_kernel);
 }

@@ -32,8 +32,7 @@ region_index(const struct cuda_region &r, size_t k)
 // momentum is 0).
 __global__ static void
 sgd_kernel(struct cuda_optim_desc d, struct cuda_region r, size_t elements,
-	   float *w, const float *g, const float *global, float *buf,
-	   int first)
+           float *w, const float *g, const float *global, float *buf, int first)
 {
 	for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
 	     k < elements; k += (size_t)gridDim.x * blockDim.x) {
@@ -54,8 +53,8 @@ sgd_kernel(struct cuda_optim_desc d, struct cuda_region r, size_t elements,
 // bc2_sqrt = sqrt(1 - b2^t) computed on the host as the CPU does.
 __global__ static void
 adam_kernel(struct cuda_optim_desc d, struct cuda_region r, size_t elements,
-	    float *w, const float *g, const float *global, float *m, float *v,
-	    float step, float bc2_sqrt)
+            float *w, const float *g, const float *global, float *m, float *v,
+            float step, float bc2_sqrt)
 {
 	for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
 	     k < elements; k += (size_t)gridDim.x * blockDim.x) {
@@ -72,7 +71,7 @@ adam_kernel(struct cuda_optim_desc d, struct cuda_region r, size_t elements,
 // Zeroed optimiser state over a region of region_floats floats.
 struct cuda_optim *
 cuda_optim_create(struct cuda_ctx *c, const struct cuda_optim_desc *d,
-		  const struct cuda_region *r, size_t region_floats)
+                  const struct cuda_region *r, size_t region_floats)
 {
 	struct cuda_optim *o = (struct cuda_optim *)calloc(1, sizeof *o);
 	if (o == NULL)
@@ -89,7 +88,7 @@ cuda_optim_create(struct cuda_ctx *c, const struct cuda_optim_desc *d,
 		o->v = (float *)cuda_alloc(c, bytes);
 		if (o->v != NULL)
 			CUDA_CHECK(c,
-				   cudaMemsetAsync(o->v, 0, bytes, c->stream));
+			           cudaMemsetAsync(o->v, 0, bytes, c->stream));
 	}
 	if (c->failed) {
 		cuda_optim_free(c, o);
@@ -101,7 +100,7 @@ cuda_optim_create(struct cuda_ctx *c, const struct cuda_optim_desc *d,
 // One optimiser step over every tensor (global ignored when prox_mu is 0).
 void
 cuda_optim_step(struct cuda_ctx *c, struct cuda_optim *o, float *params,
-		const float *grads, const float *global)
+                const float *grads, const float *global)
 {
 	if (c->failed)
 		return;

@@ -73,51 +73,49 @@ struct cuda_optim; /* optimiser state on the device */
  * the context and reported by check(). */
 struct cuda_layer_api {
 	void (*linear_forward)(struct cuda_ctx *c, float *y, const float *x,
-			       const float *w, const float *b, int B, int in,
-			       int out);
+	                       const float *w, const float *b, int B, int in,
+	                       int out);
 	void (*linear_backward)(struct cuda_ctx *c, float *dx, float *dw,
-				float *db, const float *dy, const float *x,
-				const float *w, int B, int in, int out);
+	                        float *db, const float *dy, const float *x,
+	                        const float *w, int B, int in, int out);
 	/* col: [B, C*K*K, OH*OW] */
 	void (*conv2d_forward)(struct cuda_ctx *c, float *y, float *col,
-			       const float *x, const float *w, const float *b,
-			       int B, int C, int H, int W, int OC, int K);
+	                       const float *x, const float *w, const float *b,
+	                       int B, int C, int H, int W, int OC, int K);
 	/* dcol: [B, C*K*K, OH*OW] (unused when dx is NULL); dwb: [B, OC*C*K*K]
 	 * per-sample weight gradients, summed in order into dw */
 	void (*conv2d_backward)(struct cuda_ctx *c, float *dx, float *dcol,
-				float *dwb, float *dw, float *db,
-				const float *dy, const float *col,
-				const float *w, int B, int C, int H, int W,
-				int OC, int K);
+	                        float *dwb, float *dw, float *db,
+	                        const float *dy, const float *col,
+	                        const float *w, int B, int C, int H, int W,
+	                        int OC, int K);
 	void (*maxpool_forward)(struct cuda_ctx *c, float *y, int32_t *argmax,
-				const float *x, int P, int H, int W);
-	void (*maxpool_backward)(struct cuda_ctx *c, float *dx,
-				 const float *dy, const int32_t *argmax, int P,
-				 int H, int W);
+	                        const float *x, int P, int H, int W);
+	void (*maxpool_backward)(struct cuda_ctx *c, float *dx, const float *dy,
+	                         const int32_t *argmax, int P, int H, int W);
 	void (*relu_forward)(struct cuda_ctx *c, float *y, const float *x,
-			     size_t n);
+	                     size_t n);
 	void (*relu_backward)(struct cuda_ctx *c, float *dx, const float *dy,
-			      const float *y, size_t n);
+	                      const float *y, size_t n);
 	void (*dropout_forward)(struct cuda_ctx *c, float *y, const float *x,
-				size_t n, float p, uint64_t key);
-	void (*dropout_backward)(struct cuda_ctx *c, float *dx,
-				 const float *dy, size_t n, float p,
-				 uint64_t key);
+	                        size_t n, float p, uint64_t key);
+	void (*dropout_backward)(struct cuda_ctx *c, float *dx, const float *dy,
+	                         size_t n, float p, uint64_t key);
 	/* Per row b: row_loss[b] = logsumexp(z_b) - z_b[label_b],
 	 * row_correct[b] = argmax == label, dlogits as the CPU (unless NULL);
 	 * the caller sums the rows on the host, in order, like the CPU. */
 	void (*softmax_crossentropy)(struct cuda_ctx *c, float *dlogits,
-				     double *row_loss, int32_t *row_correct,
-				     const float *logits,
-				     const int32_t *labels, int B, int V);
+	                             double *row_loss, int32_t *row_correct,
+	                             const float *logits, const int32_t *labels,
+	                             int B, int V);
 	/* optim.h on the device: zeroed state for the region's tensors. */
 	struct cuda_optim *(*optim_create)(struct cuda_ctx *c,
-					   const struct cuda_optim_desc *o,
-					   const struct cuda_region *r,
-					   size_t region_floats);
+	                                   const struct cuda_optim_desc *o,
+	                                   const struct cuda_region *r,
+	                                   size_t region_floats);
 	void (*optim_step)(struct cuda_ctx *c, struct cuda_optim *o,
-			   float *params, const float *grads,
-			   const float *global);
+	                   float *params, const float *grads,
+	                   const float *global);
 	void (*optim_free)(struct cuda_ctx *c, struct cuda_optim *o);
 };
 
@@ -137,39 +135,39 @@ struct cuda_plugin {
 	int (*check)(struct cuda_ctx *c, struct ipc_error *err);
 	/* Free and total device memory, in bytes. */
 	int (*mem_info)(struct cuda_ctx *c, size_t *free_bytes,
-			size_t *total_bytes, struct ipc_error *err);
+	                size_t *total_bytes, struct ipc_error *err);
 
 	/* Device memory for tests and tools (NULL and a sticky error when
 	 * out of memory); copies are synchronous. */
 	void *(*alloc)(struct cuda_ctx *c, size_t bytes);
 	void (*free)(struct cuda_ctx *c, void *p);
 	void (*upload)(struct cuda_ctx *c, void *dst, const void *src,
-		       size_t bytes);
+	               size_t bytes);
 	void (*download)(struct cuda_ctx *c, void *dst, const void *src,
-			 size_t bytes);
+	                 size_t bytes);
 
 	/* Copy a task's samples, params (and global, for FedProx) to the
 	 * device and allocate its workspace for batches of up to max_batch;
 	 * o == NULL is an evaluation task (no gradients, no optimiser). */
 	struct cuda_task *(*task_begin)(struct cuda_ctx *c,
-					const struct cuda_model_desc *m,
-					const struct cuda_data_desc *d,
-					uint32_t max_batch, const float *params,
-					const float *global,
-					const struct cuda_optim_desc *o,
-					struct ipc_error *err);
+	                                const struct cuda_model_desc *m,
+	                                const struct cuda_data_desc *d,
+	                                uint32_t max_batch, const float *params,
+	                                const float *global,
+	                                const struct cuda_optim_desc *o,
+	                                struct ipc_error *err);
 	/* The sample order (positions in the task's samples) steps read. */
 	int (*task_order)(struct cuda_task *t, const uint32_t *order,
-			  struct ipc_error *err);
+	                  struct ipc_error *err);
 	/* Samples order[start .. start+n) through the model; with train set,
 	 * backward with dropout masks of key and one optimiser step. Returns
 	 * the batch's mean loss and adds the correct predictions. */
 	int (*task_step)(struct cuda_task *t, size_t start, uint32_t n,
-			 int train, uint64_t key, double *loss,
-			 uint32_t *correct, struct ipc_error *err);
+	                 int train, uint64_t key, double *loss,
+	                 uint32_t *correct, struct ipc_error *err);
 	/* Copy the task's current parameters into the host region. */
 	int (*task_params)(struct cuda_task *t, float *params,
-			   struct ipc_error *err);
+	                   struct ipc_error *err);
 	/* Free the task's device memory; the context stays. */
 	void (*task_end)(struct cuda_task *t);
 

@@ -71,7 +71,8 @@ workspace_layout(struct cuda_task *t, float *base)
 		size_t n1 = (size_t)t->C1 * t->h1 * t->w1;
 		size_t q1 = (size_t)t->C1 * (t->h1 / 2) * (t->w1 / 2);
 		size_t n2 = (size_t)t->C2 * t->h2 * t->w2;
-		size_t cw1 = (size_t)t->C1 * C * kk, cw2 = (size_t)t->C2 * t->C1 * kk;
+		size_t cw1 = (size_t)t->C1 * C * kk,
+		       cw2 = (size_t)t->C2 * t->C1 * kk;
 		t->col1 = carve(&cur, B * C * kk * t->h1 * t->w1);
 		t->c1 = carve(&cur, B * n1);
 		t->r1 = carve(&cur, B * n1);
@@ -127,8 +128,8 @@ derive_sizes(struct cuda_task *t, struct ipc_error *err)
 		t->F1 = (int)m->count[5];
 		t->F2 = (int)m->count[7];
 		t->V = (int)m->count[9];
-		t->K = (int)lrint(sqrt((double)m->count[0] /
-				       ((double)t->C1 * m->channels)));
+		t->K = (int)lrint(
+		    sqrt((double)m->count[0] / ((double)t->C1 * m->channels)));
 		t->h1 = m->height - t->K + 1;
 		t->w1 = m->width - t->K + 1;
 		t->h2 = t->h1 / 2 - t->K + 1;
@@ -139,9 +140,9 @@ derive_sizes(struct cuda_task *t, struct ipc_error *err)
 	}
 	err->code = IPC_E_MISMATCH;
 	snprintf(err->message, sizeof err->message,
-		 "cuda: model description (kind %d, %d tensors) is not a "
-		 "built-in mlp or cnn",
-		 (int)m->kind, m->tensors);
+	         "cuda: model description (kind %d, %d tensors) is not a "
+	         "built-in mlp or cnn",
+	         (int)m->kind, m->tensors);
 	return -1;
 }
 
@@ -158,15 +159,15 @@ upload_new(struct cuda_ctx *c, const void *src, size_t bytes)
 // Copy the task to the device and allocate everything a step needs.
 struct cuda_task *
 cuda_task_begin(struct cuda_ctx *c, const struct cuda_model_desc *m,
-		const struct cuda_data_desc *d, uint32_t max_batch,
-		const float *params, const float *global,
-		const struct cuda_optim_desc *o, struct ipc_error *err)
+                const struct cuda_data_desc *d, uint32_t max_batch,
+                const float *params, const float *global,
+                const struct cuda_optim_desc *o, struct ipc_error *err)
 {
 	struct cuda_task *t = (struct cuda_task *)calloc(1, sizeof *t);
 	if (t == NULL) {
 		err->code = IPC_E_IO;
 		snprintf(err->message, sizeof err->message,
-			 "cuda: out of host memory for a task");
+		         "cuda: out of host memory for a task");
 		return NULL;
 	}
 	t->c = c;
@@ -181,8 +182,8 @@ cuda_task_begin(struct cuda_ctx *c, const struct cuda_model_desc *m,
 	size_t region = m->region_floats * sizeof(float);
 	t->pixels = (uint8_t *)upload_new(c, d->pixels, d->n * sample);
 	t->labels = (int32_t *)upload_new(c, d->labels, d->n * sizeof(int32_t));
-	t->norm = (float *)upload_new(c, d->norm,
-				      (size_t)d->channels * 256 * sizeof(float));
+	t->norm = (float *)upload_new(
+	    c, d->norm, (size_t)d->channels * 256 * sizeof(float));
 	t->order = (uint32_t *)cuda_alloc(c, d->n * sizeof(uint32_t));
 	t->params = (float *)upload_new(c, params, region);
 	size_t floats = workspace_layout(t, NULL);
@@ -212,7 +213,7 @@ cuda_task_begin(struct cuda_ctx *c, const struct cuda_model_desc *m,
 	if (t->host_loss == NULL || t->host_correct == NULL) {
 		err->code = IPC_E_IO;
 		snprintf(err->message, sizeof err->message,
-			 "cuda: out of host memory for a task");
+		         "cuda: out of host memory for a task");
 		cuda_task_end(t);
 		return NULL;
 	}
@@ -222,7 +223,7 @@ cuda_task_begin(struct cuda_ctx *c, const struct cuda_model_desc *m,
 // Upload the order the next steps read the samples in.
 int
 cuda_task_order(struct cuda_task *t, const uint32_t *order,
-		struct ipc_error *err)
+                struct ipc_error *err)
 {
 	cuda_upload(t->c, t->order, order, t->n * sizeof(uint32_t));
 	return cuda_ctx_check(t->c, err);
@@ -247,15 +248,15 @@ mlp_step(struct cuda_task *t, int B, int train, uint64_t key)
 	}
 	cuda_linear_forward(c, t->logits, h, p + o[2], p + o[3], B, H, V);
 	cuda_softmax_crossentropy(c, train ? t->g_logits : NULL, t->row_loss,
-				  t->row_correct, t->logits, t->y, B, V);
+	                          t->row_correct, t->logits, t->y, B, V);
 	if (!train)
 		return;
 	cuda_linear_backward(c, t->g_d1, g + o[2], g + o[3], t->g_logits, h,
-			     p + o[2], B, H, V);
+	                     p + o[2], B, H, V);
 	cuda_dropout_backward(c, t->g_a1, t->g_d1, nh, t->dropout, key);
 	cuda_relu_backward(c, t->g_h1, t->g_a1, t->a1, nh);
 	cuda_linear_backward(c, NULL, g + o[0], g + o[1], t->g_h1, t->x,
-			     p + o[0], B, t->in, H);
+	                     p + o[0], B, t->in, H);
 }
 
 // conv1-relu-pool-conv2-relu-pool-flatten-fc1-relu-fc2-relu-fc3, and back.
@@ -271,87 +272,88 @@ cnn_step(struct cuda_task *t, int B, int train)
 	size_t n1 = (size_t)B * t->C1 * t->h1 * t->w1;
 	size_t n2 = (size_t)B * t->C2 * t->h2 * t->w2;
 	cuda_conv2d_forward(c, t->c1, t->col1, t->x, p + o[0], p + o[1], B, C,
-			    t->m.height, t->m.width, t->C1, K);
+	                    t->m.height, t->m.width, t->C1, K);
 	cuda_relu_forward(c, t->r1, t->c1, n1);
 	cuda_maxpool_forward(c, t->p1, t->arg1, t->r1, B * t->C1, t->h1, t->w1);
 	cuda_conv2d_forward(c, t->c2, t->col2, t->p1, p + o[2], p + o[3], B,
-			    t->C1, q1h, q1w, t->C2, K);
+	                    t->C1, q1h, q1w, t->C2, K);
 	cuda_relu_forward(c, t->r2, t->c2, n2);
 	cuda_maxpool_forward(c, t->p2, t->arg2, t->r2, B * t->C2, t->h2, t->w2);
 	cuda_linear_forward(c, t->f1, t->p2, p + o[4], p + o[5], B, t->flat,
-			    t->F1);
+	                    t->F1);
 	cuda_relu_forward(c, t->r3, t->f1, (size_t)B * t->F1);
 	cuda_linear_forward(c, t->f2, t->r3, p + o[6], p + o[7], B, t->F1,
-			    t->F2);
+	                    t->F2);
 	cuda_relu_forward(c, t->r4, t->f2, (size_t)B * t->F2);
 	cuda_linear_forward(c, t->logits, t->r4, p + o[8], p + o[9], B, t->F2,
-			    V);
+	                    V);
 	cuda_softmax_crossentropy(c, train ? t->g_logits : NULL, t->row_loss,
-				  t->row_correct, t->logits, t->y, B, V);
+	                          t->row_correct, t->logits, t->y, B, V);
 	if (!train)
 		return;
-	cuda_linear_backward(c, t->g_r4, g + o[8], g + o[9], t->g_logits,
-			     t->r4, p + o[8], B, t->F2, V);
+	cuda_linear_backward(c, t->g_r4, g + o[8], g + o[9], t->g_logits, t->r4,
+	                     p + o[8], B, t->F2, V);
 	cuda_relu_backward(c, t->g_f2, t->g_r4, t->r4, (size_t)B * t->F2);
 	cuda_linear_backward(c, t->g_r3, g + o[6], g + o[7], t->g_f2, t->r3,
-			     p + o[6], B, t->F1, t->F2);
+	                     p + o[6], B, t->F1, t->F2);
 	cuda_relu_backward(c, t->g_f1, t->g_r3, t->r3, (size_t)B * t->F1);
 	cuda_linear_backward(c, t->g_p2, g + o[4], g + o[5], t->g_f1, t->p2,
-			     p + o[4], B, t->flat, t->F1);
+	                     p + o[4], B, t->flat, t->F1);
 	cuda_maxpool_backward(c, t->g_r2, t->g_p2, t->arg2, B * t->C2, t->h2,
-			      t->w2);
+	                      t->w2);
 	cuda_relu_backward(c, t->g_c2, t->g_r2, t->r2, n2);
 	cuda_conv2d_backward(c, t->g_p1, t->dcol2, t->dwb, g + o[2], g + o[3],
-			     t->g_c2, t->col2, p + o[2], B, t->C1, q1h, q1w,
-			     t->C2, K);
+	                     t->g_c2, t->col2, p + o[2], B, t->C1, q1h, q1w,
+	                     t->C2, K);
 	cuda_maxpool_backward(c, t->g_r1, t->g_p1, t->arg1, B * t->C1, t->h1,
-			      t->w1);
+	                      t->w1);
 	cuda_relu_backward(c, t->g_c1, t->g_r1, t->r1, n1);
-	cuda_conv2d_backward(c, NULL, NULL, t->dwb, g + o[0], g + o[1],
-			     t->g_c1, t->col1, p + o[0], B, C, t->m.height,
-			     t->m.width, t->C1, K);
+	cuda_conv2d_backward(c, NULL, NULL, t->dwb, g + o[0], g + o[1], t->g_c1,
+	                     t->col1, p + o[0], B, C, t->m.height, t->m.width,
+	                     t->C1, K);
 }
 
 // Gather the batch, run the model, fetch the per-row losses (the one sync of
 // a step) and, when training and the loss is finite, take the optimiser step.
 int
 cuda_task_step(struct cuda_task *t, size_t start, uint32_t n, int train,
-	       uint64_t key, double *loss, uint32_t *correct,
-	       struct ipc_error *err)
+               uint64_t key, double *loss, uint32_t *correct,
+               struct ipc_error *err)
 {
 	struct cuda_ctx *c = t->c;
 	if (n == 0 || n > t->max_batch || start + n > t->n ||
 	    (train && t->opt == NULL)) {
 		err->code = IPC_E_BAD_VALUE;
 		snprintf(err->message, sizeof err->message,
-			 "cuda: step of %u samples from %zu for a task of %zu "
-			 "samples in batches of %u%s",
-			 n, start, t->n, t->max_batch,
-			 train && t->opt == NULL ? " without an optimiser" : "");
+		         "cuda: step of %u samples from %zu for a task of %zu "
+		         "samples in batches of %u%s",
+		         n, start, t->n, t->max_batch,
+		         train && t->opt == NULL ? " without an optimiser"
+		                                 : "");
 		return -1;
 	}
 	int B = (int)n;
 	cuda_gather_batch(c, t->x, t->y, t->pixels, t->labels, t->norm,
-			  t->order + start, B, t->m.channels,
-			  t->m.height * t->m.width);
+	                  t->order + start, B, t->m.channels,
+	                  t->m.height * t->m.width);
 	if (train)
-		CUDA_CHECK(c, cudaMemsetAsync(t->grads, 0,
-					      t->m.region_floats * sizeof(float),
-					      c->stream));
+		CUDA_CHECK(c,
+		           cudaMemsetAsync(t->grads, 0,
+		                           t->m.region_floats * sizeof(float),
+		                           c->stream));
 	if (t->m.kind == CUDA_MODEL_MLP)
 		mlp_step(t, B, train, key);
 	else
 		cnn_step(t, B, train);
 	if (!c->failed)
-		CUDA_CHECK(c, cudaMemcpyAsync(t->host_loss, t->row_loss,
-					      n * sizeof(double),
-					      cudaMemcpyDeviceToHost,
-					      c->stream));
+		CUDA_CHECK(c, cudaMemcpyAsync(
+		                  t->host_loss, t->row_loss, n * sizeof(double),
+		                  cudaMemcpyDeviceToHost, c->stream));
 	if (!c->failed)
-		CUDA_CHECK(c, cudaMemcpyAsync(t->host_correct, t->row_correct,
-					      n * sizeof(int32_t),
-					      cudaMemcpyDeviceToHost,
-					      c->stream));
+		CUDA_CHECK(c,
+		           cudaMemcpyAsync(t->host_correct, t->row_correct,
+		                           n * sizeof(int32_t),
+		                           cudaMemcpyDeviceToHost, c->stream));
 	if (cuda_ctx_check(c, err) != 0)
 		return -1;
 	double total = 0.0;
@@ -370,7 +372,7 @@ int
 cuda_task_params(struct cuda_task *t, float *params, struct ipc_error *err)
 {
 	cuda_download(t->c, params, t->params,
-		      t->m.region_floats * sizeof(float));
+	              t->m.region_floats * sizeof(float));
 	return cuda_ctx_check(t->c, err);
 }
 
