@@ -103,6 +103,19 @@ static const struct key keys[] = {
      NULL, "seconds between SIGTERM and SIGKILL"},
     {"output.progress", KEY_CHOICE, OFF(output.progress), "auto", 0, 0,
      "auto|always|never", "live progress line (auto = on a terminal)"},
+    {"tracking.mlflow_uri", KEY_STR, OFF(tracking.mlflow_uri), "", 0, 0, NULL,
+     "MLflow tracking server (empty = $MLFLOW_TRACKING_URI; unset = off)"},
+    {"tracking.experiment", KEY_STR, OFF(tracking.experiment), "", 0, 0, NULL,
+     "MLflow experiment (empty = $MLFLOW_EXPERIMENT_NAME or \"cohort\")"},
+    {"tracking.child_runs", KEY_BOOL, OFF(tracking.child_runs), "false", 0, 0,
+     NULL, "one MLflow child run per client with its training metrics"},
+    {"tracking.tensorboard", KEY_BOOL, OFF(tracking.tensorboard), "true", 0, 0,
+     NULL, "write TensorBoard event files under WORKSPACE/tensorboard/"},
+    {"tracking.report", KEY_BOOL, OFF(tracking.report), "true", 0, 0, NULL,
+     "write WORKSPACE/results/report.html at the end"},
+    {"tracking.drain_s", KEY_NUM, OFF(tracking.drain_s), "10", 0, 3600, NULL,
+     "seconds to wait at exit for MLflow to acknowledge (the rest is sent "
+     "by cohort-mlflow-sync)"},
 };
 
 /* Address of a key's field inside c. */

@@ -64,6 +64,14 @@ struct config {
 	struct {
 		char *progress;
 	} output;
+	struct {
+		char *mlflow_uri; /* "" = MLFLOW_TRACKING_URI, unset = off */
+		char *experiment; /* "" = MLFLOW_EXPERIMENT_NAME or "cohort" */
+		bool child_runs;
+		bool tensorboard;
+		bool report;
+		double drain_s;
+	} tracking;
 };
 
 /* Fill every key with its built-in default. */

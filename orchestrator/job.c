@@ -287,6 +287,52 @@ start_launcher(struct job *j)
 	return 0;
 }
 
+/* Start the tracking sinks; a failure is reported and the job goes on
+ * (metrics.jsonl stays the source of truth). */
+static void
+start_tracking(struct job *j)
+{
+	const struct config *c = j->cfg;
+	struct tracking_config tc = {
+	    .mlflow_uri = c->tracking.mlflow_uri,
+	    .experiment = c->tracking.experiment[0] ? c->tracking.experiment
+	                                            : NULL,
+	    .run_name = strrchr(j->ws.dir, '/') ? strrchr(j->ws.dir, '/') + 1
+	                                        : j->ws.dir,
+	    .child_runs = c->tracking.child_runs,
+	    .tensorboard = c->tracking.tensorboard,
+	    .report = c->tracking.report,
+	};
+	char seed[32];
+	snprintf(seed, sizeof seed, "%lld", (long long)c->job.seed);
+	struct tracking_tags tags = {
+	    .version = COHORT_VERSION,
+	    .seed = seed,
+	    .strategy = c->strategy.name,
+	    .git_revision = getenv("COHORT_GIT_REVISION"),
+	};
+	char *path = workspace_path(&j->ws, "config.json");
+	json_t *resolved = json_load_file(path, 0, NULL);
+	free(path);
+	struct ipc_error err;
+	j->tracking = tracking_open(j->base, j->ws.dir, &tc, resolved, &tags,
+	                            &err);
+	json_decref(resolved);
+	if (j->tracking == NULL)
+		console_err("tracking off: %s", err.message);
+}
+
+/* The MLflow run status a job's exit status maps to. */
+static const char *
+tracking_status(int code)
+{
+	if (code == JOB_EXIT_OK)
+		return "FINISHED";
+	if (code == JOB_EXIT_SIGINT || code == JOB_EXIT_SIGTERM)
+		return "KILLED";
+	return "FAILED";
+}
+
 /* Open or create the workspace and its log; run preparation if needed. */
 static int
 open_workspace(struct job *j, const char *resume_dir)
@@ -412,6 +458,7 @@ job_run(struct config *cfg, const char *resume_dir)
 		fatal("cannot create an event base");
 	if (start_launcher(&j) < 0)
 		goto out;
+	start_tracking(&j);
 	if (j.round >= (unsigned)cfg->federation.rounds) {
 		j.exit_code = JOB_EXIT_OK;
 	} else {
@@ -430,6 +477,12 @@ job_run(struct config *cfg, const char *resume_dir)
 		            j.ws.dir);
 	if (j.sigints > 1)
 		code = JOB_EXIT_SIGINT;
+	if (j.tracking != NULL) {
+		tracking_finish(j.tracking, tracking_status(code),
+		                j.sigints > 1 ? 0 : cfg->tracking.drain_s);
+		tracking_free(j.tracking);
+		j.tracking = NULL;
+	}
 out:
 	cleanup(&j);
 	return code;

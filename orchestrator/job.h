@@ -14,6 +14,7 @@
 #include "launcher.h"
 #include "metrics.h"
 #include "shm.h"
+#include "tracking.h"
 #include "workspace.h"
 
 /* Exit statuses of cohort-orchestrator. */
@@ -59,6 +60,7 @@ struct job {
 	double round_start;
 	char failure_notes[1024]; /* reasons seen in this round */
 	json_t *history;          /* array of per-round summaries */
+	struct tracking *tracking; /* MLflow, TensorBoard, report */
 
 	int finished; /* no more rounds; waiting for workers */
 	int exit_code;

@@ -176,6 +176,8 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	metrics_round(&j->metrics, j->round, "fit_failed", j->failed);
 	metrics_round(&j->metrics, j->round, "round_seconds", secs);
 	metrics_flush(&j->metrics);
+	if (j->tracking != NULL)
+		tracking_round(j->tracking, j->round);
 
 	json_t *h = json_object();
 	json_object_set_new(h, "round", json_integer(j->round));
