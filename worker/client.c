@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "dataset.h"
 #include "frame.h"
 #include "message.h"
@@ -31,6 +32,7 @@ struct client_cache {
 struct client {
 	int fd;
 	const char *job;
+	struct backend *backend; /* cpu or cuda:N, kept for every task */
 	struct client_cache cache;
 	uint64_t task_id;	 /* task in progress, for metrics frames */
 	uint64_t progress_every; /* steps between metrics frames; 0 = none */
@@ -306,9 +308,10 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	struct train_stats st;
 	cl->task_id = t->task_id;
 	double cpu0 = process_cpu_seconds();
-	int rc = train_local(cl->cache.model, update.addr,
-			     tc.prox_mu > 0 ? global.addr : NULL, ds, idx, n,
-			     &tc, &st, client_progress, cl, err);
+	int rc = cl->backend->train(cl->backend, cl->cache.model, update.addr,
+				    tc.prox_mu > 0 ? global.addr : NULL, ds,
+				    idx, n, &tc, &st, client_progress, cl,
+				    err);
 	shm_segment_close(&global);
 	shm_segment_close(&update);
 	if (rc != 0) {
@@ -350,8 +353,9 @@ task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
 		return -1;
 	double loss, acc;
 	uint32_t batch = (uint32_t)kv_get_num(&t->config, "batch_size", 256);
-	int rc = model_evaluate(cl->cache.model, global.addr, ds, idx, n,
-				batch ? batch : 256, &loss, &acc, err);
+	int rc = cl->backend->evaluate(cl->backend, cl->cache.model,
+				       global.addr, ds, idx, n,
+				       batch ? batch : 256, &loss, &acc, err);
 	shm_segment_close(&global);
 	if (rc != 0)
 		return -1;
@@ -408,20 +412,30 @@ client_main(void)
 		max_tasks = 1;
 
 	struct client cl = {.job = job};
-	cl.fd = client_connect(socket_path);
-	if (cl.fd < 0)
+	struct ipc_error err;
+	const char *device = getenv("COHORT_DEVICE");
+	if (backend_open(device && device[0] ? device : "auto", &cl.backend,
+			 &err) != 0) {
+		log_error("%s", err.message);
 		return 1;
+	}
+	cl.fd = client_connect(socket_path);
+	if (cl.fd < 0) {
+		backend_close(cl.backend);
+		return 1;
+	}
 
 	struct msg hello;
-	struct ipc_error err;
 	msg_init(&hello, MSG_HELLO);
 	snprintf(hello.u.hello.token, sizeof hello.u.hello.token, "%s", token);
 	hello.u.hello.client_id = strtoll(client_id, NULL, 10);
 	hello.u.hello.pid = (int32_t)getpid();
-	snprintf(hello.u.hello.device, sizeof hello.u.hello.device, "cpu");
+	snprintf(hello.u.hello.device, sizeof hello.u.hello.device, "%s",
+		 cl.backend->name);
 	if (msg_send(cl.fd, &hello, &err) != 0) {
 		log_error("hello: %s", err.message);
 		close(cl.fd);
+		backend_close(cl.backend);
 		return 1;
 	}
 
@@ -463,6 +477,7 @@ client_main(void)
 			break;
 	}
 	cache_free(&cl.cache);
+	backend_close(cl.backend);
 	close(cl.fd);
 	return status;
 }
