@@ -3,12 +3,16 @@
  *   static void test_something(void) { CHECK(x == 1); CHECK_EQ_INT(a, b); }
  *   int main(void) { RUN(test_something); return harness_finish(); }
  *
- * harness_finish() prints "N passed, N failed" and returns the exit status. */
+ * harness_finish() prints "N passed, N failed" and returns the exit status
+ * (HARNESS_SKIPPED when every test was skipped). */
 #ifndef COHORT_HARNESS_H
 #define COHORT_HARNESS_H
 
 #include <stdio.h>
 #include <string.h>
+
+/* Exit status of a test program whose every test was skipped. */
+#define HARNESS_SKIPPED 77
 
 extern int harness_checks_failed;
 
