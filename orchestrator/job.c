@@ -191,6 +191,23 @@ load_model(struct job *j, int resuming)
 	return rc;
 }
 
+/* Peak resident set of this process image in kB (VmHWM). Unlike
+ * ru_maxrss it is not inherited across execve from the parent, so a
+ * launcher written in Python does not inflate it. */
+static long
+peak_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	long kb = -1;
+	char line[256];
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kb;
+}
+
 /* Write results/ and print the final summary of a finished job. */
 static void
 write_results(struct job *j, double wall)
@@ -227,7 +244,7 @@ write_results(struct job *j, double wall)
 	json_object_set_new(sum, "wall_seconds", json_real(wall));
 	json_object_set_new(sum, "orchestrator_cpu_seconds", json_real(cpu));
 	json_object_set_new(sum, "orchestrator_peak_rss_kb",
-	                    json_integer(ru.ru_maxrss));
+	                    json_integer(peak_rss_kb()));
 	char *text = json_dumps(sum, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 	char *path = workspace_path(&j->ws, "results/summary.json");
 	if (files_write_atomic(path, text, strlen(text), &err) < 0)
