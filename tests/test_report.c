@@ -102,14 +102,15 @@ count_in_chart(const char *html, const char *id, const char *needle)
 {
 	char *open = xasprintf("<svg id=\"%s\"", id);
 	const char *start = strstr(html, open);
+	int n = -1;
+	if (start != NULL) {
+		const char *end = strstr(start, "</svg>");
+		n = 0;
+		for (const char *p = strstr(start, needle); p && p < end;
+		     p = strstr(p + 1, needle))
+			n++;
+	}
 	free(open);
-	if (start == NULL)
-		return -1;
-	const char *end = strstr(start, "</svg>");
-	int n = 0;
-	for (const char *p = strstr(start, needle); p && p < end;
-	     p = strstr(p + 1, needle))
-		n++;
 	return n;
 }
 
