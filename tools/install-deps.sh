@@ -14,9 +14,12 @@ packages=(
 	chromium
 )
 
+# One dpkg-query for every package: run.sh calls this on each start.
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null |
+	awk '$NF == "installed" {print $1}')
 missing=()
 for p in "${packages[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+	if ! grep -qx "$p" <<<"$installed"; then
 		missing+=("$p")
 	fi
 done

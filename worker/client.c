@@ -3,6 +3,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,8 +323,9 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	struct msg_result *r = &result->u.result;
 	r->task_id = t->task_id;
 	r->num_examples = st.num_examples;
-	kv_set_num(&r->metrics, "loss", st.loss);
-	kv_set_num(&r->metrics, "accuracy", st.accuracy);
+	/* No epoch ran: there is no training loss to report (NaN reads "-"). */
+	kv_set_num(&r->metrics, "loss", tc.epochs ? st.loss : NAN);
+	kv_set_num(&r->metrics, "accuracy", tc.epochs ? st.accuracy : NAN);
 	kv_set_num(&r->metrics, "seconds", st.seconds);
 	kv_set_num(&r->metrics, "cpu_seconds", process_cpu_seconds() - cpu0);
 	kv_set_num(&r->metrics, "steps", (double)st.steps);
