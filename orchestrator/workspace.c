@@ -131,9 +131,44 @@ workspace_open(struct workspace *ws, const char *dir, struct ipc_error *err)
 	return 0;
 }
 
+/* The pid in run/orchestrator.pid when that process is alive and is a
+ * cohort-orchestrator (not a recycled pid), else 0. */
+static long
+running_orchestrator(const struct workspace *ws)
+{
+	char *pidfile = workspace_path(ws, "run/orchestrator.pid");
+	FILE *f = fopen(pidfile, "r");
+	free(pidfile);
+	long pid = 0;
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 0 || pid == (long)getpid())
+		pid = 0;
+	fclose(f);
+	if (pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+		return 0;
+	char path[64], comm[64] = "";
+	snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+	FILE *c = fopen(path, "r");
+	if (c != NULL) {
+		if (fgets(comm, sizeof comm, c) == NULL)
+			comm[0] = '\0';
+		fclose(c);
+	}
+	/* comm is truncated to 15 characters: "cohort-orchestr". */
+	return strncmp(comm, "cohort-orchestr", 15) == 0 ? pid : 0;
+}
+
 int
 workspace_start_run(struct workspace *ws, struct ipc_error *err)
 {
+	long other = running_orchestrator(ws);
+	if (other != 0)
+		return ipc_error_set(err, IPC_E_IO,
+		                     "%s is in use by cohort-orchestrator pid %ld, "
+		                     "which is still running; stop it (kill %ld) "
+		                     "or wait for it before resuming",
+		                     ws->dir, other, other);
 	char hex[5];
 	random_hex(hex, 2);
 	snprintf(ws->jobkey, sizeof ws->jobkey, "%ld-%s", (long)getpid(), hex);
