@@ -19,7 +19,9 @@
 #include "model.h"
 #include "partition.h"
 #include "shm.h"
+#include "synthetic.h"
 #include "train.h"
+#include "transfer.h"
 
 /* What a worker keeps between tasks in pool mode: opened files and the model,
  * reused while the task names the same paths. */
@@ -37,6 +39,17 @@ struct client {
 	struct client_cache cache;
 	uint64_t task_id;	 /* task in progress, for metrics frames */
 	uint64_t progress_every; /* steps between metrics frames; 0 = none */
+	void *outgoing; /* update to stream after the result frame */
+	uint64_t outgoing_size;
+	size_t chunk_bytes; /* task config chunk_bytes (stream transport) */
+};
+
+/* The task's global model: a read-only shm mapping, or (stream transport)
+ * a buffer of our own the chunks were received into. */
+struct task_region {
+	struct shm_segment seg;
+	void *buf;
+	void *addr;
 };
 
 /* Read a required environment variable or explain which one is missing. */
@@ -257,23 +270,160 @@ client_progress(void *ctx, uint32_t epoch, uint64_t step, double loss)
 	msg_free(&m);
 }
 
-/* Map the task's global model read-only after checking it is this model's. */
+/* Map or receive the task's global model after checking its layout is mf. */
 static int
 task_map_global(struct client *cl, const struct msg_task *t,
-		struct shm_segment *global, struct ipc_error *err)
+		const struct tensor_manifest *mf, struct task_region *g,
+		struct ipc_error *err)
 {
-	const struct tensor_manifest *mf = model_manifest(cl->cache.model);
-	if (t->params.where != PARAMS_SHM)
+	memset(g, 0, sizeof *g);
+	g->seg.fd = -1;
+	if (t->params.where != PARAMS_SHM && t->params.where != PARAMS_STREAM)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 				     "task %llu: params must be in shared "
-				     "memory", (unsigned long long)t->task_id);
+				     "memory or streamed",
+				     (unsigned long long)t->task_id);
 	if (tensor_manifest_equal(&t->params.manifest, mf, err) != 0) {
 		ipc_error_prefix(err, "task %llu: global model does not fit "
 				 "model %s: ", (unsigned long long)t->task_id,
-				 cl->cache.model_name);
+				 kv_get_str(&t->config, "model", "?"));
 		return -1;
 	}
-	return shm_segment_open(global, t->params.shm, 0, mf->total_size, err);
+	if (t->params.where == PARAMS_SHM) {
+		if (shm_segment_open(&g->seg, t->params.shm, 0, mf->total_size,
+				     err) != 0)
+			return -1;
+		g->addr = g->seg.addr;
+		return 0;
+	}
+	if (posix_memalign(&g->buf, TENSOR_ALIGN, mf->total_size) != 0)
+		fatal("out of memory for %llu bytes of parameters",
+		      (unsigned long long)mf->total_size);
+	g->addr = g->buf;
+	double chunk = kv_get_num(&t->config, "chunk_bytes", 4 << 20);
+	cl->chunk_bytes = chunk >= 1 && chunk <= (64 << 20) - 4096
+				  ? (size_t)chunk
+				  : 4 << 20;
+	return transfer_receive(cl->fd, t->task_id, g->buf, mf->total_size,
+				err);
+}
+
+/* Unmap or free the task's global model. */
+static void
+task_region_free(struct task_region *g)
+{
+	shm_segment_close(&g->seg);
+	free(g->buf);
+	memset(g, 0, sizeof *g);
+	g->seg.fd = -1;
+}
+
+/* Where the update goes: our own shm segment (a copy of the global model),
+ * or with the stream transport the received buffer itself, kept for
+ * sending after the result (a copy when training needs the global model). */
+static int
+task_update_region(struct client *cl, const struct msg_task *t,
+		   const struct tensor_manifest *mf, struct task_region *g,
+		   int keep_global, struct shm_segment *update, void **out,
+		   struct ipc_error *err)
+{
+	if (g->buf != NULL) {
+		if (keep_global) {
+			if (posix_memalign(out, TENSOR_ALIGN,
+					   mf->total_size) != 0)
+				fatal("out of memory for %llu bytes",
+				      (unsigned long long)mf->total_size);
+			memcpy(*out, g->buf, mf->total_size);
+		} else {
+			*out = g->buf;
+			g->buf = NULL;
+			g->addr = NULL;
+		}
+		cl->outgoing = *out;
+		cl->outgoing_size = mf->total_size;
+		return 0;
+	}
+	char name[PARAMS_SHM_MAX];
+	snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
+		 (unsigned long long)t->task_id);
+	if (shm_segment_create(update, name, mf->total_size, err) != 0)
+		return -1;
+	memcpy(update->addr, g->addr, mf->total_size);
+	*out = update->addr;
+	return 0;
+}
+
+/* Describe the update in the result: its segment, or a stream. */
+static void
+result_params(const struct client *cl, const struct msg_task *t,
+	      const struct tensor_manifest *mf, struct msg_result *r)
+{
+	tensor_manifest_copy(&r->params.manifest, mf);
+	r->params.size = mf->total_size;
+	if (cl->outgoing != NULL) {
+		r->params.where = PARAMS_STREAM;
+		return;
+	}
+	r->params.where = PARAMS_SHM;
+	snprintf(r->params.shm, sizeof r->params.shm, "/cohort.%s.u%llu",
+		 cl->job, (unsigned long long)t->task_id);
+}
+
+/* Drop an update that will not be sent (the task failed). */
+static void
+drop_update(struct client *cl, const struct msg_task *t,
+	    struct shm_segment *update)
+{
+	if (update->addr != NULL) {
+		shm_segment_close(update);
+		char name[PARAMS_SHM_MAX];
+		snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
+			 (unsigned long long)t->task_id);
+		shm_segment_unlink(name, NULL);
+	}
+	free(cl->outgoing);
+	cl->outgoing = NULL;
+}
+
+/* A fit task of the synthetic model: no dataset; the update is the global
+ * model plus the closed-form delta, written where the transport wants it. */
+static int
+task_fit_synthetic(struct client *cl, const struct msg_task *t,
+		   struct msg *result, struct ipc_error *err)
+{
+	const struct tensor_manifest *mf = &t->params.manifest;
+	for (size_t i = 0; i < mf->count; i++)
+		if (mf->tensors[i].dtype != DTYPE_F32)
+			return ipc_error_set(
+				err, IPC_E_DTYPE,
+				"synthetic model: tensor %s is %s, expected "
+				"F32",
+				mf->tensors[i].name,
+				tensor_dtype_name(mf->tensors[i].dtype));
+	double epochs = kv_get_num(&t->config, "epochs", 1);
+	if (epochs < 0 || epochs > 1e6)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+				     "task %llu: epochs %g out of range",
+				     (unsigned long long)t->task_id, epochs);
+	double t0 = now_seconds();
+	struct task_region g;
+	struct shm_segment update = {.fd = -1};
+	void *u;
+	if (task_map_global(cl, t, mf, &g, err) != 0 ||
+	    task_update_region(cl, t, mf, &g, 0, &update, &u, err) != 0) {
+		task_region_free(&g);
+		return -1;
+	}
+	task_region_free(&g);
+	uint64_t n = synthetic_fit(mf, u, t->client_id, t->round,
+				   (uint32_t)epochs);
+	shm_segment_close(&update);
+	struct msg_result *r = &result->u.result;
+	r->task_id = t->task_id;
+	r->num_examples = n;
+	kv_set_num(&r->metrics, "seconds", now_seconds() - t0);
+	result_params(cl, t, mf, r);
+	return 0;
 }
 
 /* Run a fit task: copy the global model into our own segment, train in
@@ -293,32 +443,30 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	if (model == NULL || cache_model(&cl->cache, model, ds, err) != 0)
 		return -1;
 
-	struct shm_segment global = {.fd = -1}, update = {.fd = -1};
-	if (task_map_global(cl, t, &global, err) != 0)
-		return -1;
 	const struct tensor_manifest *mf = model_manifest(cl->cache.model);
-	char name[PARAMS_SHM_MAX];
-	snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
-		 (unsigned long long)t->task_id);
-	if (shm_segment_create(&update, name, mf->total_size, err) != 0) {
-		shm_segment_close(&global);
+	struct task_region global;
+	struct shm_segment update = {.fd = -1};
+	void *u;
+	if (task_map_global(cl, t, mf, &global, err) != 0 ||
+	    task_update_region(cl, t, mf, &global, tc.prox_mu > 0, &update, &u,
+			       err) != 0) {
+		task_region_free(&global);
 		return -1;
 	}
-	memcpy(update.addr, global.addr, mf->total_size);
 
 	struct train_stats st;
 	cl->task_id = t->task_id;
 	double cpu0 = process_cpu_seconds();
-	int rc = cl->backend->train(cl->backend, cl->cache.model, update.addr,
+	int rc = cl->backend->train(cl->backend, cl->cache.model, u,
 				    tc.prox_mu > 0 ? global.addr : NULL, ds,
 				    idx, n, &tc, &st, client_progress, cl,
 				    err);
-	shm_segment_close(&global);
-	shm_segment_close(&update);
+	task_region_free(&global);
 	if (rc != 0) {
-		shm_segment_unlink(name, NULL);
+		drop_update(cl, t, &update);
 		return -1;
 	}
+	shm_segment_close(&update);
 
 	struct msg_result *r = &result->u.result;
 	r->task_id = t->task_id;
@@ -330,10 +478,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	kv_set_num(&r->metrics, "cpu_seconds", process_cpu_seconds() - cpu0);
 	kv_set_num(&r->metrics, "steps", (double)st.steps);
 	kv_set_num(&r->metrics, "gflops", st.gflops);
-	tensor_manifest_copy(&r->params.manifest, mf);
-	r->params.where = PARAMS_SHM;
-	snprintf(r->params.shm, sizeof r->params.shm, "%s", name);
-	r->params.size = mf->total_size;
+	result_params(cl, t, mf, r);
 	return 0;
 }
 
@@ -350,15 +495,18 @@ task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
 	const char *model = task_str(t, "model", err);
 	if (model == NULL || cache_model(&cl->cache, model, ds, err) != 0)
 		return -1;
-	struct shm_segment global = {.fd = -1};
-	if (task_map_global(cl, t, &global, err) != 0)
+	struct task_region global;
+	if (task_map_global(cl, t, model_manifest(cl->cache.model), &global,
+			    err) != 0) {
+		task_region_free(&global);
 		return -1;
+	}
 	double loss, acc;
 	uint32_t batch = (uint32_t)kv_get_num(&t->config, "batch_size", 256);
 	int rc = cl->backend->evaluate(cl->backend, cl->cache.model,
 				       global.addr, ds, idx, n,
 				       batch ? batch : 256, &loss, &acc, err);
-	shm_segment_close(&global);
+	task_region_free(&global);
 	if (rc != 0)
 		return -1;
 	struct msg_result *r = &result->u.result;
@@ -376,8 +524,17 @@ client_serve(struct client *cl, const struct msg_task *t)
 	struct msg reply;
 	struct ipc_error err = {0};
 	msg_init(&reply, MSG_RESULT);
-	int rc = t->kind == TASK_FIT ? task_fit(cl, t, &reply, &err)
-				     : task_evaluate(cl, t, &reply, &err);
+	int synthetic =
+		strcmp(kv_get_str(&t->config, "model", ""), "synthetic") == 0;
+	int rc;
+	if (t->kind == TASK_FIT)
+		rc = synthetic ? task_fit_synthetic(cl, t, &reply, &err)
+			       : task_fit(cl, t, &reply, &err);
+	else if (synthetic)
+		rc = ipc_error_set(&err, IPC_E_BAD_VALUE,
+				   "the synthetic model has no evaluation");
+	else
+		rc = task_evaluate(cl, t, &reply, &err);
 	if (rc != 0) {
 		log_error("task %llu (%s, round %u, client %lld) failed: %s",
 			  (unsigned long long)t->task_id,
@@ -390,11 +547,16 @@ client_serve(struct client *cl, const struct msg_task *t)
 		reply.u.error.message = xstrdup(err.message);
 	}
 	struct ipc_error serr;
-	if (msg_send(cl->fd, &reply, &serr) != 0) {
+	if (msg_send(cl->fd, &reply, &serr) != 0 ||
+	    (rc == 0 && cl->outgoing != NULL &&
+	     transfer_send(cl->fd, t->task_id, cl->outgoing,
+			   cl->outgoing_size, cl->chunk_bytes, &serr) != 0)) {
 		log_error("cannot report task %llu: %s",
 			  (unsigned long long)t->task_id, serr.message);
 		rc = -1;
 	}
+	free(cl->outgoing);
+	cl->outgoing = NULL;
 	msg_free(&reply);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include "partition.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "synthetic.h"
 
 /* The config keys prepare reads; the orchestrator validated them already. */
 struct prepare_config {
@@ -193,6 +194,23 @@ prepare_write_summary(const char *workspace, const char *train_cache,
 	return rc;
 }
 
+/* The synthetic model needs no dataset: its initial model and a summary
+ * without data paths. */
+static int
+prepare_synthetic(json_t *root, const char *config_path, const char *workspace,
+		  const char *initial_path, const struct prepare_config *cfg,
+		  struct ipc_error *err)
+{
+	const char *preset = "tiny", *file = "";
+	if (config_string(root, "model", "preset", &preset, config_path,
+			  err) != 0 ||
+	    config_string(root, "model", "file", &file, config_path, err) != 0 ||
+	    synthetic_write_initial(preset, file, initial_path, err) != 0)
+		return -1;
+	return prepare_write_summary(workspace, "", "", "", initial_path, cfg,
+				     0, 0, err);
+}
+
 int
 prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 {
@@ -224,6 +242,11 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	if (prepare_read_config(root, config_path, &cfg, err) != 0 ||
 	    ensure_dir(data_dir, err) != 0 || ensure_dir(ckpt_dir, err) != 0)
 		goto out;
+	if (strcmp(cfg.model, "synthetic") == 0) {
+		rc = prepare_synthetic(root, config_path, workspace,
+				       initial_path, &cfg, err);
+		goto out;
+	}
 	if (partition_scheme_parse(cfg.partition, &spec.scheme, err) != 0)
 		goto out;
 	spec.alpha = cfg.alpha;
