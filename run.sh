@@ -2,14 +2,15 @@
 # run.sh: run a federated job end to end.
 #
 #   ./run.sh [NBCLIENTS NBMINCLIENTS NBFITCLIENTS NBROUNDS] [--config FILE]
-#            [--set key.path=value ...] [--workspace-root DIR]
+#            [--set key.path=value ...] [--workspace-root DIR | --workspace DIR]
 #   ./run.sh --resume WORKSPACE
 #
 # No arguments runs the default job (2 2 2 3: MLP on Fashion-MNIST, FedAvg).
 # On a fresh Debian machine it installs what is missing (as root; otherwise it
 # prints the apt-get command to run), builds in build-release/ when needed,
 # then starts cohort-orchestrator. Workspaces go to workspaces/ beside this
-# script unless --workspace-root says otherwise.
+# script unless --workspace-root says otherwise; --workspace DIR is the job's
+# own directory, continued when it already holds the same job (docs/hpc.md).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")" && pwd)
@@ -78,7 +79,7 @@ have_root=0
 for a in "$@"; do
 	case "$a" in
 	--config) have_config=1 ;;
-	--workspace-root) have_root=1 ;;
+	--workspace-root | --workspace) have_root=1 ;;
 	--resume) have_root=1 have_config=1 ;;
 	esac
 done

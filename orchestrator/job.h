@@ -13,6 +13,7 @@
 #include "fedavg.h"
 #include "launcher.h"
 #include "metrics.h"
+#include "preempt.h"
 #include "shm.h"
 #include "tracking.h"
 #include "workspace.h"
@@ -22,6 +23,7 @@ enum {
 	JOB_EXIT_OK = 0,
 	JOB_EXIT_FAILED = 1,
 	JOB_EXIT_USAGE = 2,
+	JOB_EXIT_PREEMPTED = 75, /* EX_TEMPFAIL: continue with --workspace */
 	JOB_EXIT_SIGINT = 130,
 	JOB_EXIT_SIGTERM = 143,
 };
@@ -40,6 +42,7 @@ struct job {
 	struct launcher *launcher;
 	struct metrics metrics;
 	struct event *sigint, *sigterm;
+	struct preempt preempt;
 	char *worker_path;
 	json_t *prepared; /* data/prepared.json */
 

@@ -1,5 +1,5 @@
 /* main.c: cohort-orchestrator's command line: positional federation sizes,
- * --config, --set, --resume, --workspace-root; then the job. */
+ * --config, --set, --resume, --workspace-root, --workspace; then the job. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "requeue.h"
 
 /* Print the usage text. */
 static void
@@ -17,7 +18,7 @@ usage(FILE *out)
 	    "usage: cohort-orchestrator [NBCLIENTS NBMINCLIENTS NBFITCLIENTS "
 	    "NBROUNDS]\n"
 	    "           [--config FILE] [--set key.path=value ...] "
-	    "[--workspace-root DIR]\n"
+	    "[--workspace-root DIR | --workspace DIR]\n"
 	    "       cohort-orchestrator --resume WORKSPACE [--set "
 	    "key.path=value ...]\n"
 	    "       cohort-orchestrator --help\n");
@@ -31,8 +32,10 @@ help(void)
 	printf("\nRuns a federated job: NBROUNDS rounds, each training "
 	       "NBFITCLIENTS of NBCLIENTS\nclients (a round needs NBMINCLIENTS "
 	       "available) in worker processes.\nExit status: 0 done, 1 job "
-	       "failed, 2 usage or configuration error,\n130/143 interrupted "
-	       "(resume with --resume WORKSPACE).\n\nConfiguration keys "
+	       "failed, 2 usage or configuration error,\n75 pre-empted "
+	       "(preempt.signal), 130/143 interrupted (resume with --resume "
+	       "WORKSPACE).\n--workspace DIR creates the job in DIR, or "
+	       "continues the same job already there.\n\nConfiguration keys "
 	       "(--config FILE as {\"section\": {\"key\": value}}, or --set "
 	       "section.key=value):\n");
 	config_print_keys(stdout);
@@ -65,6 +68,7 @@ main(int argc, char **argv)
 {
 	log_init("cohort-orchestrator", LOG_INFO);
 	const char *config_file = NULL, *resume = NULL, *root = NULL;
+	const char *fixed = NULL;
 	const char **sets = xcalloc((size_t)argc, sizeof *sets);
 	const char *positional[4];
 	int nsets = 0, npos = 0;
@@ -85,6 +89,8 @@ main(int argc, char **argv)
 			resume = argv[++i];
 		} else if (strcmp(a, "--workspace-root") == 0 && has_value) {
 			root = argv[++i];
+		} else if (strcmp(a, "--workspace") == 0 && has_value) {
+			fixed = argv[++i];
 		} else if (a[0] == '-' && a[1] == '-') {
 			snprintf(msg, sizeof msg,
 			         "%s: unknown option or missing value", a);
@@ -108,6 +114,12 @@ main(int argc, char **argv)
 		code = usage_error("--resume takes the configuration saved in "
 		                   "the workspace; drop the numbers and "
 		                   "--config");
+		goto out;
+	}
+	if (fixed != NULL && (resume != NULL || root != NULL)) {
+		code =
+		    usage_error("--workspace names the job's directory; drop "
+		                "--resume and --workspace-root");
 		goto out;
 	}
 	static const char *const names[4] = {"NBCLIENTS", "NBMINCLIENTS",
@@ -158,7 +170,15 @@ main(int argc, char **argv)
 		code = JOB_EXIT_USAGE;
 		goto out;
 	}
-	code = job_run(&cfg, resume);
+	int resuming = 0;
+	if (fixed != NULL &&
+	    requeue_workspace(&cfg, fixed, &resuming, &err) < 0) {
+		fprintf(stderr, "cohort-orchestrator: %s\n", err.message);
+		config_free(&cfg);
+		code = JOB_EXIT_USAGE;
+		goto out;
+	}
+	code = job_run(&cfg, fixed != NULL ? fixed : resume);
 	config_free(&cfg);
 out:
 	free(sets);

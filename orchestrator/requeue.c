@@ -1,0 +1,176 @@
+/* requeue.c: --workspace DIR: create a job at a fixed path, or recognise the
+ * same job there and continue it, so a requeued batch job resumes by
+ * running its original command again. */
+#include "requeue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "files.h"
+
+/* Sections that may differ between the runs of one job: how it runs, not
+ * what it computes (a requeued job may land on a node with other CPUs). */
+static const char *const runtime_sections[] = {"launcher", "output", "tracking",
+                                               "preempt"};
+
+/* True when section is one of runtime_sections. */
+static int
+is_runtime(const char *section)
+{
+	for (size_t i = 0; i < ARRAY_LEN(runtime_sections); i++)
+		if (strcmp(section, runtime_sections[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* True when dir has no entry but . and .. */
+static int
+dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	struct dirent *de;
+	int empty = 1;
+	while (empty && (de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+/* Append "key: a there, b here" lines for every job-defining key that
+ * differs; returns how many differ. */
+static int
+describe_differences(json_t *saved, json_t *given, char *buf, size_t size)
+{
+	int n = 0;
+	const char *section;
+	json_t *sv;
+	json_object_foreach(given, section, sv)
+	{
+		if (is_runtime(section))
+			continue;
+		const char *key;
+		json_t *v;
+		json_object_foreach(sv, key, v)
+		{
+			if (strcmp(section, "job") == 0 &&
+			    strcmp(key, "workspace_root") == 0)
+				continue;
+			json_t *old = json_object_get(
+			    json_object_get(saved, section), key);
+			if (old != NULL && json_equal(old, v))
+				continue;
+			char *a = old ? json_dumps(old, JSON_ENCODE_ANY)
+			              : xstrdup("(absent)");
+			char *b = json_dumps(v, JSON_ENCODE_ANY);
+			size_t len = strlen(buf);
+			if (n < 4 && len < size)
+				snprintf(buf + len, size - len,
+				         "%s%s.%s is %s there, %s here",
+				         n ? "; " : "", section, key, a, b);
+			free(a);
+			free(b);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Refuse a workspace whose orchestrator (per its pid file) still runs. */
+static int
+check_not_running(const char *dir, struct ipc_error *err)
+{
+	char *pidfile = xasprintf("%s/run/orchestrator.pid", dir);
+	char *text = NULL;
+	size_t len;
+	long pid = 0;
+	if (files_exist(pidfile) &&
+	    files_read_all(pidfile, &text, &len, NULL) == 0)
+		pid = strtol(text, NULL, 10);
+	free(text);
+	free(pidfile);
+	if (pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+		return 0;
+	char *comm = xasprintf("/proc/%ld/comm", pid);
+	char *name = NULL;
+	int ours = files_read_all(comm, &name, &len, NULL) == 0 &&
+	           strncmp(name, "cohort-orchestr", 15) == 0;
+	free(name);
+	free(comm);
+	if (!ours)
+		return 0;
+	return ipc_error_set(err, IPC_E_BAD_VALUE,
+	                     "--workspace %s: the job there is running (pid "
+	                     "%ld); stop it first, or use another directory",
+	                     dir, pid);
+}
+
+/* Compare dir's config.json with cfg; 0 when they describe the same job. */
+static int
+check_same_job(const struct config *cfg, const char *dir, struct ipc_error *err)
+{
+	char *path = xasprintf("%s/config.json", dir);
+	struct config saved;
+	config_defaults(&saved);
+	int rc = config_load_file(&saved, path, err);
+	if (rc == 0) {
+		json_t *a = config_to_json(&saved);
+		json_t *b = config_to_json(cfg);
+		char diff[1024] = "";
+		int n = describe_differences(a, b, diff, sizeof diff);
+		if (n > 0)
+			rc = ipc_error_set(
+			    err, IPC_E_BAD_VALUE,
+			    "--workspace %s holds another job (%d key%s "
+			    "differ%s: %s%s); run with that job's arguments to "
+			    "continue it, --resume %s to continue it as "
+			    "saved, or pick another directory",
+			    dir, n, n == 1 ? "" : "s", n == 1 ? "s" : "", diff,
+			    n > 4 ? "; ..." : "", dir);
+		json_decref(a);
+		json_decref(b);
+	}
+	config_free(&saved);
+	free(path);
+	return rc;
+}
+
+int
+requeue_workspace(const struct config *cfg, const char *dir, int *resuming,
+                  struct ipc_error *err)
+{
+	*resuming = 0;
+	char *config = xasprintf("%s/config.json", dir);
+	int rc;
+	struct stat st;
+	if (files_exist(config)) {
+		rc = check_not_running(dir, err);
+		if (rc == 0)
+			rc = check_same_job(cfg, dir, err);
+		*resuming = rc == 0;
+	} else if (stat(dir, &st) == 0 &&
+	           (!S_ISDIR(st.st_mode) || !dir_is_empty(dir))) {
+		rc = ipc_error_set(err, IPC_E_BAD_VALUE,
+		                   "--workspace %s: exists and is not a cohort "
+		                   "workspace (no config.json); name a new or "
+		                   "empty directory",
+		                   dir);
+	} else {
+		rc = files_mkdirs(dir, 0755, err);
+		if (rc == 0)
+			rc = config_save(cfg, config, err);
+		if (rc < 0)
+			ipc_error_prefix(err, "--workspace: ");
+	}
+	free(config);
+	return rc;
+}
