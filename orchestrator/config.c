@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "files.h"
+#include "strategy.h"
 
 enum key_type { KEY_INT, KEY_NUM, KEY_STR, KEY_BOOL, KEY_CHOICE };
 
@@ -83,13 +84,52 @@ static const struct key keys[] = {
      "sgd|adam", "local optimizer"},
     {"train.mu", KEY_NUM, OFF(train.mu), "0.0", 0, 1e3, NULL,
      "FedProx proximal term (0 = plain FedAvg)"},
-    {"strategy.name", KEY_CHOICE, OFF(strategy.name), "fedavg", 0, 0, "fedavg",
-     "aggregation strategy"},
+    {"strategy.name", KEY_CHOICE, OFF(strategy.name), "fedavg", 0, 0,
+     "fedavg|fedprox|fedavgm|fedadam|fedyogi|fedadagrad|median|trimmed|krum|"
+     "cyclic",
+     "aggregation strategy (docs/strategies.md)"},
     {"strategy.weighting", KEY_CHOICE, OFF(strategy.weighting), "examples", 0,
-     0, "examples|uniform",
-     "weight of a client's update: its number of examples, or 1"},
+     0, "examples|uniform|steps",
+     "weight of a client's update: its number of examples, 1, or its local "
+     "steps"},
+    {"strategy.server_lr", KEY_NUM, OFF(strategy.server_lr), "1.0", 0, 1e3,
+     NULL, "fedavgm: server learning rate on the pseudo-gradient"},
+    {"strategy.server_momentum", KEY_NUM, OFF(strategy.server_momentum), "0.9",
+     0, 0.999999, NULL, "fedavgm: server momentum"},
+    {"strategy.eta", KEY_NUM, OFF(strategy.eta), "0", 0, 1e3, NULL,
+     "fedadam/fedyogi/fedadagrad: server learning rate (0 = 0.1, fedyogi "
+     "0.01)"},
+    {"strategy.beta1", KEY_NUM, OFF(strategy.beta1), "0.9", 0, 0.999999, NULL,
+     "fedadam/fedyogi/fedadagrad: first-moment decay"},
+    {"strategy.beta2", KEY_NUM, OFF(strategy.beta2), "0.99", 0, 0.999999, NULL,
+     "fedadam/fedyogi: second-moment decay"},
+    {"strategy.tau", KEY_NUM, OFF(strategy.tau), "1e-3", 1e-12, 1e3, NULL,
+     "fedadam/fedyogi/fedadagrad: adaptivity (v starts at tau^2)"},
+    {"strategy.trim_beta", KEY_NUM, OFF(strategy.trim_beta), "0.2", 0, 0.49,
+     NULL, "trimmed: fraction dropped at each end per coordinate"},
+    {"strategy.krum_f", KEY_INT, OFF(strategy.krum_f), "0", 0, 1e6, NULL,
+     "krum: Byzantine clients tolerated (fit_clients >= 2 f + 3)"},
+    {"strategy.krum_m", KEY_INT, OFF(strategy.krum_m), "1", 1, 1e6, NULL,
+     "krum: best-scored updates averaged (1 = Krum, > 1 = Multi-Krum)"},
+    {"strategy.cyclic_order", KEY_CHOICE, OFF(strategy.cyclic_order), "fixed",
+     0, 0, "fixed|random|random_no_repeat",
+     "cyclic: relay order of a round's clients (random: reshuffled per "
+     "round; random_no_repeat: never starting with the last round's last)"},
+    {"strategy.cyclic_clients", KEY_STR, OFF(strategy.cyclic_clients), "", 0,
+     0, NULL,
+     "cyclic: explicit relay order, e.g. \"0,2,1\" (replaces sampling; "
+     "empty = the sampled clients)"},
+    {"strategy.cyclic_on_failure", KEY_CHOICE,
+     OFF(strategy.cyclic_on_failure), "skip", 0, 0, "skip|retry|abort",
+     "cyclic: a failed hop is skipped (relay goes on from the last good "
+     "model), retried cyclic_retries times then skipped, or fails the job"},
+    {"strategy.cyclic_retries", KEY_INT, OFF(strategy.cyclic_retries), "1", 0,
+     100, NULL, "cyclic: retries of a failed hop (cyclic_on_failure retry)"},
     {"evaluate.central", KEY_BOOL, OFF(evaluate.central), "true", 0, 0, NULL,
      "evaluate the global model on the test set after every round"},
+    {"evaluate.fraction", KEY_NUM, OFF(evaluate.fraction), "0.0", 0, 1, NULL,
+     "share of available clients evaluating the new model on their "
+     "held-out split each round (> 0 needs data.holdout > 0)"},
     {"launcher.worker", KEY_STR, OFF(launcher.worker), "", 0, 0, NULL,
      "worker binary (empty = cohort-worker of this build, then PATH)"},
     {"launcher.max_concurrent", KEY_INT, OFF(launcher.max_concurrent), "0", 0,
@@ -101,13 +141,6 @@ static const struct key keys[] = {
      0.01, 1e7, NULL, "seconds a task may take before its worker is killed"},
     {"launcher.kill_grace_s", KEY_NUM, OFF(launcher.kill_grace_s), "3", 0, 3600,
      NULL, "seconds between SIGTERM and SIGKILL"},
-    {"preempt.signal", KEY_CHOICE, OFF(preempt.signal), "USR1", 0, 0,
-     "USR1|USR2|TERM|INT",
-     "signal announcing pre-emption (Slurm --signal): finish or abandon the "
-     "round in progress, exit 75"},
-    {"preempt.deadline_s", KEY_NUM, OFF(preempt.deadline_s), "60", 0, 1e6, NULL,
-     "seconds after the pre-emption signal by which the round in progress "
-     "must end, else it is abandoned"},
     {"output.progress", KEY_CHOICE, OFF(output.progress), "auto", 0, 0,
      "auto|always|never", "live progress line (auto = on a terminal)"},
     {"tracking.mlflow_uri", KEY_STR, OFF(tracking.mlflow_uri), "", 0, 0, NULL,
@@ -440,6 +473,8 @@ config_check(const struct config *c, struct ipc_error *err)
 		                     "federation.fit_clients (%lld)",
 		                     (long long)c->federation.min_fit,
 		                     (long long)c->federation.fit_clients);
+	if (strategy_check_config(c, err) < 0)
+		return -1;
 	if (c->job.name[0] == '\0' || strchr(c->job.name, '/') != NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "job.name: expected a non-empty name "
@@ -458,7 +493,8 @@ config_min_fit(const struct config *c)
 	return c->federation.fit_clients;
 }
 
-json_t *
+/* The resolved configuration as a JSON object of sections. */
+static json_t *
 config_to_json(const struct config *c)
 {
 	json_t *root = json_object();

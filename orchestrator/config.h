@@ -8,8 +8,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <jansson.h>
-
 #include "error.h"
 
 struct config {
@@ -52,9 +50,21 @@ struct config {
 	struct {
 		char *name;
 		char *weighting;
+		double server_lr;       /* fedavgm */
+		double server_momentum; /* fedavgm */
+		double eta;             /* fedadam|fedyogi|fedadagrad; 0 = default */
+		double beta1, beta2, tau;
+		double trim_beta;     /* trimmed */
+		int64_t krum_f;       /* krum: Byzantine clients tolerated */
+		int64_t krum_m;       /* krum: updates averaged (1 = Krum) */
+		char *cyclic_order;   /* fixed|random|random_no_repeat */
+		char *cyclic_clients; /* "0,2,1" or "" */
+		char *cyclic_on_failure; /* skip|retry|abort */
+		int64_t cyclic_retries;
 	} strategy;
 	struct {
 		bool central;
+		double fraction; /* of available clients evaluating locally */
 	} evaluate;
 	struct {
 		char *worker;
@@ -63,10 +73,6 @@ struct config {
 		double task_timeout_s;
 		double kill_grace_s;
 	} launcher;
-	struct {
-		char *signal; /* USR1|USR2|TERM|INT */
-		double deadline_s;
-	} preempt;
 	struct {
 		char *progress;
 	} output;
@@ -96,8 +102,6 @@ int64_t config_min_fit(const struct config *c);
 /* Write the resolved configuration as JSON (every key), atomically. */
 int config_save(const struct config *c, const char *path,
                 struct ipc_error *err);
-/* The resolved configuration as a JSON object of sections (every key). */
-json_t *config_to_json(const struct config *c);
 /* Print every key with its type, default and documentation. */
 void config_print_keys(FILE *out);
 

@@ -53,20 +53,26 @@ fedavg_fold_result(struct fedavg *a, const struct params_ref *p, double weight,
 		shm_segment_close(&s);
 		return -1;
 	}
+	fedavg_add(a, s.addr, weight);
+	shm_segment_close(&s);
+	return 0;
+}
+
+void
+fedavg_add(struct fedavg *a, const void *region, double weight)
+{
 	double *acc = a->acc;
 	for (size_t i = 0; i < a->model->count; i++) {
 		const struct tensor_desc *t = &a->model->tensors[i];
 		const float *u =
-		    (const float *)((const char *)s.addr + t->offset);
+		    (const float *)((const char *)region + t->offset);
 		size_t n = t->nbytes / sizeof(float);
 		for (size_t k = 0; k < n; k++)
 			acc[k] += weight * (double)u[k];
 		acc += n;
 	}
-	shm_segment_close(&s);
 	a->weight += weight;
 	a->folded++;
-	return 0;
 }
 
 void

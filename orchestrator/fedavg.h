@@ -29,6 +29,8 @@ void fedavg_reset(struct fedavg *a);
  * is added. The caller unlinks the segment either way. */
 int fedavg_fold_result(struct fedavg *a, const struct params_ref *p,
                        double weight, struct ipc_error *err);
+/* Add weight * region (a checked update laid out as the model). */
+void fedavg_add(struct fedavg *a, const void *region, double weight);
 /* Write acc / weight as float32 into region (laid out as the model). */
 void fedavg_finish(const struct fedavg *a, void *region);
 void fedavg_free(struct fedavg *a);

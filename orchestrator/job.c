@@ -79,10 +79,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct job *j = arg;
 	(void)what;
-	if (preempt_is_signal(j, (int)sig)) {
-		preempt_begin(j);
-		return;
-	}
 	if (sig == SIGINT && ++j->sigints > 1) {
 		console_err("second interrupt: killing workers now");
 		launcher_stop(j->launcher, 1);
@@ -103,9 +99,14 @@ job_checkpoint(struct job *j)
 	json_object_set_new(state, "seed", json_integer(j->cfg->job.seed));
 	json_object_set_new(state, "next_task",
 	                    json_integer((json_int_t)j->next_task_id));
-	json_t *strategy = json_object();
-	json_object_set_new(strategy, "name",
-	                    json_string(j->cfg->strategy.name));
+	struct ipc_error err;
+	json_t *strategy = strategy_save(&j->strategy, j->round, &err);
+	if (strategy == NULL) {
+		console_err("round %u: checkpoint failed: %s", j->round,
+		            err.message);
+		json_decref(state);
+		return -1;
+	}
 	json_object_set_new(state, "strategy", strategy);
 	json_t *fails = json_array();
 	for (int64_t c = 0; c < j->cfg->federation.clients; c++)
@@ -114,7 +115,6 @@ job_checkpoint(struct job *j)
 	json_object_set_new(state, "consecutive_failures", fails);
 	json_object_set(state, "history", j->history);
 	char *dir = workspace_path(&j->ws, "checkpoints");
-	struct ipc_error err;
 	int rc = checkpoint_save(dir, j->round, &j->model, j->global.addr,
 	                         state, &err);
 	free(dir);
@@ -166,7 +166,6 @@ load_model(struct job *j, int resuming)
 	}
 	if (state != NULL) {
 		restore_state(j, state);
-		json_decref(state);
 		console_out("resuming after round %u", j->round);
 	} else {
 		const char *initial =
@@ -188,10 +187,19 @@ load_model(struct job *j, int resuming)
 	else
 		console_err("global model: %s", err.message);
 	free(region);
-	if (rc == 0 && fedavg_init(&j->acc, &j->model, &err) < 0) {
-		console_err("%s", err.message);
+	char *ckpt = workspace_path(&j->ws, "checkpoints");
+	struct strategy_env env = {j->cfg, &j->model, j->ws.jobkey, ckpt};
+	if (rc == 0 && (strategy_init(&j->strategy, &env, &err) < 0 ||
+	                (resuming &&
+	                 strategy_load(&j->strategy,
+	                               json_object_get(state, "strategy"),
+	                               &err) < 0))) {
+		console_err("strategy %s: %s", j->cfg->strategy.name,
+		            err.message);
 		rc = -1;
 	}
+	free(ckpt);
+	json_decref(state);
 	return rc;
 }
 
@@ -305,7 +313,6 @@ start_launcher(struct job *j)
 	j->sigterm = evsignal_new(j->base, SIGTERM, on_signal, j);
 	evsignal_add(j->sigint, NULL);
 	evsignal_add(j->sigterm, NULL);
-	preempt_arm(j);
 	return 0;
 }
 
@@ -350,8 +357,7 @@ tracking_status(int code)
 {
 	if (code == JOB_EXIT_OK)
 		return "FINISHED";
-	if (code == JOB_EXIT_SIGINT || code == JOB_EXIT_SIGTERM ||
-	    code == JOB_EXIT_PREEMPTED)
+	if (code == JOB_EXIT_SIGINT || code == JOB_EXIT_SIGTERM)
 		return "KILLED";
 	return "FAILED";
 }
@@ -426,7 +432,6 @@ cleanup(struct job *j)
 		event_free(j->sigint);
 	if (j->sigterm != NULL)
 		event_free(j->sigterm);
-	preempt_free(j);
 	shm_segment_close(&j->global);
 	if (j->ws.jobkey[0] != '\0') {
 		char *prefix = xasprintf("/cohort.%s.", j->ws.jobkey);
@@ -434,7 +439,7 @@ cleanup(struct job *j)
 		free(prefix);
 	}
 	metrics_close(&j->metrics);
-	fedavg_free(&j->acc);
+	strategy_free(&j->strategy);
 	tensor_manifest_free(&j->model);
 	free(j->tasks);
 	free(j->consecutive_failures);
@@ -463,7 +468,6 @@ job_run(struct config *cfg, const char *resume_dir)
 	    strcmp(progress, "always") == 0 ||
 	    (strcmp(progress, "auto") == 0 && isatty(STDOUT_FILENO)));
 	signal(SIGPIPE, SIG_IGN);
-	preempt_init(&j);
 	double t0 = now_seconds();
 	int code = JOB_EXIT_FAILED;
 	if (open_workspace(&j, resume_dir) < 0 ||
@@ -500,8 +504,6 @@ job_run(struct config *cfg, const char *resume_dir)
 		console_err("stopped; completed rounds are checkpointed. "
 		            "Resume with: cohort-orchestrator --resume %s",
 		            j.ws.dir);
-	else if (code == JOB_EXIT_PREEMPTED)
-		preempt_report(&j);
 	if (j.sigints > 1)
 		code = JOB_EXIT_SIGINT;
 	if (j.tracking != NULL) {

@@ -13,8 +13,8 @@
 #include "fedavg.h"
 #include "launcher.h"
 #include "metrics.h"
-#include "preempt.h"
 #include "shm.h"
+#include "strategy.h"
 #include "tracking.h"
 #include "workspace.h"
 
@@ -23,7 +23,6 @@ enum {
 	JOB_EXIT_OK = 0,
 	JOB_EXIT_FAILED = 1,
 	JOB_EXIT_USAGE = 2,
-	JOB_EXIT_PREEMPTED = 75, /* EX_TEMPFAIL: continue with --workspace */
 	JOB_EXIT_SIGINT = 130,
 	JOB_EXIT_SIGTERM = 143,
 };
@@ -42,14 +41,14 @@ struct job {
 	struct launcher *launcher;
 	struct metrics metrics;
 	struct event *sigint, *sigterm;
-	struct preempt preempt;
 	char *worker_path;
 	json_t *prepared; /* data/prepared.json */
 
 	struct tensor_manifest model;
 	struct shm_segment
 	    global; /* /cohort.<jobkey>.g<round>: this round's model */
-	struct fedavg acc;
+	struct strategy strategy; /* aggregation (strategy.name) */
+	unsigned relay_pos;       /* relay strategies: the hop in flight */
 	uint32_t *consecutive_failures; /* per client */
 
 	unsigned round; /* current (1-based) */

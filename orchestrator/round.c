@@ -73,6 +73,36 @@ note_failure(struct job *j, int64_t client, uint64_t task, const char *why)
 	         (long long)client, (unsigned long long)task, why);
 }
 
+static void fits_done(struct job *j);
+
+/* Relay strategies: submit the fit of hop j->relay_pos under a fresh task
+ * id, or end the fits after the last hop. */
+static void
+relay_submit(struct job *j)
+{
+	if (j->relay_pos >= j->ntasks) {
+		fits_done(j);
+		return;
+	}
+	struct job_task *t = &j->tasks[j->relay_pos];
+	t->task_id = j->next_task_id++;
+	t->done = 0;
+	launcher_submit(j->launcher, t->task_id, t->client);
+}
+
+/* Relay strategies: start at the first hop, or where a checkpointed cycle
+ * of this round stopped. */
+static void
+relay_start(struct job *j)
+{
+	j->relay_pos = strategy_relay_position(&j->strategy, &j->ok,
+	                                       &j->failed);
+	for (unsigned i = 0; i < j->relay_pos; i++)
+		j->tasks[i].done = 1;
+	j->done = j->relay_pos;
+	relay_submit(j);
+}
+
 /* Start (or retry) the current round: sample clients and submit fits. */
 static void
 start_attempt(struct job *j)
@@ -109,23 +139,31 @@ start_attempt(struct job *j)
 	}
 	qsort(ids, want, sizeof *ids, cmp_u32);
 
+	uint32_t *order = xcalloc(clients, sizeof *order);
+	unsigned n = strategy_configure(&j->strategy, j->round, j->attempt,
+	                                ids, want, ids, avail, j->global.addr,
+	                                order);
 	free(j->tasks);
-	j->tasks = xcalloc(want, sizeof *j->tasks);
-	j->ntasks = want;
+	j->tasks = xcalloc(n ? n : 1, sizeof *j->tasks);
+	j->ntasks = n;
 	j->done = j->ok = j->failed = 0;
 	j->loss_sum = j->loss_weight = 0;
 	j->evaluating = 0;
-	fedavg_reset(&j->acc);
-	for (unsigned i = 0; i < want; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		j->tasks[i].task_id = j->next_task_id++;
-		j->tasks[i].client = ids[i];
+		j->tasks[i].client = order[i];
 	}
+	free(order);
 	free(ids);
 	console_log("round %u%s: sampled %u of %u available clients", j->round,
-	            j->attempt ? " (retry)" : "", want, avail);
+	            j->attempt ? " (retry)" : "", n, avail);
 	console_progress("round %u/%lld  tasks 0/%u", j->round,
-	                 (long long)c->federation.rounds, want);
-	for (unsigned i = 0; i < want && !j->finished; i++)
+	                 (long long)c->federation.rounds, n);
+	if (strategy_is_relay(&j->strategy)) {
+		relay_start(j);
+		return;
+	}
+	for (unsigned i = 0; i < n && !j->finished; i++)
 		launcher_submit(j->launcher, j->tasks[i].task_id,
 		                j->tasks[i].client);
 }
@@ -143,6 +181,12 @@ round_start(struct job *j)
 static struct job_task *
 find_task(struct job *j, uint64_t task_id)
 {
+	if (strategy_is_relay(&j->strategy)) {
+		if (j->relay_pos >= j->ntasks)
+			return NULL;
+		struct job_task *t = &j->tasks[j->relay_pos];
+		return t->task_id == task_id && !t->done ? t : NULL;
+	}
 	if (j->ntasks == 0 || task_id < j->tasks[0].task_id ||
 	    task_id >= j->tasks[0].task_id + j->ntasks)
 		return NULL;
@@ -202,8 +246,6 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		job_finish(j, JOB_EXIT_OK);
 		return;
 	}
-	if (preempt_round_completed(j))
-		return;
 	j->round++;
 	round_start(j);
 }
@@ -222,7 +264,13 @@ publish_global(struct job *j)
 		            j->round, err.message);
 		return -1;
 	}
-	fedavg_finish(&j->acc, next.addr);
+	if (strategy_finish(&j->strategy, j->global.addr, next.addr, &err) <
+	    0) {
+		console_err("round %u: %s", j->round, err.message);
+		shm_segment_unlink(next.name, NULL);
+		shm_segment_close(&next);
+		return -1;
+	}
 	/* Workers still mapping the old model keep their mapping. */
 	shm_segment_unlink(j->global.name, NULL);
 	shm_segment_close(&j->global);
@@ -269,6 +317,24 @@ fits_done(struct job *j)
 	job_finish(j, JOB_EXIT_FAILED);
 }
 
+/* Relay strategies: a hop ended; go on, retry it or fail the job. */
+static void
+relay_next(struct job *j, const struct job_task *t, int ok)
+{
+	switch (strategy_relay_hop(&j->strategy, t->client, ok)) {
+	case STRATEGY_HOP_ABORT:
+		job_finish(j, JOB_EXIT_FAILED);
+		return;
+	case STRATEGY_HOP_RETRY:
+		j->done--;
+		break;
+	case STRATEGY_HOP_NEXT:
+		j->relay_pos++;
+		break;
+	}
+	relay_submit(j);
+}
+
 /* Account one ended fit task. */
 static void
 fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
@@ -296,6 +362,11 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 	}
 	console_progress("round %u/%lld  tasks %u/%u", j->round,
 	                 (long long)c->federation.rounds, j->done, j->ntasks);
+	if (strategy_is_relay(&j->strategy)) {
+		if (!j->finished)
+			relay_next(j, t, ok);
+		return;
+	}
 	if (j->done == j->ntasks && !j->finished)
 		fits_done(j);
 }
@@ -342,7 +413,10 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 		kv_set_num(kv, "progress_every", 100);
 	}
 	t->params.where = PARAMS_SHM;
-	snprintf(t->params.shm, sizeof t->params.shm, "%s", j->global.name);
+	const char *from = j->global.name;
+	if (t->kind == TASK_FIT && strategy_is_relay(&j->strategy))
+		from = strategy_relay_model(&j->strategy);
+	snprintf(t->params.shm, sizeof t->params.shm, "%s", from);
 	t->params.size = j->model.total_size;
 	tensor_manifest_copy(&t->params.manifest, &j->model);
 	int rc = msg_encode_frame(&m, frame, len);
@@ -363,7 +437,6 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 {
 	struct job *j = arg;
 	const struct msg_result *r = &m->u.result;
-	const struct config *c = j->cfg;
 	char expect[PARAMS_SHM_MAX];
 	update_name(j, task_id, expect, sizeof expect);
 	if (j->evaluating && task_id == j->eval_task_id) {
@@ -380,17 +453,14 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	}
 	struct ipc_error err;
 	int ok = 0;
-	double weight = strcmp(c->strategy.weighting, "uniform") == 0
-	                    ? 1.0
-	                    : (double)r->num_examples;
+	double weight = 0;
 	if (r->params.where == PARAMS_SHM && strcmp(r->params.shm, expect) != 0)
 		ipc_error_set(&err, IPC_E_BAD_VALUE,
 		              "update segment is %s, expected %s",
 		              r->params.shm, expect);
-	else if (weight <= 0)
-		ipc_error_set(&err, IPC_E_BAD_VALUE,
-		              "result reports 0 examples");
-	else if (fedavg_fold_result(&j->acc, &r->params, weight, &err) == 0)
+	else if ((weight = strategy_weight(&j->strategy, r, &err)) <= 0)
+		ok = 0;
+	else if (strategy_fold(&j->strategy, &r->params, weight, &err) == 0)
 		ok = 1;
 	shm_segment_unlink(expect, NULL);
 	if (ok) {
