@@ -141,6 +141,13 @@ static const struct key keys[] = {
      0.01, 1e7, NULL, "seconds a task may take before its worker is killed"},
     {"launcher.kill_grace_s", KEY_NUM, OFF(launcher.kill_grace_s), "3", 0, 3600,
      NULL, "seconds between SIGTERM and SIGKILL"},
+    {"preempt.signal", KEY_CHOICE, OFF(preempt.signal), "USR1", 0, 0,
+     "USR1|USR2|TERM|INT",
+     "signal announcing pre-emption (Slurm --signal): finish or abandon the "
+     "round in progress, exit 75"},
+    {"preempt.deadline_s", KEY_NUM, OFF(preempt.deadline_s), "60", 0, 1e6, NULL,
+     "seconds after the pre-emption signal by which the round in progress "
+     "must end, else it is abandoned"},
     {"output.progress", KEY_CHOICE, OFF(output.progress), "auto", 0, 0,
      "auto|always|never", "live progress line (auto = on a terminal)"},
     {"tracking.mlflow_uri", KEY_STR, OFF(tracking.mlflow_uri), "", 0, 0, NULL,
@@ -493,8 +500,7 @@ config_min_fit(const struct config *c)
 	return c->federation.fit_clients;
 }
 
-/* The resolved configuration as a JSON object of sections. */
-static json_t *
+json_t *
 config_to_json(const struct config *c)
 {
 	json_t *root = json_object();

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "error.h"
 
 struct config {
@@ -74,6 +76,10 @@ struct config {
 		double kill_grace_s;
 	} launcher;
 	struct {
+		char *signal; /* USR1|USR2|TERM|INT */
+		double deadline_s;
+	} preempt;
+	struct {
 		char *progress;
 	} output;
 	struct {
@@ -102,6 +108,8 @@ int64_t config_min_fit(const struct config *c);
 /* Write the resolved configuration as JSON (every key), atomically. */
 int config_save(const struct config *c, const char *path,
                 struct ipc_error *err);
+/* The resolved configuration as a JSON object of sections (every key). */
+json_t *config_to_json(const struct config *c);
 /* Print every key with its type, default and documentation. */
 void config_print_keys(FILE *out);
 

@@ -79,6 +79,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct job *j = arg;
 	(void)what;
+	if (preempt_is_signal(j, (int)sig)) {
+		preempt_begin(j);
+		return;
+	}
 	if (sig == SIGINT && ++j->sigints > 1) {
 		console_err("second interrupt: killing workers now");
 		launcher_stop(j->launcher, 1);
@@ -313,6 +317,7 @@ start_launcher(struct job *j)
 	j->sigterm = evsignal_new(j->base, SIGTERM, on_signal, j);
 	evsignal_add(j->sigint, NULL);
 	evsignal_add(j->sigterm, NULL);
+	preempt_arm(j);
 	return 0;
 }
 
@@ -357,7 +362,8 @@ tracking_status(int code)
 {
 	if (code == JOB_EXIT_OK)
 		return "FINISHED";
-	if (code == JOB_EXIT_SIGINT || code == JOB_EXIT_SIGTERM)
+	if (code == JOB_EXIT_SIGINT || code == JOB_EXIT_SIGTERM ||
+	    code == JOB_EXIT_PREEMPTED)
 		return "KILLED";
 	return "FAILED";
 }
@@ -432,6 +438,7 @@ cleanup(struct job *j)
 		event_free(j->sigint);
 	if (j->sigterm != NULL)
 		event_free(j->sigterm);
+	preempt_free(j);
 	shm_segment_close(&j->global);
 	if (j->ws.jobkey[0] != '\0') {
 		char *prefix = xasprintf("/cohort.%s.", j->ws.jobkey);
@@ -468,6 +475,7 @@ job_run(struct config *cfg, const char *resume_dir)
 	    strcmp(progress, "always") == 0 ||
 	    (strcmp(progress, "auto") == 0 && isatty(STDOUT_FILENO)));
 	signal(SIGPIPE, SIG_IGN);
+	preempt_init(&j);
 	double t0 = now_seconds();
 	int code = JOB_EXIT_FAILED;
 	if (open_workspace(&j, resume_dir) < 0 ||
@@ -504,6 +512,8 @@ job_run(struct config *cfg, const char *resume_dir)
 		console_err("stopped; completed rounds are checkpointed. "
 		            "Resume with: cohort-orchestrator --resume %s",
 		            j.ws.dir);
+	else if (code == JOB_EXIT_PREEMPTED)
+		preempt_report(&j);
 	if (j.sigints > 1)
 		code = JOB_EXIT_SIGINT;
 	if (j.tracking != NULL) {

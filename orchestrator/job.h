@@ -13,6 +13,7 @@
 #include "fedavg.h"
 #include "launcher.h"
 #include "metrics.h"
+#include "preempt.h"
 #include "shm.h"
 #include "strategy.h"
 #include "tracking.h"
@@ -23,6 +24,7 @@ enum {
 	JOB_EXIT_OK = 0,
 	JOB_EXIT_FAILED = 1,
 	JOB_EXIT_USAGE = 2,
+	JOB_EXIT_PREEMPTED = 75, /* EX_TEMPFAIL: continue with --workspace */
 	JOB_EXIT_SIGINT = 130,
 	JOB_EXIT_SIGTERM = 143,
 };
@@ -41,6 +43,7 @@ struct job {
 	struct launcher *launcher;
 	struct metrics metrics;
 	struct event *sigint, *sigterm;
+	struct preempt preempt;
 	char *worker_path;
 	json_t *prepared; /* data/prepared.json */
 

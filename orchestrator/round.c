@@ -246,6 +246,8 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		job_finish(j, JOB_EXIT_OK);
 		return;
 	}
+	if (preempt_round_completed(j))
+		return;
 	j->round++;
 	round_start(j);
 }
