@@ -44,6 +44,11 @@ struct worker {
 	int was_connected;
 	int closed_early; /* the peer hung up with a task in hand */
 	struct frame_decoder decoder;
+	const uint8_t *out_data; /* region streamed after the task frame */
+	uint64_t out_size, out_sent;
+	int receiving; /* a streamed result is arriving into pending */
+	struct msg pending;
+	uint64_t in_have;
 
 	int exited; /* reaped; status is valid */
 	int status;

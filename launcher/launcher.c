@@ -301,6 +301,8 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 		l->opt.max_concurrent = 1;
 	if (l->opt.tasks_per_worker == 0)
 		l->opt.tasks_per_worker = 1;
+	if (l->opt.chunk_bytes == 0)
+		l->opt.chunk_bytes = 4u << 20;
 	l->hooks = *hooks;
 	l->env = inherit_env();
 	TAILQ_INIT(&l->workers);

@@ -25,6 +25,7 @@ struct launcher_options {
 	unsigned tasks_per_worker; /* 1: a process per task; > 1: a pool */
 	double task_timeout_s;
 	double kill_grace_s;
+	size_t chunk_bytes; /* chunk frames of streamed regions (0 = 4 MiB) */
 };
 
 /* What the launcher tells its owner. Hooks may call launcher_submit and
@@ -43,6 +44,19 @@ struct launcher_hooks {
 	/* A worker process was reaped (the owner may be waiting for none). */
 	void (*exited)(void *arg);
 	void *arg;
+	/* Optional (transport stream). The region to send as chunk frames
+	 * after task_id's task frame, *size bytes; NULL sends none. It must
+	 * stay valid until the task ends. */
+	const void *(*task_stream)(void *arg, uint64_t task_id,
+	                           uint64_t *size);
+	/* Bytes [offset, offset + len) of a streamed result's region of total
+	 * bytes; -1 refuses the stream (a protocol error naming err). The
+	 * result hook runs once the last byte is in. */
+	int (*result_chunk)(void *arg, uint64_t task_id, uint64_t total,
+	                    uint64_t offset, const uint8_t *data, size_t len,
+	                    struct ipc_error *err);
+	/* A streamed result was cut off: drop what arrived (the task fails). */
+	void (*result_abort)(void *arg, uint64_t task_id);
 };
 
 struct launcher_stats {

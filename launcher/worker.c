@@ -15,6 +15,7 @@
 #include "shm.h"
 
 static void worker_maybe_finish(struct worker *w);
+static void on_result(struct worker *w, const struct msg *m);
 
 /* Arm the worker's timer for the given number of seconds. */
 static void
@@ -90,6 +91,59 @@ protocol_error(struct worker *w, const char *code, const char *what)
 	free(reason);
 }
 
+/* Free a chunk frame once the socket has taken it. */
+static void
+free_frame(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/* Queue chunk frames of the region being streamed to the worker while the
+ * output buffer is below two chunks; the write callback calls again when
+ * it drains (libevent's write low watermark), so at most a few chunks are
+ * ever buffered. */
+static void
+pump_stream(struct worker *w)
+{
+	struct launcher *l = w->l;
+	size_t chunk = l->opt.chunk_bytes;
+	struct evbuffer *out = bufferevent_get_output(w->bev);
+	while (w->out_data != NULL && evbuffer_get_length(out) < 2 * chunk) {
+		struct msg m;
+		msg_init(&m, MSG_CHUNK);
+		m.u.chunk.task_id = w->task_id;
+		m.u.chunk.offset = w->out_sent;
+		m.u.chunk.len = w->out_size - w->out_sent < chunk
+		                    ? (size_t)(w->out_size - w->out_sent)
+		                    : chunk;
+		/* Borrowed from the region: cleared before msg_free. */
+		m.u.chunk.data = (uint8_t *)w->out_data + w->out_sent;
+		uint8_t *frame;
+		size_t len;
+		int rc = msg_encode_frame(&m, &frame, &len);
+		w->out_sent += m.u.chunk.len;
+		m.u.chunk.data = NULL;
+		msg_free(&m);
+		if (rc < 0 ||
+		    evbuffer_add_reference(out, frame, len, free_frame, NULL) < 0)
+			fatal("cannot queue a chunk frame");
+		if (w->out_sent == w->out_size)
+			w->out_data = NULL;
+	}
+}
+
+/* The output buffer drained to the low watermark: send more chunks. */
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct worker *w = arg;
+	(void)bev;
+	if (w->out_data != NULL)
+		pump_stream(w);
+}
+
 /* Write the task frame for the task in hand and start its timeout. */
 static void
 send_task(struct worker *w)
@@ -106,6 +160,57 @@ send_task(struct worker *w)
 	w->state = WORKER_BUSY;
 	if (w->tasks_max > 1)
 		arm_timer(w, l->opt.task_timeout_s);
+	if (l->hooks.task_stream != NULL) {
+		w->out_data =
+		    l->hooks.task_stream(l->hooks.arg, w->task_id, &w->out_size);
+		w->out_sent = 0;
+		if (w->out_data != NULL && w->out_size > 0)
+			pump_stream(w);
+		else
+			w->out_data = NULL;
+	}
+}
+
+/* Stop receiving a streamed result: the owner drops what arrived. */
+static void
+abort_receiving(struct worker *w)
+{
+	if (!w->receiving)
+		return;
+	w->receiving = 0;
+	msg_free(&w->pending);
+	if (w->l->hooks.result_abort != NULL)
+		w->l->hooks.result_abort(w->l->hooks.arg, w->task_id);
+}
+
+/* A chunk of the streamed result in hand; the result is handed over once
+ * its last byte arrived. */
+static void
+on_chunk(struct worker *w, const struct msg_chunk *c)
+{
+	struct launcher *l = w->l;
+	struct ipc_error err;
+	uint64_t total = w->pending.u.result.params.size;
+	if (c->task_id != w->task_id)
+		ipc_error_set(&err, IPC_E_BAD_VALUE,
+		              "chunk for task %llu, expected task %llu",
+		              (unsigned long long)c->task_id,
+		              (unsigned long long)w->task_id);
+	if (c->task_id != w->task_id ||
+	    l->hooks.result_chunk(l->hooks.arg, w->task_id, total, c->offset,
+	                          c->data, c->len, &err) < 0) {
+		abort_receiving(w);
+		protocol_error(w, ipc_code_name(err.code), err.message);
+		return;
+	}
+	w->in_have += c->len;
+	if (w->in_have < total)
+		return;
+	w->receiving = 0;
+	struct msg m = w->pending;
+	memset(&w->pending, 0, sizeof w->pending);
+	on_result(w, &m);
+	msg_free(&m);
 }
 
 /* Check a hello against this worker's identity and the job token. */
@@ -178,6 +283,18 @@ on_message(struct worker *w, struct msg *m)
 		protocol_error(w, "protocol", what);
 		return;
 	}
+	if (w->receiving) {
+		if (m->type == MSG_CHUNK) {
+			on_chunk(w, &m->u.chunk);
+			return;
+		}
+		snprintf(what, sizeof what,
+		         "%s frame in the middle of a streamed result",
+		         msg_type_name(m->type));
+		abort_receiving(w);
+		protocol_error(w, "protocol", what);
+		return;
+	}
 	uint64_t id = 0;
 	switch (m->type) {
 	case MSG_RESULT:
@@ -203,7 +320,21 @@ on_message(struct worker *w, struct msg *m)
 		protocol_error(w, "protocol", what);
 		return;
 	}
-	if (m->type == MSG_RESULT) {
+	if (m->type == MSG_RESULT &&
+	    m->u.result.params.where == PARAMS_STREAM) {
+		if (l->hooks.result_chunk == NULL ||
+		    m->u.result.params.size == 0) {
+			protocol_error(w, "protocol",
+			               "streamed result but the stream transport "
+			               "is off");
+			return;
+		}
+		/* Keep the result until its chunks are in. */
+		w->pending = *m;
+		memset(m, 0, sizeof *m);
+		w->receiving = 1;
+		w->in_have = 0;
+	} else if (m->type == MSG_RESULT) {
 		on_result(w, m);
 	} else if (m->type == MSG_METRICS) {
 		l->hooks.metrics(l->hooks.arg, w->task_id, m);
@@ -299,6 +430,7 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	w->state = WORKER_EXITED;
+	abort_receiving(w);
 	if (w->have_last_task) {
 		char *name = xasprintf("/cohort.%s.u%llu", l->opt.jobkey,
 		                       (unsigned long long)w->last_task);
@@ -384,7 +516,12 @@ worker_attach(struct worker *w, int fd)
 	if (w->bev == NULL)
 		fatal("cannot create a bufferevent");
 	w->was_connected = 1;
-	bufferevent_setcb(w->bev, read_cb, NULL, event_cb, w);
+	bufferevent_setcb(w->bev, read_cb, write_cb, event_cb, w);
+	/* Backpressure: stop reading the socket while two chunks wait to be
+	 * decoded; refill the output when it drains below one chunk. */
+	size_t chunk = w->l->opt.chunk_bytes;
+	bufferevent_setwatermark(w->bev, EV_READ, 0, 2 * chunk + 65536);
+	bufferevent_setwatermark(w->bev, EV_WRITE, chunk, 0);
 	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
 }
 
@@ -468,5 +605,6 @@ worker_free(struct worker *w)
 	event_free(w->timer);
 	event_free(w->finish);
 	frame_decoder_free(&w->decoder);
+	msg_free(&w->pending);
 	free(w);
 }

@@ -30,7 +30,13 @@ struct config {
 	} federation;
 	struct {
 		char *name;
+		char *preset; /* synthetic model */
+		char *file;   /* synthetic model: tensor list */
 	} model;
+	struct {
+		char *mode; /* shm|stream|auto */
+		int64_t chunk_mb;
+	} transport;
 	struct {
 		char *dataset;
 		char *dir;

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "capacity.h"
 #include "checkpoint.h"
 #include "console.h"
 #include "files.h"
@@ -204,6 +205,8 @@ load_model(struct job *j, int resuming)
 	}
 	free(ckpt);
 	json_decref(state);
+	if (rc == 0)
+		rc = capacity_plan(j);
 	return rc;
 }
 
@@ -298,10 +301,12 @@ start_launcher(struct job *j)
 	    .tasks_per_worker = (unsigned)c->launcher.tasks_per_worker,
 	    .task_timeout_s = c->launcher.task_timeout_s,
 	    .kill_grace_s = c->launcher.kill_grace_s,
+	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,
 	};
-	struct launcher_hooks h = {round_encode_task, round_on_result,
-	                           round_on_metrics,  round_on_failed,
-	                           on_exited,         j};
+	struct launcher_hooks h = {
+	    round_encode_task, round_on_result,  round_on_metrics,
+	    round_on_failed,   on_exited,        j,
+	    stream_task_source, stream_on_chunk, stream_on_abort};
 	struct ipc_error err;
 	j->launcher = launcher_create(j->base, &o, &h, &err);
 	free(logs);
@@ -439,6 +444,7 @@ cleanup(struct job *j)
 	if (j->sigterm != NULL)
 		event_free(j->sigterm);
 	preempt_free(j);
+	stream_free(&j->stream);
 	shm_segment_close(&j->global);
 	if (j->ws.jobkey[0] != '\0') {
 		char *prefix = xasprintf("/cohort.%s.", j->ws.jobkey);

@@ -16,6 +16,7 @@
 #include "preempt.h"
 #include "shm.h"
 #include "strategy.h"
+#include "stream.h"
 #include "tracking.h"
 #include "workspace.h"
 
@@ -44,6 +45,7 @@ struct job {
 	struct metrics metrics;
 	struct event *sigint, *sigterm;
 	struct preempt preempt;
+	struct stream stream; /* transport.mode stream: chunks, staging */
 	char *worker_path;
 	json_t *prepared; /* data/prepared.json */
 
@@ -84,6 +86,13 @@ int round_encode_task(void *arg, uint64_t task_id, uint8_t **frame,
 void round_on_result(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_metrics(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_failed(void *arg, uint64_t task_id, const char *reason);
+
+/* stream.c: launcher hooks of the stream transport. */
+const void *stream_task_source(void *arg, uint64_t task_id, uint64_t *size);
+int stream_on_chunk(void *arg, uint64_t task_id, uint64_t total,
+                    uint64_t offset, const uint8_t *data, size_t len,
+                    struct ipc_error *err);
+void stream_on_abort(void *arg, uint64_t task_id);
 
 /* job.c, called by round.c */
 /* Stop launching and end the loop once every worker is gone. */

@@ -291,7 +291,9 @@ fits_done(struct job *j)
 			job_finish(j, JOB_EXIT_FAILED);
 			return;
 		}
-		if (!c->evaluate.central) {
+		/* The synthetic model has no data to evaluate on. */
+		if (!c->evaluate.central ||
+		    strcmp(c->model.name, "synthetic") == 0) {
 			round_complete(j, NAN, NAN);
 			return;
 		}
@@ -421,6 +423,10 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	snprintf(t->params.shm, sizeof t->params.shm, "%s", from);
 	t->params.size = j->model.total_size;
 	tensor_manifest_copy(&t->params.manifest, &j->model);
+	if (j->stream.enabled) {
+		t->params.where = PARAMS_STREAM;
+		kv_set_num(kv, "chunk_bytes", (double)j->stream.chunk_bytes);
+	}
 	int rc = msg_encode_frame(&m, frame, len);
 	msg_free(&m);
 	return rc;
@@ -462,9 +468,11 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 		              r->params.shm, expect);
 	else if ((weight = strategy_weight(&j->strategy, r, &err)) <= 0)
 		ok = 0;
-	else if (strategy_fold(&j->strategy, &r->params, weight, &err) == 0)
+	else if (stream_fold(&j->stream, &j->strategy, task_id, &r->params,
+	                     weight, &err) == 0)
 		ok = 1;
 	shm_segment_unlink(expect, NULL);
+	stream_drop(&j->stream, task_id);
 	if (ok) {
 		double loss = kv_get_num(&r->metrics, "loss", NAN);
 		if (isfinite(loss)) {

@@ -97,7 +97,7 @@ test_file_errors(void)
 	expect_file_error("{\"modle\": {\"name\": \"mlp\"}}",
 	                  "modle.name: unknown key");
 	expect_file_error("{\"model\": {\"name\": \"resnet\"}}",
-	                  "model.name: expected one of \"mlp\", \"cnn\", got "
+	                  "model.name: expected one of \"mlp\", \"cnn\", \"synthetic\", got "
 	                  "\"resnet\"");
 	expect_file_error("{\"federation\": {\"availability\": 1.5}}",
 	                  "federation.availability: expected a number in [0, "

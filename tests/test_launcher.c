@@ -127,7 +127,8 @@ setup(struct ctx *c, const char *fault, unsigned max_concurrent,
 	    .kill_grace_s = 0.2,
 	};
 	struct launcher_hooks h = {encode_task, on_result, on_metrics,
-	                           on_failed,   on_exited, c};
+	                           on_failed,   on_exited, c,
+	                           NULL,        NULL,      NULL};
 	c->l = launcher_create(c->base, &o, &h, &err);
 	if (c->l == NULL)
 		harness_fail(__FILE__, __LINE__, "%s", err.message);

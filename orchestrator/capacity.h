@@ -1,0 +1,28 @@
+/* capacity.h: before the first round, check that the model, the
+ * accumulator and the updates in flight fit in /dev/shm and in memory,
+ * and resolve transport.mode (auto picks stream when /dev/shm is too
+ * small). A job that cannot fit fails up front with the numbers and the
+ * fix, never with a SIGBUS or the OOM killer halfway through a round. */
+#ifndef COHORT_CAPACITY_H
+#define COHORT_CAPACITY_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+struct job;
+
+/* What one transport needs, in bytes. */
+struct capacity_need {
+	uint64_t shm; /* in /dev/shm */
+	uint64_t ram; /* in memory, /dev/shm included */
+};
+
+/* Needs of a job with a model of model_bytes, an accumulator of acc_bytes
+ * and concurrent updates in flight, through shm (stream 0) or stream. */
+struct capacity_need capacity_need(uint64_t model_bytes, uint64_t acc_bytes,
+                                   unsigned concurrent, int stream);
+/* Resolve the transport of job j, check it fits, set up j->stream. */
+int capacity_plan(struct job *j);
+
+#endif

@@ -1,0 +1,233 @@
+/* stream.c: staging of streamed updates and the page-releasing fold. */
+#include "stream.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "console.h"
+#include "job.h"
+#include "shm.h"
+#include "strategy.h"
+
+void
+stream_init(struct stream *s, int enabled, size_t chunk_bytes,
+            const struct tensor_manifest *model)
+{
+	memset(s, 0, sizeof *s);
+	s->enabled = enabled;
+	s->chunk_bytes = chunk_bytes;
+	s->model = model;
+}
+
+/* The inbox of task_id, or NULL. */
+static struct stream_inbox *
+find_inbox(const struct stream *s, uint64_t task_id)
+{
+	for (struct stream_inbox *b = s->inbox; b != NULL; b = b->next)
+		if (b->task_id == task_id)
+			return b;
+	return NULL;
+}
+
+int
+stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
+               uint64_t offset, const uint8_t *data, size_t len,
+               struct ipc_error *err)
+{
+	uint64_t size = s->model->total_size;
+	if (total != size)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "streamed update of %llu bytes, the model "
+		                     "has %llu",
+		                     (unsigned long long)total,
+		                     (unsigned long long)size);
+	struct stream_inbox *b = find_inbox(s, task_id);
+	if (b == NULL) {
+		b = xcalloc(1, sizeof *b);
+		b->task_id = task_id;
+		if (posix_memalign((void **)&b->buf, TENSOR_ALIGN, size) != 0)
+			fatal("out of memory staging %llu bytes",
+			      (unsigned long long)size);
+		b->next = s->inbox;
+		s->inbox = b;
+		unsigned n = 0;
+		for (struct stream_inbox *x = s->inbox; x; x = x->next)
+			n++;
+		if (n > s->staged_peak)
+			s->staged_peak = n;
+	}
+	if (offset != b->have || len == 0 || len > size - b->have)
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "chunk [%llu, +%zu) out of order: expected "
+		    "offset %llu of %llu",
+		    (unsigned long long)offset, len,
+		    (unsigned long long)b->have, (unsigned long long)size);
+	memcpy(b->buf + offset, data, len);
+	b->have += len;
+	return 0;
+}
+
+const void *
+stream_staged(const struct stream *s, uint64_t task_id)
+{
+	const struct stream_inbox *b = find_inbox(s, task_id);
+	return b != NULL && b->have == s->model->total_size ? b->buf : NULL;
+}
+
+void
+stream_drop(struct stream *s, uint64_t task_id)
+{
+	for (struct stream_inbox **p = &s->inbox; *p != NULL; p = &(*p)->next)
+		if ((*p)->task_id == task_id) {
+			struct stream_inbox *b = *p;
+			*p = b->next;
+			free(b->buf);
+			free(b);
+			return;
+		}
+}
+
+void
+stream_free(struct stream *s)
+{
+	while (s->inbox != NULL)
+		stream_drop(s, s->inbox->task_id);
+}
+
+/* Drop the pages of [*done, end) of a mapping we have finished reading. */
+static void
+release_upto(struct shm_segment *seg, size_t *done, size_t end)
+{
+	if (seg == NULL || end <= *done)
+		return;
+	shm_segment_release(seg, *done, end - *done);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	*done = end / page * page;
+}
+
+/* Check every value of the update finite, tensor by tensor. */
+static int
+check_finite(const struct tensor_manifest *m, const void *region,
+             struct shm_segment *seg, struct ipc_error *err)
+{
+	size_t done = 0;
+	for (size_t i = 0; i < m->count; i++) {
+		const struct tensor_desc *t = &m->tensors[i];
+		const float *u =
+		    (const float *)((const char *)region + t->offset);
+		size_t n = t->nbytes / sizeof(float);
+		int bad = 0;
+		for (size_t k = 0; k < n; k++)
+			bad |= !isfinite(u[k]);
+		if (bad) {
+			for (size_t k = 0; k < n; k++)
+				if (!isfinite(u[k]))
+					return ipc_error_set(
+					    err, IPC_E_NONFINITE,
+					    "tensor '%s': element %zu is %s",
+					    t->name, k,
+					    isnan(u[k]) ? "NaN" : "Inf");
+		}
+		release_upto(seg, &done, t->offset + t->nbytes);
+	}
+	return 0;
+}
+
+/* acc += weight * update, tensor by tensor. */
+static void
+fold_region(struct fedavg *a, const void *region, double weight,
+            struct shm_segment *seg)
+{
+	const struct tensor_manifest *m = a->model;
+	double *acc = a->acc;
+	size_t done = 0;
+	for (size_t i = 0; i < m->count; i++) {
+		const struct tensor_desc *t = &m->tensors[i];
+		const float *u =
+		    (const float *)((const char *)region + t->offset);
+		size_t n = t->nbytes / sizeof(float);
+		for (size_t k = 0; k < n; k++)
+			acc[k] += weight * (double)u[k];
+		acc += n;
+		release_upto(seg, &done, t->offset + t->nbytes);
+	}
+	a->weight += weight;
+	a->folded++;
+}
+
+int
+stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
+            const struct params_ref *p, double weight, struct ipc_error *err)
+{
+	struct fedavg *a = &st->acc;
+	int plain = strcmp(st->ops->name, "fedavg") == 0 ||
+	            strcmp(st->ops->name, "fedprox") == 0;
+	if (p->where == PARAMS_SHM && !plain)
+		return strategy_fold(st, p, weight, err);
+	if (st->ops->kind != STRATEGY_STREAM)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "strategy %s keeps every update; set "
+		                     "transport.mode=shm",
+		                     st->ops->name);
+	if (p->where != PARAMS_SHM && p->where != PARAMS_STREAM)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "result carries no update in shared "
+		                     "memory or a stream");
+	if (tensor_manifest_equal(a->model, &p->manifest, err) < 0) {
+		ipc_error_prefix(err, "update layout differs from the model: ");
+		return -1;
+	}
+	if (p->where == PARAMS_STREAM) {
+		const void *u = stream_staged(s, task_id);
+		if (u == NULL)
+			return ipc_error_set(err, IPC_E_TRUNCATED,
+			                     "streamed update incomplete");
+		if (check_finite(a->model, u, NULL, err) < 0)
+			return -1;
+		if (!plain)
+			return st->ops->fold(st, u, weight, err);
+		fold_region(a, u, weight, NULL);
+		return 0;
+	}
+	struct shm_segment seg;
+	if (shm_segment_open(&seg, p->shm, 0, a->model->total_size, err) < 0)
+		return -1;
+	int rc = check_finite(a->model, seg.addr, &seg, err);
+	if (rc == 0)
+		fold_region(a, seg.addr, weight, &seg);
+	shm_segment_close(&seg);
+	return rc;
+}
+
+const void *
+stream_task_source(void *arg, uint64_t task_id, uint64_t *size)
+{
+	struct job *j = arg;
+	(void)task_id;
+	if (!j->stream.enabled)
+		return NULL;
+	*size = j->model.total_size;
+	return j->global.addr;
+}
+
+int
+stream_on_chunk(void *arg, uint64_t task_id, uint64_t total, uint64_t offset,
+                const uint8_t *data, size_t len, struct ipc_error *err)
+{
+	struct job *j = arg;
+	return stream_receive(&j->stream, task_id, total, offset, data, len,
+	                      err);
+}
+
+void
+stream_on_abort(void *arg, uint64_t task_id)
+{
+	struct job *j = arg;
+	stream_drop(&j->stream, task_id);
+	console_log("task %llu: streamed update cut off; nothing of it was "
+	            "folded",
+	            (unsigned long long)task_id);
+}

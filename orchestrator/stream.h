@@ -1,0 +1,57 @@
+/* stream.h: the orchestrator's side of moving large models: the global
+ * model streamed to workers as chunk frames (transport.mode stream),
+ * streamed updates staged per task until their last byte, and folding an
+ * update into the FedAvg accumulator tensor by tensor, releasing the pages
+ * it has read so resident memory never holds a whole update it no longer
+ * needs. */
+#ifndef COHORT_STREAM_H
+#define COHORT_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "message.h"
+#include "tensor.h"
+
+struct strategy;
+
+/* A streamed update being received. */
+struct stream_inbox {
+	uint64_t task_id;
+	uint8_t *buf; /* the update, laid out as the model */
+	uint64_t have;
+	struct stream_inbox *next;
+};
+
+struct stream {
+	int enabled;        /* transport.mode resolved to stream */
+	size_t chunk_bytes; /* transport.chunk_mb in bytes */
+	const struct tensor_manifest *model;
+	struct stream_inbox *inbox; /* one per update in flight */
+	unsigned staged_peak;       /* most updates staged at once */
+};
+
+void stream_init(struct stream *s, int enabled, size_t chunk_bytes,
+                 const struct tensor_manifest *model);
+/* Bytes [offset, offset + len) of task_id's streamed update of total
+ * bytes: in order, no gap or overlap, total equal to the model's size. */
+int stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
+                   uint64_t offset, const uint8_t *data, size_t len,
+                   struct ipc_error *err);
+/* The complete staged update of task_id, or NULL. */
+const void *stream_staged(const struct stream *s, uint64_t task_id);
+/* Forget task_id's staged update (folded, failed or cut off). */
+void stream_drop(struct stream *s, uint64_t task_id);
+void stream_free(struct stream *s);
+
+/* Fold the update a result carries (its shm segment, or its staged
+ * stream) with weight into the strategy: every value is checked finite
+ * first, then folded; for FedAvg/FedProx tensor by tensor, releasing
+ * shared-memory pages as soon as they have been read. On error nothing is
+ * added. Strategies that keep every update take shared memory only. */
+int stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
+                const struct params_ref *p, double weight,
+                struct ipc_error *err);
+
+#endif
