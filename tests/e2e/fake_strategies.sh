@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# fake_strategies.sh: every strategy runs a 3-round job with the fake worker
+# and leaves no segment or worker behind; FedProx needs train.mu; cyclic
+# relays the model hop by hop (exact model checked), skips a client that
+# always crashes and names it, and kill -9 mid-round then --resume gives the
+# model of an uninterrupted run.
+set -euo pipefail
+build=${COHORT_BUILD_DIR:?}
+orch=$build/orchestrator/cohort-orchestrator
+fake=$build/tests/cohort-test-fake-worker
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never; }
+run_bg() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never & }
+workers_of() { grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
+segments_of() {
+	for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$1"/*/logs/orchestrator.log); do
+		ls /dev/shm | grep "^cohort\.$k\." || true
+	done
+}
+check_clean() {
+	[ -z "$(workers_of "$1")" ] || fail "$1: workers left"
+	[ -z "$(segments_of "$1")" ] || fail "$1: segments left: $(segments_of "$1")"
+}
+model_of() { ls "$1"/*/results/global_model.safetensors; }
+
+# Every strategy completes 3 rounds.
+for s in fedavgm fedadam fedyogi fedadagrad median trimmed krum cyclic; do
+	run 5 5 5 3 --workspace-root "$tmp/$s" --set strategy.name=$s >"$tmp/$s.out" 2>"$tmp/$s.err" ||
+		fail "$s exited $?: $(cat "$tmp/$s.err")"
+	grep -q "round 3/3  sampled 5  ok 5  failed 0" "$tmp/$s.out" || fail "$s: $(cat "$tmp/$s.out")"
+	grep -q '"name": "'$s'"' "$(ls "$tmp"/$s/*/checkpoints/state.json)" || fail "$s: state.json names no strategy"
+	check_clean "$tmp/$s"
+done
+# The robust strategies differ from FedAvg on the fake updates only by
+# their rule: median of 0.01 * (c + 1), c = 0..4, is FedAvg uniform's mean.
+run 5 5 5 3 --workspace-root "$tmp/uni" --set strategy.weighting=uniform >/dev/null
+cmp "$(model_of "$tmp/uni")" "$(model_of "$tmp/median")" >/dev/null 2>&1 ||
+python3 - "$(model_of "$tmp/uni")" "$(model_of "$tmp/median")" <<'PY' || fail "median differs from the uniform mean"
+import json, struct, sys
+def load(p):
+    d = open(p, 'rb').read(); n = struct.unpack('<Q', d[:8])[0]
+    h = json.loads(d[8:8 + n]); b = d[8 + n:]
+    return {k: struct.unpack('<%df' % ((v["data_offsets"][1] - v["data_offsets"][0]) // 4), b[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in h.items() if k != "__metadata__"}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+for k in a:
+    assert all(abs(x - y) < 1e-6 for x, y in zip(a[k], b[k])), k
+PY
+# Checkpoints of FedAdam carry the moments.
+ls "$tmp"/fedadam/*/checkpoints/strategy-0003.safetensors >/dev/null || fail "no FedAdam moments checkpoint"
+
+# FedProx: train.mu is required, then sent to the workers.
+set +e
+run 2 2 2 1 --workspace-root "$tmp/px" --set strategy.name=fedprox 2>"$tmp/px.err"
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "train.mu" "$tmp/px.err" || fail "fedprox without mu: $rc $(cat "$tmp/px.err")"
+run 2 2 2 3 --workspace-root "$tmp/px" --set strategy.name=fedprox --set train.mu=0.01 >"$tmp/px.out" ||
+	fail "fedprox with mu"
+check_clean "$tmp/px"
+
+# Cyclic relays: each hop adds 0.01 * (client + 1) in float32 to the model
+# it received; client 1 always crashes and is skipped.
+COHORT_FAKE_FAULT=exit1 COHORT_FAKE_FAULT_CLIENT=1 run 3 1 3 3 --workspace-root "$tmp/cy" \
+	--set strategy.name=cyclic --set federation.min_fit=1 >"$tmp/cy.out" 2>"$tmp/cy.err" || fail "cyclic with a crashing client: $(cat "$tmp/cy.err")"
+grep -q "round 3/3  sampled 3  ok 2  failed 1" "$tmp/cy.out" || fail "cyclic rounds: $(cat "$tmp/cy.out")"
+grep -q "skipping client 1" "$tmp/cy.err" || fail "log does not name the skipped client: $(cat "$tmp/cy.err")"
+grep -q "skipping client 1" "$(ls "$tmp"/cy/*/logs/orchestrator.log)" || fail "orchestrator.log does not name the skipped client"
+python3 - "$(model_of "$tmp/cy")" <<'PY'
+import json, struct, sys
+f32 = lambda x: struct.unpack('<f', struct.pack('<f', x))[0]
+d = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', d[:8])[0]
+h = json.loads(d[8:8 + n]); body = d[8 + n:]
+for name in ("a.weight", "a.bias"):
+    b, e = h[name]["data_offsets"]
+    for i, g in enumerate(struct.unpack('<%df' % ((e - b) // 4), body[b:e])):
+        x = f32(i * f32(0.1))
+        for rnd in range(3):
+            for c in (0, 2):
+                x = f32(x + f32(f32(0.01) * (c + 1)))
+        assert g == x, (name, i, g, x)
+print("cyclic relay exact: ok")
+PY
+check_clean "$tmp/cy"
+
+# kill -9 in the middle of a cyclic round, then --resume: same model as
+# an uninterrupted run (random_no_repeat order, so the order memory counts).
+cyc=(--set strategy.name=cyclic --set strategy.cyclic_order=random_no_repeat)
+run 4 4 4 3 --workspace-root "$tmp/ref" "${cyc[@]}" >/dev/null
+COHORT_FAKE_SLEEP_MS=200 run_bg 4 4 4 3 --workspace-root "$tmp/k" "${cyc[@]}" >"$tmp/k.out"
+pid=$!
+for _ in $(seq 200); do
+	grep -qs '"round":2,"attempt":0,"pos":2' "$tmp"/k/*/checkpoints/cycle.json && break
+	sleep 0.05
+done
+grep -qs '"round":2,"attempt":0,"pos":2' "$tmp"/k/*/checkpoints/cycle.json || fail "no mid-round cycle checkpoint"
+kill -9 $pid
+wait $pid 2>/dev/null || true
+for _ in $(seq 40); do [ -z "$(workers_of "$tmp/k")" ] && break; sleep 0.05; done
+ws=$(ls -d "$tmp"/k/*/)
+run --resume "$ws" >"$tmp/kr.out"
+grep -q "resuming the cycle of round 2 at hop [3-4] of 4" "$tmp/kr.out" || fail "resume: $(cat "$tmp/kr.out")"
+cmp "$(model_of "$tmp/ref")" "$ws/results/global_model.safetensors" || fail "resumed cyclic model differs"
+check_clean "$tmp/k"
+echo "fake_strategies: ok"
