@@ -140,9 +140,6 @@ static const struct key keys[] = {
      100, NULL, "cyclic: retries of a failed hop (cyclic_on_failure retry)"},
     {"evaluate.central", KEY_BOOL, OFF(evaluate.central), "true", 0, 0, NULL,
      "evaluate the global model on the test set after every round"},
-    {"evaluate.fraction", KEY_NUM, OFF(evaluate.fraction), "0.0", 0, 1, NULL,
-     "share of available clients evaluating the new model on their "
-     "held-out split each round (> 0 needs data.holdout > 0)"},
     {"launcher.worker", KEY_STR, OFF(launcher.worker), "", 0, 0, NULL,
      "worker binary (empty = cohort-worker of this build, then PATH)"},
     {"launcher.max_concurrent", KEY_INT, OFF(launcher.max_concurrent), "0", 0,

@@ -72,7 +72,6 @@ struct config {
 	} strategy;
 	struct {
 		bool central;
-		double fraction; /* of available clients evaluating locally */
 	} evaluate;
 	struct {
 		char *worker;

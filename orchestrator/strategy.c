@@ -58,12 +58,6 @@ strategy_check_config(const struct config *c, struct ipc_error *err)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "strategy.name \"fedprox\" needs train.mu "
 		                     "above 0 (e.g. --set train.mu=0.01)");
-	if (c->evaluate.fraction > 0 && !(c->data.holdout > 0))
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "evaluate.fraction %g needs a local "
-		                     "held-out split: set data.holdout above 0 "
-		                     "(e.g. --set data.holdout=0.1)",
-		                     c->evaluate.fraction);
 	if (strcmp(name, "krum") == 0) {
 		int64_t n = c->federation.fit_clients, f = c->strategy.krum_f;
 		if (n < 2 * f + 3)

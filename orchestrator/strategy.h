@@ -96,7 +96,7 @@ struct strategy {
 
 /* The strategy named name, or NULL. */
 const struct strategy_ops *strategy_find(const char *name);
-/* Check the strategy.* and evaluate.* keys against the rest of the config;
+/* Check the strategy.* keys against the rest of the config;
  * the message names the key and the fix. */
 int strategy_check_config(const struct config *c, struct ipc_error *err);
 /* Set up the strategy c->strategy.name for models laid out as m (F32

@@ -541,11 +541,6 @@ test_config_checks(void)
 	CHECK_EQ_INT(config_check(&c, &err), -1);
 	CHECK_STR_CONTAINS(err.message, "train.mu");
 	config_free(&c);
-	const char *ev[] = {"evaluate.fraction=0.5", NULL};
-	make_config(&c, "fedavg", ev);
-	CHECK_EQ_INT(config_check(&c, &err), -1);
-	CHECK_STR_CONTAINS(err.message, "data.holdout");
-	config_free(&c);
 	const char *cl[] = {"strategy.cyclic_clients=0,7", NULL};
 	make_config(&c, "cyclic", cl);
 	CHECK_EQ_INT(config_check(&c, &err), -1);
