@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "mapfile.h"
 #include "rng.h"
 #include "util.h"
 
@@ -898,30 +899,13 @@ int
 dataset_open(const char *cache_path, struct dataset *ds, struct ipc_error *err)
 {
 	memset(ds, 0, sizeof *ds);
-	int fd = open(cache_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ipc_error_set(err, IPC_E_IO, "%s: %s", cache_path,
-		                     strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		ipc_error_set(err, IPC_E_IO, "%s: %s", cache_path,
-		              strerror(errno));
-		close(fd);
+	void *map;
+	size_t size;
+	if (mapfile_open(cache_path, sizeof(struct cache_header),
+			 "shorter than a cache header: delete it and prepare "
+			 "again",
+			 &map, &size, err) != 0)
 		return -1;
-	}
-	size_t size = (size_t)st.st_size;
-	if (size < sizeof(struct cache_header)) {
-		close(fd);
-		return ipc_error_set(err, IPC_E_TRUNCATED,
-		                     "%s: %zu bytes, shorter than a cache "
-		                     "header: delete it and prepare again",
-		                     cache_path, size);
-	}
-	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return ipc_error_set(err, IPC_E_IO, "%s: mmap: %s", cache_path,
-		                     strerror(errno));
 	const struct cache_header *h = map;
 	if (check_header(h, size, cache_path, err) != 0) {
 		munmap(map, size);

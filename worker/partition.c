@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mapfile.h"
 #include "rng.h"
 #include "util.h"
 
@@ -468,29 +469,12 @@ int
 partition_open(const char *path, struct partition *p, struct ipc_error *err)
 {
 	memset(p, 0, sizeof *p);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ipc_error_set(err, IPC_E_IO, "%s: %s", path,
-		                     strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		ipc_error_set(err, IPC_E_IO, "%s: %s", path, strerror(errno));
-		close(fd);
+	void *map;
+	size_t size;
+	if (mapfile_open(path, sizeof(struct partition_header),
+			 "shorter than a partition header: rebuild it", &map,
+			 &size, err) != 0)
 		return -1;
-	}
-	size_t size = (size_t)st.st_size;
-	if (size < sizeof(struct partition_header)) {
-		close(fd);
-		return ipc_error_set(err, IPC_E_TRUNCATED,
-		                     "%s: %zu bytes, shorter than a partition "
-		                     "header: rebuild it",
-		                     path, size);
-	}
-	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return ipc_error_set(err, IPC_E_IO, "%s: mmap: %s", path,
-		                     strerror(errno));
 	if (check_partition(map, size, path, err) != 0) {
 		munmap(map, size);
 		return -1;
