@@ -261,6 +261,7 @@ publish_global(struct job *j)
 	char name[64];
 	snprintf(name, sizeof name, "/cohort.%s.g%u", j->ws.jobkey,
 	         j->round + 1);
+	stream_release_global(j);
 	if (shm_segment_create(&next, name, j->model.total_size, &err) < 0) {
 		console_err("round %u: cannot publish the new global model: %s",
 		            j->round, err.message);

@@ -158,13 +158,21 @@ fold_region(struct fedavg *a, const void *region, double weight,
 	a->folded++;
 }
 
+/* Whether st is plain FedAvg (or FedProx): its fold is the accumulator's
+ * and its finish never reads the old global model. */
+static int
+plain_fedavg(const struct strategy *st)
+{
+	return strcmp(st->ops->name, "fedavg") == 0 ||
+	       strcmp(st->ops->name, "fedprox") == 0;
+}
+
 int
 stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
             const struct params_ref *p, double weight, struct ipc_error *err)
 {
 	struct fedavg *a = &st->acc;
-	int plain = strcmp(st->ops->name, "fedavg") == 0 ||
-	            strcmp(st->ops->name, "fedprox") == 0;
+	int plain = plain_fedavg(st);
 	if (p->where == PARAMS_SHM && !plain)
 		return strategy_fold(st, p, weight, err);
 	if (st->ops->kind != STRATEGY_STREAM)
@@ -200,6 +208,15 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 		fold_region(a, seg.addr, weight, &seg);
 	shm_segment_close(&seg);
 	return rc;
+}
+
+void
+stream_release_global(struct job *j)
+{
+	if (!plain_fedavg(&j->strategy))
+		return;
+	shm_segment_unlink(j->global.name, NULL);
+	shm_segment_close(&j->global);
 }
 
 const void *

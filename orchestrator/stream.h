@@ -14,6 +14,7 @@
 #include "message.h"
 #include "tensor.h"
 
+struct job;
 struct strategy;
 
 /* A streamed update being received. */
@@ -53,5 +54,12 @@ void stream_free(struct stream *s);
 int stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
                 const struct params_ref *p, double weight,
                 struct ipc_error *err);
+
+/* Before the next global model is written: a strategy whose finish does
+ * not read the old model (FedAvg, FedProx) lets it go now, unlinked and
+ * unmapped, so the old and the new model never take memory together (the
+ * peak of a round is the accumulator and one model, not two). Others keep
+ * it until the new one is written. Every fit of the round has ended. */
+void stream_release_global(struct job *j);
 
 #endif
