@@ -12,18 +12,6 @@
 
 #include "console.h"
 
-/* Keep the update (strategy.c keeps its mapping). */
-static int
-krum_fold(struct strategy *s, const void *update, double weight,
-          struct ipc_error *err)
-{
-	(void)s;
-	(void)update;
-	(void)weight;
-	(void)err;
-	return 0;
-}
-
 /* Squared Euclidean distance between kept updates a and b. */
 static double
 distance2(const struct strategy *s, unsigned a, unsigned b)
@@ -108,6 +96,6 @@ krum_finish(struct strategy *s, const void *global, void *out,
 const struct strategy_ops strategy_krum = {
     .name = "krum",
     .kind = STRATEGY_ALL,
-    .fold = krum_fold,
+    .fold = strategy_keep_update,
     .finish = krum_finish,
 };

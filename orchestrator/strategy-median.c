@@ -4,26 +4,14 @@
  * the round ends, plus a scratch of fit_clients floats. */
 #include "strategy.h"
 
-#include <stdlib.h>
-
-/* Keep the update (strategy.c keeps its mapping). */
-static int
-median_fold(struct strategy *s, const void *update, double weight,
-            struct ipc_error *err)
+/* The median of n sorted values (the mean of the middle two for even n). */
+static float
+median_of(const float *col, unsigned n, const void *ctx)
 {
-	(void)s;
-	(void)update;
-	(void)weight;
-	(void)err;
-	return 0;
-}
-
-/* Ascending order for floats. */
-static int
-cmp_float(const void *a, const void *b)
-{
-	float x = *(const float *)a, y = *(const float *)b;
-	return (x > y) - (x < y);
+	(void)ctx;
+	return n % 2 ? col[n / 2]
+	             : (float)(((double)col[n / 2 - 1] + (double)col[n / 2]) /
+	                       2);
 }
 
 /* Each coordinate of the new model is the median of the updates'. */
@@ -33,28 +21,13 @@ median_finish(struct strategy *s, const void *global, void *out,
 {
 	(void)global;
 	(void)err;
-	unsigned n = s->nkept;
-	float *col = xcalloc(n, sizeof *col);
-	for (size_t i = 0; i < s->nspans; i++) {
-		float *o = (float *)out + s->spans[i].at;
-		for (size_t k = 0; k < s->spans[i].n; k++) {
-			for (unsigned c = 0; c < n; c++)
-				col[c] = ((const float *)s->kept[c].addr +
-				          s->spans[i].at)[k];
-			qsort(col, n, sizeof *col, cmp_float);
-			o[k] = n % 2 ? col[n / 2]
-			             : (float)(((double)col[n / 2 - 1] +
-			                        (double)col[n / 2]) /
-			                       2);
-		}
-	}
-	free(col);
+	strategy_reduce_sorted(s, out, median_of, NULL);
 	return 0;
 }
 
 const struct strategy_ops strategy_median = {
     .name = "median",
     .kind = STRATEGY_ALL,
-    .fold = median_fold,
+    .fold = strategy_keep_update,
     .finish = median_finish,
 };

@@ -5,26 +5,15 @@
  * floats. */
 #include "strategy.h"
 
-#include <stdlib.h>
-
-/* Keep the update (strategy.c keeps its mapping). */
-static int
-trimmed_fold(struct strategy *s, const void *update, double weight,
-             struct ipc_error *err)
+/* The mean of n sorted values without the *cut smallest and largest. */
+static float
+trimmed_mean_of(const float *col, unsigned n, const void *ctx)
 {
-	(void)s;
-	(void)update;
-	(void)weight;
-	(void)err;
-	return 0;
-}
-
-/* Ascending order for floats. */
-static int
-cmp_float(const void *a, const void *b)
-{
-	float x = *(const float *)a, y = *(const float *)b;
-	return (x > y) - (x < y);
+	unsigned cut = *(const unsigned *)ctx;
+	double sum = 0;
+	for (unsigned c = cut; c < n - cut; c++)
+		sum += (double)col[c];
+	return (float)(sum / (n - 2 * cut));
 }
 
 /* Each coordinate of the new model is the trimmed mean of the updates'. */
@@ -40,27 +29,13 @@ trimmed_finish(struct strategy *s, const void *global, void *out,
 		                     "strategy.trim_beta %g drops all %u "
 		                     "updates of the round; lower it",
 		                     s->cfg->strategy.trim_beta, n);
-	float *col = xcalloc(n, sizeof *col);
-	for (size_t i = 0; i < s->nspans; i++) {
-		float *o = (float *)out + s->spans[i].at;
-		for (size_t k = 0; k < s->spans[i].n; k++) {
-			for (unsigned c = 0; c < n; c++)
-				col[c] = ((const float *)s->kept[c].addr +
-				          s->spans[i].at)[k];
-			qsort(col, n, sizeof *col, cmp_float);
-			double sum = 0;
-			for (unsigned c = cut; c < n - cut; c++)
-				sum += (double)col[c];
-			o[k] = (float)(sum / (n - 2 * cut));
-		}
-	}
-	free(col);
+	strategy_reduce_sorted(s, out, trimmed_mean_of, &cut);
 	return 0;
 }
 
 const struct strategy_ops strategy_trimmed = {
     .name = "trimmed",
     .kind = STRATEGY_ALL,
-    .fold = trimmed_fold,
+    .fold = strategy_keep_update,
     .finish = trimmed_finish,
 };

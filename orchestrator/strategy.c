@@ -360,3 +360,43 @@ strategy_load_vectors(struct strategy *s, const json_t *obj,
 	free(path);
 	return rc;
 }
+
+int
+strategy_keep_update(struct strategy *s, const void *update, double weight,
+                     struct ipc_error *err)
+{
+	(void)s;
+	(void)update;
+	(void)weight;
+	(void)err;
+	return 0;
+}
+
+/* Ascending order for floats. */
+static int
+cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return (x > y) - (x < y);
+}
+
+void
+strategy_reduce_sorted(struct strategy *s, void *out,
+                       float (*reduce)(const float *sorted, unsigned n,
+                                       const void *ctx),
+                       const void *ctx)
+{
+	unsigned n = s->nkept;
+	float *col = xcalloc(n, sizeof *col);
+	for (size_t i = 0; i < s->nspans; i++) {
+		float *o = (float *)out + s->spans[i].at;
+		for (size_t k = 0; k < s->spans[i].n; k++) {
+			for (unsigned c = 0; c < n; c++)
+				col[c] = ((const float *)s->kept[c].addr +
+				          s->spans[i].at)[k];
+			qsort(col, n, sizeof *col, cmp_float);
+			o[k] = reduce(col, n, ctx);
+		}
+	}
+	free(col);
+}

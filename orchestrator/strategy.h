@@ -94,6 +94,18 @@ struct strategy {
 	void *priv;
 };
 
+/* The fold of STRATEGY_ALL strategies: nothing to add up, strategy_fold
+ * keeps the update mapped until the round ends. */
+int strategy_keep_update(struct strategy *s, const void *update,
+                         double weight, struct ipc_error *err);
+/* For every coordinate of the model, hand the kept updates' values, sorted
+ * ascending, to reduce and write its result to out (laid out as the model).
+ */
+void strategy_reduce_sorted(struct strategy *s, void *out,
+                            float (*reduce)(const float *sorted, unsigned n,
+                                            const void *ctx),
+                            const void *ctx);
+
 /* The strategy named name, or NULL. */
 const struct strategy_ops *strategy_find(const char *name);
 /* Check the strategy.* keys against the rest of the config;
