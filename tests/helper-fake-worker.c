@@ -7,15 +7,24 @@
  *     [4,3] and a.bias [4], element i = i * 0.1) and data/prepared.json.
  *   fit: update = global + 0.01 * (client_id + 1), num_examples =
  *     100 * (client_id + 1), loss = 1 / (round + 1) + 0.01 * client_id.
- *   evaluate: num_examples 1000, loss = 1 / (round + 1), accuracy =
- *     round * 0.1.
+ *   evaluate (split "test"): num_examples 1000, loss = 1 / (round + 1),
+ *     accuracy = round * 0.1.
+ *   evaluate (split "holdout", client c): num_examples 10 * (c + 1), loss =
+ *     1 + 0.125 * c + 0.5 * round, accuracy = 0.03125 * (c + 1) + 0.0078125
+ *     * round (binary fractions: an example-weighted mean of them is exact
+ *     in any order); COHORT_FAKE_FAULT=evalexit makes it exit 1 instead.
  *
  * COHORT_FAKE_FAULT picks a misbehaviour on fit tasks (restricted to one
  * client by COHORT_FAKE_FAULT_CLIENT): exit1, segv, hang (ignores SIGTERM),
  * garbage, badtoken (in the hello), nan, wrongshape, noreply (closes the
  * socket, then exits), exitfirst (exits while a child keeps the socket open),
- * slow (sleeps COHORT_FAKE_SLEEP_MS, default 500, then succeeds); "prepare"
- * makes --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every fit. */
+ * slow (sleeps COHORT_FAKE_SLEEP_MS, default 500, then succeeds), cutstream
+ * (stream transport: takes the global model's chunks, sends a streamed
+ * result and half of the update's first tensor, then is killed by SIGKILL);
+ * "prepare" makes --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every
+ * fit. With COHORT_FAKE_EXEC=PATH every process whose client has no fault
+ * (and --prepare) execs PATH instead, so a real worker serves the other
+ * clients of the job. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -32,6 +41,7 @@
 #include "safetensors.h"
 #include "shm.h"
 #include "tensor.h"
+#include "transfer.h"
 #include "util.h"
 
 /* Sleep for ms milliseconds. */
@@ -170,6 +180,34 @@ act_out(const char *fault, int fd)
 	}
 }
 
+/* cutstream: take the streamed global model, announce a streamed result,
+ * send the update up to the middle of its first tensor and die. */
+static void
+cut_stream(int fd, const struct msg_task *t)
+{
+	struct ipc_error err;
+	const struct tensor_manifest *m = &t->params.manifest;
+	if (t->params.where != PARAMS_STREAM || m->count == 0)
+		fatal("cutstream needs transport.mode=stream");
+	uint8_t *buf = xmalloc(m->total_size);
+	if (transfer_receive(fd, t->task_id, buf, m->total_size, &err) < 0)
+		fatal("%s", err.message);
+	struct msg r;
+	msg_init(&r, MSG_RESULT);
+	r.u.result.task_id = t->task_id;
+	r.u.result.num_examples = (uint64_t)(t->client_id + 1);
+	r.u.result.params.where = PARAMS_STREAM;
+	r.u.result.params.size = m->total_size;
+	tensor_manifest_copy(&r.u.result.params.manifest, m);
+	send_or_die(fd, &r);
+	msg_free(&r);
+	uint64_t cut = m->tensors[0].offset + m->tensors[0].nbytes / 2 + 2;
+	if (transfer_send(fd, t->task_id, buf, cut, 4096, &err) < 0)
+		fatal("%s", err.message);
+	free(buf);
+	raise(SIGKILL);
+}
+
 /* A fit task: the deterministic update in a fresh segment. */
 static void
 fit(int fd, const struct msg_task *t, const char *job, const char *fault)
@@ -179,6 +217,8 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 	if (delay != NULL && strcmp(fault, "slow") != 0)
 		sleep_ms(atol(delay));
 	act_out(fault, fd);
+	if (strcmp(fault, "cutstream") == 0)
+		cut_stream(fd, t);
 	struct shm_segment g, u;
 	if (shm_segment_open(&g, t->params.shm, 0, t->params.size, &err) < 0)
 		fatal("%s", err.message);
@@ -233,11 +273,26 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 
 /* An evaluate task: metrics only. */
 static void
-evaluate(int fd, const struct msg_task *t)
+evaluate(int fd, const struct msg_task *t, const char *fault)
 {
 	struct msg r;
 	msg_init(&r, MSG_RESULT);
 	r.u.result.task_id = t->task_id;
+	if (strcmp(kv_get_str(&t->config, "split", "test"), "holdout") == 0) {
+		if (strcmp(fault, "evalexit") == 0) {
+			fprintf(stderr, "fake: evaluate exiting with status 1\n");
+			exit(1);
+		}
+		double c = (double)t->client_id;
+		r.u.result.num_examples = 10 * (uint64_t)(t->client_id + 1);
+		kv_set_num(&r.u.result.metrics, "loss",
+		           1 + 0.125 * c + 0.5 * t->round);
+		kv_set_num(&r.u.result.metrics, "accuracy",
+		           0.03125 * (c + 1) + 0.0078125 * t->round);
+		send_or_die(fd, &r);
+		msg_free(&r);
+		return;
+	}
 	r.u.result.num_examples = 1000;
 	kv_set_num(&r.u.result.metrics, "loss", 1.0 / (t->round + 1));
 	kv_set_num(&r.u.result.metrics, "accuracy", t->round * 0.1);
@@ -250,6 +305,13 @@ main(int argc, char **argv)
 {
 	log_init("fake-worker", LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	const char *real = getenv("COHORT_FAKE_EXEC");
+	const char *own = getenv("COHORT_CLIENT_ID");
+	if (real != NULL &&
+	    fault_for(own != NULL ? atoll(own) : -1)[0] == '\0') {
+		execv(real, argv);
+		fatal("exec %s: %s", real, strerror(errno));
+	}
 	if (argc == 3 && strcmp(argv[1], "--prepare") == 0)
 		return prepare(argv[2]);
 	const char *sock = getenv("COHORT_SOCKET");
@@ -298,7 +360,7 @@ main(int argc, char **argv)
 		if (t->kind == TASK_FIT)
 			fit(fd, t, job, fault_for(t->client_id));
 		else
-			evaluate(fd, t);
+			evaluate(fd, t, fault_for(t->client_id));
 		msg_free(&m);
 	}
 	close(fd);

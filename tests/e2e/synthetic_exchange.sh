@@ -2,10 +2,13 @@
 # synthetic_exchange.sh: the synthetic model (tiny preset) through the shm
 # and the stream transports gives, byte for byte, the closed-form FedAvg of
 # its updates; a streamed update cut off mid-tensor (worker killed) is not
-# folded and the round goes on; nothing is left behind.
+# folded and the round goes on; a model too large for the machine is a clear
+# error before round 1; nothing is left behind.
 set -euo pipefail
 build=${COHORT_BUILD_DIR:?}
 orch=$build/orchestrator/cohort-orchestrator
+worker=$build/worker/cohort-worker
+fake=$build/tests/cohort-test-fake-worker
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -13,12 +16,13 @@ run() {
 	"$orch" "$@" --set model.name=synthetic --set output.progress=never \
 		--set tracking.tensorboard=false --set tracking.report=false
 }
-# The final model equals the closed form of docs/large-models.md for
-# clients 0..n-1 all sampled, epochs 1, examples weighting.
+# The final model equals the closed form of docs/large-models.md over the
+# clients that succeeded ($2, comma-separated), epochs 1, examples weighting.
 check() {
 	python3 - "$1" "$2" "$3" <<'PY'
 import json, struct, sys
-path, nclients, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, rounds = sys.argv[1], int(sys.argv[3])
+clients = [int(c) for c in sys.argv[2].split(',')]
 f32 = lambda x: struct.unpack('<f', struct.pack('<f', x))[0]
 data = open(path, 'rb').read()
 n = struct.unpack('<Q', data[:8])[0]
@@ -36,7 +40,7 @@ for name in names:
         x = f32(((k * 2654435761) % 257 - 128) * 2.0 ** -9)
         for r in range(1, rounds + 1):
             acc = wsum = 0.0
-            for c in range(nclients):
+            for c in clients:
                 w = c + 1
                 d = (c + 1) * 2.0 ** -12 * (1 + (k + r) % 4)
                 acc += w * f32(x + d)
@@ -53,12 +57,28 @@ for mode in shm stream; do
 	grep -q "round 2/2  sampled 3  ok 3  failed 0" "$tmp/$mode.out" || fail "$mode: $(cat "$tmp/$mode.out")"
 	ws=$(ls -d "$tmp/$mode"/*/)
 	grep -q "$mode transport" "$ws/logs/orchestrator.log" || fail "$mode: transport not logged"
-	check "$ws/results/global_model.safetensors" 3 2
+	check "$ws/results/global_model.safetensors" 0,1,2 2
 done
 cmp "$tmp"/shm/*/results/global_model.safetensors "$tmp"/stream/*/results/global_model.safetensors || fail "shm and stream differ"
 
+# Client 1's worker is killed in the middle of its streamed update (half of
+# the first tensor sent): its update is dropped, the rounds go on with
+# clients 0 and 2, and the result is their closed form.
+COHORT_FAKE_EXEC=$worker COHORT_FAKE_FAULT=cutstream COHORT_FAKE_FAULT_CLIENT=1 \
+	run 3 2 3 2 --workspace-root "$tmp/cut" --set transport.mode=stream \
+	--set transport.chunk_mb=1 --set launcher.worker="$fake" \
+	--set federation.min_fit=2 \
+	>"$tmp/cut.out" 2>&1 || fail "cut stream: $(cat "$tmp/cut.out")"
+for r in 1 2; do
+	grep -q "round $r/2  sampled 3  ok 2  failed 1" "$tmp/cut.out" || fail "cut stream round $r: $(cat "$tmp/cut.out")"
+done
+ws=$(ls -d "$tmp/cut"/*/)
+[ "$(grep -c "streamed update cut off; nothing of it was folded" "$ws/logs/orchestrator.log")" = 2 ] ||
+	fail "cut stream not logged twice: $(cat "$ws/logs/orchestrator.log")"
+check "$ws/results/global_model.safetensors" 0,2 2
+
 # A model that cannot fit: a clear error before round 1.
-if run 2 2 2 1 --workspace-root "$tmp/big" --set model.preset=gpt2-large \
+if run 2 2 2 1 --workspace-root "$tmp/big" --set model.preset=gpt2-small \
 	--set transport.mode=shm --set launcher.max_concurrent=100000 \
 	--set federation.clients=100000 --set federation.fit_clients=100000 \
 	--set federation.min_clients=2 >"$tmp/big.out" 2>&1; then
