@@ -140,6 +140,9 @@ static const struct key keys[] = {
      100, NULL, "cyclic: retries of a failed hop (cyclic_on_failure retry)"},
     {"evaluate.central", KEY_BOOL, OFF(evaluate.central), "true", 0, 0, NULL,
      "evaluate the global model on the test set after every round"},
+    {"evaluate.fraction", KEY_NUM, OFF(evaluate.fraction), "0.0", 0, 1, NULL,
+     "share of the available clients evaluating each new global model on "
+     "their held-out slices (at least 1 when > 0; needs data.holdout > 0)"},
     {"launcher.worker", KEY_STR, OFF(launcher.worker), "", 0, 0, NULL,
      "worker binary (empty = cohort-worker of this build, then PATH)"},
     {"launcher.max_concurrent", KEY_INT, OFF(launcher.max_concurrent), "0", 0,
@@ -490,6 +493,13 @@ config_check(const struct config *c, struct ipc_error *err)
 		                     "federation.fit_clients (%lld)",
 		                     (long long)c->federation.min_fit,
 		                     (long long)c->federation.fit_clients);
+	if (c->evaluate.fraction > 0 && !(c->data.holdout > 0))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "evaluate.fraction %g needs held-out data "
+		                     "on the clients: set data.holdout above 0 "
+		                     "(e.g. --set data.holdout=0.1) or "
+		                     "evaluate.fraction to 0",
+		                     c->evaluate.fraction);
 	if (strategy_check_config(c, err) < 0)
 		return -1;
 	if (c->job.name[0] == '\0' || strchr(c->job.name, '/') != NULL)

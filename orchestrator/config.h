@@ -72,6 +72,7 @@ struct config {
 	} strategy;
 	struct {
 		bool central;
+		double fraction; /* of available clients, on their holdout */
 	} evaluate;
 	struct {
 		char *worker;

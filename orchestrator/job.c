@@ -455,6 +455,7 @@ cleanup(struct job *j)
 	strategy_free(&j->strategy);
 	tensor_manifest_free(&j->model);
 	free(j->tasks);
+	fedeval_free(&j->fedeval);
 	free(j->consecutive_failures);
 	free(j->worker_path);
 	json_decref(j->prepared);

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "fedavg.h"
+#include "fedeval.h"
 #include "launcher.h"
 #include "metrics.h"
 #include "preempt.h"
@@ -61,8 +62,10 @@ struct job {
 	struct job_task *tasks;
 	unsigned ntasks, done, ok, failed;
 	uint64_t next_task_id;
-	int evaluating;
+	int evaluating; /* the central evaluate task is running */
 	uint64_t eval_task_id;
+	double test_loss, test_acc; /* central evaluation of the round */
+	struct fedeval fedeval;     /* evaluate.fraction tasks of the round */
 	double loss_sum, loss_weight;
 	double round_start;
 	char failure_notes[1024]; /* reasons seen in this round */

@@ -1,6 +1,7 @@
 /* round.c: the round engine: which clients are available, seeded sampling,
  * one fit task per sampled client, streaming FedAvg of the results, retries
- * of rounds below min_fit, central evaluation, and the per-round report. */
+ * of rounds below min_fit, central and federated evaluation, and the
+ * per-round report. */
 #include "job.h"
 
 #include <math.h>
@@ -202,7 +203,14 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	double train_loss =
 	    j->loss_weight > 0 ? j->loss_sum / j->loss_weight : NAN;
 	double secs = now_seconds() - j->round_start;
-	char tl[32] = "-", ta[32] = "-", tr[32] = "-";
+	char tl[32] = "-", ta[32] = "-", tr[32] = "-", fed[64] = "";
+	int fed_on = c->evaluate.fraction > 0 && j->fedeval.ntasks > 0;
+	double fed_loss = fedeval_loss(&j->fedeval);
+	double fed_acc = fedeval_accuracy(&j->fedeval);
+	if (fed_on && isfinite(fed_acc))
+		snprintf(fed, sizeof fed, "  fed_acc %.4f", fed_acc);
+	else if (fed_on)
+		snprintf(fed, sizeof fed, "  fed_acc -");
 	if (isfinite(train_loss))
 		snprintf(tr, sizeof tr, "%.4f", train_loss);
 	if (isfinite(test_loss))
@@ -210,14 +218,23 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	if (isfinite(test_acc))
 		snprintf(ta, sizeof ta, "%.4f", test_acc);
 	console_out("round %u/%lld  sampled %u  ok %u  failed %u  train_loss "
-	            "%s  test_loss %s  test_acc %s  %.2fs",
+	            "%s  test_loss %s  test_acc %s%s  %.2fs",
 	            j->round, (long long)c->federation.rounds, j->ntasks, j->ok,
-	            j->failed, tr, tl, ta, secs);
+	            j->failed, tr, tl, ta, fed, secs);
 	metrics_round(&j->metrics, j->round, "train_loss", train_loss);
 	metrics_round(&j->metrics, j->round, "test_loss", test_loss);
 	metrics_round(&j->metrics, j->round, "test_accuracy", test_acc);
 	metrics_round(&j->metrics, j->round, "fit_ok", j->ok);
 	metrics_round(&j->metrics, j->round, "fit_failed", j->failed);
+	if (fed_on) {
+		metrics_round(&j->metrics, j->round, "fed_eval_loss", fed_loss);
+		metrics_round(&j->metrics, j->round, "fed_eval_accuracy",
+		              fed_acc);
+		metrics_round(&j->metrics, j->round, "fed_eval_ok",
+		              j->fedeval.ok);
+		metrics_round(&j->metrics, j->round, "fed_eval_failed",
+		              j->fedeval.failed);
+	}
 	metrics_round(&j->metrics, j->round, "round_seconds", secs);
 	metrics_flush(&j->metrics);
 	if (j->tracking != NULL)
@@ -237,6 +254,18 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	json_object_set_new(h, "test_accuracy",
 	                    isfinite(test_acc) ? json_real(test_acc)
 	                                       : json_null());
+	if (fed_on) {
+		json_object_set_new(h, "fed_eval_loss",
+		                    isfinite(fed_loss) ? json_real(fed_loss)
+		                                       : json_null());
+		json_object_set_new(h, "fed_eval_accuracy",
+		                    isfinite(fed_acc) ? json_real(fed_acc)
+		                                      : json_null());
+		json_object_set_new(h, "fed_eval_ok",
+		                    json_integer(j->fedeval.ok));
+		json_object_set_new(h, "fed_eval_failed",
+		                    json_integer(j->fedeval.failed));
+	}
 	json_array_append_new(j->history, h);
 	if (job_checkpoint(j) < 0) {
 		job_finish(j, JOB_EXIT_FAILED);
@@ -281,6 +310,56 @@ publish_global(struct job *j)
 	return 0;
 }
 
+/* Once the central and every federated evaluation ended: the report. */
+static void
+evals_ended(struct job *j)
+{
+	if (j->evaluating || fedeval_pending(&j->fedeval))
+		return;
+	round_complete(j, j->test_loss, j->test_acc);
+}
+
+/* The new global model is published: evaluate it centrally on the test
+ * set and (evaluate.fraction) on a seeded share of the available clients'
+ * held-out slices, all at once; the report waits for every one. */
+static void
+evaluate_round(struct job *j)
+{
+	const struct config *c = j->cfg;
+	/* The synthetic model has no data to evaluate on. */
+	int data = strcmp(c->model.name, "synthetic") != 0;
+	j->test_loss = j->test_acc = NAN;
+	j->evaluating = data && c->evaluate.central;
+	if (j->evaluating)
+		j->eval_task_id = j->next_task_id++;
+	unsigned n = 0;
+	uint32_t *ids = NULL;
+	if (data && c->evaluate.fraction > 0) {
+		unsigned clients = (unsigned)c->federation.clients;
+		unsigned excluded, offline;
+		uint32_t *avail = xcalloc(clients, sizeof *avail);
+		unsigned navail =
+		    available_clients(j, avail, &excluded, &offline);
+		ids = xcalloc(clients, sizeof *ids);
+		n = fedeval_sample((uint64_t)c->job.seed, j->round,
+		                   c->evaluate.fraction, avail, navail, ids);
+		free(avail);
+	}
+	fedeval_begin(&j->fedeval, ids, n, &j->next_task_id);
+	free(ids);
+	if (!j->evaluating && n == 0) {
+		evals_ended(j);
+		return;
+	}
+	console_progress("round %u/%lld  evaluating", j->round,
+	                 (long long)c->federation.rounds);
+	if (j->evaluating)
+		launcher_submit(j->launcher, j->eval_task_id, -1);
+	for (unsigned i = 0; i < n && !j->finished; i++)
+		launcher_submit(j->launcher, j->fedeval.tasks[i].task_id,
+		                j->fedeval.tasks[i].client);
+}
+
 /* Every fit of the attempt ended: aggregate, retry or fail. */
 static void
 fits_done(struct job *j)
@@ -292,17 +371,7 @@ fits_done(struct job *j)
 			job_finish(j, JOB_EXIT_FAILED);
 			return;
 		}
-		/* The synthetic model has no data to evaluate on. */
-		if (!c->evaluate.central ||
-		    strcmp(c->model.name, "synthetic") == 0) {
-			round_complete(j, NAN, NAN);
-			return;
-		}
-		j->evaluating = 1;
-		j->eval_task_id = j->next_task_id++;
-		console_progress("round %u/%lld  evaluating", j->round,
-		                 (long long)c->federation.rounds);
-		launcher_submit(j->launcher, j->eval_task_id, -1);
+		evaluate_round(j);
 		return;
 	}
 	if ((int64_t)j->attempt < c->federation.round_retries) {
@@ -392,11 +461,18 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	kv_set_str(kv, "test_data", prepared_str(j, "test"));
 	kv_set_str(kv, "partition", prepared_str(j, "partition"));
 	kv_set_num(kv, "batch_size", (double)c->train.batch_size);
+	const struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
 	if (j->evaluating && task_id == j->eval_task_id) {
 		t->kind = TASK_EVALUATE;
 		t->client_id = -1;
 		kv_set_str(kv, "split", "test");
 		kv_set_num(kv, "seed", (double)(task_seed(j, -1) >> 11));
+	} else if (fe != NULL) {
+		t->kind = TASK_EVALUATE;
+		t->client_id = fe->client;
+		kv_set_str(kv, "split", "holdout");
+		kv_set_num(kv, "seed",
+		           (double)(task_seed(j, fe->client) >> 11));
 	} else {
 		const struct job_task *jt = find_task(j, task_id);
 		if (jt == NULL) {
@@ -441,6 +517,41 @@ update_name(const struct job *j, uint64_t task_id, char *buf, size_t size)
 	         (unsigned long long)task_id);
 }
 
+/* A federated evaluate task failed: logged and counted, never fatal. */
+static void
+fed_eval_failed(struct job *j, struct fedeval_task *fe, const char *reason)
+{
+	console_err("round %u: client %lld evaluate task %llu failed: %s",
+	            j->round, (long long)fe->client,
+	            (unsigned long long)fe->task_id, reason);
+	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
+	             "fed_eval_failed", 1);
+	fedeval_failed(&j->fedeval, fe);
+	evals_ended(j);
+}
+
+/* A federated evaluate task reported: record and count its numbers. */
+static void
+fed_eval_ended(struct job *j, struct fedeval_task *fe,
+               const struct msg_result *r)
+{
+	double loss = kv_get_num(&r->metrics, "loss", NAN);
+	double acc = kv_get_num(&r->metrics, "accuracy", NAN);
+	struct ipc_error err;
+	if (fedeval_result(&j->fedeval, fe, r->num_examples, loss, acc, &err) <
+	    0) {
+		fed_eval_failed(j, fe, err.message);
+		return;
+	}
+	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
+	             "fed_eval_examples", (double)r->num_examples);
+	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
+	             "fed_eval_loss", loss);
+	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
+	             "fed_eval_accuracy", acc);
+	evals_ended(j);
+}
+
 void
 round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 {
@@ -450,9 +561,14 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	update_name(j, task_id, expect, sizeof expect);
 	if (j->evaluating && task_id == j->eval_task_id) {
 		j->evaluating = 0;
-		double loss = kv_get_num(&r->metrics, "loss", NAN);
-		double acc = kv_get_num(&r->metrics, "accuracy", NAN);
-		round_complete(j, loss, acc);
+		j->test_loss = kv_get_num(&r->metrics, "loss", NAN);
+		j->test_acc = kv_get_num(&r->metrics, "accuracy", NAN);
+		evals_ended(j);
+		return;
+	}
+	struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
+	if (fe != NULL) {
+		fed_eval_ended(j, fe, r);
 		return;
 	}
 	struct job_task *t = find_task(j, task_id);
@@ -516,7 +632,12 @@ round_on_failed(void *arg, uint64_t task_id, const char *reason)
 		j->evaluating = 0;
 		console_err("round %u: central evaluation failed: %s", j->round,
 		            reason);
-		round_complete(j, NAN, NAN);
+		evals_ended(j);
+		return;
+	}
+	struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
+	if (fe != NULL) {
+		fed_eval_failed(j, fe, reason);
 		return;
 	}
 	struct job_task *t = find_task(j, task_id);

@@ -280,7 +280,7 @@ evaluate(int fd, const struct msg_task *t, const char *fault)
 	r.u.result.task_id = t->task_id;
 	if (strcmp(kv_get_str(&t->config, "split", "test"), "holdout") == 0) {
 		if (strcmp(fault, "evalexit") == 0) {
-			fprintf(stderr, "fake: evaluate exiting with status 1\n");
+			fprintf(stderr, "fake: evaluate exits with 1\n");
 			exit(1);
 		}
 		double c = (double)t->client_id;
