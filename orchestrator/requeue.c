@@ -17,7 +17,7 @@
 /* Sections that may differ between the runs of one job: how it runs, not
  * what it computes (a requeued job may land on a node with other CPUs). */
 static const char *const runtime_sections[] = {"launcher", "output", "tracking",
-                                               "preempt"};
+                                               "preempt", "transport"};
 
 /* True when section is one of runtime_sections. */
 static int
