@@ -16,8 +16,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")" && pwd)
 build="$root/build-release"
 
+# The header comment above, from its third line to the first code line.
 usage() {
-	sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

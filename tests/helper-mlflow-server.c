@@ -630,7 +630,8 @@ main(int argc, char **argv)
 	int port = 0;
 	const char *log_path = NULL;
 	S.idle_timeout = 60;
-	for (int i = 1; i < argc; i++) {
+	/* Every option takes a value: step over pairs. */
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (v == NULL) {
@@ -657,7 +658,6 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: unknown option %s\n", argv[0], a);
 			return 2;
 		}
-		i++;
 	}
 	if (log_path != NULL && (S.log = fopen(log_path, "a")) == NULL) {
 		fprintf(stderr, "%s: %s: %s\n", argv[0], log_path,
