@@ -4,8 +4,9 @@
 # means of the evaluating clients' numbers, the evaluators are the seeded
 # share of the available clients, a failing evaluator is logged and counted
 # without failing the round, every strategy (cyclic after its relay) runs
-# it, kill -9 then --resume gives the model of a run without evaluation,
-# and the missing data.holdout is a config error naming both keys.
+# it, pool workers serve it, kill -9 then --resume gives the model of a
+# run without evaluation, and the missing data.holdout is a config error
+# naming both keys.
 set -euo pipefail
 build=${COHORT_BUILD_DIR:?}
 orch=$build/orchestrator/cohort-orchestrator
@@ -81,6 +82,11 @@ cmp "$tmp/a.evals" "$tmp/b.evals" || fail "same seed, other evaluators"
 run 6 6 4 3 --workspace-root "$tmp/s" "${fed[@]}" --set job.seed=7 >/dev/null
 check_fed "$tmp/s" 3 -1 >"$tmp/s.evals" || fail "fed eval of seed 7"
 ! cmp -s "$tmp/a.evals" "$tmp/s.evals" || fail "seeds 1 and 7 picked the same evaluators every round"
+# Pool workers (unbound to a client) evaluate for the client of the task.
+run 6 6 4 3 --workspace-root "$tmp/p" "${fed[@]}" --set launcher.tasks_per_worker=10 >/dev/null
+check_fed "$tmp/p" 3 -1 >"$tmp/p.evals" || fail "fed eval in pool mode"
+cmp "$tmp/a.evals" "$tmp/p.evals" || fail "pool mode picked other evaluators"
+check_clean "$tmp/p"
 # Evaluation does not touch the model.
 run 6 6 4 3 --workspace-root "$tmp/off" >"$tmp/off.out"
 ! grep -q fed_acc "$tmp/off.out" || fail "fed_acc printed with evaluate.fraction 0"
