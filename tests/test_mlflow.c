@@ -590,7 +590,10 @@ test_outage(void)
 	put_round(ws, 3);
 	tracking_round(t, 3);
 	CHECK_EQ_INT(tracking_finish(t, "FINISHED", 2), 0);
-	CHECK(now_seconds() - start < 3);
+	/* Finishing gives up after the 2 s drain instead of waiting out the
+	 * 120 s HTTP timeout; the slack keeps a loaded machine from failing
+	 * this, while a hang still would. */
+	CHECK(now_seconds() - start < 30);
 	tracking_free(t);
 	event_base_free(base);
 	json_t *st = state_of(ws);
