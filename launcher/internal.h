@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 
 #include "frame.h"
+#include "gpuslots.h"
 #include "launcher.h"
 
 /* A worker's lifecycle. SPAWNED -> CONNECTED (hello ok) -> BUSY (task sent)
@@ -34,6 +35,7 @@ struct worker {
 	int64_t client_id;  /* announced in COHORT_CLIENT_ID; -1 for a pool */
 	unsigned tasks_max; /* COHORT_TASKS */
 	unsigned tasks_done;
+	int gpu_slot; /* index into launcher.gpus, -1 = none */
 
 	int has_task; /* task_id is in this worker's hands, unreported */
 	uint64_t task_id;
@@ -72,7 +74,9 @@ struct launcher {
 	struct launcher_hooks hooks;
 	struct evconnlistener *listener;
 	struct event *sigchld;
-	char **env; /* inherited environment minus COHORT_* we set */
+	char **env;           /* inherited environment minus COHORT_* we set */
+	struct gpuslots gpus; /* nslots 0: no GPU slots */
+	unsigned char *gpu_busy; /* per slot: held by a live worker */
 	TAILQ_HEAD(, worker) workers;
 	TAILQ_HEAD(, queued_task) queue;
 	unsigned queued;

@@ -29,25 +29,47 @@ static const char *const owned_env[] = {
     "OPENBLAS_NUM_THREADS=",
 };
 
+/* True when entry ("NAME=value") is a variable this launcher sets: always
+ * the owned_env ones, COHORT_DEVICE when a device is configured, and
+ * CUDA_VISIBLE_DEVICES only with GPU slots (a CPU job passes it on). */
+static int
+env_owned(const struct launcher *l, const char *entry)
+{
+	for (size_t j = 0; j < ARRAY_LEN(owned_env); j++)
+		if (strncmp(entry, owned_env[j], strlen(owned_env[j])) == 0)
+			return 1;
+	if (l->opt.device != NULL && strncmp(entry, "COHORT_DEVICE=", 14) == 0)
+		return 1;
+	return l->gpus.nslots > 0 &&
+	       strncmp(entry, "CUDA_VISIBLE_DEVICES=", 21) == 0;
+}
+
 /* Copy our environment minus the variables the launcher sets itself. */
 static char **
-inherit_env(void)
+inherit_env(const struct launcher *l)
 {
 	size_t n = 0;
 	while (environ[n] != NULL)
 		n++;
 	char **env = xcalloc(n + 1, sizeof *env);
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		int owned = 0;
-		for (size_t j = 0; j < ARRAY_LEN(owned_env); j++)
-			if (strncmp(environ[i], owned_env[j],
-			            strlen(owned_env[j])) == 0)
-				owned = 1;
-		if (!owned)
+	for (size_t i = 0; i < n; i++)
+		if (!env_owned(l, environ[i]))
 			env[k++] = xstrdup(environ[i]);
-	}
 	return env;
+}
+
+/* Mark slot busy and count the workers now on its GPU. */
+static void
+gpu_take(struct launcher *l, int slot)
+{
+	l->gpu_busy[slot] = 1;
+	unsigned gpu = l->gpus.slot_gpu[slot], on = 0;
+	for (unsigned i = 0; i < l->gpus.nslots; i++)
+		if (l->gpu_busy[i] && l->gpus.slot_gpu[i] == gpu)
+			on++;
+	if (on > l->stats.peak_gpu)
+		l->stats.peak_gpu = on;
 }
 
 /* The worker owning pid, or NULL. */
@@ -95,12 +117,15 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		log = xasprintf("%s/client-%lld.log", l->opt.log_dir,
 		                (long long)client_id);
 
+	/* A GPU worker sees one GPU, its slot's, as device 0. */
+	int slot =
+	    l->gpus.nslots > 0 ? gpuslots_pick(&l->gpus, l->gpu_busy) : -1;
 	size_t n = 0;
 	while (l->env[n] != NULL)
 		n++;
-	char **env = xcalloc(n + ARRAY_LEN(owned_env) + 1, sizeof *env);
+	char **env = xcalloc(n + ARRAY_LEN(owned_env) + 3, sizeof *env);
 	memcpy(env, l->env, n * sizeof *env);
-	char *mine[ARRAY_LEN(owned_env)];
+	char *mine[ARRAY_LEN(owned_env) + 2] = {NULL};
 	mine[0] = xasprintf("COHORT_SOCKET=%s", l->opt.socket_path);
 	mine[1] = xasprintf("COHORT_TOKEN=%s", l->opt.token);
 	mine[2] = xasprintf("COHORT_CLIENT_ID=%lld", (long long)client_id);
@@ -108,7 +133,14 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	mine[4] = xasprintf("COHORT_WORKSPACE=%s", l->opt.workspace);
 	mine[5] = xasprintf("COHORT_TASKS=%u", tasks);
 	mine[6] = xasprintf("OPENBLAS_NUM_THREADS=1");
-	for (size_t i = 0; i < ARRAY_LEN(owned_env); i++)
+	size_t k = ARRAY_LEN(owned_env);
+	if (l->opt.device != NULL)
+		mine[k++] = xasprintf("COHORT_DEVICE=%s", l->opt.device);
+	if (slot >= 0)
+		mine[k++] =
+		    xasprintf("CUDA_VISIBLE_DEVICES=%s",
+		              gpuslots_visible(&l->gpus, (unsigned)slot));
+	for (size_t i = 0; i < k; i++)
 		env[n + i] = mine[i];
 
 	posix_spawn_file_actions_t fa;
@@ -135,7 +167,7 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	int rc = posix_spawn(&pid, l->opt.worker_path, &fa, &attr, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
-	for (size_t i = 0; i < ARRAY_LEN(owned_env); i++)
+	for (size_t i = 0; i < k; i++)
 		free(mine[i]);
 	free(env);
 
@@ -156,6 +188,9 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	}
 	free(log);
 	struct worker *w = worker_new(l, pid, has_task ? client_id : -1, tasks);
+	w->gpu_slot = slot;
+	if (slot >= 0)
+		gpu_take(l, slot);
 	TAILQ_INSERT_TAIL(&l->workers, w, entry);
 	l->alive++;
 	l->stats.spawned++;
@@ -297,14 +332,22 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	l->opt.token = xstrdup(opt->token);
 	l->opt.workspace = xstrdup(opt->workspace);
 	l->opt.log_dir = xstrdup(opt->log_dir);
+	l->opt.device = opt->device ? xstrdup(opt->device) : NULL;
+	l->opt.gpus = NULL;
 	if (l->opt.max_concurrent == 0)
 		l->opt.max_concurrent = 1;
+	if (opt->gpus != NULL && opt->gpus->nslots > 0) {
+		gpuslots_copy(&l->gpus, opt->gpus);
+		l->gpu_busy = xcalloc(l->gpus.nslots, 1);
+		if (l->opt.max_concurrent > l->gpus.nslots)
+			l->opt.max_concurrent = l->gpus.nslots;
+	}
 	if (l->opt.tasks_per_worker == 0)
 		l->opt.tasks_per_worker = 1;
 	if (l->opt.chunk_bytes == 0)
 		l->opt.chunk_bytes = 4u << 20;
 	l->hooks = *hooks;
-	l->env = inherit_env();
+	l->env = inherit_env(l);
 	TAILQ_INIT(&l->workers);
 	TAILQ_INIT(&l->queue);
 	l->listener = evconnlistener_new_bind(
@@ -390,6 +433,9 @@ void
 launcher_worker_gone(struct launcher *l, struct worker *w)
 {
 	TAILQ_REMOVE(&l->workers, w, entry);
+	/* Reaped: its GPU memory went with the process. */
+	if (w->gpu_slot >= 0)
+		l->gpu_busy[w->gpu_slot] = 0;
 	worker_free(w);
 	l->alive--;
 	schedule(l);
@@ -442,5 +488,8 @@ launcher_free(struct launcher *l)
 	free((char *)l->opt.token);
 	free((char *)l->opt.workspace);
 	free((char *)l->opt.log_dir);
+	free((char *)l->opt.device);
+	gpuslots_free(&l->gpus);
+	free(l->gpu_busy);
 	free(l);
 }

@@ -26,6 +26,11 @@ struct launcher_options {
 	double task_timeout_s;
 	double kill_grace_s;
 	size_t chunk_bytes; /* chunk frames of streamed regions (0 = 4 MiB) */
+	const char *device; /* COHORT_DEVICE for workers (NULL = inherited) */
+	/* GPU slots (copied; NULL or no slot = none): each worker holds one
+	 * for its life, with CUDA_VISIBLE_DEVICES showing it that GPU only,
+	 * and at most min(max_concurrent, slots) workers are alive. */
+	const struct gpuslots *gpus;
 };
 
 /* What the launcher tells its owner. Hooks may call launcher_submit and
@@ -69,9 +74,11 @@ struct launcher_stats {
 	unsigned sigkills;     /* SIGKILLs sent */
 	unsigned refused;      /* connections refused (uid, unknown pid) */
 	unsigned peak_alive;   /* most worker processes alive at once */
+	unsigned peak_gpu;     /* most workers on one GPU at once */
 };
 
 struct launcher;
+struct gpuslots;
 
 /* Listen on the socket and get ready to run tasks. */
 struct launcher *launcher_create(struct event_base *base,

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "files.h"
+#include "gpuslots.h"
 #include "strategy.h"
 
 enum key_type { KEY_INT, KEY_NUM, KEY_STR, KEY_BOOL, KEY_CHOICE };
@@ -154,6 +155,19 @@ static const struct key keys[] = {
      0.01, 1e7, NULL, "seconds a task may take before its worker is killed"},
     {"launcher.kill_grace_s", KEY_NUM, OFF(launcher.kill_grace_s), "3", 0, 3600,
      NULL, "seconds between SIGTERM and SIGKILL"},
+    {"worker.device", KEY_STR, OFF(worker.device), "auto", 0, 0, NULL,
+     "where workers train: auto, cpu, cuda or cuda:N (set as COHORT_DEVICE; "
+     "a GPU worker sees only its slot's GPU, docs/gpu.md)"},
+    {"gpu.workers_per_gpu", KEY_INT, OFF(gpu.workers_per_gpu), "0", 0, 1e4,
+     NULL,
+     "workers on one GPU at once (0 = its free memory / "
+     "gpu.mem_per_worker_mb, at least 1)"},
+    {"gpu.mem_per_worker_mb", KEY_INT, OFF(gpu.mem_per_worker_mb), "2048", 1,
+     1e7, NULL, "GPU memory a worker is counted as using, to derive slots"},
+    {"gpu.devices", KEY_STR, OFF(gpu.devices), "", 0, 0, NULL,
+     "GPUs for workers as CUDA_VISIBLE_DEVICES entries, e.g. \"0,1\" (empty "
+     "= the inherited CUDA_VISIBLE_DEVICES, else all NVML lists; without "
+     "NVML give it with gpu.workers_per_gpu)"},
     {"preempt.signal", KEY_CHOICE, OFF(preempt.signal), "USR1", 0, 0,
      "USR1|USR2|TERM|INT",
      "signal announcing pre-emption (Slurm --signal): finish or abandon the "
@@ -501,6 +515,10 @@ config_check(const struct config *c, struct ipc_error *err)
 		                     "evaluate.fraction to 0",
 		                     c->evaluate.fraction);
 	if (strategy_check_config(c, err) < 0)
+		return -1;
+	enum gpuslots_device kind;
+	int gpu;
+	if (gpuslots_parse_device(c->worker.device, &kind, &gpu, err) < 0)
 		return -1;
 	if (c->job.name[0] == '\0' || strchr(c->job.name, '/') != NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,

@@ -82,6 +82,14 @@ struct config {
 		double kill_grace_s;
 	} launcher;
 	struct {
+		char *device; /* auto|cpu|cuda|cuda:N, COHORT_DEVICE */
+	} worker;
+	struct {
+		int64_t workers_per_gpu; /* 0 = from free memory */
+		int64_t mem_per_worker_mb;
+		char *devices; /* "" = CUDA_VISIBLE_DEVICES or all (NVML) */
+	} gpu;
+	struct {
 		char *signal; /* USR1|USR2|TERM|INT */
 		double deadline_s;
 	} preempt;

@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "console.h"
 #include "files.h"
+#include "gpuplan.h"
 #include "prepare.h"
 #include "safetensors.h"
 
@@ -308,7 +309,15 @@ start_launcher(struct job *j)
 	    round_on_failed,   on_exited,        j,
 	    stream_task_source, stream_on_chunk, stream_on_abort};
 	struct ipc_error err;
+	struct gpuslots gpus;
+	if (gpuplan_make(c, o.max_concurrent, &gpus, &o.device, &err) < 0) {
+		console_err("%s", err.message);
+		free(logs);
+		return -1;
+	}
+	o.gpus = &gpus;
 	j->launcher = launcher_create(j->base, &o, &h, &err);
+	gpuslots_free(&gpus);
 	free(logs);
 	if (j->launcher == NULL) {
 		console_err("%s", err.message);

@@ -15,9 +15,10 @@
 #include "files.h"
 
 /* Sections that may differ between the runs of one job: how it runs, not
- * what it computes (a requeued job may land on a node with other CPUs). */
-static const char *const runtime_sections[] = {"launcher", "output", "tracking",
-                                               "preempt", "transport"};
+ * what it computes (a requeued job may land on a node with other CPUs or
+ * GPUs). */
+static const char *const runtime_sections[] = {
+    "launcher", "output", "tracking", "preempt", "transport", "worker", "gpu"};
 
 /* True when section is one of runtime_sections. */
 static int

@@ -24,8 +24,12 @@
  * "prepare" makes --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every
  * fit. With COHORT_FAKE_EXEC=PATH every process whose client has no fault
  * (and --prepare) execs PATH instead, so a real worker serves the other
- * clients of the job. */
+ * clients of the job. With COHORT_FAKE_TRACE=FILE each worker appends
+ * "start PID CUDA_VISIBLE_DEVICES COHORT_DEVICE" after its hello and
+ * "end PID CUDA_VISIBLE_DEVICES" when it exits normally ("-" for unset), so
+ * tests can replay which workers overlapped on which GPU. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,6 +55,38 @@ sleep_ms(long ms)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* Append one line "WHAT PID CUDA_VISIBLE_DEVICES [COHORT_DEVICE]" to
+ * $COHORT_FAKE_TRACE, in one write so lines of workers never mix. */
+static void
+trace(const char *what)
+{
+	const char *path = getenv("COHORT_FAKE_TRACE");
+	if (path == NULL)
+		return;
+	const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+	const char *dev = getenv("COHORT_DEVICE");
+	char line[512];
+	int n = snprintf(line, sizeof line, "%s %ld %s%s%s\n", what,
+	                 (long)getpid(), cvd != NULL ? cvd : "-",
+	                 strcmp(what, "start") == 0 ? " " : "",
+	                 strcmp(what, "start") != 0 ? ""
+	                 : dev != NULL              ? dev
+	                                            : "-");
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd < 0)
+		fatal("%s: %s", path, strerror(errno));
+	if (write_all(fd, line, (size_t)n) < 0)
+		fatal("%s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* atexit: the worker is about to leave. */
+static void
+trace_end(void)
+{
+	trace("end");
 }
 
 /* The fault to act out for this client, or "". */
@@ -336,6 +372,8 @@ main(int argc, char **argv)
 	snprintf(hello.u.hello.device, sizeof hello.u.hello.device, "fake");
 	send_or_die(fd, &hello);
 	msg_free(&hello);
+	trace("start");
+	atexit(trace_end);
 
 	for (long done = 0; done < max_tasks; done++) {
 		struct msg m;

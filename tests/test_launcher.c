@@ -1,7 +1,8 @@
 /* test_launcher.c: the launcher with the fake worker: slots, timeouts
  * (SIGTERM then SIGKILL), exit-status accounting, socket close and process
- * exit in both orders, bad hellos and frames, pool mode, stopping; and that
- * no segment or child process is left behind. */
+ * exit in both orders, bad hellos and frames, pool mode, stopping, GPU slots
+ * (CUDA_VISIBLE_DEVICES and COHORT_DEVICE per worker, workers per GPU);
+ * and that no segment or child process is left behind. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "gpuslots.h"
 #include "harness.h"
 #include "launcher.h"
 #include "message.h"
@@ -88,6 +90,10 @@ on_exited(void *arg)
 	(void)arg;
 }
 
+/* GPU slots and COHORT_DEVICE of the launchers setup() creates. */
+static const struct gpuslots *setup_gpus;
+static const char *setup_device;
+
 /* Start a launcher on a fresh socket with the fault given in the env. */
 static void
 setup(struct ctx *c, const char *fault, unsigned max_concurrent,
@@ -125,6 +131,8 @@ setup(struct ctx *c, const char *fault, unsigned max_concurrent,
 	    .tasks_per_worker = tasks_per_worker,
 	    .task_timeout_s = timeout_s,
 	    .kill_grace_s = 0.2,
+	    .device = setup_device,
+	    .gpus = setup_gpus,
 	};
 	struct launcher_hooks h = {encode_task, on_result, on_metrics,
 	                           on_failed,   on_exited, c,
@@ -378,6 +386,200 @@ test_stop(void)
 	teardown(&c);
 }
 
+/* What the fake workers' trace says: per CUDA_VISIBLE_DEVICES value, the
+ * workers started and the most alive at once. */
+struct trace {
+	unsigned starts, ends, ndev;
+	char dev[8][96];
+	unsigned started[8], peak[8];
+	unsigned wrong_device; /* starts whose COHORT_DEVICE was not want */
+};
+
+/* Replay the trace file; want is the COHORT_DEVICE every worker needs. */
+static void
+trace_read(const char *path, const char *want, struct trace *t)
+{
+	memset(t, 0, sizeof *t);
+	unsigned alive[8] = {0};
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	char what[16], cvd[96], dev[96];
+	long pid;
+	while (f != NULL && fscanf(f, "%15s %ld %95s", what, &pid, cvd) == 3) {
+		int start = strcmp(what, "start") == 0;
+		if (start && fscanf(f, "%95s", dev) != 1)
+			break;
+		unsigned d = 0;
+		while (d < t->ndev && strcmp(t->dev[d], cvd) != 0)
+			d++;
+		if (d == t->ndev && t->ndev < 8)
+			snprintf(t->dev[t->ndev++], sizeof t->dev[0], "%s",
+			         cvd);
+		if (d >= 8)
+			continue;
+		if (start) {
+			t->starts++;
+			t->started[d]++;
+			t->wrong_device += strcmp(dev, want) != 0;
+			if (++alive[d] > t->peak[d])
+				t->peak[d] = alive[d];
+		} else {
+			t->ends++;
+			alive[d]--;
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+}
+
+/* Index of a CUDA_VISIBLE_DEVICES value in the trace, -1 if absent. */
+static int
+trace_dev(const struct trace *t, const char *cvd)
+{
+	for (unsigned d = 0; d < t->ndev; d++)
+		if (strcmp(t->dev[d], cvd) == 0)
+			return (int)d;
+	return -1;
+}
+
+/* Plan slots on GPUs "0" and "1" as listed without NVML. */
+static void
+plan_two_gpus(struct gpuslots *s, const char *list, unsigned per_gpu)
+{
+	struct gpuslots_request req = {list, "gpu.devices", -1, per_gpu, 0};
+	struct ipc_error err;
+	if (gpuslots_plan(NULL, 0, &req, s, &err) < 0)
+		harness_fail(__FILE__, __LINE__, "%s", err.message);
+}
+
+static void
+test_gpu_slots(void)
+{
+	struct ctx c;
+	struct gpuslots s;
+	struct trace t;
+	char path[512];
+	snprintf(path, sizeof path, "%s/trace-gpu", harness_tmpdir());
+	setenv("COHORT_FAKE_TRACE", path, 1);
+	setenv("COHORT_FAKE_SLEEP_MS", "100", 1);
+	/* Inherited values are replaced, never passed on. */
+	setenv("CUDA_VISIBLE_DEVICES", "5", 1);
+	setenv("COHORT_DEVICE", "cpu", 1);
+	plan_two_gpus(&s, "0,1", 2);
+	setup_gpus = &s;
+	setup_device = "cuda";
+	/* 8 allowed by max_concurrent, 4 by the slots. */
+	setup(&c, NULL, 8, 1, 10);
+	setup_gpus = NULL;
+	setup_device = NULL;
+	gpuslots_free(&s); /* the launcher keeps its own copy */
+	submit(&c, 12);
+	CHECK_EQ_INT(launcher_alive(c.l), 4);
+	run(&c, 20);
+	CHECK_EQ_INT(c.results, 12);
+	CHECK_EQ_INT(c.failures, 0);
+	const struct launcher_stats *st = launcher_stats(c.l);
+	CHECK_EQ_INT(st->peak_alive, 4);
+	CHECK_EQ_INT(st->peak_gpu, 2);
+	teardown(&c);
+
+	trace_read(path, "cuda", &t);
+	CHECK_EQ_INT(t.starts, 12);
+	CHECK_EQ_INT(t.ends, 12);
+	CHECK_EQ_INT(t.wrong_device, 0);
+	CHECK_EQ_INT(t.ndev, 2); /* only "0" and "1", never the inherited 5 */
+	int d0 = trace_dev(&t, "0"), d1 = trace_dev(&t, "1");
+	CHECK(d0 >= 0 && d1 >= 0);
+	if (d0 >= 0 && d1 >= 0) {
+		/* The first four went 0 1 0 1; later ones where room was. */
+		CHECK(t.started[d0] >= 2 && t.started[d1] >= 2);
+		CHECK(t.peak[d0] <= 2 && t.peak[d1] <= 2);
+	}
+	unsetenv("CUDA_VISIBLE_DEVICES");
+	unsetenv("COHORT_DEVICE");
+	unsetenv("COHORT_FAKE_TRACE");
+}
+
+static void
+test_gpu_pool_keeps_its_gpu(void)
+{
+	struct ctx c;
+	struct gpuslots s;
+	struct trace t;
+	char path[512];
+	snprintf(path, sizeof path, "%s/trace-pool", harness_tmpdir());
+	setenv("COHORT_FAKE_TRACE", path, 1);
+	setenv("COHORT_FAKE_SLEEP_MS", "50", 1);
+	plan_two_gpus(&s, "GPU-aaaa,GPU-bbbb", 1);
+	setup_gpus = &s;
+	setup_device = "auto";
+	setup(&c, NULL, 4, 3, 10);
+	setup_gpus = NULL;
+	setup_device = NULL;
+	gpuslots_free(&s);
+	submit(&c, 9);
+	CHECK_EQ_INT(launcher_alive(c.l), 2);
+	wait_results(&c, 9);
+	launcher_stop(c.l, 0); /* workers with tasks left are idle */
+	run(&c, 20);
+	CHECK_EQ_INT(c.results, 9);
+	/* A pool worker holds its GPU until it exits: never two on one. */
+	CHECK_EQ_INT(launcher_stats(c.l)->peak_gpu, 1);
+	CHECK_EQ_INT(launcher_stats(c.l)->peak_alive, 2);
+	teardown(&c);
+	trace_read(path, "auto", &t);
+	CHECK_EQ_INT(t.wrong_device, 0);
+	CHECK_EQ_INT(t.ndev, 2);
+	CHECK(t.starts >= 3); /* 9 tasks, at most 3 each */
+	CHECK_EQ_INT(t.ends, t.starts);
+	for (unsigned d = 0; d < t.ndev; d++)
+		CHECK_EQ_INT(t.peak[d], 1);
+	CHECK(trace_dev(&t, "GPU-aaaa") >= 0 && trace_dev(&t, "GPU-bbbb") >= 0);
+	unsetenv("COHORT_FAKE_TRACE");
+}
+
+static void
+test_cpu_job_environment_unchanged(void)
+{
+	struct ctx c;
+	struct trace t;
+	char path[512];
+	snprintf(path, sizeof path, "%s/trace-cpu", harness_tmpdir());
+	setenv("COHORT_FAKE_TRACE", path, 1);
+	setenv("CUDA_VISIBLE_DEVICES", "3,2", 1);
+	setenv("COHORT_DEVICE", "cuda:1", 1);
+	/* No device configured: the inherited COHORT_DEVICE goes through. */
+	setup(&c, NULL, 2, 1, 10);
+	submit(&c, 2);
+	run(&c, 10);
+	CHECK_EQ_INT(c.results, 2);
+	CHECK_EQ_INT(launcher_stats(c.l)->peak_gpu, 0);
+	teardown(&c);
+	trace_read(path, "cuda:1", &t);
+	CHECK_EQ_INT(t.starts, 2);
+	CHECK_EQ_INT(t.wrong_device, 0);
+	CHECK(trace_dev(&t, "3,2") == 0 && t.ndev == 1);
+
+	/* device cpu without slots: COHORT_DEVICE set, CUDA_VISIBLE_DEVICES
+	 * passed on as inherited. */
+	snprintf(path, sizeof path, "%s/trace-cpu2", harness_tmpdir());
+	setenv("COHORT_FAKE_TRACE", path, 1);
+	setup_device = "cpu";
+	setup(&c, NULL, 2, 1, 10);
+	setup_device = NULL;
+	submit(&c, 2);
+	run(&c, 10);
+	CHECK_EQ_INT(c.results, 2);
+	teardown(&c);
+	trace_read(path, "cpu", &t);
+	CHECK_EQ_INT(t.starts, 2);
+	CHECK_EQ_INT(t.wrong_device, 0);
+	CHECK(trace_dev(&t, "3,2") == 0 && t.ndev == 1);
+	unsetenv("CUDA_VISIBLE_DEVICES");
+	unsetenv("COHORT_DEVICE");
+	unsetenv("COHORT_FAKE_TRACE");
+}
+
 int
 main(void)
 {
@@ -390,5 +592,8 @@ main(void)
 	RUN(test_bad_peers);
 	RUN(test_pool);
 	RUN(test_stop);
+	RUN(test_gpu_slots);
+	RUN(test_gpu_pool_keeps_its_gpu);
+	RUN(test_cpu_job_environment_unchanged);
 	return harness_finish();
 }
