@@ -1,6 +1,7 @@
 /* standalone.c: `cohort-worker --standalone`: train a built-in model on a
  * whole dataset without an orchestrator and print one line per epoch; the
- * quickest way to check accuracy and speed of the engine on a machine. */
+ * quickest way to check accuracy and speed of the engine (CPU or GPU) on a
+ * machine. */
 #include "standalone.h"
 
 #include <errno.h>
@@ -9,14 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "dataset.h"
 #include "model.h"
+#include "rng.h"
 #include "train.h"
 
 #define DEFAULT_FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 struct options {
-	const char *model, *dataset, *data_dir, *cache_dir;
+	const char *model, *dataset, *data_dir, *cache_dir, *device;
 	struct train_config cfg;
 	unsigned long threads;
 };
@@ -42,6 +45,10 @@ usage(FILE *f)
 	           "  --cache-dir DIR          decoded cache (default "
 	           "$XDG_CACHE_HOME/cohort or ~/.cache/cohort)\n"
 	           "  --threads N              OpenBLAS threads (default 1)\n"
+	           "  --device D               cpu|auto|cuda|cuda:N (default "
+	           "cpu; on a GPU\n"
+	           "                           the optimiser state restarts "
+	           "every epoch)\n"
 	           "  --help                   this text\n");
 }
 
@@ -100,6 +107,7 @@ parse_options(int argc, char **argv, struct options *o)
 		O_DATA_DIR,
 		O_CACHE_DIR,
 		O_THREADS,
+		O_DEVICE,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -114,6 +122,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    {"data-dir", required_argument, NULL, O_DATA_DIR},
 	    {"cache-dir", required_argument, NULL, O_CACHE_DIR},
 	    {"threads", required_argument, NULL, O_THREADS},
+	    {"device", required_argument, NULL, O_DEVICE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	struct ipc_error err;
@@ -195,6 +204,16 @@ parse_options(int argc, char **argv, struct options *o)
 				                  "--threads", a);
 			o->threads = v;
 			break;
+		case O_DEVICE:
+			if (strcmp(a, "cpu") != 0 && strcmp(a, "auto") != 0 &&
+			    strcmp(a, "cuda") != 0 &&
+			    strncmp(a, "cuda:", 5) != 0)
+				return bad_option("%s: unknown device \"%s\" "
+				                  "(choose cpu, auto, cuda or "
+				                  "cuda:N)",
+				                  "--device", a);
+			o->device = a;
+			break;
 		case O_HELP:
 			usage(stdout);
 			return 1;
@@ -236,6 +255,22 @@ open_split(const struct options *o, const char *dir, const char *split,
 	return 0;
 }
 
+/* One epoch through a GPU backend: one b->train call of one epoch. Its seed
+ * is the epoch's own, so every epoch reshuffles and draws new dropout
+ * masks; the optimiser state (momentum, Adam moments) starts from zero each
+ * epoch, unlike the CPU session. */
+static int
+backend_epoch(struct backend *b, struct model *m, float *params,
+              const struct dataset *ds, const struct train_config *cfg,
+              uint32_t epoch, struct train_stats *st, struct ipc_error *err)
+{
+	struct train_config one = *cfg;
+	one.epochs = 1;
+	one.seed = rng_derive(cfg->seed, "standalone-epoch", epoch);
+	return b->train(b, m, params, NULL, ds, NULL, 0, &one, st, NULL, NULL,
+	                err);
+}
+
 /* Train on the training split, evaluating on the test split every epoch. */
 static int
 run(const struct options *o)
@@ -259,17 +294,27 @@ run(const struct options *o)
 		dataset_close(&test);
 		return 1;
 	}
+	struct backend *b = NULL;
+	if (backend_open(o->device, &b, &err) != 0) {
+		fprintf(stderr, "cohort-worker: %s\n", err.message);
+		model_free(m);
+		dataset_close(&train);
+		dataset_close(&test);
+		return 1;
+	}
+	/* The CPU keeps its epoch-wise session: results as before. */
+	int on_cpu = strcmp(b->name, "cpu") == 0;
 	const struct tensor_manifest *mf = model_manifest(m);
 	float *params = aligned_alloc(TENSOR_ALIGN, mf->total_size);
 	if (params == NULL)
 		fatal("standalone: out of memory for parameters");
 	model_init(m, params, o->cfg.seed);
 	printf("# %s on %s (%u train, %u test samples), %s, lr %g, batch %u, "
-	       "%lu thread(s), %.3f MFLOP per sample\n",
+	       "%lu thread(s), %.3f MFLOP per sample, device %s\n",
 	       o->model, o->dataset, train.count, test.count,
 	       o->cfg.optimizer == OPT_ADAM ? "adam" : "sgd", (double)o->cfg.lr,
 	       o->cfg.batch_size, o->threads,
-	       (double)model_flops_per_sample(m) / 1e6);
+	       (double)model_flops_per_sample(m) / 1e6, b->name);
 	printf("%5s %10s %9s %10s %9s %8s %10s %8s\n", "epoch", "train_loss",
 	       "train_acc", "test_loss", "test_acc", "seconds", "samples/s",
 	       "GFLOP/s");
@@ -277,18 +322,22 @@ run(const struct options *o)
 
 	int rc = 0;
 	struct train_session *s = NULL;
-	if (o->cfg.epochs > 0)
+	if (on_cpu && o->cfg.epochs > 0)
 		s = train_begin(m, params, NULL, &train, NULL, 0, &o->cfg,
 		                &err);
-	if (o->cfg.epochs > 0 && s == NULL)
+	if (on_cpu && o->cfg.epochs > 0 && s == NULL)
 		rc = -1;
 	for (uint32_t e = 1; rc == 0 && e <= o->cfg.epochs; e++) {
 		struct train_stats st;
 		double test_loss, test_acc;
-		rc = train_epoch(s, &st, NULL, NULL, &err);
+		if (on_cpu)
+			rc = train_epoch(s, &st, NULL, NULL, &err);
+		else
+			rc = backend_epoch(b, m, params, &train, &o->cfg, e - 1,
+			                   &st, &err);
 		if (rc == 0)
-			rc = model_evaluate(m, params, &test, NULL, 0, 256,
-			                    &test_loss, &test_acc, &err);
+			rc = b->evaluate(b, m, params, &test, NULL, 0, 256,
+			                 &test_loss, &test_acc, &err);
 		if (rc == 0) {
 			printf("%5u %10.4f %9.4f %10.4f %9.4f %8.3f %10.0f "
 			       "%8.2f\n",
@@ -301,6 +350,7 @@ run(const struct options *o)
 	if (rc != 0)
 		fprintf(stderr, "cohort-worker: %s\n", err.message);
 	train_end(s);
+	backend_close(b);
 	free(params);
 	model_free(m);
 	dataset_close(&train);
@@ -312,8 +362,10 @@ run(const struct options *o)
 int
 standalone_main(int argc, char **argv)
 {
-	struct options o = {
-	    .model = "mlp", .dataset = "fashion-mnist", .threads = 1};
+	struct options o = {.model = "mlp",
+	                    .dataset = "fashion-mnist",
+	                    .device = "cpu",
+	                    .threads = 1};
 	train_config_defaults(&o.cfg);
 	int rc = parse_options(argc, argv, &o);
 	if (rc != 0)
