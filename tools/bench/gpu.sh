@@ -5,7 +5,11 @@
 #   - per-task cost in spawn mode (a fresh process per task: exec, context
 #     creation, task, exit) against pool mode (one process, context kept);
 #   - training throughput (samples/s) of mlp and cnn, GPU against CPU;
-#   - peak GPU memory of one worker process, polled from nvidia-smi.
+#   - peak GPU memory of one worker process, polled from nvidia-smi;
+#   - a federated round of 500 clients (MLP and CNN, 120 Fashion-MNIST
+#     samples each, 1 local epoch) through cohort-orchestrator with GPU
+#     slots, spawn and pool mode: round wall time and peak GPU memory, which
+#     must stay at or below workers-at-once x gpu.mem_per_worker_mb.
 # usage: tools/bench/gpu.sh [BUILD_DIR]   (default build-gpu)
 #   COHORT_BENCH_TASKS   tasks per overhead measurement (default 20)
 #   COHORT_JOBS          parallel build jobs (default: number of cores)
@@ -97,6 +101,56 @@ for spec in "mlp 600" "cnn 600" "mlp 60000" "cnn 60000"; do
 	peak=$(peak_memory "$pid" "$base")
 	wait "$pid" || die "cohort-gpu-bench --model $model --samples $samples failed"
 	row "memory cuda" "$model, $samples samples, 5 tasks" "$peak MiB" "context + cuBLAS + task buffers"
+done
+
+# Device memory in use (MiB), summed over every GPU.
+used_all_mib() {
+	nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | awk '{ s += $1 } END { print s }'
+}
+
+# Peak of used_all_mib over base while pid runs.
+peak_memory_all() {
+	local pid=$1 base=$2 peak=0 m
+	while kill -0 "$pid" 2>/dev/null; do
+		m=$(used_all_mib)
+		if [[ -n "$m" && $((m - base)) -gt "$peak" ]]; then peak=$((m - base)); fi
+		sleep 0.05
+	done
+	echo "$peak"
+}
+
+mem_per_worker=${COHORT_BENCH_MEM_PER_WORKER_MB:-2048}
+step "federated round: 500 clients x 120 samples, 1 epoch, GPU slots of $mem_per_worker MiB"
+for model in mlp cnn; do
+	for mode in spawn pool; do
+		ws=$build/gpu-bench-ws/$model-$mode
+		rm -rf "$ws"
+		mkdir -p "$ws"
+		per=1
+		[[ $mode == pool ]] && per=50
+		base=$(used_all_mib)
+		"$build/orchestrator/cohort-orchestrator" 500 500 500 1 \
+			--set model.name="$model" --set worker.device=cuda \
+			--set gpu.mem_per_worker_mb="$mem_per_worker" \
+			--set launcher.tasks_per_worker="$per" --set output.progress=never \
+			--set tracking.tensorboard=false --set tracking.report=false \
+			--set job.workspace_root="$ws" >"$ws.log" 2>&1 &
+		pid=$!
+		peak=$(peak_memory_all "$pid" "$base")
+		wait "$pid" || { cat "$ws.log" >&2; die "500-client $model $mode round failed (log $ws.log)"; }
+		at_once=$(sed -n 's/^gpu: .*; \([0-9]*\) workers at once.*/\1/p' "$ws.log")
+		[[ -n "$at_once" ]] || { cat "$ws.log" >&2; die "no GPU slot line: the round did not use GPU slots"; }
+		secs=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    if m.get("key") == "round_seconds": print("%.2f" % m["value"])' "$ws"/*/metrics/metrics.jsonl)
+		acc=$(python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["final_test_accuracy"])' "$ws"/*/results/summary.json)
+		limit=$((at_once * mem_per_worker))
+		row "fl round cuda" "$model $mode, 500 clients x 120 samples" "$secs s" \
+			"peak GPU $peak MiB (limit $at_once x $mem_per_worker = $limit MiB), test acc $acc"
+		[[ "$peak" -le "$limit" ]] ||
+			die "$model $mode: peak GPU memory $peak MiB above $at_once workers x $mem_per_worker MiB"
+	done
 done
 
 {
