@@ -534,10 +534,11 @@ test_retries(void)
 	CHECK(server_start(&s, "broken", broken) == 0);
 	run = run_small_job(&s, "broken");
 	all = server_requests(&s);
-	/* 0.02, 0.04, 0.08, 0.16 s: each wait doubles */
-	for (size_t i = 0; i < 3; i++)
-		CHECK(gap(all, i + 1) > gap(all, i) * 1.5);
-	CHECK(gap(all, 0) >= 0.015);
+	/* 0.02, 0.04, 0.08, 0.16 s: each wait doubles. Only lower bounds are
+	 * checked (a loaded machine can stretch any gap, never shorten one);
+	 * the last wait, 8x the first, shows the doubling. */
+	for (size_t i = 0; i < 4; i++)
+		CHECK(gap(all, i) >= 0.02 * (double)(1u << i) * 0.9);
 	json_t *batches = requests_to(all, "POST", "runs/log-batch");
 	CHECK_EQ_INT(json_array_size(batches), 1); /* no params: metrics */
 	json_t *loss = history(&s, run, "train_loss");
