@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
+
 #define METADATA_KEY "__metadata__"
 
 /* Append key = value without looking for an existing key. */
@@ -749,26 +751,19 @@ write_body(int fd, const char *header, const struct tensor_manifest *m,
 	return 0;
 }
 
-/* fsync the directory holding path so a rename in it is durable. */
+/* What safetensors_write hands to the atomic writer. */
+struct body {
+	const char *header;
+	const struct tensor_manifest *m;
+	const void *region;
+};
+
+/* Write the header and the packed tensors of arg (a struct body) to fd. */
 static int
-sync_parent(const char *path, struct ipc_error *err)
+fill_body(int fd, const void *arg, struct ipc_error *err)
 {
-	char *dir = xstrdup(path);
-	char *slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
-	const char *d = slash ? dir : ".";
-	int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-	if (fd < 0 || fsync(fd) != 0)
-		rc = ipc_error_set(err, IPC_E_IO, "fsync directory %s: %s", d,
-		                   strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return rc;
+	const struct body *b = arg;
+	return write_body(fd, b->header, b->m, b->region, err);
 }
 
 /* Write m's tensors to path atomically. */
@@ -802,42 +797,8 @@ safetensors_write(const char *path, const struct tensor_manifest *m,
 		ipc_error_prefix(err, "%s: ", path);
 		return -1;
 	}
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int rc = -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		ipc_error_set(err, IPC_E_IO, "cannot create %s: %s", tmp,
-		              strerror(errno));
-		goto out;
-	}
-	if (write_body(fd, header, m, region, err) != 0)
-		goto fail;
-	if (fsync(fd) != 0) {
-		ipc_error_set(err, IPC_E_IO, "fsync: %s", strerror(errno));
-		goto fail;
-	}
-	int cl = close(fd);
-	fd = -1;
-	if (cl != 0) {
-		ipc_error_set(err, IPC_E_IO, "close: %s", strerror(errno));
-		goto fail;
-	}
-	if (rename(tmp, path) != 0) {
-		ipc_error_set(err, IPC_E_IO, "cannot rename %s over it: %s",
-		              tmp, strerror(errno));
-		goto fail;
-	}
-	rc = sync_parent(path, err);
-	goto out;
-
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-out:
-	if (rc != 0)
-		ipc_error_prefix(err, "%s: ", path);
-	free(tmp);
+	struct body b = {header, m, region};
+	int rc = atomicfile_write(path, fill_body, &b, err);
 	free(header);
 	return rc;
 }

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shm.h"
-
 int
 fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
             struct ipc_error *err)
@@ -32,30 +30,6 @@ fedavg_reset(struct fedavg *a)
 	memset(a->acc, 0, a->numel * sizeof *a->acc);
 	a->weight = 0;
 	a->folded = 0;
-}
-
-int
-fedavg_fold_result(struct fedavg *a, const struct params_ref *p, double weight,
-                   struct ipc_error *err)
-{
-	if (p->where != PARAMS_SHM)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "result carries no update in shared "
-		                     "memory");
-	if (tensor_manifest_equal(a->model, &p->manifest, err) < 0) {
-		ipc_error_prefix(err, "update layout differs from the model: ");
-		return -1;
-	}
-	struct shm_segment s;
-	if (shm_segment_open(&s, p->shm, 0, a->model->total_size, err) < 0)
-		return -1;
-	if (tensor_region_check_finite(a->model, s.addr, err) < 0) {
-		shm_segment_close(&s);
-		return -1;
-	}
-	fedavg_add(a, s.addr, weight);
-	shm_segment_close(&s);
-	return 0;
 }
 
 void

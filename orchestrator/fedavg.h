@@ -8,7 +8,6 @@
 #include <stddef.h>
 
 #include "error.h"
-#include "message.h"
 #include "tensor.h"
 
 struct fedavg {
@@ -24,11 +23,6 @@ int fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
                 struct ipc_error *err);
 /* Start a new round: zero the sums. */
 void fedavg_reset(struct fedavg *a);
-/* Map the update a result points to, check its layout equals the model's
- * and its values are finite, then add weight * update. On error nothing
- * is added. The caller unlinks the segment either way. */
-int fedavg_fold_result(struct fedavg *a, const struct params_ref *p,
-                       double weight, struct ipc_error *err);
 /* Add weight * region (a checked update laid out as the model). */
 void fedavg_add(struct fedavg *a, const void *region, double weight);
 /* Write acc / weight as float32 into region (laid out as the model). */

@@ -2,58 +2,19 @@
 #include "files.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* fsync the directory holding path so a rename inside it is durable. */
-static void
-sync_parent(const char *path)
-{
-	char *copy = xstrdup(path);
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-	if (fd >= 0) {
-		(void)fsync(fd);
-		close(fd);
-	}
-	free(copy);
-}
+#include "atomicfile.h"
 
 int
 files_write_atomic(const char *path, const void *data, size_t len,
                    struct ipc_error *err)
 {
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		ipc_error_set(err, IPC_E_IO, "%s: cannot create: %s", tmp,
-		              strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-		ipc_error_set(err, IPC_E_IO, "%s: cannot write: %s", tmp,
-		              strerror(errno));
-		close(fd);
-		unlink(tmp);
-		free(tmp);
-		return -1;
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		ipc_error_set(err, IPC_E_IO, "%s: cannot rename into place: %s",
-		              path, strerror(errno));
-		unlink(tmp);
-		free(tmp);
-		return -1;
-	}
-	free(tmp);
-	sync_parent(path);
-	return 0;
+	return atomicfile_write_buffer(path, data, len, err);
 }
 
 int

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "atomicfile.h"
 #include "mapfile.h"
 #include "rng.h"
 #include "util.h"
@@ -337,37 +338,6 @@ index_lookup(char **lines, size_t n, const char *path,
 	return -1;
 }
 
-/* Write path_out atomically: a temp file beside it, fsync, rename. The
- * caller writes the content through fd in fill(). */
-static int
-atomic_write(const char *path,
-             int (*fill)(int fd, const void *arg, struct ipc_error *err),
-             const void *arg, struct ipc_error *err)
-{
-	char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		ipc_error_set(err, IPC_E_IO, "cannot create %s: %s", tmp,
-		              strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	int rc = fill(fd, arg, err);
-	if (rc == 0 && (fchmod(fd, 0644) != 0 || fsync(fd) != 0))
-		rc = ipc_error_set(err, IPC_E_IO, "cannot write %s: %s", tmp,
-		                   strerror(errno));
-	if (close(fd) != 0 && rc == 0)
-		rc = ipc_error_set(err, IPC_E_IO, "cannot write %s: %s", tmp,
-		                   strerror(errno));
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = ipc_error_set(err, IPC_E_IO, "cannot rename %s to %s: %s",
-		                   tmp, path, strerror(errno));
-	if (rc != 0)
-		unlink(tmp);
-	free(tmp);
-	return rc;
-}
-
 struct index_update {
 	char **lines;
 	size_t n;
@@ -463,7 +433,7 @@ source_crc(const char *cache_dir, const char *path, uint32_t *crc,
 		 * error, the next prepare just reads the source again. */
 		struct ipc_error ignored;
 		if (rc == 0 && strchr(real, '\n') == NULL &&
-		    atomic_write(index_path, index_fill, &u, &ignored) != 0)
+		    atomicfile_write(index_path, index_fill, &u, &ignored) != 0)
 			log_warn("%s", ignored.message);
 	}
 	index_free(lines, n);
@@ -807,7 +777,7 @@ build_cache(const struct sources *s, const char *path, struct ipc_error *err)
 	h->pixels_offset = align_up(sizeof *h);
 	h->labels_offset = align_up(h->pixels_offset + d.pixels.len);
 	h->total_size = h->labels_offset + d.labels.len;
-	rc = atomic_write(path, cache_fill, &d, err);
+	rc = atomicfile_write(path, cache_fill, &d, err);
 	free(d.pixels.data);
 	free(d.labels.data);
 	return rc;

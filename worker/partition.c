@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "mapfile.h"
 #include "rng.h"
 #include "util.h"
@@ -302,10 +303,11 @@ apply_holdout(struct rng *r, double fraction, struct split *s)
 	}
 }
 
-/* Write a built split as a partition file to fd. */
+/* Write a built split (arg) as a partition file to fd. */
 static int
-write_split(int fd, const struct split *s)
+write_split(int fd, const void *arg, struct ipc_error *err)
 {
+	const struct split *s = arg;
 	struct partition_header h;
 	memset(&h, 0, sizeof h);
 	memcpy(h.magic, PARTITION_MAGIC, sizeof h.magic);
@@ -319,36 +321,9 @@ write_split(int fd, const struct split *s)
 	    write_all(fd, s->train_end, s->clients * sizeof *s->train_end) !=
 	        0 ||
 	    write_all(fd, s->indices, s->total * sizeof *s->indices) != 0)
-		return -1;
+		return ipc_error_set(err, IPC_E_IO, "write: %s",
+		                     strerror(errno));
 	return 0;
-}
-
-/* Write the split to path atomically: temp file, fsync, rename. */
-static int
-save_split(const struct split *s, const char *path, struct ipc_error *err)
-{
-	char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		ipc_error_set(err, IPC_E_IO, "cannot create %s: %s", tmp,
-		              strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	int rc = 0;
-	if (write_split(fd, s) != 0 || fchmod(fd, 0644) != 0 || fsync(fd) != 0)
-		rc = ipc_error_set(err, IPC_E_IO, "cannot write %s: %s", tmp,
-		                   strerror(errno));
-	if (close(fd) != 0 && rc == 0)
-		rc = ipc_error_set(err, IPC_E_IO, "cannot write %s: %s", tmp,
-		                   strerror(errno));
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = ipc_error_set(err, IPC_E_IO, "cannot rename %s to %s: %s",
-		                   tmp, path, strerror(errno));
-	if (rc != 0)
-		unlink(tmp);
-	free(tmp);
-	return rc;
 }
 
 int
@@ -387,7 +362,7 @@ partition_build(const uint8_t *labels, uint32_t count, uint32_t classes,
 		rng_seed(&hr, rng_derive(spec->seed, "partition-holdout", 0),
 		         0);
 		apply_holdout(&hr, spec->holdout_fraction, &s);
-		rc = save_split(&s, path, err);
+		rc = atomicfile_write(path, write_split, &s, err);
 	}
 	free(s.indices);
 	free(s.train_end);
