@@ -8,7 +8,9 @@ line chart and a markdown table.
     tools/bench/strategies.py compare  BUILD_DIR OUT_DIR [ROUNDS]
     tools/bench/strategies.py niid     BUILD_DIR OUT_DIR [ROUNDS]
 
-Every command line it runs is printed and written to OUT_DIR/NAME.cmd."""
+ROUNDS is one number or one per setting ("10,5,5"). Every command line it
+runs is printed and written to OUT_DIR/NAME.cmd; a setting whose workspace
+under OUT_DIR/ws already finished that many rounds is read, not rerun."""
 
 import json
 import os
@@ -60,18 +62,40 @@ def run(build, out, name, sets, rounds):
     print(line, flush=True)
     with open(os.path.join(out, slug + ".cmd"), "w") as f:
         f.write(line + "\n")
-    t0 = time.time()
-    subprocess.run(["nice", "-n", "10"] + cmd, check=True)
-    secs = (time.time() - t0) / rounds
-    ws = sorted(os.listdir(root))[-1]
-    with open(os.path.join(root, ws, "results", "summary.json")) as f:
-        hist = json.load(f)["history"]
-    return [h["test_accuracy"] for h in hist], secs
+    done = finished(root, rounds)
+    if done is None:
+        subprocess.run(["nice", "-n", "10"] + cmd, check=True)
+        done = finished(root, rounds)
+    else:
+        print("reusing", done, flush=True)
+    with open(os.path.join(done, "results", "summary.json")) as f:
+        summary = json.load(f)
+    hist = summary["history"]
+    return [h["test_accuracy"] for h in hist], summary["wall_seconds"] / rounds
+
+
+def finished(root, rounds):
+    """A workspace under root that completed rounds rounds, or None."""
+    if not os.path.isdir(root):
+        return None
+    for ws in sorted(os.listdir(root), reverse=True):
+        path = os.path.join(root, ws, "results", "summary.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                if len(json.load(f)["history"]) == rounds:
+                    return os.path.join(root, ws)
+    return None
+
+
+def cell(acc, r):
+    """Accuracy after round r + 1, or "" past the end of that run."""
+    return f"{acc[r]:.4f}" if r < len(acc) else ""
 
 
 def main():
     mode, build, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+    rounds = [int(r) for r in sys.argv[4].split(",")] if len(
+        sys.argv) > 4 else [10]
     os.makedirs(out, exist_ok=True)
     if mode == "compare":
         runs = [(n, DIRICHLET + s) for n, s in COMPARE]
@@ -79,16 +103,18 @@ def main():
     else:
         runs = [(n, NIID_TRAIN + s) for n, s in NIID]
         title = "FMNIST, 10 clients, CNN, 10 epochs (NIID-Bench setting)"
+    if len(rounds) == 1:
+        rounds = rounds * len(runs)
     results = []
-    for name, sets in runs:
-        acc, secs = run(build, out, name, sets, rounds)
+    for (name, sets), n in zip(runs, rounds):
+        acc, secs = run(build, out, name, sets, n)
         results.append((name, acc, secs))
         print(name, " ".join(f"{a:.4f}" for a in acc), f"{secs:.1f} s/round",
               flush=True)
     with open(os.path.join(out, mode + ".csv"), "w") as f:
         f.write("round," + ",".join(n for n, _, _ in results) + "\n")
-        for r in range(rounds):
-            f.write(f"{r + 1}," + ",".join(f"{a[r]:.4f}" for _, a, _ in
+        for r in range(max(rounds)):
+            f.write(f"{r + 1}," + ",".join(cell(a, r) for _, a, _ in
                                            results) + "\n")
     lo = min(min(a) for _, a, _ in results)
     svgchart.lines(os.path.join(out, mode + ".svg"), title, "round",
@@ -97,8 +123,8 @@ def main():
                    ymin=max(0.0, int(lo * 10) / 10))
     print("\n| round | " + " | ".join(n for n, _, _ in results) + " |")
     print("|---" * (len(results) + 1) + "|")
-    for r in range(rounds):
-        print(f"| {r + 1} | " + " | ".join(f"{a[r]:.4f}" for _, a, _ in
+    for r in range(max(rounds)):
+        print(f"| {r + 1} | " + " | ".join(cell(a, r) or "-" for _, a, _ in
                                            results) + " |")
     print("| s/round | " + " | ".join(f"{s:.1f}" for _, _, s in results) +
           " |")
