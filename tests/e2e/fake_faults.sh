@@ -3,29 +3,10 @@
 # reason and counted, while the job goes on; a round below its minimum and a
 # failed preparation end the job with exit 1 and a clear message; nothing
 # (segment, process) is left behind.
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/fake.sh"
 run() {
 	"$orch" "$@" --set launcher.worker="$fake" --set output.progress=never \
 		--set launcher.task_timeout_s=1 --set launcher.kill_grace_s=0.2
-}
-# No segment of the runs under $1 may remain, nor a worker of them.
-check_clean() {
-	local pids
-	pids=$(grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true)
-	[ -z "$pids" ] || fail "worker processes left: $pids"
-	for log in "$1"/*/logs/orchestrator.log; do
-		[ -f "$log" ] || continue
-		for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$log"); do
-			if ls /dev/shm | grep -q "^cohort\.$k\."; then fail "segments of $k left"; fi
-		done
-	done
-	return 0
 }
 
 # fault:reason pattern expected in the log for client 1's failed task.

@@ -2,28 +2,7 @@
 # fake_fedavg.sh: end-to-end rounds with the fake worker: the exact FedAvg
 # result of its deterministic updates, identical reruns with the same seed,
 # pool mode equal to spawn mode, and command-line errors (exit 2).
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never; }
-# No segment of the runs in $1 (workspace root) may remain, nor a worker.
-check_clean() {
-	local pids
-	pids=$(grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true)
-	[ -z "$pids" ] || fail "worker processes left: $pids"
-	for ws in "$1"/*/; do
-		local key
-		[ -f "$ws/logs/orchestrator.log" ] || continue
-		for p in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$ws/logs/orchestrator.log" | sort -u); do
-			ls /dev/shm | grep -q "^cohort\.$p\." && fail "segments of $p left"
-		done
-	done
-	return 0
-}
+. "$(dirname "$0")/lib/fake.sh"
 
 # Exact FedAvg: 4 clients all sampled, 3 rounds, examples weighting.
 run 4 4 4 3 --workspace-root "$tmp/a" >"$tmp/a.out"

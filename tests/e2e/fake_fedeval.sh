@@ -7,26 +7,8 @@
 # it, pool workers serve it, kill -9 then --resume gives the model of a
 # run without evaluation, and the missing data.holdout is a config error
 # naming both keys.
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never; }
+. "$(dirname "$0")/lib/fake.sh"
 fed=(--set evaluate.fraction=0.5 --set data.holdout=0.1)
-workers_of() { grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
-segments_of() {
-	for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$1"/*/logs/orchestrator.log); do
-		ls /dev/shm | grep "^cohort\.$k\." || true
-	done
-}
-check_clean() {
-	[ -z "$(workers_of "$1")" ] || fail "$1: workers left"
-	[ -z "$(segments_of "$1")" ] || fail "$1: segments left: $(segments_of "$1")"
-}
-model_of() { ls "$1"/*/results/global_model.safetensors; }
 # Check a workspace's federated evaluation against the fake worker's
 # formulas: args WORKSPACE_ROOT EXPECTED_EVALUATORS_PER_ROUND FAILING_CLIENT
 # (-1: none). Prints the evaluators of each round.

@@ -8,29 +8,13 @@
 # inherited CUDA_VISIBLE_DEVICES on untouched, and bad devices or lists are
 # errors naming the key. Skipped where NVML is installed: there the real
 # inventory is used (tools/bench/gpu.sh checks that path).
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
 if ldconfig -p 2>/dev/null | grep -q 'libnvidia-ml\.so\.1'; then
 	echo "skipped: NVML is installed; this checks the NVML-less path"
 	exit 77
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/fake.sh"
 run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never \
 	--set evaluate.central=false; }
-workers_of() { grep -l "COHORT_WORKSPACE=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
-segments_of() {
-	for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$1"/*/logs/orchestrator.log); do
-		ls /dev/shm | grep "^cohort\.$k\." || true
-	done
-}
-check_clean() {
-	[ -z "$(workers_of "$1")" ] || fail "$1: workers left"
-	[ -z "$(segments_of "$1")" ] || fail "$1: segments left: $(segments_of "$1")"
-}
 # Replay a trace: args FILE WANT_DEVICE SLOTS_PER_GPU "ALLOWED VALUES".
 check_trace() {
 	python3 - "$@" <<'PY'

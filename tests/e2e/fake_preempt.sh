@@ -9,16 +9,7 @@
 # foreign directory.
 #
 #   COHORT_BUILD_DIR=build bash tests/e2e/fake_preempt.sh
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?set COHORT_BUILD_DIR to a cohort build directory}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+. "$(dirname "$0")/lib/fake.sh"
 common=(--set launcher.worker="$fake" --set output.progress=never)
 # The job every scenario runs, in workspace $1 (more arguments follow).
 job() {
@@ -33,13 +24,6 @@ job_bg() {
 	"$orch" 5 3 3 6 --workspace "$ws" "${common[@]}" "$@" &
 }
 # Worker processes whose environment names $1.
-workers_of() { grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
-# Segments of the job keys logged in workspace $1.
-segments_of() {
-	for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$1"/logs/orchestrator.log); do
-		ls /dev/shm | grep "^cohort\.$k\." || true
-	done
-}
 # The round of workspace $1's last checkpoint (0 = none).
 checkpointed() {
 	python3 -c 'import json, sys

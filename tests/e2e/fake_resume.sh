@@ -3,24 +3,7 @@
 # ends with exactly the model of an uninterrupted run and no duplicated
 # rounds in metrics.jsonl; SIGINT mid-job exits 130, keeps the checkpoint
 # and leaves no segment or worker process; SIGTERM exits 143.
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never; }
-# The same in the background; $! is the orchestrator's pid.
-run_bg() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never & }
-# Worker processes whose environment names $1.
-workers_of() { grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
-# Segments of the job keys logged under $1.
-segments_of() {
-	for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$1"/*/logs/orchestrator.log); do
-		ls /dev/shm | grep "^cohort\.$k\." || true
-	done
-}
+. "$(dirname "$0")/lib/fake.sh"
 # Wait until the checkpoint of the workspace under $1 reaches round $2.
 wait_round() {
 	for _ in $(seq 200); do

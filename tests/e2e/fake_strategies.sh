@@ -4,26 +4,7 @@
 # relays the model hop by hop (exact model checked), skips a client that
 # always crashes and names it, and kill -9 mid-round then --resume gives the
 # model of an uninterrupted run.
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never; }
-run_bg() { "$orch" "$@" --set launcher.worker="$fake" --set output.progress=never & }
-workers_of() { grep -l "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
-segments_of() {
-	for k in $(sed -n 's/.*job key \([0-9]*-[0-9a-f]*\),.*/\1/p' "$1"/*/logs/orchestrator.log); do
-		ls /dev/shm | grep "^cohort\.$k\." || true
-	done
-}
-check_clean() {
-	[ -z "$(workers_of "$1")" ] || fail "$1: workers left"
-	[ -z "$(segments_of "$1")" ] || fail "$1: segments left: $(segments_of "$1")"
-}
-model_of() { ls "$1"/*/results/global_model.safetensors; }
+. "$(dirname "$0")/lib/fake.sh"
 
 # Every strategy completes 3 rounds.
 for s in fedavgm fedadam fedyogi fedadagrad median trimmed krum cyclic; do

@@ -5,20 +5,15 @@
 # the run ends FINISHED, the event file and report.html are written; with the
 # server down the job still succeeds and cohort-mlflow-sync delivers every
 # point afterwards, exactly once.
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
-fake=$build/tests/cohort-test-fake-worker
+. "$(dirname "$0")/lib/fake.sh"
 server=$build/tests/cohort-test-mlflow-server
 sync=$build/orchestrator/cohort-mlflow-sync
-tmp=$(mktemp -d)
 spid=
 cleanup() {
 	[ -z "$spid" ] || kill "$spid" 2>/dev/null || true
 	[ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 # Start the test server on a free port; sets $port and $spid.
 start_server() {
 	"$server" --log "$tmp/requests-$1.jsonl" --db "$tmp/db.json" --idle-timeout 120 >"$tmp/port-$1" &

@@ -4,14 +4,8 @@
 # its updates; a streamed update cut off mid-tensor (worker killed) is not
 # folded and the round goes on; a model too large for the machine is a clear
 # error before round 1; nothing is left behind.
-set -euo pipefail
-build=${COHORT_BUILD_DIR:?}
-orch=$build/orchestrator/cohort-orchestrator
+. "$(dirname "$0")/lib/fake.sh"
 worker=$build/worker/cohort-worker
-fake=$build/tests/cohort-test-fake-worker
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 run() {
 	"$orch" "$@" --set model.name=synthetic --set output.progress=never \
 		--set tracking.tensorboard=false --set tracking.report=false
