@@ -305,6 +305,9 @@ struct launcher *
 launcher_create(struct event_base *base, const struct launcher_options *opt,
                 const struct launcher_hooks *hooks, struct ipc_error *err)
 {
+	/* A write to a worker that has just died must fail with EPIPE (the
+	 * task fails), never kill the orchestrator. */
+	signal(SIGPIPE, SIG_IGN);
 	if (access(opt->worker_path, X_OK) != 0) {
 		ipc_error_set(err, IPC_E_IO,
 		              "launcher.worker: %s: not an executable: %s",

@@ -157,6 +157,10 @@ send_task(struct worker *w)
 	}
 	bufferevent_write(w->bev, frame, len);
 	free(frame);
+	/* Write now rather than when the loop comes back to this socket: the
+	 * caller may go on to fold a large update first, and the worker would
+	 * sit idle until then. What the socket cannot take stays queued. */
+	evbuffer_write(bufferevent_get_output(w->bev), bufferevent_getfd(w->bev));
 	w->state = WORKER_BUSY;
 	if (w->tasks_max > 1)
 		arm_timer(w, l->opt.task_timeout_s);
@@ -256,9 +260,13 @@ on_result(struct worker *w, const struct msg *m)
 		w->state = WORKER_REPORTED;
 		arm_timer(w, l->opt.kill_grace_s + 1.0);
 	}
-	l->hooks.result(l->hooks.arg, task_id, m);
+	/* Hand out the next queued task before the result hook folds this
+	 * one (send_task writes it at once), so the worker trains while the
+	 * orchestrator aggregates; a task the hook queues finds the worker
+	 * through launcher_submit. */
 	if (w->state == WORKER_CONNECTED && w->bev != NULL && !l->stopping)
 		launcher_worker_idle(l, w);
+	l->hooks.result(l->hooks.arg, task_id, m);
 }
 
 /* Dispatch one decoded frame according to the worker's state. */
