@@ -78,19 +78,6 @@ json_u64(const json_t *value, uint64_t *out)
 	return 0;
 }
 
-/* Format a shape as "[2, 3]" into buf. */
-static const char *
-shape_text(char *buf, size_t len, const uint64_t *shape, int rank)
-{
-	size_t used = (size_t)snprintf(buf, len, "[");
-	for (int i = 0; i < rank && used < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%" PRIu64,
-		                         i ? ", " : "", shape[i]);
-	if (used < len)
-		snprintf(buf + used, len - used, "]");
-	return buf;
-}
-
 /* Parse one "__metadata__" object into meta (NULL: validate only). */
 static int
 parse_metadata(const json_t *obj, struct st_metadata *meta,
@@ -210,7 +197,7 @@ parse_tensor(const char *name, const json_t *obj, uint64_t limit,
 		return ipc_error_set(
 		    err, IPC_E_OVERFLOW,
 		    "tensor '%s': shape %s of %s overflows 64-bit sizes", name,
-		    shape_text(sb, sizeof sb, t->shape, t->rank),
+		    tensor_shape_text(sb, sizeof sb, t->shape, t->rank),
 		    tensor_dtype_name(t->dtype));
 	if (end - begin != t->nbytes)
 		return ipc_error_set(
@@ -219,7 +206,7 @@ parse_tensor(const char *name, const json_t *obj, uint64_t limit,
 		    "] span %" PRIu64
 		    " bytes but shape %s of %s needs %" PRIu64,
 		    name, begin, end, end - begin,
-		    shape_text(sb, sizeof sb, t->shape, t->rank),
+		    tensor_shape_text(sb, sizeof sb, t->shape, t->rank),
 		    tensor_dtype_name(t->dtype), t->nbytes);
 	if (end > limit)
 		return ipc_error_set(err, IPC_E_BOUNDS,
@@ -610,8 +597,8 @@ match_layout(const struct tensor_manifest *file,
 			    "tensor '%s' has shape %s where %s was "
 			    "expected",
 			    e->name,
-			    shape_text(sa, sizeof sa, t->shape, t->rank),
-			    shape_text(sb, sizeof sb, e->shape, e->rank));
+			    tensor_shape_text(sa, sizeof sa, t->shape, t->rank),
+			    tensor_shape_text(sb, sizeof sb, e->shape, e->rank));
 	}
 	if (rc == 0 && file->count != expect->count) {
 		/* every expected tensor is present, so the file has extras */

@@ -81,8 +81,8 @@ tensor_numel(const uint64_t *shape, int rank, uint64_t *out,
 }
 
 /* Format a shape as "[2, 3]" into buf. */
-static const char *
-format_shape(char *buf, size_t len, const uint64_t *shape, int rank)
+const char *
+tensor_shape_text(char *buf, size_t len, const uint64_t *shape, int rank)
 {
 	size_t used = 0;
 	buf[0] = '\0';
@@ -124,7 +124,7 @@ tensor_bytes(const char *name, enum tensor_dtype dtype, int rank,
 		                     "tensor '%s': shape %s of %s overflows "
 		                     "64-bit byte sizes",
 		                     name,
-		                     format_shape(sb, sizeof sb, shape, rank),
+		                     tensor_shape_text(sb, sizeof sb, shape, rank),
 		                     tensor_dtype_name(dtype));
 	}
 	return 0;
@@ -271,7 +271,7 @@ validate_one(const struct tensor_desc *t, size_t i, uint64_t region_size,
 		    "tensor '%s': nbytes is %" PRIu64 " but shape %s of %s "
 		    "needs %" PRIu64,
 		    t->name, t->nbytes,
-		    format_shape(sb, sizeof sb, t->shape, t->rank),
+		    tensor_shape_text(sb, sizeof sb, t->shape, t->rank),
 		    tensor_dtype_name(t->dtype), nbytes);
 	}
 	if (t->offset % TENSOR_ALIGN != 0)
@@ -407,8 +407,8 @@ tensor_manifest_equal(const struct tensor_manifest *a,
 			    "tensor '%s' has shape %s where %s was "
 			    "expected",
 			    y->name,
-			    format_shape(sa, sizeof sa, x->shape, x->rank),
-			    format_shape(sb, sizeof sb, y->shape, y->rank));
+			    tensor_shape_text(sa, sizeof sa, x->shape, x->rank),
+			    tensor_shape_text(sb, sizeof sb, y->shape, y->rank));
 		if (x->offset != y->offset || x->nbytes != y->nbytes)
 			return ipc_error_set(err, IPC_E_MISMATCH,
 			                     "tensor '%s' lies at [%" PRIu64

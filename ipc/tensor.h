@@ -49,6 +49,9 @@ const char *tensor_dtype_name(enum tensor_dtype dtype);
 int tensor_dtype_parse(const char *name, enum tensor_dtype *out,
 		       struct ipc_error *err);
 
+/* Format a shape as "[2, 3]" into buf (truncated to len); returns buf. */
+const char *tensor_shape_text(char *buf, size_t len, const uint64_t *shape,
+			      int rank);
 /* Element count of a shape, overflow-checked (IPC_E_OVERFLOW). */
 int tensor_numel(const uint64_t *shape, int rank, uint64_t *out,
 		 struct ipc_error *err);
