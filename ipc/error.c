@@ -5,36 +5,36 @@
 #include <string.h>
 
 static const char *const code_names[IPC_E_CODE_COUNT] = {
-	[IPC_OK] = "ok",
-	[IPC_E_FRAME_TOO_LARGE] = "frame-too-large",
-	[IPC_E_FRAME_EMPTY] = "frame-empty",
-	[IPC_E_TRUNCATED] = "truncated",
-	[IPC_E_IO] = "io",
-	[IPC_E_CLOSED] = "closed",
-	[IPC_E_MSGPACK] = "msgpack",
-	[IPC_E_TRAILING] = "trailing-bytes",
-	[IPC_E_NOT_MAP] = "not-a-map",
-	[IPC_E_TOO_DEEP] = "too-deep",
-	[IPC_E_MISSING_KEY] = "missing-key",
-	[IPC_E_WRONG_TYPE] = "wrong-type",
-	[IPC_E_BAD_VALUE] = "bad-value",
-	[IPC_E_UNKNOWN_TYPE] = "unknown-type",
-	[IPC_E_PROTO_VERSION] = "protocol-version",
-	[IPC_E_DTYPE] = "dtype",
-	[IPC_E_SHAPE] = "shape",
-	[IPC_E_OVERFLOW] = "overflow",
-	[IPC_E_ALIGN] = "alignment",
-	[IPC_E_BOUNDS] = "out-of-bounds",
-	[IPC_E_OVERLAP] = "overlap",
-	[IPC_E_DUPLICATE] = "duplicate",
-	[IPC_E_MISMATCH] = "mismatch",
-	[IPC_E_NONFINITE] = "non-finite",
-	[IPC_E_SHM_EXISTS] = "shm-exists",
-	[IPC_E_SHM_NOSPACE] = "shm-no-space",
-	[IPC_E_SHM_NOENT] = "shm-not-found",
-	[IPC_E_SHM_SIZE] = "shm-size",
-	[IPC_E_ST_HEADER] = "safetensors-header",
-	[IPC_E_ST_FILE] = "safetensors-file",
+    [IPC_OK] = "ok",
+    [IPC_E_FRAME_TOO_LARGE] = "frame-too-large",
+    [IPC_E_FRAME_EMPTY] = "frame-empty",
+    [IPC_E_TRUNCATED] = "truncated",
+    [IPC_E_IO] = "io",
+    [IPC_E_CLOSED] = "closed",
+    [IPC_E_MSGPACK] = "msgpack",
+    [IPC_E_TRAILING] = "trailing-bytes",
+    [IPC_E_NOT_MAP] = "not-a-map",
+    [IPC_E_TOO_DEEP] = "too-deep",
+    [IPC_E_MISSING_KEY] = "missing-key",
+    [IPC_E_WRONG_TYPE] = "wrong-type",
+    [IPC_E_BAD_VALUE] = "bad-value",
+    [IPC_E_UNKNOWN_TYPE] = "unknown-type",
+    [IPC_E_PROTO_VERSION] = "protocol-version",
+    [IPC_E_DTYPE] = "dtype",
+    [IPC_E_SHAPE] = "shape",
+    [IPC_E_OVERFLOW] = "overflow",
+    [IPC_E_ALIGN] = "alignment",
+    [IPC_E_BOUNDS] = "out-of-bounds",
+    [IPC_E_OVERLAP] = "overlap",
+    [IPC_E_DUPLICATE] = "duplicate",
+    [IPC_E_MISMATCH] = "mismatch",
+    [IPC_E_NONFINITE] = "non-finite",
+    [IPC_E_SHM_EXISTS] = "shm-exists",
+    [IPC_E_SHM_NOSPACE] = "shm-no-space",
+    [IPC_E_SHM_NOENT] = "shm-not-found",
+    [IPC_E_SHM_SIZE] = "shm-size",
+    [IPC_E_ST_HEADER] = "safetensors-header",
+    [IPC_E_ST_FILE] = "safetensors-file",
 };
 
 int
@@ -61,7 +61,8 @@ ipc_error_prefix(struct ipc_error *err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof prefix, fmt, ap);
 	va_end(ap);
 	memcpy(old, err->message, sizeof old);
-	/* Truncation is acceptable: the message is for people, the code is exact. */
+	/* Truncation is acceptable: the message is for people, the code is
+	 * exact. */
 	size_t n = strlen(prefix);
 	if (n >= sizeof err->message)
 		n = sizeof err->message - 1;

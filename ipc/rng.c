@@ -69,7 +69,8 @@ rng_gamma(struct rng *r, double shape)
 	if (shape < 1.0) {
 		/* Boost: Gamma(a) = Gamma(a + 1) * U^(1/a). */
 		double u = rng_uniform(r);
-		return rng_gamma(r, shape + 1.0) * pow(u > 0 ? u : 1e-300, 1.0 / shape);
+		return rng_gamma(r, shape + 1.0) *
+		       pow(u > 0 ? u : 1e-300, 1.0 / shape);
 	}
 	double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
 	for (;;) {

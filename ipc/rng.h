@@ -18,7 +18,8 @@ struct rng {
 	uint64_t s[4];
 };
 
-/* Seed a stream from (seed, stream id): distinct ids give independent streams. */
+/* Seed a stream from (seed, stream id): distinct ids give independent streams.
+ */
 void rng_seed(struct rng *r, uint64_t seed, uint64_t stream);
 uint64_t rng_next(struct rng *r);
 /* Uniform double in [0, 1). */
@@ -50,7 +51,9 @@ rng_mix64(uint64_t z)
 RNG_HD uint32_t
 rng_hash32(uint64_t key, uint64_t counter)
 {
-	return (uint32_t)(rng_mix64(key ^ rng_mix64(counter + 0x9e3779b97f4a7c15ULL)) >> 32);
+	return (uint32_t)(rng_mix64(key ^ rng_mix64(counter +
+	                                            0x9e3779b97f4a7c15ULL)) >>
+	                  32);
 }
 
 /* Uniform float in [0, 1) from rng_hash32, 24 bits of precision. */

@@ -598,7 +598,8 @@ match_layout(const struct tensor_manifest *file,
 			    "expected",
 			    e->name,
 			    tensor_shape_text(sa, sizeof sa, t->shape, t->rank),
-			    tensor_shape_text(sb, sizeof sb, e->shape, e->rank));
+			    tensor_shape_text(sb, sizeof sb, e->shape,
+			                      e->rank));
 	}
 	if (rc == 0 && file->count != expect->count) {
 		/* every expected tensor is present, so the file has extras */

@@ -120,12 +120,12 @@ tensor_bytes(const char *name, enum tensor_dtype dtype, int rank,
 	if (tensor_numel(shape, rank, &numel, err) != 0 ||
 	    __builtin_mul_overflow(numel, (uint64_t)esize, nbytes)) {
 		char sb[256];
-		return ipc_error_set(err, IPC_E_OVERFLOW,
-		                     "tensor '%s': shape %s of %s overflows "
-		                     "64-bit byte sizes",
-		                     name,
-		                     tensor_shape_text(sb, sizeof sb, shape, rank),
-		                     tensor_dtype_name(dtype));
+		return ipc_error_set(
+		    err, IPC_E_OVERFLOW,
+		    "tensor '%s': shape %s of %s overflows "
+		    "64-bit byte sizes",
+		    name, tensor_shape_text(sb, sizeof sb, shape, rank),
+		    tensor_dtype_name(dtype));
 	}
 	return 0;
 }
@@ -408,7 +408,8 @@ tensor_manifest_equal(const struct tensor_manifest *a,
 			    "expected",
 			    y->name,
 			    tensor_shape_text(sa, sizeof sa, x->shape, x->rank),
-			    tensor_shape_text(sb, sizeof sb, y->shape, y->rank));
+			    tensor_shape_text(sb, sizeof sb, y->shape,
+			                      y->rank));
 		if (x->offset != y->offset || x->nbytes != y->nbytes)
 			return ipc_error_set(err, IPC_E_MISMATCH,
 			                     "tensor '%s' lies at [%" PRIu64

@@ -38,7 +38,8 @@ struct tensor_desc {
 struct tensor_manifest {
 	size_t count;
 	struct tensor_desc *tensors; /* owned; count entries */
-	uint64_t total_size; /* bytes of the region: end of the last tensor, rounded up to TENSOR_ALIGN */
+	uint64_t total_size; /* bytes of the region: end of the last tensor,
+	                        rounded up to TENSOR_ALIGN */
 };
 
 /* Size in bytes of one element (0 for an invalid dtype). */
@@ -47,45 +48,45 @@ size_t tensor_dtype_size(enum tensor_dtype dtype);
 const char *tensor_dtype_name(enum tensor_dtype dtype);
 /* Parse a dtype name; -1 and IPC_E_DTYPE when unknown. */
 int tensor_dtype_parse(const char *name, enum tensor_dtype *out,
-		       struct ipc_error *err);
+                       struct ipc_error *err);
 
 /* Format a shape as "[2, 3]" into buf (truncated to len); returns buf. */
 const char *tensor_shape_text(char *buf, size_t len, const uint64_t *shape,
-			      int rank);
+                              int rank);
 /* Element count of a shape, overflow-checked (IPC_E_OVERFLOW). */
 int tensor_numel(const uint64_t *shape, int rank, uint64_t *out,
-		 struct ipc_error *err);
+                 struct ipc_error *err);
 
 void tensor_manifest_init(struct tensor_manifest *m);
 void tensor_manifest_free(struct tensor_manifest *m);
 /* Deep copy. */
 void tensor_manifest_copy(struct tensor_manifest *dst,
-			  const struct tensor_manifest *src);
+                          const struct tensor_manifest *src);
 /* Append a tensor; computes nbytes and places it at the next 64-byte-aligned
  * offset, updating total_size. Errors: name too long/empty, duplicate name,
  * bad dtype or rank, zero dims, overflow. */
 int tensor_manifest_add(struct tensor_manifest *m, const char *name,
-			enum tensor_dtype dtype, int rank,
-			const uint64_t *shape, struct ipc_error *err);
+                        enum tensor_dtype dtype, int rank,
+                        const uint64_t *shape, struct ipc_error *err);
 /* Find a tensor by name (NULL if absent). */
 const struct tensor_desc *tensor_manifest_find(const struct tensor_manifest *m,
-					       const char *name);
+                                               const char *name);
 /* Check a manifest received from a peer against a region of region_size
  * bytes: names non-empty, NUL-terminated and unique, dtypes known, ranks in
  * range, nbytes == numel * dtype size (overflow-safe), offsets 64-aligned,
  * every tensor inside the region, no two tensors overlapping. */
 int tensor_manifest_validate(const struct tensor_manifest *m,
-			     uint64_t region_size, struct ipc_error *err);
+                             uint64_t region_size, struct ipc_error *err);
 /* Same names, dtypes, shapes and offsets in the same order (IPC_E_MISMATCH
  * naming the first difference). */
 int tensor_manifest_equal(const struct tensor_manifest *a,
-			  const struct tensor_manifest *b,
-			  struct ipc_error *err);
+                          const struct tensor_manifest *b,
+                          struct ipc_error *err);
 /* Total number of elements over all tensors. */
 uint64_t tensor_manifest_numel(const struct tensor_manifest *m);
 /* Check every F32/F64 tensor in region is finite (IPC_E_NONFINITE naming
  * the tensor and element index). */
 int tensor_region_check_finite(const struct tensor_manifest *m,
-			       const void *region, struct ipc_error *err);
+                               const void *region, struct ipc_error *err);
 
 #endif

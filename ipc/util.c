@@ -100,13 +100,14 @@ log_msg(enum log_level level, const char *fmt, ...)
 	char line[2048];
 	int off = snprintf(line, sizeof line, "%s: ", log_prefix);
 	if (level != LOG_INFO)
-		off += snprintf(line + off, sizeof line - (size_t)off, "%s: ",
-				names[level]);
+		off += snprintf(line + off, sizeof line - (size_t)off,
+		                "%s: ", names[level]);
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
 	va_end(ap);
-	/* One write per line so concurrent processes never interleave a line. */
+	/* One write per line so concurrent processes never interleave a line.
+	 */
 	size_t len = strlen(line);
 	if (len < sizeof line - 1)
 		line[len++] = '\n';

@@ -9,7 +9,8 @@
 #define COHORT_NORETURN __attribute__((noreturn))
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Allocate or die: out-of-memory is a programming/system failure, not user input. */
+/* Allocate or die: out-of-memory is a programming/system failure, not user
+ * input. */
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t size);
@@ -33,7 +34,8 @@ void log_msg(enum log_level level, const char *fmt, ...) COHORT_PRINTF(2, 3);
 /* Monotonic clock in seconds. */
 double now_seconds(void);
 
-/* Write a whole buffer to fd, retrying on EINTR and short writes; -1 on error. */
+/* Write a whole buffer to fd, retrying on EINTR and short writes; -1 on error.
+ */
 int write_all(int fd, const void *buf, size_t len);
 /* Read exactly len bytes; returns len, 0 on EOF before any byte, -1 on error
  * (errno set; EPIPE-like truncation is reported as errno = EIO). */

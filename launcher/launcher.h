@@ -52,8 +52,7 @@ struct launcher_hooks {
 	/* Optional (transport stream). The region to send as chunk frames
 	 * after task_id's task frame, *size bytes; NULL sends none. It must
 	 * stay valid until the task ends. */
-	const void *(*task_stream)(void *arg, uint64_t task_id,
-	                           uint64_t *size);
+	const void *(*task_stream)(void *arg, uint64_t task_id, uint64_t *size);
 	/* Bytes [offset, offset + len) of a streamed result's region of total
 	 * bytes; -1 refuses the stream (a protocol error naming err). The
 	 * result hook runs once the last byte is in. */

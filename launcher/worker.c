@@ -126,8 +126,8 @@ pump_stream(struct worker *w)
 		w->out_sent += m.u.chunk.len;
 		m.u.chunk.data = NULL;
 		msg_free(&m);
-		if (rc < 0 ||
-		    evbuffer_add_reference(out, frame, len, free_frame, NULL) < 0)
+		if (rc < 0 || evbuffer_add_reference(out, frame, len,
+		                                     free_frame, NULL) < 0)
 			fatal("cannot queue a chunk frame");
 		if (w->out_sent == w->out_size)
 			w->out_data = NULL;
@@ -160,13 +160,14 @@ send_task(struct worker *w)
 	/* Write now rather than when the loop comes back to this socket: the
 	 * caller may go on to fold a large update first, and the worker would
 	 * sit idle until then. What the socket cannot take stays queued. */
-	evbuffer_write(bufferevent_get_output(w->bev), bufferevent_getfd(w->bev));
+	evbuffer_write(bufferevent_get_output(w->bev),
+	               bufferevent_getfd(w->bev));
 	w->state = WORKER_BUSY;
 	if (w->tasks_max > 1)
 		arm_timer(w, l->opt.task_timeout_s);
 	if (l->hooks.task_stream != NULL) {
-		w->out_data =
-		    l->hooks.task_stream(l->hooks.arg, w->task_id, &w->out_size);
+		w->out_data = l->hooks.task_stream(l->hooks.arg, w->task_id,
+		                                   &w->out_size);
 		w->out_sent = 0;
 		if (w->out_data != NULL && w->out_size > 0)
 			pump_stream(w);
@@ -332,9 +333,10 @@ on_message(struct worker *w, struct msg *m)
 	    m->u.result.params.where == PARAMS_STREAM) {
 		if (l->hooks.result_chunk == NULL ||
 		    m->u.result.params.size == 0) {
-			protocol_error(w, "protocol",
-			               "streamed result but the stream transport "
-			               "is off");
+			protocol_error(
+			    w, "protocol",
+			    "streamed result but the stream transport "
+			    "is off");
 			return;
 		}
 		/* Keep the result until its chunks are in. */

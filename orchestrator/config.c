@@ -129,12 +129,12 @@ static const struct key keys[] = {
      0, 0, "fixed|random|random_no_repeat",
      "cyclic: relay order of a round's clients (random: reshuffled per "
      "round; random_no_repeat: never starting with the last round's last)"},
-    {"strategy.cyclic_clients", KEY_STR, OFF(strategy.cyclic_clients), "", 0,
-     0, NULL,
+    {"strategy.cyclic_clients", KEY_STR, OFF(strategy.cyclic_clients), "", 0, 0,
+     NULL,
      "cyclic: explicit relay order, e.g. \"0,2,1\" (replaces sampling; "
      "empty = the sampled clients)"},
-    {"strategy.cyclic_on_failure", KEY_CHOICE,
-     OFF(strategy.cyclic_on_failure), "skip", 0, 0, "skip|retry|abort",
+    {"strategy.cyclic_on_failure", KEY_CHOICE, OFF(strategy.cyclic_on_failure),
+     "skip", 0, 0, "skip|retry|abort",
      "cyclic: a failed hop is skipped (relay goes on from the last good "
      "model), retried cyclic_retries times then skipped, or fails the job"},
     {"strategy.cyclic_retries", KEY_INT, OFF(strategy.cyclic_retries), "1", 0,

@@ -60,13 +60,13 @@ struct config {
 		char *weighting;
 		double server_lr;       /* fedavgm */
 		double server_momentum; /* fedavgm */
-		double eta;             /* fedadam|fedyogi|fedadagrad; 0 = default */
+		double eta; /* fedadam|fedyogi|fedadagrad; 0 = default */
 		double beta1, beta2, tau;
-		double trim_beta;     /* trimmed */
-		int64_t krum_f;       /* krum: Byzantine clients tolerated */
-		int64_t krum_m;       /* krum: updates averaged (1 = Krum) */
-		char *cyclic_order;   /* fixed|random|random_no_repeat */
-		char *cyclic_clients; /* "0,2,1" or "" */
+		double trim_beta;        /* trimmed */
+		int64_t krum_f;          /* krum: Byzantine clients tolerated */
+		int64_t krum_m;          /* krum: updates averaged (1 = Krum) */
+		char *cyclic_order;      /* fixed|random|random_no_repeat */
+		char *cyclic_clients;    /* "0,2,1" or "" */
 		char *cyclic_on_failure; /* skip|retry|abort */
 		int64_t cyclic_retries;
 	} strategy;

@@ -195,11 +195,11 @@ load_model(struct job *j, int resuming)
 	free(region);
 	char *ckpt = workspace_path(&j->ws, "checkpoints");
 	struct strategy_env env = {j->cfg, &j->model, j->ws.jobkey, ckpt};
-	if (rc == 0 && (strategy_init(&j->strategy, &env, &err) < 0 ||
-	                (resuming &&
-	                 strategy_load(&j->strategy,
-	                               json_object_get(state, "strategy"),
-	                               &err) < 0))) {
+	if (rc == 0 &&
+	    (strategy_init(&j->strategy, &env, &err) < 0 ||
+	     (resuming &&
+	      strategy_load(&j->strategy, json_object_get(state, "strategy"),
+	                    &err) < 0))) {
 		console_err("strategy %s: %s", j->cfg->strategy.name,
 		            err.message);
 		rc = -1;
@@ -305,8 +305,8 @@ start_launcher(struct job *j)
 	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,
 	};
 	struct launcher_hooks h = {
-	    round_encode_task, round_on_result,  round_on_metrics,
-	    round_on_failed,   on_exited,        j,
+	    round_encode_task,  round_on_result, round_on_metrics,
+	    round_on_failed,    on_exited,       j,
 	    stream_task_source, stream_on_chunk, stream_on_abort};
 	struct ipc_error err;
 	struct gpuslots gpus;
@@ -343,8 +343,8 @@ start_tracking(struct job *j)
 	const struct config *c = j->cfg;
 	struct tracking_config tc = {
 	    .mlflow_uri = c->tracking.mlflow_uri,
-	    .experiment = c->tracking.experiment[0] ? c->tracking.experiment
-	                                            : NULL,
+	    .experiment =
+	        c->tracking.experiment[0] ? c->tracking.experiment : NULL,
 	    .run_name = strrchr(j->ws.dir, '/') ? strrchr(j->ws.dir, '/') + 1
 	                                        : j->ws.dir,
 	    .child_runs = c->tracking.child_runs,
@@ -363,8 +363,8 @@ start_tracking(struct job *j)
 	json_t *resolved = json_load_file(path, 0, NULL);
 	free(path);
 	struct ipc_error err;
-	j->tracking = tracking_open(j->base, j->ws.dir, &tc, resolved, &tags,
-	                            &err);
+	j->tracking =
+	    tracking_open(j->base, j->ws.dir, &tc, resolved, &tags, &err);
 	json_decref(resolved);
 	if (j->tracking == NULL)
 		console_err("tracking off: %s", err.message);

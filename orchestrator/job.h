@@ -68,8 +68,8 @@ struct job {
 	struct fedeval fedeval;     /* evaluate.fraction tasks of the round */
 	double loss_sum, loss_weight;
 	double round_start;
-	char failure_notes[1024]; /* reasons seen in this round */
-	json_t *history;          /* array of per-round summaries */
+	char failure_notes[1024];  /* reasons seen in this round */
+	json_t *history;           /* array of per-round summaries */
 	struct tracking *tracking; /* MLflow, TensorBoard, report */
 
 	int finished; /* no more rounds; waiting for workers */

@@ -96,8 +96,8 @@ relay_submit(struct job *j)
 static void
 relay_start(struct job *j)
 {
-	j->relay_pos = strategy_relay_position(&j->strategy, &j->ok,
-	                                       &j->failed);
+	j->relay_pos =
+	    strategy_relay_position(&j->strategy, &j->ok, &j->failed);
 	for (unsigned i = 0; i < j->relay_pos; i++)
 		j->tasks[i].done = 1;
 	j->done = j->relay_pos;
@@ -141,9 +141,9 @@ start_attempt(struct job *j)
 	qsort(ids, want, sizeof *ids, cmp_u32);
 
 	uint32_t *order = xcalloc(clients, sizeof *order);
-	unsigned n = strategy_configure(&j->strategy, j->round, j->attempt,
-	                                ids, want, ids, avail, j->global.addr,
-	                                order);
+	unsigned n =
+	    strategy_configure(&j->strategy, j->round, j->attempt, ids, want,
+	                       ids, avail, j->global.addr, order);
 	free(j->tasks);
 	j->tasks = xcalloc(n ? n : 1, sizeof *j->tasks);
 	j->ntasks = n;

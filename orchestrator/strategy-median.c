@@ -9,9 +9,9 @@ static float
 median_of(const float *col, unsigned n, const void *ctx)
 {
 	(void)ctx;
-	return n % 2 ? col[n / 2]
-	             : (float)(((double)col[n / 2 - 1] + (double)col[n / 2]) /
-	                       2);
+	return n % 2
+	           ? col[n / 2]
+	           : (float)(((double)col[n / 2 - 1] + (double)col[n / 2]) / 2);
 }
 
 /* Each coordinate of the new model is the median of the updates'. */

@@ -96,8 +96,8 @@ struct strategy {
 
 /* The fold of STRATEGY_ALL strategies: nothing to add up, strategy_fold
  * keeps the update mapped until the round ends. */
-int strategy_keep_update(struct strategy *s, const void *update,
-                         double weight, struct ipc_error *err);
+int strategy_keep_update(struct strategy *s, const void *update, double weight,
+                         struct ipc_error *err);
 /* For every coordinate of the model, hand the kept updates' values, sorted
  * ascending, to reduce and write its result to out (laid out as the model).
  */

@@ -164,11 +164,12 @@ workspace_start_run(struct workspace *ws, struct ipc_error *err)
 {
 	long other = running_orchestrator(ws);
 	if (other != 0)
-		return ipc_error_set(err, IPC_E_IO,
-		                     "%s is in use by cohort-orchestrator pid %ld, "
-		                     "which is still running; stop it (kill %ld) "
-		                     "or wait for it before resuming",
-		                     ws->dir, other, other);
+		return ipc_error_set(
+		    err, IPC_E_IO,
+		    "%s is in use by cohort-orchestrator pid %ld, "
+		    "which is still running; stop it (kill %ld) "
+		    "or wait for it before resuming",
+		    ws->dir, other, other);
 	char hex[5];
 	random_hex(hex, 2);
 	snprintf(ws->jobkey, sizeof ws->jobkey, "%ld-%s", (long)getpid(), hex);

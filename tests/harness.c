@@ -57,7 +57,7 @@ harness_tmpdir(void)
 	if (tmpdir[0] == '\0') {
 		const char *base = getenv("TMPDIR");
 		snprintf(tmpdir, sizeof tmpdir, "%s/cohort-test-XXXXXX",
-			 base ? base : "/tmp");
+		         base ? base : "/tmp");
 		if (mkdtemp(tmpdir) == NULL) {
 			perror("mkdtemp");
 			exit(2);
@@ -82,7 +82,8 @@ harness_finish(void)
 		char cmd[300];
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 		if (system(cmd) != 0)
-			fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+			fprintf(stderr, "warning: could not remove %s\n",
+			        tmpdir);
 	}
 	if (tests_skipped)
 		printf("%d passed, %d failed, %d skipped\n", tests_passed,

@@ -153,7 +153,7 @@ test_auto_falls_back_when_plugin_missing(void)
 		CHECK_STR_CONTAINS(log, "CUDA plugin missing");
 		if (backend_cuda_built())
 			CHECK_STR_CONTAINS(log,
-					   "/nonexistent/libcohort-cuda.so");
+			                   "/nonexistent/libcohort-cuda.so");
 	}
 	backend_close(b);
 }

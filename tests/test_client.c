@@ -33,7 +33,8 @@ run(const char *cmd)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Read a string field from prepared.json with a tiny scan (the file is ours). */
+/* Read a string field from prepared.json with a tiny scan (the file is ours).
+ */
 static void
 json_field(const char *json, const char *key, char *out, size_t cap)
 {
@@ -54,14 +55,15 @@ prepare(void)
 {
 	snprintf(workspace, sizeof workspace, "%s/ws", harness_tmpdir());
 	char cmd[4096];
-	snprintf(cmd, sizeof cmd,
-		 "mkdir -p %s && printf '%%s' '{\"job\":{\"seed\":7},"
-		 "\"federation\":{\"clients\":100},\"model\":{\"name\":\"mlp\"},"
-		 "\"data\":{\"dataset\":\"fashion-mnist\",\"dir\":\"%s\","
-		 "\"cache_dir\":\"%s/cache\",\"partition\":\"iid\","
-		 "\"holdout\":0.1}}' > %s/config.json && %s --prepare %s",
-		 workspace, FMNIST_DIR, harness_tmpdir(), workspace,
-		 harness_build_path("worker/cohort-worker"), workspace);
+	snprintf(
+	    cmd, sizeof cmd,
+	    "mkdir -p %s && printf '%%s' '{\"job\":{\"seed\":7},"
+	    "\"federation\":{\"clients\":100},\"model\":{\"name\":\"mlp\"},"
+	    "\"data\":{\"dataset\":\"fashion-mnist\",\"dir\":\"%s\","
+	    "\"cache_dir\":\"%s/cache\",\"partition\":\"iid\","
+	    "\"holdout\":0.1}}' > %s/config.json && %s --prepare %s",
+	    workspace, FMNIST_DIR, harness_tmpdir(), workspace,
+	    harness_build_path("worker/cohort-worker"), workspace);
 	if (run(cmd) != 0)
 		return -1;
 	char path[700];
@@ -85,12 +87,13 @@ listen_socket(void)
 {
 	/* Unix socket paths are short: use a name in /tmp, not the temp dir. */
 	snprintf(sock_path, sizeof sock_path, "/tmp/cohort-test-%d.sock",
-		 (int)getpid());
+	         (int)getpid());
 	unlink(sock_path);
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	memcpy(a.sun_path, sock_path, strlen(sock_path) + 1);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0)
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+	    listen(fd, 4) != 0)
 		return -1;
 	return fd;
 }
@@ -109,8 +112,8 @@ spawn_worker(int client, int tasks)
 		setenv("COHORT_CLIENT_ID", id, 1);
 		setenv("COHORT_JOB", job, 1);
 		setenv("COHORT_TASKS", nt, 1);
-		execl(harness_build_path("worker/cohort-worker"), "cohort-worker",
-		      (char *)NULL);
+		execl(harness_build_path("worker/cohort-worker"),
+		      "cohort-worker", (char *)NULL);
 		_exit(127);
 	}
 	return pid;
@@ -128,7 +131,7 @@ wait_status(pid_t pid)
 /* A task message over the global model segment `global`. */
 static void
 make_task(struct msg *m, enum task_kind kind, uint64_t id, int64_t client,
-	  const char *global, const char *split)
+          const char *global, const char *split)
 {
 	msg_init(m, MSG_TASK);
 	struct msg_task *t = &m->u.task;
@@ -157,13 +160,13 @@ test_fit_then_evaluate_in_pool_mode(void)
 {
 	if (access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0)
 		harness_skip("Fashion-MNIST missing (apt-get install "
-			     "dataset-fashion-mnist)");
+		             "dataset-fashion-mnist)");
 	CHECK(prepare() == 0);
 
 	/* The global model: the prepared initial weights in a segment. */
 	char initial[800];
-	snprintf(initial, sizeof initial,
-		 "%s/checkpoints/initial.safetensors", workspace);
+	snprintf(initial, sizeof initial, "%s/checkpoints/initial.safetensors",
+	         workspace);
 	void *region = NULL;
 	struct ipc_error err;
 	CHECK(safetensors_read(initial, &manifest, &region, NULL, &err) == 0);
@@ -210,7 +213,7 @@ test_fit_then_evaluate_in_pool_mode(void)
 	CHECK(tensor_manifest_equal(&r->params.manifest, &manifest, &err) == 0);
 	struct shm_segment u = {.fd = -1};
 	CHECK(shm_segment_open(&u, r->params.shm, 0, manifest.total_size,
-			       &err) == 0);
+	                       &err) == 0);
 	CHECK(tensor_region_check_finite(&manifest, u.addr, &err) == 0);
 	CHECK(memcmp(u.addr, g.addr, manifest.total_size) != 0);
 	CHECK(memcmp(g.addr, region, manifest.total_size) == 0);
@@ -230,7 +233,8 @@ test_fit_then_evaluate_in_pool_mode(void)
 	CHECK(acc >= 0 && acc <= 1);
 	msg_free(&m);
 
-	/* a task whose model does not match the segment earns an error frame. */
+	/* a task whose model does not match the segment earns an error frame.
+	 */
 	make_task(&task, TASK_FIT, 43, 3, gname, "train");
 	kv_set_str(&task.u.task.config, "model", "cnn");
 	CHECK(msg_send(fd, &task, &err) == 0);
@@ -279,9 +283,9 @@ test_shutdown_and_missing_environment(void)
 	 * a message saying how it is meant to be run. */
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd,
-		 "env -u COHORT_SOCKET %s 2>&1 | grep -q 'started by "
-		 "cohort-orchestrator'",
-		 harness_build_path("worker/cohort-worker"));
+	         "env -u COHORT_SOCKET %s 2>&1 | grep -q 'started by "
+	         "cohort-orchestrator'",
+	         harness_build_path("worker/cohort-worker"));
 	CHECK(run(cmd) == 0);
 }
 

@@ -478,8 +478,9 @@ backend_open(const char *device, struct backend **out, struct ipc_error *err)
 		 * without loading cuBLAS, which would cost every spawned worker
 		 * tens of milliseconds on a CPU-only machine. */
 		if (access("/dev/nvidiactl", F_OK) != 0)
-			ipc_error_set(&why, IPC_E_IO, "no NVIDIA driver "
-				      "(/dev/nvidiactl is missing)");
+			ipc_error_set(&why, IPC_E_IO,
+			              "no NVIDIA driver "
+			              "(/dev/nvidiactl is missing)");
 		else if (cuda_open(0, out, &why) == 0)
 			return 0;
 		log_info("device auto: training on the CPU: %s", why.message);

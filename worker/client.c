@@ -37,9 +37,9 @@ struct client {
 	const char *job;
 	struct backend *backend; /* cpu or cuda:N, kept for every task */
 	struct client_cache cache;
-	uint64_t task_id;	 /* task in progress, for metrics frames */
+	uint64_t task_id;        /* task in progress, for metrics frames */
 	uint64_t progress_every; /* steps between metrics frames; 0 = none */
-	void *outgoing; /* update to stream after the result frame */
+	void *outgoing;          /* update to stream after the result frame */
 	uint64_t outgoing_size;
 	size_t chunk_bytes; /* task config chunk_bytes (stream transport) */
 };
@@ -59,8 +59,9 @@ client_env(const char *name)
 	const char *v = getenv(name);
 	if (v == NULL || v[0] == '\0') {
 		log_error("%s is not set: cohort-worker in client mode is "
-			  "started by cohort-orchestrator (use --standalone "
-			  "to train on its own)", name);
+		          "started by cohort-orchestrator (use --standalone "
+		          "to train on its own)",
+		          name);
 		return NULL;
 	}
 	return v;
@@ -103,7 +104,7 @@ cache_path_changed(char **slot, const char *path)
 /* Open (or reuse) the dataset at path into ds. */
 static int
 cache_dataset(char **slot, struct dataset *ds, const char *path,
-	      struct ipc_error *err)
+              struct ipc_error *err)
 {
 	if (!cache_path_changed(slot, path))
 		return 0;
@@ -120,13 +121,13 @@ cache_dataset(char **slot, struct dataset *ds, const char *path,
 /* Make sure the model for the task's name and the dataset's shape exists. */
 static int
 cache_model(struct client_cache *c, const char *name, const struct dataset *ds,
-	    struct ipc_error *err)
+            struct ipc_error *err)
 {
 	if (!cache_path_changed(&c->model_name, name) && c->model != NULL)
 		return 0;
 	model_free(c->model);
 	struct model_shape shape = {(int)ds->channels, (int)ds->height,
-				    (int)ds->width, (int)ds->classes};
+	                            (int)ds->width, (int)ds->classes};
 	c->model = model_create(name, &shape, err);
 	return c->model != NULL ? 0 : -1;
 }
@@ -153,8 +154,8 @@ task_str(const struct msg_task *t, const char *key, struct ipc_error *err)
 	const char *v = kv_get_str(&t->config, key, NULL);
 	if (v == NULL)
 		ipc_error_set(err, IPC_E_MISSING_KEY,
-			      "task %llu: config.%s is missing",
-			      (unsigned long long)t->task_id, key);
+		              "task %llu: config.%s is missing",
+		              (unsigned long long)t->task_id, key);
 	return v;
 }
 
@@ -162,15 +163,16 @@ task_str(const struct msg_task *t, const char *key, struct ipc_error *err)
  * client's training or held-out slice. */
 static int
 task_samples(struct client *cl, const struct msg_task *t,
-	     const struct dataset **ds, const uint32_t **idx, size_t *n,
-	     struct ipc_error *err)
+             const struct dataset **ds, const uint32_t **idx, size_t *n,
+             struct ipc_error *err)
 {
 	struct client_cache *c = &cl->cache;
 	const char *split = kv_get_str(&t->config, "split",
-				       t->kind == TASK_FIT ? "train" : "test");
+	                               t->kind == TASK_FIT ? "train" : "test");
 	if (strcmp(split, "test") == 0) {
 		const char *path = task_str(t, "test_data", err);
-		if (path == NULL || cache_dataset(&c->test_path, &c->test, path, err) != 0)
+		if (path == NULL ||
+		    cache_dataset(&c->test_path, &c->test, path, err) != 0)
 			return -1;
 		*ds = &c->test;
 		*idx = NULL;
@@ -179,12 +181,13 @@ task_samples(struct client *cl, const struct msg_task *t,
 	}
 	if (strcmp(split, "train") != 0 && strcmp(split, "holdout") != 0)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-				     "task %llu: config.split \"%s\": expected "
-				     "train, holdout or test",
-				     (unsigned long long)t->task_id, split);
+		                     "task %llu: config.split \"%s\": expected "
+		                     "train, holdout or test",
+		                     (unsigned long long)t->task_id, split);
 	const char *data = task_str(t, "train_data", err);
 	const char *part = data ? task_str(t, "partition", err) : NULL;
-	if (part == NULL || cache_dataset(&c->train_path, &c->train, data, err) != 0)
+	if (part == NULL ||
+	    cache_dataset(&c->train_path, &c->train, data, err) != 0)
 		return -1;
 	if (cache_path_changed(&c->partition_path, part)) {
 		partition_close(&c->partition);
@@ -197,12 +200,12 @@ task_samples(struct client *cl, const struct msg_task *t,
 	}
 	if (t->client_id < 0)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-				     "task %llu: split %s needs a client id",
-				     (unsigned long long)t->task_id, split);
+		                     "task %llu: split %s needs a client id",
+		                     (unsigned long long)t->task_id, split);
 	const uint32_t *train, *holdout;
 	size_t ntrain, nholdout;
 	if (partition_client(&c->partition, (uint32_t)t->client_id, &train,
-			     &ntrain, &holdout, &nholdout, err) != 0)
+	                     &ntrain, &holdout, &nholdout, err) != 0)
 		return -1;
 	*ds = &c->train;
 	int want_train = strcmp(split, "train") == 0;
@@ -210,17 +213,17 @@ task_samples(struct client *cl, const struct msg_task *t,
 	*n = want_train ? ntrain : nholdout;
 	if (*n == 0)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-				     "client %lld has no %s samples (set "
-				     "data.holdout above 0 for held-out "
-				     "evaluation)", (long long)t->client_id,
-				     split);
+		                     "client %lld has no %s samples (set "
+		                     "data.holdout above 0 for held-out "
+		                     "evaluation)",
+		                     (long long)t->client_id, split);
 	return 0;
 }
 
 /* Training hyper-parameters from the task config. */
 static int
 task_train_config(const struct msg_task *t, struct train_config *tc,
-		  struct ipc_error *err)
+                  struct ipc_error *err)
 {
 	train_config_defaults(tc);
 	const struct kv_list *c = &t->config;
@@ -228,18 +231,20 @@ task_train_config(const struct msg_task *t, struct train_config *tc,
 	double batch = kv_get_num(c, "batch_size", tc->batch_size);
 	if (epochs < 0 || epochs > 1e6 || batch < 1 || batch > 1e6)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-				     "task %llu: epochs %g / batch_size %g out "
-				     "of range", (unsigned long long)t->task_id,
-				     epochs, batch);
+		                     "task %llu: epochs %g / batch_size %g out "
+		                     "of range",
+		                     (unsigned long long)t->task_id, epochs,
+		                     batch);
 	tc->epochs = (uint32_t)epochs;
 	tc->batch_size = (uint32_t)batch;
 	tc->lr = (float)kv_get_num(c, "lr", tc->lr);
 	tc->momentum = (float)kv_get_num(c, "momentum", tc->momentum);
-	tc->weight_decay = (float)kv_get_num(c, "weight_decay", tc->weight_decay);
+	tc->weight_decay =
+	    (float)kv_get_num(c, "weight_decay", tc->weight_decay);
 	tc->prox_mu = (float)kv_get_num(c, "mu", 0.0);
 	tc->seed = (uint64_t)kv_get_num(c, "seed", (double)t->task_id);
-	return optimizer_parse(kv_get_str(c, "optimizer", "sgd"), &tc->optimizer,
-			       err);
+	return optimizer_parse(kv_get_str(c, "optimizer", "sgd"),
+	                       &tc->optimizer, err);
 }
 
 /* CPU seconds this process has used so far. */
@@ -273,25 +278,27 @@ client_progress(void *ctx, uint32_t epoch, uint64_t step, double loss)
 /* Map or receive the task's global model after checking its layout is mf. */
 static int
 task_map_global(struct client *cl, const struct msg_task *t,
-		const struct tensor_manifest *mf, struct task_region *g,
-		struct ipc_error *err)
+                const struct tensor_manifest *mf, struct task_region *g,
+                struct ipc_error *err)
 {
 	memset(g, 0, sizeof *g);
 	g->seg.fd = -1;
 	if (t->params.where != PARAMS_SHM && t->params.where != PARAMS_STREAM)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-				     "task %llu: params must be in shared "
-				     "memory or streamed",
-				     (unsigned long long)t->task_id);
+		                     "task %llu: params must be in shared "
+		                     "memory or streamed",
+		                     (unsigned long long)t->task_id);
 	if (tensor_manifest_equal(&t->params.manifest, mf, err) != 0) {
-		ipc_error_prefix(err, "task %llu: global model does not fit "
-				 "model %s: ", (unsigned long long)t->task_id,
-				 kv_get_str(&t->config, "model", "?"));
+		ipc_error_prefix(err,
+		                 "task %llu: global model does not fit "
+		                 "model %s: ",
+		                 (unsigned long long)t->task_id,
+		                 kv_get_str(&t->config, "model", "?"));
 		return -1;
 	}
 	if (t->params.where == PARAMS_SHM) {
 		if (shm_segment_open(&g->seg, t->params.shm, 0, mf->total_size,
-				     err) != 0)
+		                     err) != 0)
 			return -1;
 		g->addr = g->seg.addr;
 		return 0;
@@ -301,11 +308,10 @@ task_map_global(struct client *cl, const struct msg_task *t,
 		      (unsigned long long)mf->total_size);
 	g->addr = g->buf;
 	double chunk = kv_get_num(&t->config, "chunk_bytes", 4 << 20);
-	cl->chunk_bytes = chunk >= 1 && chunk <= (64 << 20) - 4096
-				  ? (size_t)chunk
-				  : 4 << 20;
+	cl->chunk_bytes =
+	    chunk >= 1 && chunk <= (64 << 20) - 4096 ? (size_t)chunk : 4 << 20;
 	return transfer_receive(cl->fd, t->task_id, g->buf, mf->total_size,
-				err);
+	                        err);
 }
 
 /* Unmap or free the task's global model. */
@@ -323,14 +329,14 @@ task_region_free(struct task_region *g)
  * sending after the result (a copy when training needs the global model). */
 static int
 task_update_region(struct client *cl, const struct msg_task *t,
-		   const struct tensor_manifest *mf, struct task_region *g,
-		   int keep_global, struct shm_segment *update, void **out,
-		   struct ipc_error *err)
+                   const struct tensor_manifest *mf, struct task_region *g,
+                   int keep_global, struct shm_segment *update, void **out,
+                   struct ipc_error *err)
 {
 	if (g->buf != NULL) {
 		if (keep_global) {
-			if (posix_memalign(out, TENSOR_ALIGN,
-					   mf->total_size) != 0)
+			if (posix_memalign(out, TENSOR_ALIGN, mf->total_size) !=
+			    0)
 				fatal("out of memory for %llu bytes",
 				      (unsigned long long)mf->total_size);
 			memcpy(*out, g->buf, mf->total_size);
@@ -345,7 +351,7 @@ task_update_region(struct client *cl, const struct msg_task *t,
 	}
 	char name[PARAMS_SHM_MAX];
 	snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
-		 (unsigned long long)t->task_id);
+	         (unsigned long long)t->task_id);
 	if (shm_segment_create(update, name, mf->total_size, err) != 0)
 		return -1;
 	memcpy(update->addr, g->addr, mf->total_size);
@@ -356,7 +362,7 @@ task_update_region(struct client *cl, const struct msg_task *t,
 /* Describe the update in the result: its segment, or a stream. */
 static void
 result_params(const struct client *cl, const struct msg_task *t,
-	      const struct tensor_manifest *mf, struct msg_result *r)
+              const struct tensor_manifest *mf, struct msg_result *r)
 {
 	tensor_manifest_copy(&r->params.manifest, mf);
 	r->params.size = mf->total_size;
@@ -366,19 +372,19 @@ result_params(const struct client *cl, const struct msg_task *t,
 	}
 	r->params.where = PARAMS_SHM;
 	snprintf(r->params.shm, sizeof r->params.shm, "/cohort.%s.u%llu",
-		 cl->job, (unsigned long long)t->task_id);
+	         cl->job, (unsigned long long)t->task_id);
 }
 
 /* Drop an update that will not be sent (the task failed). */
 static void
 drop_update(struct client *cl, const struct msg_task *t,
-	    struct shm_segment *update)
+            struct shm_segment *update)
 {
 	if (update->addr != NULL) {
 		shm_segment_close(update);
 		char name[PARAMS_SHM_MAX];
 		snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
-			 (unsigned long long)t->task_id);
+		         (unsigned long long)t->task_id);
 		shm_segment_unlink(name, NULL);
 	}
 	free(cl->outgoing);
@@ -389,22 +395,22 @@ drop_update(struct client *cl, const struct msg_task *t,
  * model plus the closed-form delta, written where the transport wants it. */
 static int
 task_fit_synthetic(struct client *cl, const struct msg_task *t,
-		   struct msg *result, struct ipc_error *err)
+                   struct msg *result, struct ipc_error *err)
 {
 	const struct tensor_manifest *mf = &t->params.manifest;
 	for (size_t i = 0; i < mf->count; i++)
 		if (mf->tensors[i].dtype != DTYPE_F32)
 			return ipc_error_set(
-				err, IPC_E_DTYPE,
-				"synthetic model: tensor %s is %s, expected "
-				"F32",
-				mf->tensors[i].name,
-				tensor_dtype_name(mf->tensors[i].dtype));
+			    err, IPC_E_DTYPE,
+			    "synthetic model: tensor %s is %s, expected "
+			    "F32",
+			    mf->tensors[i].name,
+			    tensor_dtype_name(mf->tensors[i].dtype));
 	double epochs = kv_get_num(&t->config, "epochs", 1);
 	if (epochs < 0 || epochs > 1e6)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-				     "task %llu: epochs %g out of range",
-				     (unsigned long long)t->task_id, epochs);
+		                     "task %llu: epochs %g out of range",
+		                     (unsigned long long)t->task_id, epochs);
 	double t0 = now_seconds();
 	struct task_region g;
 	struct shm_segment update = {.fd = -1};
@@ -415,8 +421,8 @@ task_fit_synthetic(struct client *cl, const struct msg_task *t,
 		return -1;
 	}
 	task_region_free(&g);
-	uint64_t n = synthetic_fit(mf, u, t->client_id, t->round,
-				   (uint32_t)epochs);
+	uint64_t n =
+	    synthetic_fit(mf, u, t->client_id, t->round, (uint32_t)epochs);
 	shm_segment_close(&update);
 	struct msg_result *r = &result->u.result;
 	r->task_id = t->task_id;
@@ -430,7 +436,7 @@ task_fit_synthetic(struct client *cl, const struct msg_task *t,
  * place, and describe the segment in the result. */
 static int
 task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
-	 struct ipc_error *err)
+         struct ipc_error *err)
 {
 	const struct dataset *ds;
 	const uint32_t *idx;
@@ -449,7 +455,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	void *u;
 	if (task_map_global(cl, t, mf, &global, err) != 0 ||
 	    task_update_region(cl, t, mf, &global, tc.prox_mu > 0, &update, &u,
-			       err) != 0) {
+	                       err) != 0) {
 		task_region_free(&global);
 		return -1;
 	}
@@ -458,9 +464,8 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	cl->task_id = t->task_id;
 	double cpu0 = process_cpu_seconds();
 	int rc = cl->backend->train(cl->backend, cl->cache.model, u,
-				    tc.prox_mu > 0 ? global.addr : NULL, ds,
-				    idx, n, &tc, &st, client_progress, cl,
-				    err);
+	                            tc.prox_mu > 0 ? global.addr : NULL, ds,
+	                            idx, n, &tc, &st, client_progress, cl, err);
 	task_region_free(&global);
 	if (rc != 0) {
 		drop_update(cl, t, &update);
@@ -485,7 +490,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 /* Run an evaluate task on the global model, in place. */
 static int
 task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
-	      struct ipc_error *err)
+              struct ipc_error *err)
 {
 	const struct dataset *ds;
 	const uint32_t *idx;
@@ -497,15 +502,15 @@ task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
 		return -1;
 	struct task_region global;
 	if (task_map_global(cl, t, model_manifest(cl->cache.model), &global,
-			    err) != 0) {
+	                    err) != 0) {
 		task_region_free(&global);
 		return -1;
 	}
 	double loss, acc;
 	uint32_t batch = (uint32_t)kv_get_num(&t->config, "batch_size", 256);
 	int rc = cl->backend->evaluate(cl->backend, cl->cache.model,
-				       global.addr, ds, idx, n,
-				       batch ? batch : 256, &loss, &acc, err);
+	                               global.addr, ds, idx, n,
+	                               batch ? batch : 256, &loss, &acc, err);
 	task_region_free(&global);
 	if (rc != 0)
 		return -1;
@@ -525,21 +530,21 @@ client_serve(struct client *cl, const struct msg_task *t)
 	struct ipc_error err = {0};
 	msg_init(&reply, MSG_RESULT);
 	int synthetic =
-		strcmp(kv_get_str(&t->config, "model", ""), "synthetic") == 0;
+	    strcmp(kv_get_str(&t->config, "model", ""), "synthetic") == 0;
 	int rc;
 	if (t->kind == TASK_FIT)
 		rc = synthetic ? task_fit_synthetic(cl, t, &reply, &err)
-			       : task_fit(cl, t, &reply, &err);
+		               : task_fit(cl, t, &reply, &err);
 	else if (synthetic)
 		rc = ipc_error_set(&err, IPC_E_BAD_VALUE,
-				   "the synthetic model has no evaluation");
+		                   "the synthetic model has no evaluation");
 	else
 		rc = task_evaluate(cl, t, &reply, &err);
 	if (rc != 0) {
 		log_error("task %llu (%s, round %u, client %lld) failed: %s",
-			  (unsigned long long)t->task_id,
-			  task_kind_name(t->kind), t->round,
-			  (long long)t->client_id, err.message);
+		          (unsigned long long)t->task_id,
+		          task_kind_name(t->kind), t->round,
+		          (long long)t->client_id, err.message);
 		msg_free(&reply);
 		msg_init(&reply, MSG_ERROR);
 		reply.u.error.task_id = t->task_id;
@@ -549,10 +554,10 @@ client_serve(struct client *cl, const struct msg_task *t)
 	struct ipc_error serr;
 	if (msg_send(cl->fd, &reply, &serr) != 0 ||
 	    (rc == 0 && cl->outgoing != NULL &&
-	     transfer_send(cl->fd, t->task_id, cl->outgoing,
-			   cl->outgoing_size, cl->chunk_bytes, &serr) != 0)) {
+	     transfer_send(cl->fd, t->task_id, cl->outgoing, cl->outgoing_size,
+	                   cl->chunk_bytes, &serr) != 0)) {
 		log_error("cannot report task %llu: %s",
-			  (unsigned long long)t->task_id, serr.message);
+		          (unsigned long long)t->task_id, serr.message);
 		rc = -1;
 	}
 	free(cl->outgoing);
@@ -579,7 +584,7 @@ client_main(void)
 	struct ipc_error err;
 	const char *device = getenv("COHORT_DEVICE");
 	if (backend_open(device && device[0] ? device : "auto", &cl.backend,
-			 &err) != 0) {
+	                 &err) != 0) {
 		log_error("%s", err.message);
 		return 1;
 	}
@@ -595,7 +600,7 @@ client_main(void)
 	hello.u.hello.client_id = strtoll(client_id, NULL, 10);
 	hello.u.hello.pid = (int32_t)getpid();
 	snprintf(hello.u.hello.device, sizeof hello.u.hello.device, "%s",
-		 cl.backend->name);
+	         cl.backend->name);
 	if (msg_send(cl.fd, &hello, &err) != 0) {
 		log_error("hello: %s", err.message);
 		close(cl.fd);
@@ -609,21 +614,21 @@ client_main(void)
 		if (msg_recv(cl.fd, FRAME_MAX_DEFAULT, &m, &err) != 0) {
 			if (err.code != IPC_E_CLOSED) {
 				log_error("bad frame from orchestrator: %s",
-					  err.message);
+				          err.message);
 				status = 1;
 			}
 			break;
 		}
 		if (m.type == MSG_ERROR) {
 			log_error("orchestrator refused us: %s",
-				  m.u.error.message);
+			          m.u.error.message);
 			msg_free(&m);
 			status = 1;
 			break;
 		}
 		if (m.type != MSG_TASK) {
 			log_warn("ignoring unexpected %s frame",
-				 msg_type_name(m.type));
+			         msg_type_name(m.type));
 			msg_free(&m);
 			continue;
 		}
@@ -632,7 +637,7 @@ client_main(void)
 			break;
 		}
 		cl.progress_every =
-			(uint64_t)kv_get_num(&m.u.task.config, "progress_every", 0);
+		    (uint64_t)kv_get_num(&m.u.task.config, "progress_every", 0);
 		if (client_serve(&cl, &m.u.task) != 0)
 			status = 1;
 		msg_free(&m);

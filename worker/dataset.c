@@ -872,9 +872,9 @@ dataset_open(const char *cache_path, struct dataset *ds, struct ipc_error *err)
 	void *map;
 	size_t size;
 	if (mapfile_open(cache_path, sizeof(struct cache_header),
-			 "shorter than a cache header: delete it and prepare "
-			 "again",
-			 &map, &size, err) != 0)
+	                 "shorter than a cache header: delete it and prepare "
+	                 "again",
+	                 &map, &size, err) != 0)
 		return -1;
 	const struct cache_header *h = map;
 	if (check_header(h, size, cache_path, err) != 0) {

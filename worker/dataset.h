@@ -19,7 +19,7 @@ struct dataset {
 	const uint8_t *pixels; /* count * channels * height * width */
 	const uint8_t *labels; /* count, each < classes */
 	float mean[3], std[3]; /* per-channel normalisation of pixel/255 */
-	void *map;	       /* the mapped cache file */
+	void *map;             /* the mapped cache file */
 	size_t map_size;
 	float norm[3][256]; /* per channel: normalised value of each byte */
 };
@@ -30,17 +30,17 @@ struct dataset {
  * cache path to path_out. Damaged sources give an error naming the file and
  * what is wrong (truncated, bad magic, label out of range, count mismatch). */
 int dataset_prepare(const char *name, const char *dir, const char *split,
-		    const char *cache_dir, char *path_out, size_t path_cap,
-		    struct ipc_error *err);
+                    const char *cache_dir, char *path_out, size_t path_cap,
+                    struct ipc_error *err);
 /* Map a cache file written by dataset_prepare (validated: magic, sizes). */
 int dataset_open(const char *cache_path, struct dataset *ds,
-		 struct ipc_error *err);
+                 struct ipc_error *err);
 void dataset_close(struct dataset *ds);
 /* Floats per sample: channels * height * width. */
 size_t dataset_sample_size(const struct dataset *ds);
 /* Gather samples idx[0..n) as normalised floats into x (n * sample_size)
  * and their labels into y. */
 void dataset_batch(const struct dataset *ds, const uint32_t *idx, size_t n,
-		   float *x, int32_t *y);
+                   float *x, int32_t *y);
 
 #endif

@@ -12,11 +12,13 @@
 static void
 usage(FILE *out)
 {
-	fprintf(out,
-		"usage: cohort-worker                      serve tasks (started by cohort-orchestrator)\n"
-		"       cohort-worker --prepare WORKSPACE  decode data, partition, write the initial model\n"
-		"       cohort-worker --standalone [--model mlp|cnn] [--epochs E] ...  train centrally\n"
-		"       cohort-worker --help | --version\n");
+	fprintf(out, "usage: cohort-worker                      serve tasks "
+	             "(started by cohort-orchestrator)\n"
+	             "       cohort-worker --prepare WORKSPACE  decode data, "
+	             "partition, write the initial model\n"
+	             "       cohort-worker --standalone [--model mlp|cnn] "
+	             "[--epochs E] ...  train centrally\n"
+	             "       cohort-worker --help | --version\n");
 }
 
 int
@@ -30,14 +32,14 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "--prepare") == 0) {
 		if (argc != 3) {
 			fprintf(stderr, "cohort-worker: --prepare takes one "
-					"argument, the workspace directory\n");
+			                "argument, the workspace directory\n");
 			usage(stderr);
 			return 2;
 		}
 		struct ipc_error err;
 		if (prepare_workspace(argv[2], &err) != 0) {
 			fprintf(stderr, "cohort-worker: prepare: %s\n",
-				err.message);
+			        err.message);
 			return 1;
 		}
 		return 0;

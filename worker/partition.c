@@ -447,8 +447,8 @@ partition_open(const char *path, struct partition *p, struct ipc_error *err)
 	void *map;
 	size_t size;
 	if (mapfile_open(path, sizeof(struct partition_header),
-			 "shorter than a partition header: rebuild it", &map,
-			 &size, err) != 0)
+	                 "shorter than a partition header: rebuild it", &map,
+	                 &size, err) != 0)
 		return -1;
 	if (check_partition(map, size, path, err) != 0) {
 		munmap(map, size);

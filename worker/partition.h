@@ -10,50 +10,52 @@
 #include "error.h"
 
 enum partition_scheme {
-	PARTITION_IID,	     /* shuffled, equal-size slices */
-	PARTITION_DIRICHLET, /* per-class proportions ~ Dir(alpha) over clients */
+	PARTITION_IID,       /* shuffled, equal-size slices */
+	PARTITION_DIRICHLET, /* per-class proportions ~ Dir(alpha) over clients
+	                      */
 	PARTITION_SHARDS,    /* label-sorted shards, shards_per_client each */
 };
 
 struct partition_spec {
 	enum partition_scheme scheme;
-	double alpha;		    /* dirichlet concentration, > 0 */
+	double alpha;               /* dirichlet concentration, > 0 */
 	uint32_t shards_per_client; /* shards scheme, >= 1 */
 	double holdout_fraction;    /* share of each client's slice kept for
-				       local evaluation, in [0, 1) */
+	                               local evaluation, in [0, 1) */
 	uint64_t seed;
 };
 
 /* Parse "iid", "dirichlet", "shards" (IPC_E_BAD_VALUE naming the choices). */
 int partition_scheme_parse(const char *name, enum partition_scheme *out,
-			   struct ipc_error *err);
+                           struct ipc_error *err);
 
 /* Split count samples with the given labels across clients and write the
  * result atomically to path. Every client gets at least one training sample
  * or the call fails saying why (too many clients for the data). */
 int partition_build(const uint8_t *labels, uint32_t count, uint32_t classes,
-		    uint32_t clients, const struct partition_spec *spec,
-		    const char *path, struct ipc_error *err);
+                    uint32_t clients, const struct partition_spec *spec,
+                    const char *path, struct ipc_error *err);
 
 struct partition {
 	uint32_t clients;
 	const uint64_t *offsets; /* clients + 1 entries into indices */
-	const uint64_t *train_end; /* per client: [offsets[c], train_end[c]) train,
-				      [train_end[c], offsets[c+1]) held out */
+	const uint64_t
+	    *train_end; /* per client: [offsets[c], train_end[c]) train,
+	                   [train_end[c], offsets[c+1]) held out */
 	const uint32_t *indices;
 	void *map;
 	size_t map_size;
 	uint32_t dataset_count; /* samples in the dataset it was built for;
-				   every index is below it */
+	                           every index is below it */
 };
 
 int partition_open(const char *path, struct partition *p,
-		   struct ipc_error *err);
+                   struct ipc_error *err);
 void partition_close(struct partition *p);
 /* A client's training indices and held-out indices (either may be empty). */
 int partition_client(const struct partition *p, uint32_t client,
-		     const uint32_t **train, size_t *ntrain,
-		     const uint32_t **holdout, size_t *nholdout,
-		     struct ipc_error *err);
+                     const uint32_t **train, size_t *ntrain,
+                     const uint32_t **holdout, size_t *nholdout,
+                     struct ipc_error *err);
 
 #endif

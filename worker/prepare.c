@@ -58,15 +58,15 @@ config_get(json_t *root, const char *section, const char *key)
 /* Read a string key, keeping the default when absent. */
 static int
 config_string(json_t *root, const char *section, const char *key,
-	      const char **out, const char *path, struct ipc_error *err)
+              const char **out, const char *path, struct ipc_error *err)
 {
 	json_t *v = config_get(root, section, key);
 	if (v == NULL)
 		return 0;
 	if (!json_is_string(v))
 		return ipc_error_set(err, IPC_E_WRONG_TYPE,
-				     "%s: %s.%s: expected a string", path,
-				     section, key);
+		                     "%s: %s.%s: expected a string", path,
+		                     section, key);
 	*out = json_string_value(v);
 	return 0;
 }
@@ -74,15 +74,15 @@ config_string(json_t *root, const char *section, const char *key,
 /* Read a number key, keeping the default when absent. */
 static int
 config_number(json_t *root, const char *section, const char *key, double *out,
-	      const char *path, struct ipc_error *err)
+              const char *path, struct ipc_error *err)
 {
 	json_t *v = config_get(root, section, key);
 	if (v == NULL)
 		return 0;
 	if (!json_is_number(v))
 		return ipc_error_set(err, IPC_E_WRONG_TYPE,
-				     "%s: %s.%s: expected a number", path,
-				     section, key);
+		                     "%s: %s.%s: expected a number", path,
+		                     section, key);
 	*out = json_number_value(v);
 	return 0;
 }
@@ -90,7 +90,7 @@ config_number(json_t *root, const char *section, const char *key, double *out,
 /* Fill cfg from the parsed config.json. */
 static int
 prepare_read_config(json_t *root, const char *path, struct prepare_config *cfg,
-		    struct ipc_error *err)
+                    struct ipc_error *err)
 {
 	double seed = 1, clients = 2, shards = 2;
 	cfg->model = "mlp";
@@ -101,20 +101,28 @@ prepare_read_config(json_t *root, const char *path, struct prepare_config *cfg,
 	cfg->alpha = 0.5;
 	cfg->holdout = 0.0;
 	if (config_number(root, "job", "seed", &seed, path, err) != 0 ||
-	    config_number(root, "federation", "clients", &clients, path, err) != 0 ||
+	    config_number(root, "federation", "clients", &clients, path, err) !=
+	        0 ||
 	    config_string(root, "model", "name", &cfg->model, path, err) != 0 ||
-	    config_string(root, "data", "dataset", &cfg->dataset, path, err) != 0 ||
-	    config_string(root, "data", "dir", &cfg->data_dir, path, err) != 0 ||
-	    config_string(root, "data", "cache_dir", &cfg->cache_dir, path, err) != 0 ||
-	    config_string(root, "data", "partition", &cfg->partition, path, err) != 0 ||
+	    config_string(root, "data", "dataset", &cfg->dataset, path, err) !=
+	        0 ||
+	    config_string(root, "data", "dir", &cfg->data_dir, path, err) !=
+	        0 ||
+	    config_string(root, "data", "cache_dir", &cfg->cache_dir, path,
+	                  err) != 0 ||
+	    config_string(root, "data", "partition", &cfg->partition, path,
+	                  err) != 0 ||
 	    config_number(root, "data", "alpha", &cfg->alpha, path, err) != 0 ||
-	    config_number(root, "data", "shards_per_client", &shards, path, err) != 0 ||
-	    config_number(root, "data", "holdout", &cfg->holdout, path, err) != 0)
+	    config_number(root, "data", "shards_per_client", &shards, path,
+	                  err) != 0 ||
+	    config_number(root, "data", "holdout", &cfg->holdout, path, err) !=
+	        0)
 		return -1;
 	if (clients < 1 || clients > 1e7)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-				     "%s: federation.clients: expected a "
-				     "positive integer", path);
+		                     "%s: federation.clients: expected a "
+		                     "positive integer",
+		                     path);
 	cfg->seed = (uint64_t)seed;
 	cfg->clients = (uint32_t)clients;
 	cfg->shards_per_client = (uint32_t)shards;
@@ -129,21 +137,21 @@ ensure_dir(const char *dir, struct ipc_error *err)
 {
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return ipc_error_set(err, IPC_E_IO, "%s: cannot create: %s",
-				     dir, strerror(errno));
+		                     dir, strerror(errno));
 	return 0;
 }
 
 /* Write the seeded initial model for the dataset's input shape. */
 static int
 prepare_initial_model(const struct prepare_config *cfg,
-		      const struct dataset *train, const char *path,
-		      struct ipc_error *err)
+                      const struct dataset *train, const char *path,
+                      struct ipc_error *err)
 {
 	struct model_shape shape = {
-		.channels = (int)train->channels,
-		.height = (int)train->height,
-		.width = (int)train->width,
-		.classes = (int)train->classes,
+	    .channels = (int)train->channels,
+	    .height = (int)train->height,
+	    .width = (int)train->width,
+	    .classes = (int)train->classes,
 	};
 	struct model *m = model_create(cfg->model, &shape, err);
 	if (m == NULL)
@@ -169,23 +177,23 @@ prepare_initial_model(const struct prepare_config *cfg,
 /* Write data/prepared.json: what the orchestrator forwards to workers. */
 static int
 prepare_write_summary(const char *workspace, const char *train_cache,
-		      const char *test_cache, const char *partition_path,
-		      const char *initial_path, const struct prepare_config *cfg,
-		      uint32_t num_train, uint32_t num_test,
-		      struct ipc_error *err)
+                      const char *test_cache, const char *partition_path,
+                      const char *initial_path,
+                      const struct prepare_config *cfg, uint32_t num_train,
+                      uint32_t num_test, struct ipc_error *err)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "train",
-			      train_cache, "test", test_cache, "partition",
-			      partition_path, "model", cfg->model, "initial",
-			      initial_path, "num_train", (json_int_t)num_train,
-			      "num_test", (json_int_t)num_test);
+	                      train_cache, "test", test_cache, "partition",
+	                      partition_path, "model", cfg->model, "initial",
+	                      initial_path, "num_train", (json_int_t)num_train,
+	                      "num_test", (json_int_t)num_test);
 	char *path = xasprintf("%s/data/prepared.json", workspace);
 	char *tmp = xasprintf("%s.tmp", path);
 	int rc = 0;
 	if (json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
 	    rename(tmp, path) != 0) {
 		rc = ipc_error_set(err, IPC_E_IO, "%s: cannot write: %s", path,
-				   strerror(errno));
+		                   strerror(errno));
 		unlink(tmp);
 	}
 	free(tmp);
@@ -198,17 +206,18 @@ prepare_write_summary(const char *workspace, const char *train_cache,
  * without data paths. */
 static int
 prepare_synthetic(json_t *root, const char *config_path, const char *workspace,
-		  const char *initial_path, const struct prepare_config *cfg,
-		  struct ipc_error *err)
+                  const char *initial_path, const struct prepare_config *cfg,
+                  struct ipc_error *err)
 {
 	const char *preset = "tiny", *file = "";
-	if (config_string(root, "model", "preset", &preset, config_path,
-			  err) != 0 ||
-	    config_string(root, "model", "file", &file, config_path, err) != 0 ||
+	if (config_string(root, "model", "preset", &preset, config_path, err) !=
+	        0 ||
+	    config_string(root, "model", "file", &file, config_path, err) !=
+	        0 ||
 	    synthetic_write_initial(preset, file, initial_path, err) != 0)
 		return -1;
 	return prepare_write_summary(workspace, "", "", "", initial_path, cfg,
-				     0, 0, err);
+	                             0, 0, err);
 }
 
 int
@@ -218,13 +227,13 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	char workspace[PATH_MAX];
 	if (realpath(workspace_arg, workspace) == NULL)
 		return ipc_error_set(err, IPC_E_IO, "%s: %s", workspace_arg,
-				     strerror(errno));
+		                     strerror(errno));
 	char *config_path = xasprintf("%s/config.json", workspace);
 	json_error_t jerr;
 	json_t *root = json_load_file(config_path, 0, &jerr);
 	if (root == NULL) {
 		ipc_error_set(err, IPC_E_IO, "%s: %s (line %d)", config_path,
-			      jerr.text, jerr.line);
+		              jerr.text, jerr.line);
 		free(config_path);
 		return -1;
 	}
@@ -244,7 +253,7 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 		goto out;
 	if (strcmp(cfg.model, "synthetic") == 0) {
 		rc = prepare_synthetic(root, config_path, workspace,
-				       initial_path, &cfg, err);
+		                       initial_path, &cfg, err);
 		goto out;
 	}
 	if (partition_scheme_parse(cfg.partition, &spec.scheme, err) != 0)
@@ -255,20 +264,20 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	spec.seed = cfg.seed;
 
 	if (dataset_prepare(cfg.dataset, cfg.data_dir, "train", cfg.cache_dir,
-			    train_cache, sizeof train_cache, err) != 0 ||
+	                    train_cache, sizeof train_cache, err) != 0 ||
 	    dataset_prepare(cfg.dataset, cfg.data_dir, "test", cfg.cache_dir,
-			    test_cache, sizeof test_cache, err) != 0 ||
+	                    test_cache, sizeof test_cache, err) != 0 ||
 	    dataset_open(train_cache, &train, err) != 0 ||
 	    dataset_open(test_cache, &test, err) != 0)
 		goto out;
 	if (partition_build(train.labels, train.count, train.classes,
-			    cfg.clients, &spec, partition_path, err) != 0)
+	                    cfg.clients, &spec, partition_path, err) != 0)
 		goto out;
 	if (prepare_initial_model(&cfg, &train, initial_path, err) != 0)
 		goto out;
 	rc = prepare_write_summary(workspace, train_cache, test_cache,
-				   partition_path, initial_path, &cfg,
-				   train.count, test.count, err);
+	                           partition_path, initial_path, &cfg,
+	                           train.count, test.count, err);
 out:
 	dataset_close(&train);
 	dataset_close(&test);

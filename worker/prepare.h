@@ -6,7 +6,8 @@
 #include "error.h"
 
 /* Read WORKSPACE/config.json; decode the dataset into its cache; write
- * data/partition.bin, checkpoints/initial.safetensors and data/prepared.json. */
+ * data/partition.bin, checkpoints/initial.safetensors and data/prepared.json.
+ */
 int prepare_workspace(const char *workspace, struct ipc_error *err);
 
 /* The default dataset cache: $XDG_CACHE_HOME/cohort or ~/.cache/cohort
