@@ -13,6 +13,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* Mappings up to this size are pre-faulted (populate_flag). */
+#define SHM_POPULATE_MAX (16u << 20)
+
 #define SHM_DIR "/dev/shm"
 
 /* Check a segment name: "/" then 1..254 bytes without another '/'. */
@@ -57,6 +60,16 @@ nospace_error(const char *name, size_t size, int errnum, struct ipc_error *err)
 	                     "size (mount -o remount,size=...)",
 	                     size, name, strerror(errnum), SHM_DIR, avail,
 	                     SHM_DIR);
+}
+
+/* Small segments (a model of a few MB, mapped once per task) are mapped
+ * with their pages in place: one call instead of a fault per page, which was
+ * a third of the orchestrator's CPU with 1,000 small clients per round.
+ * Large ones fault lazily so that a reader can release pages as it goes. */
+static int
+populate_flag(size_t size)
+{
+	return size <= SHM_POPULATE_MAX ? MAP_POPULATE : 0;
 }
 
 /* Create, reserve and map a new segment. */
@@ -107,8 +120,8 @@ shm_segment_create(struct shm_segment *s, const char *name, size_t size,
 			              name, size, strerror(rc));
 		goto fail;
 	}
-	void *addr =
-	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	                  MAP_SHARED | populate_flag(size), fd, 0);
 	if (addr == MAP_FAILED) {
 		ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s", name,
 		              size, strerror(errno));
@@ -162,7 +175,8 @@ shm_segment_open(struct shm_segment *s, const char *name, int writable,
 	}
 	size_t size = (size_t)st.st_size;
 	int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-	void *addr = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+	void *addr =
+	    mmap(NULL, size, prot, MAP_SHARED | populate_flag(size), fd, 0);
 	if (addr == MAP_FAILED) {
 		ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s", name,
 		              size, strerror(errno));
