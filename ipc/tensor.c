@@ -490,6 +490,39 @@ first_bad(const unsigned char *p, size_t n, size_t esize)
 	return n;
 }
 
+/* Check one F32/F64 tensor's values (data points at its first byte). */
+int
+tensor_check_finite(const struct tensor_desc *d, const void *data,
+                    struct ipc_error *err)
+{
+	if (d->dtype != DTYPE_F32 && d->dtype != DTYPE_F64)
+		return 0;
+	size_t esize = tensor_dtype_size(d->dtype);
+	const unsigned char *p = data;
+	size_t n = (size_t)(d->nbytes / esize);
+	for (size_t i = 0; i < n; i += FINITE_BLOCK) {
+		size_t len = n - i < FINITE_BLOCK ? n - i : FINITE_BLOCK;
+		const unsigned char *b = p + i * esize;
+		int bad =
+		    esize == 4 ? f32_block_bad(b, len) : f64_block_bad(b, len);
+		if (!bad)
+			continue;
+		size_t at = i + first_bad(b, len, esize);
+		double v;
+		if (esize == 4) {
+			float f;
+			memcpy(&f, p + at * 4, 4);
+			v = f;
+		} else {
+			memcpy(&v, p + at * 8, 8);
+		}
+		return ipc_error_set(err, IPC_E_NONFINITE,
+		                     "tensor '%s': element %zu is %s", d->name,
+		                     at, isnan(v) ? "NaN" : "Inf");
+	}
+	return 0;
+}
+
 /* Check every F32/F64 tensor in region is finite. */
 int
 tensor_region_check_finite(const struct tensor_manifest *m, const void *region,
@@ -497,34 +530,9 @@ tensor_region_check_finite(const struct tensor_manifest *m, const void *region,
 {
 	for (size_t t = 0; t < m->count; t++) {
 		const struct tensor_desc *d = &m->tensors[t];
-		if (d->dtype != DTYPE_F32 && d->dtype != DTYPE_F64)
-			continue;
-		size_t esize = tensor_dtype_size(d->dtype);
-		const unsigned char *p =
-		    (const unsigned char *)region + d->offset;
-		size_t n = (size_t)(d->nbytes / esize);
-		for (size_t i = 0; i < n; i += FINITE_BLOCK) {
-			size_t len =
-			    n - i < FINITE_BLOCK ? n - i : FINITE_BLOCK;
-			const unsigned char *b = p + i * esize;
-			int bad = esize == 4 ? f32_block_bad(b, len)
-			                     : f64_block_bad(b, len);
-			if (!bad)
-				continue;
-			size_t at = i + first_bad(b, len, esize);
-			double v;
-			if (esize == 4) {
-				float f;
-				memcpy(&f, p + at * 4, 4);
-				v = f;
-			} else {
-				memcpy(&v, p + at * 8, 8);
-			}
-			return ipc_error_set(err, IPC_E_NONFINITE,
-			                     "tensor '%s': element %zu is %s",
-			                     d->name, at,
-			                     isnan(v) ? "NaN" : "Inf");
-		}
+		if (tensor_check_finite(
+		        d, (const unsigned char *)region + d->offset, err) != 0)
+			return -1;
 	}
 	return 0;
 }

@@ -84,6 +84,10 @@ int tensor_manifest_equal(const struct tensor_manifest *a,
                           struct ipc_error *err);
 /* Total number of elements over all tensors. */
 uint64_t tensor_manifest_numel(const struct tensor_manifest *m);
+/* Check one F32/F64 tensor whose values start at data is finite
+ * (IPC_E_NONFINITE naming the tensor and element index); other dtypes pass. */
+int tensor_check_finite(const struct tensor_desc *d, const void *data,
+                        struct ipc_error *err);
 /* Check every F32/F64 tensor in region is finite (IPC_E_NONFINITE naming
  * the tensor and element index). */
 int tensor_region_check_finite(const struct tensor_manifest *m,

@@ -108,7 +108,8 @@ release_upto(struct shm_segment *seg, size_t *done, size_t end)
 	*done = end / page * page;
 }
 
-/* Check every value of the update finite, tensor by tensor. */
+/* Check every value of the update finite, tensor by tensor, releasing the
+ * pages of each checked tensor when seg is given. */
 static int
 check_finite(const struct tensor_manifest *m, const void *region,
              struct shm_segment *seg, struct ipc_error *err)
@@ -116,21 +117,9 @@ check_finite(const struct tensor_manifest *m, const void *region,
 	size_t done = 0;
 	for (size_t i = 0; i < m->count; i++) {
 		const struct tensor_desc *t = &m->tensors[i];
-		const float *u =
-		    (const float *)((const char *)region + t->offset);
-		size_t n = t->nbytes / sizeof(float);
-		int bad = 0;
-		for (size_t k = 0; k < n; k++)
-			bad |= !isfinite(u[k]);
-		if (bad) {
-			for (size_t k = 0; k < n; k++)
-				if (!isfinite(u[k]))
-					return ipc_error_set(
-					    err, IPC_E_NONFINITE,
-					    "tensor '%s': element %zu is %s",
-					    t->name, k,
-					    isnan(u[k]) ? "NaN" : "Inf");
-		}
+		if (tensor_check_finite(t, (const char *)region + t->offset,
+		                        err) != 0)
+			return -1;
 		release_upto(seg, &done, t->offset + t->nbytes);
 	}
 	return 0;
