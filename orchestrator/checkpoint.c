@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "files.h"
 #include "safetensors.h"
 
@@ -35,7 +36,7 @@ checkpoint_save(const char *dir, unsigned round,
 	if (text == NULL)
 		fatal("out of memory encoding state.json");
 	char *spath = xasprintf("%s/state.json", dir);
-	rc = files_write_atomic(spath, text, strlen(text), err);
+	rc = atomicfile_write_buffer(spath, text, strlen(text), err);
 	free(spath);
 	free(text);
 	if (rc < 0)

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "atomicfile.h"
 #include "files.h"
 #include "gpuslots.h"
 #include "strategy.h"
@@ -585,7 +586,7 @@ config_save(const struct config *c, const char *path, struct ipc_error *err)
 		fatal("out of memory encoding the configuration");
 	char *withnl = xasprintf("%s\n", text);
 	free(text);
-	int rc = files_write_atomic(path, withnl, strlen(withnl), err);
+	int rc = atomicfile_write_buffer(path, withnl, strlen(withnl), err);
 	free(withnl);
 	return rc;
 }

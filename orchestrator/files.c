@@ -8,15 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomicfile.h"
-
-int
-files_write_atomic(const char *path, const void *data, size_t len,
-                   struct ipc_error *err)
-{
-	return atomicfile_write_buffer(path, data, len, err);
-}
-
 int
 files_mkdirs(const char *path, mode_t mode, struct ipc_error *err)
 {

@@ -8,10 +8,6 @@
 
 #include "error.h"
 
-/* Write data to path atomically: a sibling tmp file, fsync, rename, fsync of
- * the directory. A crash leaves either the old or the new file. */
-int files_write_atomic(const char *path, const void *data, size_t len,
-                       struct ipc_error *err);
 /* mkdir -p with the given mode for the directories it creates. */
 int files_mkdirs(const char *path, mode_t mode, struct ipc_error *err);
 /* Read a whole file into a NUL-terminated malloc'd buffer. */

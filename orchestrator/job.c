@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "capacity.h"
 #include "checkpoint.h"
 #include "console.h"
@@ -267,7 +268,7 @@ write_results(struct job *j, double wall)
 	                    json_integer(peak_rss_kb()));
 	char *text = json_dumps(sum, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 	char *path = workspace_path(&j->ws, "results/summary.json");
-	if (files_write_atomic(path, text, strlen(text), &err) < 0)
+	if (atomicfile_write_buffer(path, text, strlen(text), &err) < 0)
 		console_err("results: %s", err.message);
 	free(path);
 	free(text);
@@ -359,9 +360,7 @@ start_tracking(struct job *j)
 	    .strategy = c->strategy.name,
 	    .git_revision = getenv("COHORT_GIT_REVISION"),
 	};
-	char *path = workspace_path(&j->ws, "config.json");
-	json_t *resolved = json_load_file(path, 0, NULL);
-	free(path);
+	json_t *resolved = config_to_json(c);
 	struct ipc_error err;
 	j->tracking =
 	    tracking_open(j->base, j->ws.dir, &tc, resolved, &tags, &err);

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "atomicfile.h"
 #include "files.h"
 
 /* Rewrite path keeping only lines of rounds up to keep_round. */
@@ -38,7 +39,7 @@ drop_later_rounds(const char *path, long keep_round, struct ipc_error *err)
 		out[have + n] = '\n';
 		have += n + 1;
 	}
-	int rc = files_write_atomic(path, out, have, err);
+	int rc = atomicfile_write_buffer(path, out, have, err);
 	free(out);
 	free(text);
 	return rc;

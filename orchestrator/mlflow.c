@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 
+#include "atomicfile.h"
 #include "files.h"
 #include "http.h"
 #include "metricslog.h"
@@ -262,7 +263,8 @@ save_state(struct mlflow *m)
 		json_object_set_new(s, "status", json_string(m->status_done));
 	char *text = json_dumps(s, JSON_INDENT(2));
 	struct ipc_error err;
-	if (files_write_atomic(m->state_path, text, strlen(text), &err) < 0)
+	if (atomicfile_write_buffer(m->state_path, text, strlen(text), &err) <
+	    0)
 		log_warn("mlflow: %s", err.message);
 	free(text);
 	json_decref(s);

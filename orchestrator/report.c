@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "atomicfile.h"
 #include "files.h"
 #include "metricslog.h"
 
@@ -577,7 +578,7 @@ report_write(const char *workspace, const char *job, struct ipc_error *err)
 	char *out = xasprintf("%s/report.html", dir);
 	rc = files_mkdirs(dir, 0755, err);
 	if (rc == 0)
-		rc = files_write_atomic(out, html, len, err);
+		rc = atomicfile_write_buffer(out, html, len, err);
 	free(dir);
 	free(out);
 	free(html);

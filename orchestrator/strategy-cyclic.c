@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomicfile.h"
 #include "console.h"
 #include "files.h"
 #include "rng.h"
@@ -174,7 +175,7 @@ save_cycle(struct strategy *s)
 	json_decref(o);
 	path = xasprintf("%s/cycle.json", s->ckpt_dir);
 	if (rc == 0 && text != NULL)
-		rc = files_write_atomic(path, text, strlen(text), &err);
+		rc = atomicfile_write_buffer(path, text, strlen(text), &err);
 	free(path);
 	free(text);
 	if (rc < 0)

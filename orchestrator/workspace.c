@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "files.h"
 #include "shm.h"
 
@@ -177,7 +178,7 @@ workspace_start_run(struct workspace *ws, struct ipc_error *err)
 
 	char *pidfile = workspace_path(ws, "run/orchestrator.pid");
 	char *pid = xasprintf("%ld\n", (long)getpid());
-	int rc = files_write_atomic(pidfile, pid, strlen(pid), err);
+	int rc = atomicfile_write_buffer(pidfile, pid, strlen(pid), err);
 	free(pid);
 	free(pidfile);
 	if (rc < 0)
@@ -200,7 +201,7 @@ workspace_start_run(struct workspace *ws, struct ipc_error *err)
 	ws->socket_path = xasprintf("%s/orchestrator.sock", tmpl);
 	char *note = workspace_path(ws, "run/socket-path");
 	char *line = xasprintf("%s\n", ws->socket_path);
-	rc = files_write_atomic(note, line, strlen(line), err);
+	rc = atomicfile_write_buffer(note, line, strlen(line), err);
 	free(line);
 	free(note);
 	return rc;
