@@ -1,4 +1,5 @@
 /* shm.c: creating, mapping and removing POSIX shared-memory segments. */
+#define _GNU_SOURCE /* renameat2 */
 #include "shm.h"
 
 #include <dirent.h>
@@ -13,7 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* Mappings up to this size are pre-faulted (populate_flag). */
+/* Lazy mappings up to this size are pre-faulted all the same (populate). */
 #define SHM_POPULATE_MAX (16u << 20)
 
 #define SHM_DIR "/dev/shm"
@@ -62,20 +63,45 @@ nospace_error(const char *name, size_t size, int errnum, struct ipc_error *err)
 	                     SHM_DIR);
 }
 
-/* Small segments (a model of a few MB, mapped once per task) are mapped
- * with their pages in place: one call instead of a fault per page, which was
- * a third of the orchestrator's CPU with 1,000 small clients per round.
- * Large ones fault lazily so that a reader can release pages as it goes. */
+/* Segments are mapped with their pages in place: one call instead of a
+ * fault per page (a third of the orchestrator's CPU with 1,000 small clients
+ * per round; most of a GPT-2-large round). A lazy mapping of a large segment
+ * is left unfaulted so that its reader can bring in and drop windows. */
 static int
-populate_flag(size_t size)
+populate(int flags, size_t size)
 {
-	return size <= SHM_POPULATE_MAX ? MAP_POPULATE : 0;
+	return (flags & SHM_LAZY) && size > SHM_POPULATE_MAX ? 0 : MAP_POPULATE;
 }
 
-/* Create, reserve and map a new segment. */
-int
-shm_segment_create(struct shm_segment *s, const char *name, size_t size,
-                   struct ipc_error *err)
+/* Write size bytes of src at the start of fd, in pieces. */
+static int
+fill_from(int fd, const char *name, const void *src, size_t size,
+          struct ipc_error *err)
+{
+	const size_t piece = 8u << 20;
+	for (size_t off = 0; off < size;) {
+		size_t len = size - off < piece ? size - off : piece;
+		ssize_t w =
+		    pwrite(fd, (const char *)src + off, len, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = w < 0 ? errno : EIO;
+			if (e == ENOSPC)
+				return nospace_error(name, size, e, err);
+			return ipc_error_set(err, IPC_E_IO,
+			                     "writing %zu bytes into %s: %s",
+			                     size, name, strerror(e));
+		}
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* Create, reserve, fill from src (when not NULL) and map a new segment. */
+static int
+create(struct shm_segment *s, const char *name, size_t size, const void *src,
+       struct ipc_error *err)
 {
 	memset(s, 0, sizeof *s);
 	s->fd = -1;
@@ -120,8 +146,10 @@ shm_segment_create(struct shm_segment *s, const char *name, size_t size,
 			              name, size, strerror(rc));
 		goto fail;
 	}
+	if (src != NULL && fill_from(fd, name, src, size, err) != 0)
+		goto fail;
 	void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	                  MAP_SHARED | populate_flag(size), fd, 0);
+	                  MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (addr == MAP_FAILED) {
 		ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s", name,
 		              size, strerror(errno));
@@ -140,11 +168,26 @@ fail:
 	return -1;
 }
 
+int
+shm_segment_create(struct shm_segment *s, const char *name, size_t size,
+                   struct ipc_error *err)
+{
+	return create(s, name, size, NULL, err);
+}
+
+int
+shm_segment_create_copy(struct shm_segment *s, const char *name, size_t size,
+                        const void *src, struct ipc_error *err)
+{
+	return create(s, name, size, src, err);
+}
+
 /* Map an existing segment. */
 int
-shm_segment_open(struct shm_segment *s, const char *name, int writable,
+shm_segment_open(struct shm_segment *s, const char *name, int flags,
                  size_t min_size, struct ipc_error *err)
 {
+	int writable = (flags & SHM_WRITE) != 0;
 	memset(s, 0, sizeof *s);
 	s->fd = -1;
 	if (check_name(name, err) != 0)
@@ -176,7 +219,7 @@ shm_segment_open(struct shm_segment *s, const char *name, int writable,
 	size_t size = (size_t)st.st_size;
 	int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
 	void *addr =
-	    mmap(NULL, size, prot, MAP_SHARED | populate_flag(size), fd, 0);
+	    mmap(NULL, size, prot, MAP_SHARED | populate(flags, size), fd, 0);
 	if (addr == MAP_FAILED) {
 		ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s", name,
 		              size, strerror(errno));
@@ -220,6 +263,31 @@ shm_segment_unlink(const char *name, struct ipc_error *err)
 		return ipc_error_set(err, IPC_E_IO, "shm_unlink %s: %s", name,
 		                     strerror(errno));
 	return 0;
+}
+
+/* Rename a segment: POSIX has no call for it, but on Linux a segment is a
+ * file of the tmpfs at SHM_DIR. RENAME_NOREPLACE keeps "to must not exist"
+ * atomic. */
+int
+shm_segment_rename(const char *from, const char *to, struct ipc_error *err)
+{
+	if (check_name(from, err) != 0 || check_name(to, err) != 0)
+		return -1;
+	char a[sizeof SHM_DIR + 256], b[sizeof SHM_DIR + 256];
+	snprintf(a, sizeof a, "%s%s", SHM_DIR, from);
+	snprintf(b, sizeof b, "%s%s", SHM_DIR, to);
+	if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == ENOENT)
+		return ipc_error_set(err, IPC_E_SHM_NOENT,
+		                     "shared-memory segment %s does not exist",
+		                     from);
+	if (errno == EEXIST)
+		return ipc_error_set(err, IPC_E_SHM_EXISTS,
+		                     "shared-memory segment %s already exists",
+		                     to);
+	return ipc_error_set(err, IPC_E_IO, "rename %s to %s: %s", from, to,
+	                     strerror(errno));
 }
 
 /* Unlink every segment whose name starts with prefix. */
@@ -273,4 +341,24 @@ shm_segment_release(struct shm_segment *s, size_t offset, size_t len)
 	size_t end = (offset + len) / page * page;
 	if (begin < end)
 		madvise((char *)s->addr + begin, end - begin, MADV_DONTNEED);
+}
+
+/* Fault in the pages of [offset, offset + len) in one call. */
+void
+shm_segment_prefetch(struct shm_segment *s, size_t offset, size_t len)
+{
+#ifdef MADV_POPULATE_READ
+	if (s->addr == NULL || offset >= s->size)
+		return;
+	if (len > s->size - offset)
+		len = s->size - offset;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t begin = offset / page * page;
+	madvise((char *)s->addr + begin, offset + len - begin,
+	        MADV_POPULATE_READ);
+#else
+	(void)s;
+	(void)offset;
+	(void)len;
+#endif
 }

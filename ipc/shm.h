@@ -1,7 +1,9 @@
 /* shm.h: POSIX shared-memory segments that carry tensor regions between the
  * orchestrator and its workers (/cohort.<job>.g<round>, /cohort.<job>.u<task>).
  * Creation reserves every page up front so a full /dev/shm is an error at
- * creation, never a SIGBUS later. */
+ * creation, never a SIGBUS later, and maps them all at once: the creator
+ * writes the whole segment, and a page fault per 4 KiB page costs more than
+ * the copy itself on the virtual machines cohort runs on. */
 #ifndef COHORT_SHM_H
 #define COHORT_SHM_H
 
@@ -23,14 +25,35 @@ struct shm_segment {
  * and map it read-write. On failure nothing is left behind. */
 int shm_segment_create(struct shm_segment *s, const char *name, size_t size,
                        struct ipc_error *err);
-/* Map an existing segment read-only or read-write; IPC_E_SHM_NOENT if it does
- * not exist, IPC_E_SHM_SIZE if it is smaller than min_size. */
-int shm_segment_open(struct shm_segment *s, const char *name, int writable,
+/* shm_segment_create, the segment's bytes copied from src (size bytes) with
+ * write() before it is mapped: fresh tmpfs pages filled that way are never
+ * zeroed first, so this costs one copy where create + memcpy costs a page
+ * clearing and a copy. */
+int shm_segment_create_copy(struct shm_segment *s, const char *name,
+                            size_t size, const void *src,
+                            struct ipc_error *err);
+
+/* shm_segment_open flags. */
+enum {
+	SHM_READ = 0,  /* map read-only, every page in place */
+	SHM_WRITE = 1, /* map read-write */
+	SHM_LAZY = 2,  /* leave large mappings unfaulted: the reader brings
+	                * windows in (shm_segment_prefetch) and drops them
+	                * (shm_segment_release) as it goes */
+};
+
+/* Map an existing segment (flags: SHM_READ or SHM_WRITE, | SHM_LAZY);
+ * IPC_E_SHM_NOENT if it does not exist, IPC_E_SHM_SIZE if it is smaller than
+ * min_size. */
+int shm_segment_open(struct shm_segment *s, const char *name, int flags,
                      size_t min_size, struct ipc_error *err);
 /* Unmap and close; idempotent and safe on a zeroed struct. */
 void shm_segment_close(struct shm_segment *s);
 /* Remove a segment's name; a segment that is already gone is not an error. */
 int shm_segment_unlink(const char *name, struct ipc_error *err);
+/* Give segment from the name to (atomically; to must not exist):
+ * IPC_E_SHM_NOENT when from is gone (somebody else took it). */
+int shm_segment_rename(const char *from, const char *to, struct ipc_error *err);
 /* Unlink every segment whose name starts with prefix ("cohort.<job>." or
  * "/cohort.<job>."); *removed (may be NULL) gets the count. */
 int shm_remove_prefix(const char *prefix, unsigned *removed,
@@ -41,5 +64,8 @@ int shm_free_bytes(uint64_t *free_bytes, struct ipc_error *err);
  * [offset, offset + len) of a mapping it no longer needs; the segment's
  * contents are kept. */
 void shm_segment_release(struct shm_segment *s, size_t offset, size_t len);
+/* Fault in [offset, offset + len) of a mapping in one call, before reading
+ * it (a no-op where the kernel lacks MADV_POPULATE_READ). */
+void shm_segment_prefetch(struct shm_segment *s, size_t offset, size_t len);
 
 #endif

@@ -3,6 +3,26 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#include "util.h"
+
+/* The accumulator: anonymous memory in huge pages where the kernel gives
+ * them (a fault per 2 MiB instead of per 4 KiB when the first fold writes
+ * it; nothing is touched before, so the capacity check sees it free). */
+static double *
+acc_alloc(size_t numel)
+{
+	size_t bytes = (numel ? numel : 1) * sizeof(double);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		fatal("out of memory for a %zu-byte accumulator", bytes);
+#ifdef MADV_HUGEPAGE
+	madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+	return p;
+}
 
 int
 fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
@@ -20,14 +40,15 @@ fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
 		a->numel += m->tensors[i].nbytes / sizeof(float);
 	}
 	a->model = m;
-	a->acc = xcalloc(a->numel ? a->numel : 1, sizeof *a->acc);
+	a->acc = acc_alloc(a->numel);
 	return 0;
 }
 
 void
 fedavg_reset(struct fedavg *a)
 {
-	memset(a->acc, 0, a->numel * sizeof *a->acc);
+	/* No zeroing: the round's first fold assigns (a pass less over a
+	 * float64 accumulator twice the model's size). */
 	a->weight = 0;
 	a->folded = 0;
 }
@@ -35,14 +56,28 @@ fedavg_reset(struct fedavg *a)
 void
 fedavg_add(struct fedavg *a, const void *region, double weight)
 {
+	fedavg_add_each(a, region, weight, NULL, NULL);
+}
+
+void
+fedavg_add_each(struct fedavg *a, const void *region, double weight,
+                void (*tensor)(void *arg, size_t begin, size_t end), void *arg)
+{
 	double *acc = a->acc;
+	int first = a->folded == 0;
 	for (size_t i = 0; i < a->model->count; i++) {
 		const struct tensor_desc *t = &a->model->tensors[i];
 		const float *u =
 		    (const float *)((const char *)region + t->offset);
 		size_t n = t->nbytes / sizeof(float);
-		for (size_t k = 0; k < n; k++)
-			acc[k] += weight * (double)u[k];
+		if (tensor != NULL)
+			tensor(arg, t->offset, t->offset + t->nbytes);
+		if (first)
+			for (size_t k = 0; k < n; k++)
+				acc[k] = weight * (double)u[k];
+		else
+			for (size_t k = 0; k < n; k++)
+				acc[k] += weight * (double)u[k];
 		acc += n;
 	}
 	a->weight += weight;
@@ -66,6 +101,7 @@ fedavg_finish(const struct fedavg *a, void *region)
 void
 fedavg_free(struct fedavg *a)
 {
-	free(a->acc);
+	if (a->acc != NULL)
+		munmap(a->acc, (a->numel ? a->numel : 1) * sizeof(double));
 	memset(a, 0, sizeof *a);
 }

@@ -21,10 +21,16 @@ struct fedavg {
 /* Prepare an accumulator for models laid out as m (every tensor F32). */
 int fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
                 struct ipc_error *err);
-/* Start a new round: zero the sums. */
+/* Start a new round: no update folded (acc is undefined until the first). */
 void fedavg_reset(struct fedavg *a);
 /* Add weight * region (a checked update laid out as the model). */
 void fedavg_add(struct fedavg *a, const void *region, double weight);
+/* fedavg_add, calling tensor(arg, begin, end) with each tensor's byte range
+ * in region just before it is read (so a reader can fault in windows of a
+ * lazy mapping and drop the ones it has read). */
+void fedavg_add_each(struct fedavg *a, const void *region, double weight,
+                     void (*tensor)(void *arg, size_t begin, size_t end),
+                     void *arg);
 /* Write acc / weight as float32 into region (laid out as the model). */
 void fedavg_finish(const struct fedavg *a, void *region);
 void fedavg_free(struct fedavg *a);

@@ -317,6 +317,14 @@ start_launcher(struct job *j)
 		return -1;
 	}
 	o.gpus = &gpus;
+	/* One spare per update that can be in flight, for strategies that
+	 * drop each update once folded (the others keep theirs mapped). */
+	unsigned spares = o.max_concurrent;
+	if (spares > (unsigned)c->federation.fit_clients)
+		spares = (unsigned)c->federation.fit_clients;
+	if (j->stream.enabled || j->strategy.ops->kind != STRATEGY_STREAM)
+		spares = 0;
+	spares_init(&j->spares, j->ws.jobkey, j->model.total_size, spares);
 	j->launcher = launcher_create(j->base, &o, &h, &err);
 	gpuslots_free(&gpus);
 	free(logs);
@@ -453,6 +461,7 @@ cleanup(struct job *j)
 		event_free(j->sigterm);
 	preempt_free(j);
 	stream_free(&j->stream);
+	spares_free(&j->spares);
 	shm_segment_close(&j->global);
 	if (j->ws.jobkey[0] != '\0') {
 		char *prefix = xasprintf("/cohort.%s.", j->ws.jobkey);

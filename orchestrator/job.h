@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "preempt.h"
 #include "shm.h"
+#include "spares.h"
 #include "strategy.h"
 #include "stream.h"
 #include "tracking.h"
@@ -36,6 +37,7 @@ struct job_task {
 	uint64_t task_id;
 	int64_t client;
 	int done;
+	char spare[SPARE_NAME_MAX]; /* the spare segment handed to it, or "" */
 };
 
 struct job {
@@ -47,6 +49,7 @@ struct job {
 	struct event *sigint, *sigterm;
 	struct preempt preempt;
 	struct stream stream; /* transport.mode stream: chunks, staging */
+	struct spares spares; /* folded update segments kept for reuse */
 	char *worker_path;
 	json_t *prepared; /* data/prepared.json */
 

@@ -290,7 +290,14 @@ publish_global(struct job *j)
 	char name[64];
 	snprintf(name, sizeof name, "/cohort.%s.g%u", j->ws.jobkey,
 	         j->round + 1);
-	stream_release_global(j);
+	if (stream_recycle_global(j, name)) {
+		if (strategy_finish(&j->strategy, NULL, j->global.addr, &err) <
+		    0) {
+			console_err("round %u: %s", j->round, err.message);
+			return -1;
+		}
+		return 0;
+	}
 	if (shm_segment_create(&next, name, j->model.total_size, &err) < 0) {
 		console_err("round %u: cannot publish the new global model: %s",
 		            j->round, err.message);
@@ -416,6 +423,8 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 	const struct config *c = j->cfg;
 	t->done = 1;
 	j->done++;
+	spares_settle(&j->spares, t->spare);
+	t->spare[0] = '\0';
 	uint32_t *fails = &j->consecutive_failures[t->client];
 	if (ok) {
 		j->ok++;
@@ -474,7 +483,7 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 		kv_set_num(kv, "seed",
 		           (double)(task_seed(j, fe->client) >> 11));
 	} else {
-		const struct job_task *jt = find_task(j, task_id);
+		struct job_task *jt = find_task(j, task_id);
 		if (jt == NULL) {
 			msg_free(&m);
 			return -1;
@@ -492,6 +501,9 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 		kv_set_num(kv, "seed",
 		           (double)(task_seed(j, jt->client) >> 11));
 		kv_set_num(kv, "progress_every", 100);
+		if (!j->stream.enabled && (jt->spare[0] != '\0' ||
+		                           spares_take(&j->spares, jt->spare)))
+			kv_set_str(kv, "spare_shm", jt->spare);
 	}
 	t->params.where = PARAMS_SHM;
 	const char *from = j->global.name;
@@ -588,7 +600,10 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	else if (stream_fold(&j->stream, &j->strategy, task_id, &r->params,
 	                     weight, &err) == 0)
 		ok = 1;
-	shm_segment_unlink(expect, NULL);
+	if (ok && r->params.where == PARAMS_SHM)
+		spares_keep(&j->spares, expect);
+	else
+		shm_segment_unlink(expect, NULL);
 	stream_drop(&j->stream, task_id);
 	if (ok) {
 		double loss = kv_get_num(&r->metrics, "loss", NAN);

@@ -2,6 +2,7 @@
 #include "stream.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,54 +98,51 @@ stream_free(struct stream *s)
 		stream_drop(s, s->inbox->task_id);
 }
 
-/* Drop the pages of [*done, end) of a mapping we have finished reading. */
+/* A lazy mapping read tensor by tensor: each tensor's pages are faulted in
+ * at once before it is read and the ones already read are dropped. */
+struct window {
+	struct shm_segment *seg; /* NULL: plain memory, nothing to do */
+	size_t done;             /* bytes below this are released */
+};
+
+/* Bring [begin, end) in and release what lies before it. */
 static void
-release_upto(struct shm_segment *seg, size_t *done, size_t end)
+window_next(void *arg, size_t begin, size_t end)
 {
-	if (seg == NULL || end <= *done)
+	struct window *w = arg;
+	if (w->seg == NULL)
 		return;
-	shm_segment_release(seg, *done, end - *done);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	*done = end / page * page;
+	if (begin > w->done) {
+		shm_segment_release(w->seg, w->done, begin - w->done);
+		size_t page = (size_t)sysconf(_SC_PAGESIZE);
+		w->done = begin / page * page;
+	}
+	shm_segment_prefetch(w->seg, begin, end - begin);
 }
 
-/* Check every value of the update finite, tensor by tensor, releasing the
- * pages of each checked tensor when seg is given. */
+/* Release whatever of the mapping is still in. */
+static void
+window_end(struct window *w)
+{
+	if (w->seg != NULL && w->done < w->seg->size)
+		shm_segment_release(w->seg, w->done, w->seg->size - w->done);
+	w->done = 0;
+}
+
+/* Check every value of the update finite, tensor by tensor. */
 static int
 check_finite(const struct tensor_manifest *m, const void *region,
-             struct shm_segment *seg, struct ipc_error *err)
+             struct window *w, struct ipc_error *err)
 {
-	size_t done = 0;
 	for (size_t i = 0; i < m->count; i++) {
 		const struct tensor_desc *t = &m->tensors[i];
+		window_next(w, t->offset, t->offset + t->nbytes);
 		if (tensor_check_finite(t, (const char *)region + t->offset,
 		                        err) != 0)
 			return -1;
-		release_upto(seg, &done, t->offset + t->nbytes);
 	}
+	window_end(w);
 	return 0;
-}
-
-/* acc += weight * update, tensor by tensor. */
-static void
-fold_region(struct fedavg *a, const void *region, double weight,
-            struct shm_segment *seg)
-{
-	const struct tensor_manifest *m = a->model;
-	double *acc = a->acc;
-	size_t done = 0;
-	for (size_t i = 0; i < m->count; i++) {
-		const struct tensor_desc *t = &m->tensors[i];
-		const float *u =
-		    (const float *)((const char *)region + t->offset);
-		size_t n = t->nbytes / sizeof(float);
-		for (size_t k = 0; k < n; k++)
-			acc[k] += weight * (double)u[k];
-		acc += n;
-		release_upto(seg, &done, t->offset + t->nbytes);
-	}
-	a->weight += weight;
-	a->folded++;
 }
 
 /* Whether st is plain FedAvg (or FedProx): its fold is the accumulator's
@@ -182,30 +180,36 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 		if (u == NULL)
 			return ipc_error_set(err, IPC_E_TRUNCATED,
 			                     "streamed update incomplete");
-		if (check_finite(a->model, u, NULL, err) < 0)
+		struct window none = {0};
+		if (check_finite(a->model, u, &none, err) < 0)
 			return -1;
 		if (!plain)
 			return st->ops->fold(st, u, weight, err);
-		fold_region(a, u, weight, NULL);
+		fedavg_add(a, u, weight);
 		return 0;
 	}
 	struct shm_segment seg;
-	if (shm_segment_open(&seg, p->shm, 0, a->model->total_size, err) < 0)
+	if (shm_segment_open(&seg, p->shm, SHM_READ | SHM_LAZY,
+	                     a->model->total_size, err) < 0)
 		return -1;
-	int rc = check_finite(a->model, seg.addr, &seg, err);
-	if (rc == 0)
-		fold_region(a, seg.addr, weight, &seg);
+	struct window w = {.seg = &seg};
+	int rc = check_finite(a->model, seg.addr, &w, err);
+	if (rc == 0) {
+		fedavg_add_each(a, seg.addr, weight, window_next, &w);
+		window_end(&w);
+	}
 	shm_segment_close(&seg);
 	return rc;
 }
 
-void
-stream_release_global(struct job *j)
+int
+stream_recycle_global(struct job *j, const char *name)
 {
-	if (!plain_fedavg(&j->strategy))
-		return;
-	shm_segment_unlink(j->global.name, NULL);
-	shm_segment_close(&j->global);
+	if (!plain_fedavg(&j->strategy) ||
+	    shm_segment_rename(j->global.name, name, NULL) != 0)
+		return 0;
+	snprintf(j->global.name, sizeof j->global.name, "%s", name);
+	return 1;
 }
 
 const void *

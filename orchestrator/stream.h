@@ -56,10 +56,12 @@ int stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
                 struct ipc_error *err);
 
 /* Before the next global model is written: a strategy whose finish does
- * not read the old model (FedAvg, FedProx) lets it go now, unlinked and
- * unmapped, so the old and the new model never take memory together (the
- * peak of a round is the accumulator and one model, not two). Others keep
- * it until the new one is written. Every fit of the round has ended. */
-void stream_release_global(struct job *j);
+ * not read the old model (FedAvg, FedProx) reuses its segment, renamed to
+ * name, and returns 1; the caller writes the new model over it. The old and
+ * the new model never take memory together (the peak of a round is the
+ * accumulator and one model, not two) and the new one is written into pages
+ * already in memory. Returns 0 for other strategies, which keep the old
+ * model until the new one is written. Every fit of the round has ended. */
+int stream_recycle_global(struct job *j, const char *name);
 
 #endif

@@ -324,6 +324,25 @@ task_region_free(struct task_region *g)
 	g->seg.fd = -1;
 }
 
+/* Take the spare segment the orchestrator offered (task config spare_shm,
+ * a folded update's segment) as our update segment name: its pages are
+ * already in memory. Returns 0 when there is none or it does not fit; the
+ * caller then creates a fresh one. */
+static int
+claim_spare(const struct msg_task *t, const char *name, size_t size,
+            struct shm_segment *update)
+{
+	const char *spare = kv_get_str(&t->config, "spare_shm", NULL);
+	if (spare == NULL || shm_segment_rename(spare, name, NULL) != 0)
+		return 0;
+	if (shm_segment_open(update, name, SHM_WRITE, size, NULL) == 0 &&
+	    update->size == size)
+		return 1;
+	shm_segment_close(update);
+	shm_segment_unlink(name, NULL);
+	return 0;
+}
+
 /* Where the update goes: our own shm segment (a copy of the global model),
  * or with the stream transport the received buffer itself, kept for
  * sending after the result (a copy when training needs the global model). */
@@ -352,9 +371,12 @@ task_update_region(struct client *cl, const struct msg_task *t,
 	char name[PARAMS_SHM_MAX];
 	snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
 	         (unsigned long long)t->task_id);
-	if (shm_segment_create(update, name, mf->total_size, err) != 0)
+	if (claim_spare(t, name, mf->total_size, update)) {
+		memcpy(update->addr, g->addr, mf->total_size);
+	} else if (shm_segment_create_copy(update, name, mf->total_size,
+	                                   g->addr, err) != 0) {
 		return -1;
-	memcpy(update->addr, g->addr, mf->total_size);
+	}
 	*out = update->addr;
 	return 0;
 }
