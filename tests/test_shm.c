@@ -1,11 +1,14 @@
 /* test_shm.c: segments are created exclusively with their pages reserved,
  * read-only mappings really are read-only, a full /dev/shm is an error at
- * creation, and a job's segments can be swept by prefix. */
+ * creation, a job's segments can be swept by prefix, a segment can be
+ * created as a copy of a buffer and renamed, and a lazy mapping is brought
+ * in and dropped in windows without losing the segment's bytes. */
 #include "harness.h"
 #include "shm.h"
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -243,6 +246,197 @@ test_release_drops_pages(void)
 	cleanup();
 }
 
+/* A byte pattern that repeats neither every page nor every 8 MiB piece. */
+static unsigned char *
+pattern(size_t size, unsigned seed)
+{
+	unsigned char *p = malloc(size);
+	CHECK(p != NULL);
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; p != NULL && i < size; i++) {
+		x = x * 1664525u + 1013904223u;
+		p[i] = (unsigned char)(x >> 24);
+	}
+	return p;
+}
+
+/* Whether segment name holds exactly size bytes equal to want. */
+static int
+seg_holds(const char *name, const void *want, size_t size)
+{
+	struct shm_segment r;
+	struct ipc_error err;
+	if (shm_segment_open(&r, name, SHM_READ, 0, &err) != 0)
+		return 0;
+	int same = r.size == size && memcmp(r.addr, want, size) == 0;
+	shm_segment_close(&r);
+	return same;
+}
+
+static void
+test_create_copy(void)
+{
+	struct shm_segment s, t;
+	struct ipc_error err;
+	const size_t size = (9u << 20) + 123;
+	unsigned char *src = pattern(size, 1), *other = pattern(size, 2);
+	const char *name = seg_name("u3");
+	CHECK_EQ_INT(shm_segment_create_copy(&s, name, size, src, &err), 0);
+	CHECK(s.addr != NULL);
+	CHECK_EQ_INT(s.size, size);
+	CHECK_EQ_INT(s.writable, 1);
+	CHECK(memcmp(s.addr, src, size) == 0);
+	CHECK(seg_holds(name, src, size));
+	/* mapped read-write: a write shows in the segment */
+	((unsigned char *)s.addr)[size - 1] ^= 0xff;
+	src[size - 1] ^= 0xff;
+	CHECK(seg_holds(name, src, size));
+
+	CHECK_EQ_INT(shm_segment_create_copy(&t, name, size, other, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_EXISTS);
+	CHECK_STR_CONTAINS(err.message, name);
+	CHECK(t.addr == NULL);
+	CHECK(seg_holds(name, src, size));
+	CHECK(memcmp(s.addr, src, size) == 0);
+
+	shm_segment_close(&s);
+	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
+	CHECK(!seg_exists(name));
+	free(src);
+	free(other);
+	cleanup();
+}
+
+static void
+test_rename(void)
+{
+	struct shm_segment s, r;
+	struct ipc_error err;
+	char a[128], b[128], c[128];
+	snprintf(a, sizeof a, "%s", seg_name("s0"));
+	snprintf(b, sizeof b, "%s", seg_name("u5"));
+	snprintf(c, sizeof c, "%s", seg_name("u6"));
+	unsigned char *pa = pattern(5000, 3), *pc = pattern(7000, 4);
+	CHECK_EQ_INT(shm_segment_create_copy(&s, a, 5000, pa, &err), 0);
+	shm_segment_close(&s);
+
+	CHECK_EQ_INT(shm_segment_rename(a, b, &err), 0);
+	CHECK(!seg_exists(a));
+	CHECK(seg_exists(b));
+	CHECK(seg_holds(b, pa, 5000));
+	CHECK_EQ_INT(shm_segment_open(&r, a, SHM_READ, 0, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_NOENT);
+
+	/* the source is gone (somebody else took it) */
+	CHECK_EQ_INT(shm_segment_rename(a, c, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_NOENT);
+	CHECK_STR_CONTAINS(err.message, a);
+	CHECK(!seg_exists(c));
+
+	/* the target exists: neither segment changes */
+	CHECK_EQ_INT(shm_segment_create_copy(&s, c, 7000, pc, &err), 0);
+	shm_segment_close(&s);
+	CHECK_EQ_INT(shm_segment_rename(b, c, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_EXISTS);
+	CHECK_STR_CONTAINS(err.message, c);
+	CHECK(seg_holds(b, pa, 5000));
+	CHECK(seg_holds(c, pc, 7000));
+
+	const char *bad[] = {"noslash", "/", "/a/b", ""};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		CHECK_EQ_INT(shm_segment_rename(bad[i], a, &err), -1);
+		CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+		CHECK_EQ_INT(shm_segment_rename(b, bad[i], &err), -1);
+		CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+	}
+	CHECK_EQ_INT(shm_segment_rename(NULL, a, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+	CHECK(seg_holds(b, pa, 5000));
+	CHECK(!seg_exists(a));
+
+	CHECK_EQ_INT(shm_segment_unlink(b, &err), 0);
+	CHECK_EQ_INT(shm_segment_unlink(c, &err), 0);
+	CHECK(!seg_exists(b));
+	CHECK(!seg_exists(c));
+	free(pa);
+	free(pc);
+	cleanup();
+}
+
+/* Whether this kernel faults pages in on MADV_POPULATE_READ. */
+static int
+populate_read_works(void)
+{
+#ifdef MADV_POPULATE_READ
+	long page = sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, (size_t)page, PROT_READ,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	int ok = madvise(p, (size_t)page, MADV_POPULATE_READ) == 0;
+	munmap(p, (size_t)page);
+	return ok;
+#else
+	return 0;
+#endif
+}
+
+static void
+test_lazy_prefetch_release(void)
+{
+	struct shm_segment w, r;
+	struct ipc_error err;
+	const size_t size = (24u << 20) + 4567;
+	const size_t off = (5u << 20) + 99, len = 8u << 20;
+	const long page = sysconf(_SC_PAGESIZE);
+	const long span = (long)(len / (size_t)page);
+	unsigned char *src = pattern(size, 5);
+	const char *name = seg_name("g9");
+	CHECK_EQ_INT(shm_segment_create_copy(&w, name, size, src, &err), 0);
+	shm_segment_close(&w);
+
+	/* a plain read-only mapping comes with its pages in place */
+	long before = resident_pages();
+	CHECK_EQ_INT(shm_segment_open(&r, name, SHM_READ, size, &err), 0);
+	CHECK(resident_pages() - before >=
+	      (long)(size / (size_t)page) * 9 / 10);
+	shm_segment_close(&r);
+
+	before = resident_pages();
+	CHECK_EQ_INT(
+	    shm_segment_open(&r, name, SHM_READ | SHM_LAZY, size, &err), 0);
+	CHECK_EQ_INT(r.size, size);
+	CHECK_EQ_INT(r.writable, 0);
+	CHECK(resident_pages() - before < span / 10);
+
+	shm_segment_prefetch(&r, off, len);
+	if (populate_read_works())
+		CHECK(resident_pages() - before >= span * 9 / 10);
+	CHECK(memcmp((char *)r.addr + off, src + off, len) == 0);
+
+	long faulted = resident_pages();
+	shm_segment_release(&r, off, len);
+	CHECK(faulted - resident_pages() >= span * 9 / 10);
+	/* only this process's pages went: the bytes read back the same */
+	CHECK(memcmp(r.addr, src, size) == 0);
+	shm_segment_close(&r);
+	CHECK(seg_holds(name, src, size));
+
+	/* out of range and closed mappings are left alone */
+	CHECK_EQ_INT(shm_segment_open(&r, name, SHM_READ | SHM_LAZY, 0, &err),
+	             0);
+	shm_segment_prefetch(&r, size, 10);
+	shm_segment_prefetch(&r, size - 10, 1000);
+	CHECK(memcmp((char *)r.addr + size - 10, src + size - 10, 10) == 0);
+	shm_segment_close(&r);
+	shm_segment_prefetch(&r, 0, 10);
+
+	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
+	CHECK(!seg_exists(name));
+	free(src);
+	cleanup();
+}
+
 int
 main(void)
 {
@@ -252,6 +446,9 @@ main(void)
 	RUN(test_remove_prefix);
 	RUN(test_full_dev_shm);
 	RUN(test_release_drops_pages);
+	RUN(test_create_copy);
+	RUN(test_rename);
+	RUN(test_lazy_prefetch_release);
 	cleanup();
 	return harness_finish();
 }
