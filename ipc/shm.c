@@ -218,8 +218,8 @@ shm_segment_open(struct shm_segment *s, const char *name, int flags,
 	}
 	size_t size = (size_t)st.st_size;
 	int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-	void *addr =
-	    mmap(NULL, size, prot, MAP_SHARED | populate(flags, size), fd, 0);
+	int pop = populate(flags, size);
+	void *addr = mmap(NULL, size, prot, MAP_SHARED | pop, fd, 0);
 	if (addr == MAP_FAILED) {
 		ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s", name,
 		              size, strerror(errno));
@@ -230,6 +230,7 @@ shm_segment_open(struct shm_segment *s, const char *name, int flags,
 	s->addr = addr;
 	s->size = size;
 	s->writable = writable != 0;
+	s->lazy = pop == 0;
 	return 0;
 
 fail:
@@ -251,6 +252,7 @@ shm_segment_close(struct shm_segment *s)
 	s->size = 0;
 	s->fd = -1;
 	s->writable = 0;
+	s->lazy = 0;
 }
 
 /* Remove a segment's name. */

@@ -18,6 +18,7 @@ struct shm_segment {
 	void *addr;     /* mapping of the whole segment; NULL when closed */
 	size_t size;    /* bytes mapped (the segment's size) */
 	int writable;   /* mapped PROT_READ|PROT_WRITE */
+	int lazy;       /* mapped without its pages (SHM_LAZY, large) */
 };
 
 /* Create a new segment of size bytes (exclusive; IPC_E_SHM_EXISTS if the name

@@ -101,7 +101,8 @@ stream_free(struct stream *s)
 /* A lazy mapping read tensor by tensor: each tensor's pages are faulted in
  * at once before it is read and the ones already read are dropped. */
 struct window {
-	struct shm_segment *seg; /* NULL: plain memory, nothing to do */
+	struct shm_segment *seg; /* NULL: plain memory or a mapping with all
+	                          * its pages (small), nothing to do */
 	size_t done;             /* bytes below this are released */
 };
 
@@ -192,7 +193,7 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 	if (shm_segment_open(&seg, p->shm, SHM_READ | SHM_LAZY,
 	                     a->model->total_size, err) < 0)
 		return -1;
-	struct window w = {.seg = &seg};
+	struct window w = {.seg = seg.lazy ? &seg : NULL};
 	int rc = check_finite(a->model, seg.addr, &w, err);
 	if (rc == 0) {
 		fedavg_add_each(a, seg.addr, weight, window_next, &w);
