@@ -48,7 +48,10 @@ stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
 	if (b == NULL) {
 		b = xcalloc(1, sizeof *b);
 		b->task_id = task_id;
-		if (posix_memalign((void **)&b->buf, TENSOR_ALIGN, size) != 0)
+		if (s->nidle > 0)
+			b->buf = s->idle[--s->nidle];
+		else if (posix_memalign((void **)&b->buf, TENSOR_ALIGN, size) !=
+		         0)
 			fatal("out of memory staging %llu bytes",
 			      (unsigned long long)size);
 		b->next = s->inbox;
@@ -78,6 +81,22 @@ stream_staged(const struct stream *s, uint64_t task_id)
 	return b != NULL && b->have == s->model->total_size ? b->buf : NULL;
 }
 
+/* Keep a dropped update's staging buffer for the next one (its pages are
+ * in memory already: a fresh 3 GB buffer costs seconds to fault in), as
+ * many as were ever in use at once; free the others. */
+static void
+keep_idle(struct stream *s, uint8_t *buf)
+{
+	if (s->idle_cap < s->staged_peak) {
+		s->idle = xrealloc(s->idle, s->staged_peak * sizeof *s->idle);
+		s->idle_cap = s->staged_peak;
+	}
+	if (s->nidle < s->idle_cap)
+		s->idle[s->nidle++] = buf;
+	else
+		free(buf);
+}
+
 void
 stream_drop(struct stream *s, uint64_t task_id)
 {
@@ -85,7 +104,7 @@ stream_drop(struct stream *s, uint64_t task_id)
 		if ((*p)->task_id == task_id) {
 			struct stream_inbox *b = *p;
 			*p = b->next;
-			free(b->buf);
+			keep_idle(s, b->buf);
 			free(b);
 			return;
 		}
@@ -96,6 +115,11 @@ stream_free(struct stream *s)
 {
 	while (s->inbox != NULL)
 		stream_drop(s, s->inbox->task_id);
+	for (unsigned i = 0; i < s->nidle; i++)
+		free(s->idle[i]);
+	free(s->idle);
+	s->idle = NULL;
+	s->nidle = s->idle_cap = 0;
 }
 
 /* A lazy mapping read tensor by tensor: each tensor's pages are faulted in

@@ -31,6 +31,8 @@ struct stream {
 	const struct tensor_manifest *model;
 	struct stream_inbox *inbox; /* one per update in flight */
 	unsigned staged_peak;       /* most updates staged at once */
+	uint8_t **idle;             /* staging buffers of dropped updates, */
+	unsigned nidle, idle_cap;   /* kept for the next (at most the peak) */
 };
 
 void stream_init(struct stream *s, int enabled, size_t chunk_bytes,
