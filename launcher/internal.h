@@ -39,6 +39,9 @@ struct worker {
 
 	int has_task; /* task_id is in this worker's hands, unreported */
 	uint64_t task_id;
+	int has_next; /* pool: next_task's frame is sent ahead; it starts */
+	uint64_t next_task; /* (and its timeout runs) once task_id reports */
+	int64_t next_client;
 	int have_last_task; /* last_task: whose update segment to clean up */
 	uint64_t last_task;
 
@@ -106,11 +109,22 @@ void worker_kill(struct worker *w);
 void worker_shutdown(struct worker *w);
 /* True when the worker is connected, idle and may take another task. */
 int worker_idle(const struct worker *w);
+/* True when a busy pool worker may be sent a task ahead: it has room for
+ * two more tasks and none is queued in its socket yet. */
+int worker_can_take_next(const struct worker *w);
+/* Send task_id (client_id, kept to requeue it) ahead to a busy worker. */
+void worker_send_next(struct worker *w, uint64_t task_id, int64_t client_id);
 void worker_free(struct worker *w);
 
 /* launcher.c, called by worker.c */
 /* An idle worker may take the next queued task. */
 void launcher_worker_idle(struct launcher *l, struct worker *w);
+/* A busy pool worker may take a queued task ahead (not with streamed
+ * parameters: the chunks of the task in hand are still being written). */
+void launcher_worker_busy(struct launcher *l, struct worker *w);
+/* A task sent ahead to a worker that failed before starting it: back to
+ * the head of the queue (it failed nothing of its own). */
+void launcher_requeue(struct launcher *l, uint64_t task_id, int64_t client_id);
 /* A finished worker (closed and exited) leaves; its slot frees. */
 void launcher_worker_gone(struct launcher *l, struct worker *w);
 /* Report a task failure to the owner. */

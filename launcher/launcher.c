@@ -247,6 +247,13 @@ schedule(struct launcher *l)
 		while (l->queued > pool_ready(l) &&
 		       l->alive < l->opt.max_concurrent)
 			spawn_worker(l, -1, 0, 0);
+		/* What no ready worker will take goes ahead to busy ones. */
+		TAILQ_FOREACH(w, &l->workers, entry)
+		{
+			if (l->queued <= pool_ready(l))
+				break;
+			launcher_worker_busy(l, w);
+		}
 		return;
 	}
 	while (l->queued > 0 && l->alive < l->opt.max_concurrent) {
@@ -430,6 +437,30 @@ launcher_worker_idle(struct launcher *l, struct worker *w)
 		return;
 	worker_assign(w, q->task_id);
 	free(q);
+}
+
+void
+launcher_worker_busy(struct launcher *l, struct worker *w)
+{
+	if (l->stopping || !l->opt.send_ahead || !worker_can_take_next(w))
+		return;
+	struct queued_task *q = pop_task(l);
+	if (q == NULL)
+		return;
+	worker_send_next(w, q->task_id, q->client_id);
+	free(q);
+}
+
+void
+launcher_requeue(struct launcher *l, uint64_t task_id, int64_t client_id)
+{
+	if (l->stopping)
+		return;
+	struct queued_task *q = xcalloc(1, sizeof *q);
+	q->task_id = task_id;
+	q->client_id = client_id;
+	TAILQ_INSERT_HEAD(&l->queue, q, entry);
+	l->queued++;
 }
 
 void

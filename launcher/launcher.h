@@ -23,6 +23,9 @@ struct launcher_options {
 	const char *log_dir;       /* per-worker stdout/stderr logs go here */
 	unsigned max_concurrent;   /* worker processes alive at once, >= 1 */
 	unsigned tasks_per_worker; /* 1: a process per task; > 1: a pool */
+	int send_ahead; /* pool: send a busy worker its next task before it
+	                 * reports, so it never waits for the orchestrator
+	                 * between tasks (not with streamed parameters) */
 	double task_timeout_s;
 	double kill_grace_s;
 	size_t chunk_bytes; /* chunk frames of streamed regions (0 = 4 MiB) */

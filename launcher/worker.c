@@ -144,16 +144,16 @@ write_cb(struct bufferevent *bev, void *arg)
 		pump_stream(w);
 }
 
-/* Write the task frame for the task in hand and start its timeout. */
-static void
-send_task(struct worker *w)
+/* Encode task_id's frame and write it at once; 0 on success. */
+static int
+write_task_frame(struct worker *w, uint64_t task_id)
 {
 	uint8_t *frame;
 	size_t len;
 	struct launcher *l = w->l;
-	if (l->hooks.encode_task(l->hooks.arg, w->task_id, &frame, &len) < 0) {
+	if (l->hooks.encode_task(l->hooks.arg, task_id, &frame, &len) < 0) {
 		worker_terminate(w, "could not encode the task");
-		return;
+		return -1;
 	}
 	bufferevent_write(w->bev, frame, len);
 	free(frame);
@@ -162,6 +162,16 @@ send_task(struct worker *w)
 	 * sit idle until then. What the socket cannot take stays queued. */
 	evbuffer_write(bufferevent_get_output(w->bev),
 	               bufferevent_getfd(w->bev));
+	return 0;
+}
+
+/* Write the task frame for the task in hand and start its timeout. */
+static void
+send_task(struct worker *w)
+{
+	struct launcher *l = w->l;
+	if (write_task_frame(w, w->task_id) < 0)
+		return;
 	w->state = WORKER_BUSY;
 	if (w->tasks_max > 1)
 		arm_timer(w, l->opt.task_timeout_s);
@@ -174,6 +184,7 @@ send_task(struct worker *w)
 		else
 			w->out_data = NULL;
 	}
+	launcher_worker_busy(l, w);
 }
 
 /* Stop receiving a streamed result: the owner drops what arrived. */
@@ -253,7 +264,17 @@ on_result(struct worker *w, const struct msg *m)
 	l->in_hand--;
 	w->tasks_done++;
 	evtimer_del(w->timer);
-	if (w->tasks_done < w->tasks_max) {
+	if (w->has_next) {
+		/* The task sent ahead is the worker's now: it is already
+		 * reading it. Its timeout starts here. */
+		w->has_next = 0;
+		w->has_task = 1;
+		w->task_id = w->next_task;
+		w->last_task = w->next_task;
+		arm_timer(w, l->opt.task_timeout_s);
+		if (!l->stopping)
+			launcher_worker_busy(l, w);
+	} else if (w->tasks_done < w->tasks_max) {
 		w->state = WORKER_CONNECTED;
 	} else {
 		/* It exits by itself after COHORT_TASKS tasks; a worker that
@@ -476,6 +497,11 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 		launcher_task_failed(l, w->task_id, reason);
 		free(reason);
 	}
+	if (w->has_next) {
+		w->has_next = 0;
+		l->in_hand--;
+		launcher_requeue(l, w->next_task, w->next_client);
+	}
 	launcher_worker_gone(l, w);
 }
 
@@ -517,6 +543,24 @@ worker_assign(struct worker *w, uint64_t task_id)
 	w->l->in_hand++;
 	if (w->state == WORKER_CONNECTED && w->bev != NULL)
 		send_task(w);
+}
+
+int
+worker_can_take_next(const struct worker *w)
+{
+	return w->state == WORKER_BUSY && w->has_task && !w->has_next &&
+	       w->bev != NULL && w->kill_stage == 0 && w->out_data == NULL &&
+	       !w->receiving && w->tasks_done + 2 <= w->tasks_max;
+}
+
+void
+worker_send_next(struct worker *w, uint64_t task_id, int64_t client_id)
+{
+	w->has_next = 1;
+	w->next_task = task_id;
+	w->next_client = client_id;
+	w->l->in_hand++;
+	write_task_frame(w, task_id);
 }
 
 void

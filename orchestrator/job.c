@@ -301,6 +301,7 @@ start_launcher(struct job *j)
 	                          ? (unsigned)c->launcher.max_concurrent
 	                          : (unsigned)(cpus > 0 ? cpus : 1),
 	    .tasks_per_worker = (unsigned)c->launcher.tasks_per_worker,
+	    .send_ahead = !j->stream.enabled,
 	    .task_timeout_s = c->launcher.task_timeout_s,
 	    .kill_grace_s = c->launcher.kill_grace_s,
 	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,

@@ -31,6 +31,22 @@ for c in $cases; do
 	check_clean "$root"
 done
 
+# Pool mode sends a busy worker its next task ahead: when the worker dies
+# on client 1's task (or hangs and is killed), client 2's task, already in
+# its socket, is handed to another worker, not failed.
+for fault in segv hang; do
+	root=$tmp/ahead-$fault
+	set +e
+	COHORT_FAKE_FAULT=$fault COHORT_FAKE_FAULT_CLIENT=1 run 3 2 3 2 --workspace-root "$root" \
+		--set launcher.tasks_per_worker=4 --set launcher.max_concurrent=1 >"$root.out" 2>"$root.err"
+	rc=$?
+	set -e
+	[ $rc -eq 0 ] || fail "ahead $fault: exit $rc: $(cat "$root.err")"
+	[ "$(grep -c "sampled 3  ok 2  failed 1" "$root.out")" -eq 2 ] || fail "ahead $fault: counts: $(cat "$root.out")"
+	[ "$(grep -c "client [02] task [0-9]* failed" "$root.err")" -eq 0 ] || fail "ahead $fault: a task sent ahead failed: $(cat "$root.err")"
+	check_clean "$root"
+done
+
 # slow succeeds; a client failing 3 times in a row is excluded.
 COHORT_FAKE_FAULT=slow COHORT_FAKE_SLEEP_MS=50 run 2 2 2 1 --workspace-root "$tmp/slow" >"$tmp/slow.out"
 grep -q "ok 2  failed 0" "$tmp/slow.out" || fail "slow: $(cat "$tmp/slow.out")"
