@@ -375,16 +375,26 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	return l;
 }
 
+/* Queue a task at the tail (submitted) or the head (given back). */
+static void
+enqueue(struct launcher *l, uint64_t task_id, int64_t client_id, int head)
+{
+	struct queued_task *q = xcalloc(1, sizeof *q);
+	q->task_id = task_id;
+	q->client_id = client_id;
+	if (head)
+		TAILQ_INSERT_HEAD(&l->queue, q, entry);
+	else
+		TAILQ_INSERT_TAIL(&l->queue, q, entry);
+	l->queued++;
+}
+
 void
 launcher_submit(struct launcher *l, uint64_t task_id, int64_t client_id)
 {
 	if (l->stopping)
 		return;
-	struct queued_task *q = xcalloc(1, sizeof *q);
-	q->task_id = task_id;
-	q->client_id = client_id;
-	TAILQ_INSERT_TAIL(&l->queue, q, entry);
-	l->queued++;
+	enqueue(l, task_id, client_id, 0);
 	schedule(l);
 }
 
@@ -454,13 +464,8 @@ launcher_worker_busy(struct launcher *l, struct worker *w)
 void
 launcher_requeue(struct launcher *l, uint64_t task_id, int64_t client_id)
 {
-	if (l->stopping)
-		return;
-	struct queued_task *q = xcalloc(1, sizeof *q);
-	q->task_id = task_id;
-	q->client_id = client_id;
-	TAILQ_INSERT_HEAD(&l->queue, q, entry);
-	l->queued++;
+	if (!l->stopping)
+		enqueue(l, task_id, client_id, 1);
 }
 
 void
