@@ -14,9 +14,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* Lazy mappings up to this size are pre-faulted all the same (populate). */
-#define SHM_POPULATE_MAX (16u << 20)
-
 #define SHM_DIR "/dev/shm"
 
 /* Check a segment name: "/" then 1..254 bytes without another '/'. */
@@ -184,12 +181,9 @@ shm_segment_create_copy(struct shm_segment *s, const char *name, size_t size,
 
 /* Map an existing segment. */
 int
-shm_segment_open(struct shm_segment *s, const char *name, int flags,
-                 size_t min_size, struct ipc_error *err)
+shm_open_checked(const char *name, int writable, size_t min_size, int *fd_out,
+                 struct stat *st, struct ipc_error *err)
 {
-	int writable = (flags & SHM_WRITE) != 0;
-	memset(s, 0, sizeof *s);
-	s->fd = -1;
 	if (check_name(name, err) != 0)
 		return -1;
 	int fd = shm_open(name, writable ? O_RDWR : O_RDONLY, 0);
@@ -202,20 +196,37 @@ shm_segment_open(struct shm_segment *s, const char *name, int flags,
 		return ipc_error_set(err, IPC_E_IO, "shm_open %s: %s", name,
 		                     strerror(errno));
 	}
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
+	if (fstat(fd, st) != 0) {
 		ipc_error_set(err, IPC_E_IO, "fstat %s: %s", name,
 		              strerror(errno));
-		goto fail;
+		close(fd);
+		return -1;
 	}
-	if (st.st_size <= 0 || (uint64_t)st.st_size < min_size) {
+	if (st->st_size <= 0 || (uint64_t)st->st_size < min_size) {
 		ipc_error_set(err, IPC_E_SHM_SIZE,
 		              "shared-memory segment %s holds %jd bytes but "
 		              "at least %zu are expected",
-		              name, (intmax_t)st.st_size,
+		              name, (intmax_t)st->st_size,
 		              min_size ? min_size : 1);
-		goto fail;
+		close(fd);
+		return -1;
 	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* Map an existing segment. */
+int
+shm_segment_open(struct shm_segment *s, const char *name, int flags,
+                 size_t min_size, struct ipc_error *err)
+{
+	int writable = (flags & SHM_WRITE) != 0;
+	memset(s, 0, sizeof *s);
+	s->fd = -1;
+	int fd;
+	struct stat st;
+	if (shm_open_checked(name, writable, min_size, &fd, &st, err) != 0)
+		return -1;
 	size_t size = (size_t)st.st_size;
 	int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
 	int pop = populate(flags, size);
@@ -223,7 +234,8 @@ shm_segment_open(struct shm_segment *s, const char *name, int flags,
 	if (addr == MAP_FAILED) {
 		ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s", name,
 		              size, strerror(errno));
-		goto fail;
+		close(fd);
+		return -1;
 	}
 	snprintf(s->name, sizeof s->name, "%s", name);
 	s->fd = fd;
@@ -232,10 +244,6 @@ shm_segment_open(struct shm_segment *s, const char *name, int flags,
 	s->writable = writable != 0;
 	s->lazy = pop == 0;
 	return 0;
-
-fail:
-	close(fd);
-	return -1;
 }
 
 /* Unmap and close. A zeroed struct has addr NULL and is left alone, so fd 0
@@ -244,10 +252,12 @@ void
 shm_segment_close(struct shm_segment *s)
 {
 	if (s->addr != NULL) {
-		munmap(s->addr, s->size);
+		if (!s->cached)
+			munmap(s->addr, s->size);
 		if (s->fd >= 0)
 			close(s->fd);
 	}
+	s->cached = 0;
 	s->addr = NULL;
 	s->size = 0;
 	s->fd = -1;

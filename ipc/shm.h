@@ -9,8 +9,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "error.h"
+
+/* Segments up to this size count as small: a lazy mapping of one is
+ * pre-faulted all the same, and a shm_cache keeps their mappings. */
+#define SHM_POPULATE_MAX (16u << 20)
 
 struct shm_segment {
 	char name[256]; /* "/cohort.<job>.g3" */
@@ -19,6 +24,8 @@ struct shm_segment {
 	size_t size;    /* bytes mapped (the segment's size) */
 	int writable;   /* mapped PROT_READ|PROT_WRITE */
 	int lazy;       /* mapped without its pages (SHM_LAZY, large) */
+	int cached;     /* the mapping belongs to a shm_cache (shmcache.h):
+	                 * close leaves it mapped */
 };
 
 /* Create a new segment of size bytes (exclusive; IPC_E_SHM_EXISTS if the name
@@ -48,6 +55,11 @@ enum {
  * min_size. */
 int shm_segment_open(struct shm_segment *s, const char *name, int flags,
                      size_t min_size, struct ipc_error *err);
+/* Open segment name (read-write or read-only) and check it holds at least
+ * min_size bytes: *fd and *st on success (what shm_segment_open and
+ * shm_cache_open map). */
+int shm_open_checked(const char *name, int writable, size_t min_size, int *fd,
+                     struct stat *st, struct ipc_error *err);
 /* Unmap and close; idempotent and safe on a zeroed struct. */
 void shm_segment_close(struct shm_segment *s);
 /* Remove a segment's name; a segment that is already gone is not an error. */

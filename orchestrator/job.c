@@ -319,13 +319,20 @@ start_launcher(struct job *j)
 	}
 	o.gpus = &gpus;
 	/* One spare per update that can be in flight, for strategies that
-	 * drop each update once folded (the others keep theirs mapped). */
+	 * drop each update once folded (the others keep theirs mapped); two
+	 * for small models in a pool, where a task sent ahead is handed its
+	 * spare before the one in hand has reported (the capacity check
+	 * counts one per worker: large models keep to that). */
 	unsigned spares = o.max_concurrent;
 	if (spares > (unsigned)c->federation.fit_clients)
 		spares = (unsigned)c->federation.fit_clients;
+	if (o.tasks_per_worker > 1 && j->model.total_size <= SHM_POPULATE_MAX)
+		spares *= 2;
 	if (j->stream.enabled || j->strategy.ops->kind != STRATEGY_STREAM)
 		spares = 0;
 	spares_init(&j->spares, j->ws.jobkey, j->model.total_size, spares);
+	/* Every spare plus the fresh segments of tasks that found none. */
+	shm_cache_init(&j->stream.maps, 2 * spares + 2);
 	j->launcher = launcher_create(j->base, &o, &h, &err);
 	gpuslots_free(&gpus);
 	free(logs);

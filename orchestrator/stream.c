@@ -119,6 +119,7 @@ stream_free(struct stream *s)
 		free(s->idle[i]);
 	free(s->idle);
 	s->idle = NULL;
+	shm_cache_free(&s->maps);
 	s->nidle = s->idle_cap = 0;
 }
 
@@ -214,8 +215,8 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 		return 0;
 	}
 	struct shm_segment seg;
-	if (shm_segment_open(&seg, p->shm, SHM_READ | SHM_LAZY,
-	                     a->model->total_size, err) < 0)
+	if (shm_cache_open(&s->maps, &seg, p->shm, SHM_READ | SHM_LAZY,
+	                   a->model->total_size, err) < 0)
 		return -1;
 	struct window w = {.seg = seg.lazy ? &seg : NULL};
 	int rc = check_finite(a->model, seg.addr, &w, err);

@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "message.h"
+#include "shmcache.h"
 #include "tensor.h"
 
 struct job;
@@ -33,6 +34,7 @@ struct stream {
 	unsigned staged_peak;       /* most updates staged at once */
 	uint8_t **idle;             /* staging buffers of dropped updates, */
 	unsigned nidle, idle_cap;   /* kept for the next (at most the peak) */
+	struct shm_cache maps;      /* small update segments stay mapped */
 };
 
 void stream_init(struct stream *s, int enabled, size_t chunk_bytes,

@@ -19,6 +19,7 @@
 #include "model.h"
 #include "partition.h"
 #include "shm.h"
+#include "shmcache.h"
 #include "synthetic.h"
 #include "train.h"
 #include "transfer.h"
@@ -41,7 +42,8 @@ struct client {
 	uint64_t progress_every; /* steps between metrics frames; 0 = none */
 	void *outgoing;          /* update to stream after the result frame */
 	uint64_t outgoing_size;
-	size_t chunk_bytes; /* task config chunk_bytes (stream transport) */
+	size_t chunk_bytes;    /* task config chunk_bytes (stream transport) */
+	struct shm_cache maps; /* small segments stay mapped across tasks */
 };
 
 /* The task's global model: a read-only shm mapping, or (stream transport)
@@ -297,8 +299,8 @@ task_map_global(struct client *cl, const struct msg_task *t,
 		return -1;
 	}
 	if (t->params.where == PARAMS_SHM) {
-		if (shm_segment_open(&g->seg, t->params.shm, 0, mf->total_size,
-		                     err) != 0)
+		if (shm_cache_open(&cl->maps, &g->seg, t->params.shm, SHM_READ,
+		                   mf->total_size, err) != 0)
 			return -1;
 		g->addr = g->seg.addr;
 		return 0;
@@ -329,13 +331,14 @@ task_region_free(struct task_region *g)
  * already in memory. Returns 0 when there is none or it does not fit; the
  * caller then creates a fresh one. */
 static int
-claim_spare(const struct msg_task *t, const char *name, size_t size,
-            struct shm_segment *update)
+claim_spare(struct client *cl, const struct msg_task *t, const char *name,
+            size_t size, struct shm_segment *update)
 {
 	const char *spare = kv_get_str(&t->config, "spare_shm", NULL);
 	if (spare == NULL || shm_segment_rename(spare, name, NULL) != 0)
 		return 0;
-	if (shm_segment_open(update, name, SHM_WRITE, size, NULL) == 0 &&
+	if (shm_cache_open(&cl->maps, update, name, SHM_WRITE, size, NULL) ==
+	        0 &&
 	    update->size == size)
 		return 1;
 	shm_segment_close(update);
@@ -371,11 +374,13 @@ task_update_region(struct client *cl, const struct msg_task *t,
 	char name[PARAMS_SHM_MAX];
 	snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
 	         (unsigned long long)t->task_id);
-	if (claim_spare(t, name, mf->total_size, update)) {
+	if (claim_spare(cl, t, name, mf->total_size, update)) {
 		memcpy(update->addr, g->addr, mf->total_size);
-	} else if (shm_segment_create_copy(update, name, mf->total_size,
-	                                   g->addr, err) != 0) {
-		return -1;
+	} else {
+		if (shm_segment_create_copy(update, name, mf->total_size,
+		                            g->addr, err) != 0)
+			return -1;
+		shm_cache_adopt(&cl->maps, update);
 	}
 	*out = update->addr;
 	return 0;
@@ -630,6 +635,10 @@ client_main(void)
 		return 1;
 	}
 
+	/* The global model and the update segments that go round between
+	 * the pool's workers (spares: two per worker at most); at most two
+	 * mappings are in use at once, and one in use is never evicted. */
+	shm_cache_init(&cl.maps, 8);
 	int status = 0;
 	for (long done = 0; done < max_tasks;) {
 		struct msg m;
@@ -668,6 +677,7 @@ client_main(void)
 			break;
 	}
 	cache_free(&cl.cache);
+	shm_cache_free(&cl.maps);
 	backend_close(cl.backend);
 	close(cl.fd);
 	return status;

@@ -1,0 +1,124 @@
+/* shmcache.c: keeping small segments mapped and finding them by inode. */
+#include "shmcache.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util.h"
+
+void
+shm_cache_init(struct shm_cache *c, unsigned max)
+{
+	memset(c, 0, sizeof *c);
+	c->max = max;
+	if (max > 0)
+		c->e = xcalloc(max, sizeof *c->e);
+}
+
+/* The entry of (dev, ino, size, writable), or NULL. */
+static struct shm_cache_entry *
+find(struct shm_cache *c, const struct stat *st, int writable)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		struct shm_cache_entry *e = &c->e[i];
+		if (e->dev == st->st_dev && e->ino == st->st_ino &&
+		    e->size == (size_t)st->st_size && e->writable == writable)
+			return e;
+	}
+	return NULL;
+}
+
+/* A free entry: a new one, or the least recently used one unmapped. */
+static struct shm_cache_entry *
+make_room(struct shm_cache *c)
+{
+	if (c->n < c->max)
+		return &c->e[c->n++];
+	struct shm_cache_entry *old = &c->e[0];
+	for (unsigned i = 1; i < c->n; i++)
+		if (c->e[i].used < old->used)
+			old = &c->e[i];
+	munmap(old->addr, old->size);
+	return old;
+}
+
+/* Remember a mapping. */
+static void
+keep(struct shm_cache *c, const struct stat *st, int writable, void *addr)
+{
+	struct shm_cache_entry *e = make_room(c);
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->size = (size_t)st->st_size;
+	e->writable = writable;
+	e->addr = addr;
+	e->used = ++c->clock;
+}
+
+int
+shm_cache_open(struct shm_cache *c, struct shm_segment *s, const char *name,
+               int flags, size_t min_size, struct ipc_error *err)
+{
+	int writable = (flags & SHM_WRITE) != 0;
+	memset(s, 0, sizeof *s);
+	s->fd = -1;
+	if (c->max == 0)
+		return shm_segment_open(s, name, flags, min_size, err);
+	int fd;
+	struct stat st;
+	if (shm_open_checked(name, writable, min_size, &fd, &st, err) != 0)
+		return -1;
+	size_t size = (size_t)st.st_size;
+	if (size > SHM_POPULATE_MAX) {
+		close(fd);
+		return shm_segment_open(s, name, flags, min_size, err);
+	}
+	struct shm_cache_entry *e = find(c, &st, writable);
+	void *addr;
+	if (e != NULL) {
+		addr = e->addr;
+		e->used = ++c->clock;
+	} else {
+		int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+		addr = mmap(NULL, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+		if (addr == MAP_FAILED) {
+			ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s",
+			              name, size, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		keep(c, &st, writable, addr);
+	}
+	snprintf(s->name, sizeof s->name, "%s", name);
+	s->fd = fd;
+	s->addr = addr;
+	s->size = size;
+	s->writable = writable;
+	s->cached = 1;
+	return 0;
+}
+
+void
+shm_cache_adopt(struct shm_cache *c, struct shm_segment *s)
+{
+	struct stat st;
+	if (c->max == 0 || s->addr == NULL || s->cached || s->fd < 0 ||
+	    s->size > SHM_POPULATE_MAX || fstat(s->fd, &st) != 0 ||
+	    (size_t)st.st_size != s->size || find(c, &st, s->writable) != NULL)
+		return;
+	keep(c, &st, s->writable, s->addr);
+	s->cached = 1;
+}
+
+void
+shm_cache_free(struct shm_cache *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		munmap(c->e[i].addr, c->e[i].size);
+	free(c->e);
+	memset(c, 0, sizeof *c);
+}
