@@ -34,8 +34,9 @@ void shm_cache_init(struct shm_cache *c, unsigned max);
  * SHM_POPULATE_MAX bytes) mapped before with the same access comes back
  * without a new mapping; a new one is mapped and kept (the least recently
  * used mapping is dropped when the cache is full). s->cached is set for
- * kept mappings: shm_segment_close leaves them mapped. Larger segments, and
- * flags with SHM_LAZY on them, are opened as shm_segment_open does. */
+ * kept mappings: shm_segment_close leaves them mapped. Larger segments are
+ * opened as shm_segment_open does (SHM_LAZY matters only for them: a small
+ * segment is mapped with its pages either way). */
 int shm_cache_open(struct shm_cache *c, struct shm_segment *s, const char *name,
                    int flags, size_t min_size, struct ipc_error *err);
 /* Hand a segment this process created (shm_segment_create*) to the cache,
