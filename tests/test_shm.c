@@ -4,6 +4,7 @@
  * created as a copy of a buffer and renamed, and a lazy mapping is brought
  * in and dropped in windows without losing the segment's bytes. */
 #include "harness.h"
+#include "shmtest.h"
 #include "shm.h"
 
 #include <signal.h>
@@ -13,48 +14,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* "/cohort.shmtest<pid>.<suffix>" in a static buffer (one of two). */
-static const char *
-seg_name(const char *suffix)
-{
-	static char buf[2][128];
-	static int which;
-	which ^= 1;
-	snprintf(buf[which], sizeof buf[which], "/cohort.shmtest%d.%s",
-	         (int)getpid(), suffix);
-	return buf[which];
-}
-
-/* Remove every segment this test process may have created. */
-static void
-cleanup(void)
-{
-	char prefix[64];
-	struct ipc_error err;
-	snprintf(prefix, sizeof prefix, "cohort.shmtest%d", (int)getpid());
-	shm_remove_prefix(prefix, NULL, &err);
-}
-
-/* Whether /dev/shm/<name without '/'> exists. */
-static int
-seg_exists(const char *name)
-{
-	char path[640];
-	snprintf(path, sizeof path, "/dev/shm/%s", name + 1);
-	return access(path, F_OK) == 0;
-}
+#define TAG "shmtest"
 
 static void
 test_create_open_share(void)
 {
 	struct shm_segment w, r;
 	struct ipc_error err;
-	const char *name = seg_name("g1");
+	const char *name = shmtest_name(TAG, "g1");
 	CHECK_EQ_INT(shm_segment_create(&w, name, 10000, &err), 0);
 	CHECK(w.addr != NULL);
 	CHECK_EQ_INT(w.size, 10000);
 	CHECK_EQ_INT(w.writable, 1);
-	CHECK(seg_exists(name));
+	CHECK(shmtest_exists(name));
 	memset(w.addr, 0x5a, 10000);
 	CHECK_EQ_INT(shm_segment_open(&r, name, 0, 10000, &err), 0);
 	CHECK_EQ_INT(r.size, 10000);
@@ -67,14 +39,14 @@ test_create_open_share(void)
 	CHECK(r.addr == NULL);
 	shm_segment_close(&w);
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
-	CHECK(!seg_exists(name));
+	CHECK(!shmtest_exists(name));
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
 
 	struct shm_segment zero;
 	memset(&zero, 0, sizeof zero);
 	shm_segment_close(&zero);
 	CHECK(zero.addr == NULL);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 static void
@@ -82,7 +54,7 @@ test_read_only_mapping_faults(void)
 {
 	struct shm_segment w, r;
 	struct ipc_error err;
-	const char *name = seg_name("g2");
+	const char *name = shmtest_name(TAG, "g2");
 	CHECK_EQ_INT(shm_segment_create(&w, name, 4096, &err), 0);
 	CHECK_EQ_INT(shm_segment_open(&r, name, 0, 0, &err), 0);
 	fflush(NULL);
@@ -103,7 +75,7 @@ test_read_only_mapping_faults(void)
 	CHECK_EQ_INT(((unsigned char *)w.addr)[0], 0);
 	shm_segment_close(&r);
 	shm_segment_close(&w);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 static void
@@ -111,7 +83,7 @@ test_errors(void)
 {
 	struct shm_segment a, b;
 	struct ipc_error err;
-	const char *name = seg_name("u7");
+	const char *name = shmtest_name(TAG, "u7");
 	CHECK_EQ_INT(shm_segment_create(&a, name, 100, &err), 0);
 	CHECK_EQ_INT(shm_segment_create(&b, name, 100, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_SHM_EXISTS);
@@ -120,12 +92,14 @@ test_errors(void)
 	CHECK_EQ_INT(shm_segment_open(&b, name, 1, 101, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_SHM_SIZE);
 	CHECK_STR_CONTAINS(err.message, "holds 100 bytes but at least 101");
-	CHECK_EQ_INT(shm_segment_open(&b, seg_name("missing"), 0, 0, &err), -1);
+	CHECK_EQ_INT(
+	    shm_segment_open(&b, shmtest_name(TAG, "missing"), 0, 0, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_SHM_NOENT);
 	CHECK_STR_CONTAINS(err.message, "missing");
-	CHECK_EQ_INT(shm_segment_create(&b, seg_name("zero"), 0, &err), -1);
+	CHECK_EQ_INT(shm_segment_create(&b, shmtest_name(TAG, "zero"), 0, &err),
+	             -1);
 	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
-	CHECK(!seg_exists(seg_name("zero")));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "zero")));
 	const char *bad[] = {"noslash", "/", "/a/b", ""};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		CHECK_EQ_INT(shm_segment_create(&b, bad[i], 10, &err), -1);
@@ -138,7 +112,7 @@ test_errors(void)
 	CHECK_EQ_INT(shm_segment_open(&b, longname, 0, 0, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
 	shm_segment_close(&a);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 static void
@@ -161,10 +135,10 @@ test_remove_prefix(void)
 	unsigned removed = 99;
 	CHECK_EQ_INT(shm_remove_prefix(job + 1, &removed, &err), 0);
 	CHECK_EQ_INT(removed, 2);
-	CHECK(!seg_exists(names[0]));
-	CHECK(!seg_exists(names[1]));
-	CHECK(seg_exists(names[2]));
-	CHECK(seg_exists(names[3]));
+	CHECK(!shmtest_exists(names[0]));
+	CHECK(!shmtest_exists(names[1]));
+	CHECK(shmtest_exists(names[2]));
+	CHECK(shmtest_exists(names[3]));
 	/* with the leading '/', and nothing left to remove */
 	CHECK_EQ_INT(shm_remove_prefix(job, &removed, &err), 0);
 	CHECK_EQ_INT(removed, 0);
@@ -172,9 +146,9 @@ test_remove_prefix(void)
 	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
 	CHECK_EQ_INT(shm_remove_prefix("/", &removed, &err), -1);
 	CHECK_EQ_INT(shm_remove_prefix("a/b", &removed, &err), -1);
-	cleanup();
-	CHECK(!seg_exists(names[2]));
-	CHECK(!seg_exists(names[3]));
+	shmtest_cleanup(TAG);
+	CHECK(!shmtest_exists(names[2]));
+	CHECK(!shmtest_exists(names[3]));
 }
 
 static void
@@ -192,7 +166,7 @@ test_full_dev_shm(void)
 	uint64_t want = (total > avail ? total : avail) + (1u << 20);
 	if (st.f_blocks == 0)
 		harness_skip("/dev/shm has no size limit");
-	const char *name = seg_name("big");
+	const char *name = shmtest_name(TAG, "big");
 	double t0 = now_seconds();
 	CHECK_EQ_INT(shm_segment_create(&s, name, (size_t)want, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_SHM_NOSPACE);
@@ -201,9 +175,9 @@ test_full_dev_shm(void)
 	snprintf(num, sizeof num, "%zu bytes", (size_t)want);
 	CHECK_STR_CONTAINS(err.message, num);
 	CHECK(s.addr == NULL);
-	CHECK(!seg_exists(name));
+	CHECK(!shmtest_exists(name));
 	CHECK(now_seconds() - t0 < 5);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* Resident pages of this process (second field of /proc/self/statm). */
@@ -226,7 +200,7 @@ test_release_drops_pages(void)
 	struct shm_segment s;
 	struct ipc_error err;
 	const size_t size = 32u << 20;
-	const char *name = seg_name("u1");
+	const char *name = shmtest_name(TAG, "u1");
 	CHECK_EQ_INT(shm_segment_create(&s, name, size, &err), 0);
 	memset(s.addr, 3, size);
 	long before = resident_pages();
@@ -243,7 +217,7 @@ test_release_drops_pages(void)
 	shm_segment_release(&s, size, 10);
 	shm_segment_close(&s);
 	shm_segment_release(&s, 0, 10);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* A byte pattern that repeats neither every page nor every 8 MiB piece. */
@@ -280,7 +254,7 @@ test_create_copy(void)
 	struct ipc_error err;
 	const size_t size = (9u << 20) + 123;
 	unsigned char *src = pattern(size, 1), *other = pattern(size, 2);
-	const char *name = seg_name("u3");
+	const char *name = shmtest_name(TAG, "u3");
 	CHECK_EQ_INT(shm_segment_create_copy(&s, name, size, src, &err), 0);
 	CHECK(s.addr != NULL);
 	CHECK_EQ_INT(s.size, size);
@@ -301,10 +275,10 @@ test_create_copy(void)
 
 	shm_segment_close(&s);
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
-	CHECK(!seg_exists(name));
+	CHECK(!shmtest_exists(name));
 	free(src);
 	free(other);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 static void
@@ -313,16 +287,16 @@ test_rename(void)
 	struct shm_segment s, r;
 	struct ipc_error err;
 	char a[128], b[128], c[128];
-	snprintf(a, sizeof a, "%s", seg_name("s0"));
-	snprintf(b, sizeof b, "%s", seg_name("u5"));
-	snprintf(c, sizeof c, "%s", seg_name("u6"));
+	snprintf(a, sizeof a, "%s", shmtest_name(TAG, "s0"));
+	snprintf(b, sizeof b, "%s", shmtest_name(TAG, "u5"));
+	snprintf(c, sizeof c, "%s", shmtest_name(TAG, "u6"));
 	unsigned char *pa = pattern(5000, 3), *pc = pattern(7000, 4);
 	CHECK_EQ_INT(shm_segment_create_copy(&s, a, 5000, pa, &err), 0);
 	shm_segment_close(&s);
 
 	CHECK_EQ_INT(shm_segment_rename(a, b, &err), 0);
-	CHECK(!seg_exists(a));
-	CHECK(seg_exists(b));
+	CHECK(!shmtest_exists(a));
+	CHECK(shmtest_exists(b));
 	CHECK(seg_holds(b, pa, 5000));
 	CHECK_EQ_INT(shm_segment_open(&r, a, SHM_READ, 0, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_SHM_NOENT);
@@ -331,7 +305,7 @@ test_rename(void)
 	CHECK_EQ_INT(shm_segment_rename(a, c, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_SHM_NOENT);
 	CHECK_STR_CONTAINS(err.message, a);
-	CHECK(!seg_exists(c));
+	CHECK(!shmtest_exists(c));
 
 	/* the target exists: neither segment changes */
 	CHECK_EQ_INT(shm_segment_create_copy(&s, c, 7000, pc, &err), 0);
@@ -352,15 +326,15 @@ test_rename(void)
 	CHECK_EQ_INT(shm_segment_rename(NULL, a, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
 	CHECK(seg_holds(b, pa, 5000));
-	CHECK(!seg_exists(a));
+	CHECK(!shmtest_exists(a));
 
 	CHECK_EQ_INT(shm_segment_unlink(b, &err), 0);
 	CHECK_EQ_INT(shm_segment_unlink(c, &err), 0);
-	CHECK(!seg_exists(b));
-	CHECK(!seg_exists(c));
+	CHECK(!shmtest_exists(b));
+	CHECK(!shmtest_exists(c));
 	free(pa);
 	free(pc);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* Whether this kernel faults pages in on MADV_POPULATE_READ. */
@@ -391,7 +365,7 @@ test_lazy_prefetch_release(void)
 	const long page = sysconf(_SC_PAGESIZE);
 	const long span = (long)(len / (size_t)page);
 	unsigned char *src = pattern(size, 5);
-	const char *name = seg_name("g9");
+	const char *name = shmtest_name(TAG, "g9");
 	CHECK_EQ_INT(shm_segment_create_copy(&w, name, size, src, &err), 0);
 	shm_segment_close(&w);
 
@@ -432,9 +406,9 @@ test_lazy_prefetch_release(void)
 	shm_segment_prefetch(&r, 0, 10);
 
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
-	CHECK(!seg_exists(name));
+	CHECK(!shmtest_exists(name));
 	free(src);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 int
@@ -449,6 +423,6 @@ main(void)
 	RUN(test_create_copy);
 	RUN(test_rename);
 	RUN(test_lazy_prefetch_release);
-	cleanup();
+	shmtest_cleanup(TAG);
 	return harness_finish();
 }

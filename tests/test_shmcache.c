@@ -4,6 +4,7 @@
  * used one when full, leaves large segments and failed opens alone, takes
  * over segments this process created, and unmaps everything when freed. */
 #include "harness.h"
+#include "shmtest.h"
 #include "shmcache.h"
 
 #include <fcntl.h>
@@ -11,28 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* "/cohort.shmcachetest<pid>.<suffix>" in a static buffer (one of four). */
-static const char *
-seg_name(const char *suffix)
-{
-	static char buf[4][128];
-	static int which;
-	which = (which + 1) % 4;
-	snprintf(buf[which], sizeof buf[which], "/cohort.shmcachetest%d.%s",
-	         (int)getpid(), suffix);
-	return buf[which];
-}
-
-/* Remove every segment this test process may have created. */
-static void
-cleanup(void)
-{
-	char prefix[64];
-	struct ipc_error err;
-	snprintf(prefix, sizeof prefix, "cohort.shmcachetest%d.",
-	         (int)getpid());
-	shm_remove_prefix(prefix, NULL, &err);
-}
+#define TAG "shmcachetest"
 
 /* Lines of /proc/self/maps that map segment name (perms such as "r--s", or
  * NULL for any), i.e. this process's mappings of it. */
@@ -102,7 +82,7 @@ test_max_zero_maps_anew(void)
 	struct shm_cache c;
 	struct shm_segment s;
 	struct ipc_error err;
-	const char *name = seg_name("zero");
+	const char *name = shmtest_name(TAG, "zero");
 	make_seg(name, 5000, 0x11);
 	shm_cache_init(&c, 0);
 	CHECK_EQ_INT(shm_cache_open(&c, &s, name, SHM_READ, 5000, &err), 0);
@@ -116,7 +96,7 @@ test_max_zero_maps_anew(void)
 	CHECK_EQ_INT(maps_lines(name, NULL), 0);
 	shm_cache_free(&c);
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* A small segment opened again comes back at the same address. */
@@ -126,7 +106,7 @@ test_reopen_same_mapping(void)
 	struct shm_cache c;
 	struct shm_segment s, r;
 	struct ipc_error err;
-	const char *name = seg_name("again");
+	const char *name = shmtest_name(TAG, "again");
 	make_seg(name, 8000, 0x22);
 	shm_cache_init(&c, 4);
 
@@ -160,7 +140,7 @@ test_reopen_same_mapping(void)
 
 	shm_cache_free(&c);
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* A renamed segment is found again under its new name. */
@@ -171,8 +151,8 @@ test_renamed_found_by_inode(void)
 	struct shm_segment s;
 	struct ipc_error err;
 	char a[128], b[128];
-	snprintf(a, sizeof a, "%s", seg_name("g1"));
-	snprintf(b, sizeof b, "%s", seg_name("g2"));
+	snprintf(a, sizeof a, "%s", shmtest_name(TAG, "g1"));
+	snprintf(b, sizeof b, "%s", shmtest_name(TAG, "g2"));
 	make_seg(a, 6000, 0x44);
 	shm_cache_init(&c, 4);
 	CHECK_EQ_INT(shm_cache_open(&c, &s, a, SHM_READ, 6000, &err), 0);
@@ -197,7 +177,7 @@ test_renamed_found_by_inode(void)
 
 	shm_cache_free(&c);
 	CHECK_EQ_INT(shm_segment_unlink(b, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* Other segments and other access get mappings of their own. */
@@ -208,8 +188,8 @@ test_separate_entries(void)
 	struct shm_segment s;
 	struct ipc_error err;
 	char a[128], b[128];
-	snprintf(a, sizeof a, "%s", seg_name("ua"));
-	snprintf(b, sizeof b, "%s", seg_name("ub"));
+	snprintf(a, sizeof a, "%s", shmtest_name(TAG, "ua"));
+	snprintf(b, sizeof b, "%s", shmtest_name(TAG, "ub"));
 	make_seg(a, 4096, 0x55);
 	make_seg(b, 4096, 0x66);
 	shm_cache_init(&c, 4);
@@ -253,7 +233,7 @@ test_separate_entries(void)
 	shm_cache_free(&c);
 	CHECK_EQ_INT(shm_segment_unlink(a, &err), 0);
 	CHECK_EQ_INT(shm_segment_unlink(b, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* A full cache unmaps the mapping used longest ago. */
@@ -267,7 +247,7 @@ test_evicts_least_recently_used(void)
 	for (int i = 0; i < 3; i++) {
 		char suffix[8];
 		snprintf(suffix, sizeof suffix, "e%d", i);
-		snprintf(n[i], sizeof n[i], "%s", seg_name(suffix));
+		snprintf(n[i], sizeof n[i], "%s", shmtest_name(TAG, suffix));
 		make_seg(n[i], 4096 * (size_t)(i + 1), 0x10 + i);
 	}
 	shm_cache_init(&c, 2);
@@ -307,7 +287,7 @@ test_evicts_least_recently_used(void)
 	shm_cache_free(&c);
 	for (int i = 0; i < 3; i++)
 		CHECK_EQ_INT(shm_segment_unlink(n[i], &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* Segments over SHM_POPULATE_MAX are mapped and unmapped as usual. */
@@ -318,7 +298,7 @@ test_large_not_cached(void)
 	struct shm_segment s;
 	struct ipc_error err;
 	const size_t size = SHM_POPULATE_MAX + 4096;
-	const char *name = seg_name("big");
+	const char *name = shmtest_name(TAG, "big");
 	CHECK_EQ_INT(shm_segment_create(&s, name, size, &err), 0);
 	shm_segment_close(&s);
 	shm_cache_init(&c, 4);
@@ -331,7 +311,7 @@ test_large_not_cached(void)
 	CHECK_EQ_INT(maps_lines(name, NULL), 0);
 	shm_cache_free(&c);
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* A created segment handed to the cache is found by a later open. */
@@ -343,7 +323,7 @@ test_adopt(void)
 	struct ipc_error err;
 	unsigned char src[3000];
 	memset(src, 0x5c, sizeof src);
-	const char *name = seg_name("adopt");
+	const char *name = shmtest_name(TAG, "adopt");
 	shm_cache_init(&c, 4);
 	CHECK_EQ_INT(shm_segment_create_copy(&s, name, sizeof src, src, &err),
 	             0);
@@ -375,7 +355,7 @@ test_adopt(void)
 
 	/* a large segment stays the caller's */
 	const size_t size = SHM_POPULATE_MAX + 4096;
-	const char *big = seg_name("adoptbig");
+	const char *big = shmtest_name(TAG, "adoptbig");
 	CHECK_EQ_INT(shm_segment_create(&t, big, size, &err), 0);
 	shm_cache_adopt(&c, &t);
 	CHECK_EQ_INT(t.cached, 0);
@@ -397,7 +377,7 @@ test_adopt(void)
 	CHECK_EQ_INT(maps_lines(name, NULL), 0);
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
 	CHECK_EQ_INT(shm_segment_unlink(big, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* Failed opens report why and leave the cache as it was. */
@@ -407,12 +387,13 @@ test_errors_cache_nothing(void)
 	struct shm_cache c;
 	struct shm_segment s;
 	struct ipc_error err;
-	const char *name = seg_name("small");
+	const char *name = shmtest_name(TAG, "small");
 	make_seg(name, 100, 0x01);
 	shm_cache_init(&c, 4);
 
-	CHECK_EQ_INT(
-	    shm_cache_open(&c, &s, seg_name("missing"), SHM_READ, 0, &err), -1);
+	CHECK_EQ_INT(shm_cache_open(&c, &s, shmtest_name(TAG, "missing"),
+	                            SHM_READ, 0, &err),
+	             -1);
 	CHECK_EQ_INT(err.code, IPC_E_SHM_NOENT);
 	CHECK_STR_CONTAINS(err.message, "missing");
 	CHECK(s.addr == NULL);
@@ -437,7 +418,7 @@ test_errors_cache_nothing(void)
 
 	shm_cache_free(&c);
 	CHECK_EQ_INT(shm_segment_unlink(name, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 /* Freeing unmaps every kept mapping and zeroes the cache. */
@@ -448,8 +429,8 @@ test_free_unmaps_all(void)
 	struct shm_segment s;
 	struct ipc_error err;
 	char a[128], b[128];
-	snprintf(a, sizeof a, "%s", seg_name("fa"));
-	snprintf(b, sizeof b, "%s", seg_name("fb"));
+	snprintf(a, sizeof a, "%s", shmtest_name(TAG, "fa"));
+	snprintf(b, sizeof b, "%s", shmtest_name(TAG, "fb"));
 	make_seg(a, 4096, 0x0a);
 	make_seg(b, 9000, 0x0b);
 	shm_cache_init(&c, 4);
@@ -479,7 +460,7 @@ test_free_unmaps_all(void)
 
 	CHECK_EQ_INT(shm_segment_unlink(a, &err), 0);
 	CHECK_EQ_INT(shm_segment_unlink(b, &err), 0);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 int
@@ -498,6 +479,6 @@ main(void)
 	RUN(test_adopt);
 	RUN(test_errors_cache_nothing);
 	RUN(test_free_unmaps_all);
-	cleanup();
+	shmtest_cleanup(TAG);
 	return harness_finish();
 }

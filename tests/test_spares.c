@@ -8,57 +8,20 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "shmtest.h"
 #include "shm.h"
 #include "spares.h"
 
+#define TAG "sparetest"
+
 #define SIZE 10000
-
-/* "sparetest<pid>": a job key no other run shares. */
-static const char *
-jobkey(void)
-{
-	static char buf[64];
-	snprintf(buf, sizeof buf, "sparetest%d", (int)getpid());
-	return buf;
-}
-
-/* "/cohort.<jobkey>.<suffix>" in a static buffer (one of four). */
-static const char *
-seg_name(const char *suffix)
-{
-	static char buf[4][128];
-	static int which;
-	which = (which + 1) % 4;
-	snprintf(buf[which], sizeof buf[which], "/cohort.%s.%s", jobkey(),
-	         suffix);
-	return buf[which];
-}
-
-/* Remove every segment this test process may have created. */
-static void
-cleanup(void)
-{
-	char prefix[96];
-	struct ipc_error err;
-	snprintf(prefix, sizeof prefix, "cohort.%s.", jobkey());
-	shm_remove_prefix(prefix, NULL, &err);
-}
-
-/* Whether /dev/shm/<name without '/'> exists. */
-static int
-seg_exists(const char *name)
-{
-	char path[640];
-	snprintf(path, sizeof path, "/dev/shm/%s", name + 1);
-	return access(path, F_OK) == 0;
-}
 
 /* Segments in /dev/shm whose name starts with "cohort.<jobkey>.". */
 static int
 seg_count(void)
 {
 	char prefix[96];
-	snprintf(prefix, sizeof prefix, "cohort.%s.", jobkey());
+	snprintf(prefix, sizeof prefix, "cohort.%s.", shmtest_key(TAG));
 	DIR *dir = opendir("/dev/shm");
 	if (dir == NULL)
 		return -1;
@@ -102,29 +65,29 @@ test_keep_renames_fitting_segment(void)
 {
 	struct spares sp;
 	char out[SPARE_NAME_MAX];
-	spares_init(&sp, jobkey(), SIZE, 4);
-	make_seg(seg_name("u1"), SIZE, 0x31);
-	make_seg(seg_name("u2"), SIZE, 0x32);
-	spares_keep(&sp, seg_name("u1"));
-	CHECK(!seg_exists(seg_name("u1")));
-	CHECK(seg_exists(seg_name("s0")));
-	CHECK(seg_holds(seg_name("s0"), SIZE, 0x31));
-	spares_keep(&sp, seg_name("u2"));
-	CHECK(!seg_exists(seg_name("u2")));
-	CHECK(seg_holds(seg_name("s1"), SIZE, 0x32));
+	spares_init(&sp, shmtest_key(TAG), SIZE, 4);
+	make_seg(shmtest_name(TAG, "u1"), SIZE, 0x31);
+	make_seg(shmtest_name(TAG, "u2"), SIZE, 0x32);
+	spares_keep(&sp, shmtest_name(TAG, "u1"));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "u1")));
+	CHECK(shmtest_exists(shmtest_name(TAG, "s0")));
+	CHECK(seg_holds(shmtest_name(TAG, "s0"), SIZE, 0x31));
+	spares_keep(&sp, shmtest_name(TAG, "u2"));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "u2")));
+	CHECK(seg_holds(shmtest_name(TAG, "s1"), SIZE, 0x32));
 	CHECK_EQ_INT(seg_count(), 2);
 
 	/* handed out last kept first, then none is left */
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
-	CHECK(strcmp(out, seg_name("s1")) == 0);
+	CHECK(strcmp(out, shmtest_name(TAG, "s1")) == 0);
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
-	CHECK(strcmp(out, seg_name("s0")) == 0);
+	CHECK(strcmp(out, shmtest_name(TAG, "s0")) == 0);
 	CHECK_EQ_INT(spares_take(&sp, out), 0);
 	/* taking moves nothing in /dev/shm: the task renames it */
-	CHECK(seg_holds(seg_name("s0"), SIZE, 0x31));
-	CHECK(seg_holds(seg_name("s1"), SIZE, 0x32));
+	CHECK(seg_holds(shmtest_name(TAG, "s0"), SIZE, 0x31));
+	CHECK(seg_holds(shmtest_name(TAG, "s1"), SIZE, 0x32));
 	spares_free(&sp);
-	cleanup();
+	shmtest_cleanup(TAG);
 	CHECK_EQ_INT(seg_count(), 0);
 }
 
@@ -133,21 +96,21 @@ test_keep_wrong_size_unlinks(void)
 {
 	struct spares sp;
 	char out[SPARE_NAME_MAX];
-	spares_init(&sp, jobkey(), SIZE, 4);
-	make_seg(seg_name("u1"), SIZE - 1, 1);
-	make_seg(seg_name("u2"), SIZE + 4096, 2);
-	spares_keep(&sp, seg_name("u1"));
-	spares_keep(&sp, seg_name("u2"));
-	CHECK(!seg_exists(seg_name("u1")));
-	CHECK(!seg_exists(seg_name("u2")));
+	spares_init(&sp, shmtest_key(TAG), SIZE, 4);
+	make_seg(shmtest_name(TAG, "u1"), SIZE - 1, 1);
+	make_seg(shmtest_name(TAG, "u2"), SIZE + 4096, 2);
+	spares_keep(&sp, shmtest_name(TAG, "u1"));
+	spares_keep(&sp, shmtest_name(TAG, "u2"));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "u1")));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "u2")));
 	CHECK_EQ_INT(seg_count(), 0);
 	CHECK_EQ_INT(spares_take(&sp, out), 0);
 	/* a segment that is already gone is neither kept nor an error */
-	spares_keep(&sp, seg_name("u3"));
+	spares_keep(&sp, shmtest_name(TAG, "u3"));
 	CHECK_EQ_INT(spares_take(&sp, out), 0);
 	CHECK_EQ_INT(seg_count(), 0);
 	spares_free(&sp);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 static void
@@ -155,30 +118,30 @@ test_keep_beyond_max_unlinks(void)
 {
 	struct spares sp;
 	char out[SPARE_NAME_MAX];
-	spares_init(&sp, jobkey(), SIZE, 2);
+	spares_init(&sp, shmtest_key(TAG), SIZE, 2);
 	const char *u[] = {"u1", "u2", "u3"};
 	for (int i = 0; i < 3; i++) {
-		make_seg(seg_name(u[i]), SIZE, (unsigned char)i);
-		spares_keep(&sp, seg_name(u[i]));
-		CHECK(!seg_exists(seg_name(u[i])));
+		make_seg(shmtest_name(TAG, u[i]), SIZE, (unsigned char)i);
+		spares_keep(&sp, shmtest_name(TAG, u[i]));
+		CHECK(!shmtest_exists(shmtest_name(TAG, u[i])));
 	}
-	CHECK(seg_holds(seg_name("s0"), SIZE, 0));
-	CHECK(seg_holds(seg_name("s1"), SIZE, 1));
-	CHECK(!seg_exists(seg_name("s2")));
+	CHECK(seg_holds(shmtest_name(TAG, "s0"), SIZE, 0));
+	CHECK(seg_holds(shmtest_name(TAG, "s1"), SIZE, 1));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "s2")));
 	CHECK_EQ_INT(seg_count(), 2);
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
 	CHECK_EQ_INT(spares_take(&sp, out), 0);
 
 	/* handing out makes room again: the next is numbered on */
-	make_seg(seg_name("u4"), SIZE, 4);
-	spares_keep(&sp, seg_name("u4"));
-	CHECK(!seg_exists(seg_name("u4")));
-	CHECK(seg_holds(seg_name("s2"), SIZE, 4));
+	make_seg(shmtest_name(TAG, "u4"), SIZE, 4);
+	spares_keep(&sp, shmtest_name(TAG, "u4"));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "u4")));
+	CHECK(seg_holds(shmtest_name(TAG, "s2"), SIZE, 4));
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
-	CHECK(strcmp(out, seg_name("s2")) == 0);
+	CHECK(strcmp(out, shmtest_name(TAG, "s2")) == 0);
 	spares_free(&sp);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 static void
@@ -186,15 +149,15 @@ test_max_zero_keeps_nothing(void)
 {
 	struct spares sp;
 	char out[SPARE_NAME_MAX];
-	spares_init(&sp, jobkey(), SIZE, 0);
-	make_seg(seg_name("u1"), SIZE, 7);
-	spares_keep(&sp, seg_name("u1"));
-	CHECK(!seg_exists(seg_name("u1")));
-	CHECK(!seg_exists(seg_name("s0")));
+	spares_init(&sp, shmtest_key(TAG), SIZE, 0);
+	make_seg(shmtest_name(TAG, "u1"), SIZE, 7);
+	spares_keep(&sp, shmtest_name(TAG, "u1"));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "u1")));
+	CHECK(!shmtest_exists(shmtest_name(TAG, "s0")));
 	CHECK_EQ_INT(seg_count(), 0);
 	CHECK_EQ_INT(spares_take(&sp, out), 0);
 	spares_free(&sp);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 static void
@@ -202,9 +165,9 @@ test_settle(void)
 {
 	struct spares sp;
 	char out[SPARE_NAME_MAX], again[SPARE_NAME_MAX];
-	spares_init(&sp, jobkey(), SIZE, 2);
-	make_seg(seg_name("u1"), SIZE, 9);
-	spares_keep(&sp, seg_name("u1"));
+	spares_init(&sp, shmtest_key(TAG), SIZE, 2);
+	make_seg(shmtest_name(TAG, "u1"), SIZE, 9);
+	spares_keep(&sp, shmtest_name(TAG, "u1"));
 
 	/* the task ended without taking its spare: it is kept */
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
@@ -217,10 +180,11 @@ test_settle(void)
 	/* the worker took it (renamed it to its update): nothing kept, and
 	 * the worker's segment is left alone */
 	struct ipc_error err;
-	CHECK_EQ_INT(shm_segment_rename(again, seg_name("u8"), &err), 0);
+	CHECK_EQ_INT(shm_segment_rename(again, shmtest_name(TAG, "u8"), &err),
+	             0);
 	spares_settle(&sp, again);
 	CHECK_EQ_INT(spares_take(&sp, out), 0);
-	CHECK(seg_holds(seg_name("u8"), SIZE, 9));
+	CHECK(seg_holds(shmtest_name(TAG, "u8"), SIZE, 9));
 
 	/* a task that was handed no spare */
 	spares_settle(&sp, "");
@@ -229,19 +193,19 @@ test_settle(void)
 
 	/* a spare coming back when the limit is reached again is unlinked */
 	spares_free(&sp);
-	spares_init(&sp, jobkey(), SIZE, 1);
-	make_seg(seg_name("u2"), SIZE, 2);
-	spares_keep(&sp, seg_name("u2"));
+	spares_init(&sp, shmtest_key(TAG), SIZE, 1);
+	make_seg(shmtest_name(TAG, "u2"), SIZE, 2);
+	spares_keep(&sp, shmtest_name(TAG, "u2"));
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
-	make_seg(seg_name("u3"), SIZE, 3);
-	spares_keep(&sp, seg_name("u3"));
+	make_seg(shmtest_name(TAG, "u3"), SIZE, 3);
+	spares_keep(&sp, shmtest_name(TAG, "u3"));
 	spares_settle(&sp, out);
-	CHECK(!seg_exists(out));
+	CHECK(!shmtest_exists(out));
 	CHECK_EQ_INT(spares_take(&sp, again), 1);
 	CHECK(strcmp(again, out) != 0);
 	CHECK(seg_holds(again, SIZE, 3));
 	spares_free(&sp);
-	cleanup();
+	shmtest_cleanup(TAG);
 	CHECK_EQ_INT(seg_count(), 0);
 }
 
@@ -249,38 +213,38 @@ static void
 test_free_unlinks_spares(void)
 {
 	struct spares sp;
-	spares_init(&sp, jobkey(), SIZE, 8);
+	spares_init(&sp, shmtest_key(TAG), SIZE, 8);
 	const char *u[] = {"u1", "u2", "u3"}, *s[] = {"s0", "s1", "s2"};
 	for (int i = 0; i < 3; i++) {
-		make_seg(seg_name(u[i]), SIZE, (unsigned char)i);
-		spares_keep(&sp, seg_name(u[i]));
+		make_seg(shmtest_name(TAG, u[i]), SIZE, (unsigned char)i);
+		spares_keep(&sp, shmtest_name(TAG, u[i]));
 	}
 	CHECK_EQ_INT(seg_count(), 3);
 	for (int i = 0; i < 3; i++)
-		CHECK(seg_exists(seg_name(s[i])));
+		CHECK(shmtest_exists(shmtest_name(TAG, s[i])));
 	spares_free(&sp);
 	for (int i = 0; i < 3; i++)
-		CHECK(!seg_exists(seg_name(s[i])));
+		CHECK(!shmtest_exists(shmtest_name(TAG, s[i])));
 	CHECK_EQ_INT(seg_count(), 0);
 	CHECK(sp.names == NULL);
 	CHECK_EQ_INT(sp.count, 0);
 	/* freeing twice, or a set that never kept any, is harmless */
 	spares_free(&sp);
-	spares_init(&sp, jobkey(), SIZE, 0);
+	spares_init(&sp, shmtest_key(TAG), SIZE, 0);
 	spares_free(&sp);
-	cleanup();
+	shmtest_cleanup(TAG);
 }
 
 int
 main(void)
 {
-	cleanup();
+	shmtest_cleanup(TAG);
 	RUN(test_keep_renames_fitting_segment);
 	RUN(test_keep_wrong_size_unlinks);
 	RUN(test_keep_beyond_max_unlinks);
 	RUN(test_max_zero_keeps_nothing);
 	RUN(test_settle);
 	RUN(test_free_unlinks_spares);
-	cleanup();
+	shmtest_cleanup(TAG);
 	return harness_finish();
 }
