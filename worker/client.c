@@ -44,6 +44,8 @@ struct client {
 	uint64_t outgoing_size;
 	size_t chunk_bytes;    /* task config chunk_bytes (stream transport) */
 	struct shm_cache maps; /* small segments stay mapped across tasks */
+	void *idle_buf;        /* a streamed model's buffer kept for the next */
+	size_t idle_size;      /* task of a pool (its pages are in memory) */
 };
 
 /* The task's global model: a read-only shm mapping, or (stream transport)
@@ -51,8 +53,38 @@ struct client {
 struct task_region {
 	struct shm_segment seg;
 	void *buf;
+	size_t size; /* bytes of buf */
 	void *addr;
 };
+
+/* A buffer of size bytes for a streamed model: the one kept from the last
+ * task when it has that size, else a new one. */
+static void *
+buf_get(struct client *cl, size_t size)
+{
+	void *b = NULL;
+	if (cl->idle_buf != NULL && cl->idle_size == size) {
+		b = cl->idle_buf;
+		cl->idle_buf = NULL;
+	} else if (posix_memalign(&b, TENSOR_ALIGN, size) != 0) {
+		fatal("out of memory for %zu bytes of parameters", size);
+	}
+	return b;
+}
+
+/* Done with buffer b: keep it for the next task, or free it. */
+static void
+buf_put(struct client *cl, void *b, size_t size)
+{
+	if (b == NULL)
+		return;
+	if (cl->idle_buf == NULL) {
+		cl->idle_buf = b;
+		cl->idle_size = size;
+	} else {
+		free(b);
+	}
+}
 
 /* Read a required environment variable or explain which one is missing. */
 static const char *
@@ -305,9 +337,8 @@ task_map_global(struct client *cl, const struct msg_task *t,
 		g->addr = g->seg.addr;
 		return 0;
 	}
-	if (posix_memalign(&g->buf, TENSOR_ALIGN, mf->total_size) != 0)
-		fatal("out of memory for %llu bytes of parameters",
-		      (unsigned long long)mf->total_size);
+	g->buf = buf_get(cl, mf->total_size);
+	g->size = mf->total_size;
 	g->addr = g->buf;
 	double chunk = kv_get_num(&t->config, "chunk_bytes", 4 << 20);
 	cl->chunk_bytes =
@@ -318,10 +349,10 @@ task_map_global(struct client *cl, const struct msg_task *t,
 
 /* Unmap or free the task's global model. */
 static void
-task_region_free(struct task_region *g)
+task_region_free(struct client *cl, struct task_region *g)
 {
 	shm_segment_close(&g->seg);
-	free(g->buf);
+	buf_put(cl, g->buf, g->size);
 	memset(g, 0, sizeof *g);
 	g->seg.fd = -1;
 }
@@ -357,10 +388,7 @@ task_update_region(struct client *cl, const struct msg_task *t,
 {
 	if (g->buf != NULL) {
 		if (keep_global) {
-			if (posix_memalign(out, TENSOR_ALIGN, mf->total_size) !=
-			    0)
-				fatal("out of memory for %llu bytes",
-				      (unsigned long long)mf->total_size);
+			*out = buf_get(cl, mf->total_size);
 			memcpy(*out, g->buf, mf->total_size);
 		} else {
 			*out = g->buf;
@@ -414,7 +442,7 @@ drop_update(struct client *cl, const struct msg_task *t,
 		         (unsigned long long)t->task_id);
 		shm_segment_unlink(name, NULL);
 	}
-	free(cl->outgoing);
+	buf_put(cl, cl->outgoing, cl->outgoing_size);
 	cl->outgoing = NULL;
 }
 
@@ -444,10 +472,10 @@ task_fit_synthetic(struct client *cl, const struct msg_task *t,
 	void *u;
 	if (task_map_global(cl, t, mf, &g, err) != 0 ||
 	    task_update_region(cl, t, mf, &g, 0, &update, &u, err) != 0) {
-		task_region_free(&g);
+		task_region_free(cl, &g);
 		return -1;
 	}
-	task_region_free(&g);
+	task_region_free(cl, &g);
 	uint64_t n =
 	    synthetic_fit(mf, u, t->client_id, t->round, (uint32_t)epochs);
 	shm_segment_close(&update);
@@ -483,7 +511,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	if (task_map_global(cl, t, mf, &global, err) != 0 ||
 	    task_update_region(cl, t, mf, &global, tc.prox_mu > 0, &update, &u,
 	                       err) != 0) {
-		task_region_free(&global);
+		task_region_free(cl, &global);
 		return -1;
 	}
 
@@ -493,7 +521,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	int rc = cl->backend->train(cl->backend, cl->cache.model, u,
 	                            tc.prox_mu > 0 ? global.addr : NULL, ds,
 	                            idx, n, &tc, &st, client_progress, cl, err);
-	task_region_free(&global);
+	task_region_free(cl, &global);
 	if (rc != 0) {
 		drop_update(cl, t, &update);
 		return -1;
@@ -530,7 +558,7 @@ task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
 	struct task_region global;
 	if (task_map_global(cl, t, model_manifest(cl->cache.model), &global,
 	                    err) != 0) {
-		task_region_free(&global);
+		task_region_free(cl, &global);
 		return -1;
 	}
 	double loss, acc;
@@ -538,7 +566,7 @@ task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
 	int rc = cl->backend->evaluate(cl->backend, cl->cache.model,
 	                               global.addr, ds, idx, n,
 	                               batch ? batch : 256, &loss, &acc, err);
-	task_region_free(&global);
+	task_region_free(cl, &global);
 	if (rc != 0)
 		return -1;
 	struct msg_result *r = &result->u.result;
@@ -587,7 +615,7 @@ client_serve(struct client *cl, const struct msg_task *t)
 		          (unsigned long long)t->task_id, serr.message);
 		rc = -1;
 	}
-	free(cl->outgoing);
+	buf_put(cl, cl->outgoing, cl->outgoing_size);
 	cl->outgoing = NULL;
 	msg_free(&reply);
 	return rc;
@@ -678,6 +706,7 @@ client_main(void)
 	}
 	cache_free(&cl.cache);
 	shm_cache_free(&cl.maps);
+	free(cl.idle_buf);
 	backend_close(cl.backend);
 	close(cl.fd);
 	return status;

@@ -55,6 +55,15 @@ for mode in shm stream; do
 done
 cmp "$tmp"/shm/*/results/global_model.safetensors "$tmp"/stream/*/results/global_model.safetensors || fail "shm and stream differ"
 
+# Both transports in a pool (one worker runs every task, reusing its spare
+# segments, cached mappings and streamed-model buffer): the same model.
+for mode in shm stream; do
+	run 3 3 3 2 --workspace-root "$tmp/pool-$mode" --set transport.mode=$mode \
+		--set transport.chunk_mb=1 --set launcher.tasks_per_worker=6 \
+		--set launcher.max_concurrent=1 >"$tmp/pool-$mode.out"
+	cmp "$tmp"/shm/*/results/global_model.safetensors "$tmp"/pool-$mode/*/results/global_model.safetensors || fail "pool $mode differs"
+done
+
 # Client 1's worker is killed in the middle of its streamed update (half of
 # the first tensor sent): its update is dropped, the rounds go on with
 # clients 0 and 2, and the result is their closed form.
