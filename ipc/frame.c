@@ -200,6 +200,38 @@ write_vector(int fd, struct iovec *iov, int count, int *is_socket)
 	return writev(fd, iov, count);
 }
 
+/* Write every byte of iov[0..count), retrying EINTR and short writes. */
+static int
+write_iov_all(int fd, struct iovec *v, int count, size_t total,
+              struct ipc_error *err)
+{
+	int is_socket = 1;
+	while (count > 0) {
+		ssize_t n = write_vector(fd, v, count, &is_socket);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    wait_fd(fd, POLLOUT) == 0)
+				continue;
+			return ipc_error_set(err, IPC_E_IO,
+			                     "writing a %zu-byte frame: %s",
+			                     total, strerror(errno));
+		}
+		size_t done = (size_t)n;
+		while (count > 0 && done >= v->iov_len) {
+			done -= v->iov_len;
+			v++;
+			count--;
+		}
+		if (count > 0) {
+			v->iov_base = (uint8_t *)v->iov_base + done;
+			v->iov_len -= done;
+		}
+	}
+	return 0;
+}
+
 /* Write header and payload as one frame. */
 int
 frame_write(int fd, const uint8_t *payload, size_t len, struct ipc_error *err)
@@ -218,32 +250,19 @@ frame_write(int fd, const uint8_t *payload, size_t len, struct ipc_error *err)
 	    {.iov_base = header, .iov_len = sizeof header},
 	    {.iov_base = (void *)payload, .iov_len = len},
 	};
-	struct iovec *v = iov;
-	int count = 2, is_socket = 1;
-	while (count > 0) {
-		ssize_t n = write_vector(fd, v, count, &is_socket);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    wait_fd(fd, POLLOUT) == 0)
-				continue;
-			return ipc_error_set(err, IPC_E_IO,
-			                     "writing a %zu-byte frame: %s",
-			                     len, strerror(errno));
-		}
-		size_t done = (size_t)n;
-		while (count > 0 && done >= v->iov_len) {
-			done -= v->iov_len;
-			v++;
-			count--;
-		}
-		if (count > 0) {
-			v->iov_base = (uint8_t *)v->iov_base + done;
-			v->iov_len -= done;
-		}
-	}
-	return 0;
+	return write_iov_all(fd, iov, 2, len, err);
+}
+
+int
+frame_write_parts(int fd, const uint8_t *head, size_t head_len,
+                  const void *body, size_t body_len, struct ipc_error *err)
+{
+	struct iovec iov[2] = {
+	    {.iov_base = (void *)head, .iov_len = head_len},
+	    {.iov_base = (void *)body, .iov_len = body_len},
+	};
+	return write_iov_all(fd, iov, body_len > 0 ? 2 : 1, head_len + body_len,
+	                     err);
 }
 
 /* Read up to len bytes, stopping early only at EOF; *got says how many
@@ -269,13 +288,10 @@ read_upto(int fd, uint8_t *buf, size_t len, size_t *got)
 	return 0;
 }
 
-/* Read one whole frame into a new buffer. */
-int
-frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
-           struct ipc_error *err)
+/* Read a frame header: *want gets the payload's length, checked. */
+static int
+read_header(int fd, size_t max, size_t *want, struct ipc_error *err)
 {
-	*payload = NULL;
-	*len = 0;
 	uint8_t header[FRAME_HEADER_SIZE];
 	size_t got;
 	if (read_upto(fd, header, sizeof header, &got) != 0)
@@ -290,25 +306,76 @@ frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
 		                     "stream ended after %zu of %d frame "
 		                     "header bytes",
 		                     got, FRAME_HEADER_SIZE);
-	size_t want = header_length(header);
-	if (check_length(want, max, err) != 0)
-		return -1;
-	uint8_t *buf = xmalloc(want);
-	if (read_upto(fd, buf, want, &got) != 0) {
-		int e = errno;
-		free(buf);
+	*want = header_length(header);
+	return check_length(*want, max, err);
+}
+
+/* Read n of a want-byte payload into buf. */
+static int
+read_payload(int fd, uint8_t *buf, size_t n, size_t want, struct ipc_error *err)
+{
+	size_t got;
+	if (read_upto(fd, buf, n, &got) != 0)
 		return ipc_error_set(err, IPC_E_IO,
 		                     "reading a %zu-byte frame payload: %s",
-		                     want, strerror(e));
-	}
-	if (got < want) {
-		free(buf);
+		                     want, strerror(errno));
+	if (got < n)
 		return ipc_error_set(err, IPC_E_TRUNCATED,
 		                     "stream ended after %zu of %zu payload "
 		                     "bytes",
 		                     got, want);
+	return 0;
+}
+
+/* Read one whole frame into a new buffer. */
+int
+frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
+           struct ipc_error *err)
+{
+	*payload = NULL;
+	*len = 0;
+	size_t want = 0;
+	if (read_header(fd, max, &want, err) != 0)
+		return -1;
+	uint8_t *buf = xmalloc(want);
+	if (read_payload(fd, buf, want, want, err) != 0) {
+		free(buf);
+		return -1;
 	}
 	*payload = buf;
 	*len = want;
+	return 0;
+}
+
+int
+frame_read_start(int fd, size_t max, uint8_t *prefix, size_t cap,
+                 size_t *prefix_len, size_t *len, struct ipc_error *err)
+{
+	*prefix_len = 0;
+	*len = 0;
+	size_t want = 0;
+	if (read_header(fd, max, &want, err) != 0)
+		return -1;
+	size_t first = want < cap ? want : cap;
+	if (read_payload(fd, prefix, first, want, err) != 0)
+		return -1;
+	*prefix_len = first;
+	*len = want;
+	return 0;
+}
+
+int
+frame_read_rest(int fd, void *dst, size_t n, struct ipc_error *err)
+{
+	size_t got;
+	if (read_upto(fd, dst, n, &got) != 0)
+		return ipc_error_set(err, IPC_E_IO,
+		                     "reading a frame payload: %s",
+		                     strerror(errno));
+	if (got < n)
+		return ipc_error_set(err, IPC_E_TRUNCATED,
+		                     "stream ended %zu bytes short of the "
+		                     "frame's end",
+		                     n - got);
 	return 0;
 }

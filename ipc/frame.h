@@ -51,6 +51,19 @@ int frame_decoder_eof(const struct frame_decoder *d, struct ipc_error *err);
  * never SIGPIPE; on pipes the caller must ignore SIGPIPE itself. */
 int frame_write(int fd, const uint8_t *payload, size_t len,
                 struct ipc_error *err);
+/* Write one frame given as two parts: head (the 4-byte header, whose
+ * length must cover both parts, then the payload's first bytes) and body
+ * (the rest, written from where it lies, without a copy). */
+int frame_write_parts(int fd, const uint8_t *head, size_t head_len,
+                      const void *body, size_t body_len, struct ipc_error *err);
+/* Read a frame's header and its first min(*len, cap) payload bytes into
+ * prefix: *len is the payload's length, *prefix_len how much is in prefix.
+ * The caller reads the rest (frame_read_rest) wherever it wants it. Errors
+ * as frame_read. */
+int frame_read_start(int fd, size_t max, uint8_t *prefix, size_t cap,
+                     size_t *prefix_len, size_t *len, struct ipc_error *err);
+/* Read exactly n more bytes of a frame into dst (IPC_E_TRUNCATED on EOF). */
+int frame_read_rest(int fd, void *dst, size_t n, struct ipc_error *err);
 /* Read one frame into a malloc'd *payload of *len bytes. IPC_E_CLOSED on
  * EOF before the first header byte, IPC_E_TRUNCATED on EOF inside a frame,
  * IPC_E_FRAME_TOO_LARGE (checked before allocating), IPC_E_FRAME_EMPTY,

@@ -1135,9 +1135,10 @@ pack_params(msgpack_packer *pk, const struct params_ref *p)
 	}
 }
 
-/* Pack the body of m as one map. */
+/* Pack the body of m as one map; a chunk's data as a bin header only when
+ * chunk_body is 0 (its bytes follow from where they lie). */
 static void
-pack_msg(msgpack_packer *pk, const struct msg *m)
+pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 {
 	const struct msg_task *t = &m->u.task;
 	const struct msg_result *r = &m->u.result;
@@ -1220,16 +1221,22 @@ pack_msg(msgpack_packer *pk, const struct msg *m)
 		pack_cstr(pk, "offset");
 		msgpack_pack_uint64(pk, m->u.chunk.offset);
 		pack_cstr(pk, "data");
-		msgpack_pack_bin_with_body(pk, m->u.chunk.data, m->u.chunk.len);
+		if (chunk_body)
+			msgpack_pack_bin_with_body(pk, m->u.chunk.data,
+			                           m->u.chunk.len);
+		else
+			msgpack_pack_bin(pk, (uint32_t)m->u.chunk.len);
 		break;
 	default:
 		fatal("cannot encode message type %d", (int)m->type);
 	}
 }
 
-/* Encode a message as a whole frame, header included. */
-int
-msg_encode_frame(const struct msg *m, uint8_t **frame, size_t *frame_len)
+/* Encode m into a frame whose payload is extra bytes longer than what is
+ * packed (a chunk's body sent apart). */
+static int
+encode_frame(const struct msg *m, int chunk_body, size_t extra, uint8_t **frame,
+             size_t *frame_len)
 {
 	msgpack_sbuffer sbuf;
 	msgpack_packer pk;
@@ -1237,8 +1244,8 @@ msg_encode_frame(const struct msg *m, uint8_t **frame, size_t *frame_len)
 	msgpack_packer_init(&pk, &sbuf, sbuffer_write_or_die);
 	/* Room for the header, filled in once the length is known. */
 	sbuffer_write_or_die(&sbuf, "\0\0\0\0", FRAME_HEADER_SIZE);
-	pack_msg(&pk, m);
-	size_t payload = sbuf.size - FRAME_HEADER_SIZE;
+	pack_msg(&pk, m, chunk_body);
+	size_t payload = sbuf.size - FRAME_HEADER_SIZE + extra;
 	if (payload > UINT32_MAX) {
 		msgpack_sbuffer_destroy(&sbuf);
 		*frame = NULL;
@@ -1252,6 +1259,86 @@ msg_encode_frame(const struct msg *m, uint8_t **frame, size_t *frame_len)
 	h[3] = (uint8_t)payload;
 	*frame_len = sbuf.size;
 	*frame = (uint8_t *)msgpack_sbuffer_release(&sbuf);
+	return 0;
+}
+
+/* Encode a message as a whole frame, header included. */
+int
+msg_encode_frame(const struct msg *m, uint8_t **frame, size_t *frame_len)
+{
+	return encode_frame(m, 1, 0, frame, frame_len);
+}
+
+int
+msg_encode_chunk_head(const struct msg *m, uint8_t **head, size_t *head_len)
+{
+	if (m->type != MSG_CHUNK || m->u.chunk.len > UINT32_MAX)
+		return -1;
+	return encode_frame(m, 0, m->u.chunk.len, head, head_len);
+}
+
+/* Take the fixstr lit at *i of p[0..n). */
+static int
+take_str(const uint8_t *p, size_t n, size_t *i, const char *lit)
+{
+	size_t len = strlen(lit);
+	if (*i + 1 + len > n || p[*i] != (uint8_t)(0xa0 | len) ||
+	    memcmp(p + *i + 1, lit, len) != 0)
+		return -1;
+	*i += 1 + len;
+	return 0;
+}
+
+/* Take a big-endian unsigned of w bytes at *i. */
+static int
+take_be(const uint8_t *p, size_t n, size_t *i, size_t w, uint64_t *v)
+{
+	if (*i + w > n)
+		return -1;
+	*v = 0;
+	for (size_t k = 0; k < w; k++)
+		*v = *v << 8 | p[*i + k];
+	*i += w;
+	return 0;
+}
+
+/* Take a msgpack unsigned integer (positive fixint, uint 8..64). */
+static int
+take_uint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+	if (*i >= n)
+		return -1;
+	uint8_t t = p[(*i)++];
+	if (t <= 0x7f) {
+		*v = t;
+		return 0;
+	}
+	if (t < 0xcc || t > 0xcf)
+		return -1;
+	return take_be(p, n, i, (size_t)1 << (t - 0xcc), v);
+}
+
+int
+msg_chunk_head_parse(const uint8_t *p, size_t n, size_t payload_len,
+                     uint64_t *task_id, uint64_t *offset, size_t *body_at)
+{
+	size_t i = 0;
+	uint64_t len;
+	if (n < 1 || p[i++] != 0x84 || take_str(p, n, &i, "type") != 0 ||
+	    take_str(p, n, &i, "chunk") != 0 ||
+	    take_str(p, n, &i, "task_id") != 0 ||
+	    take_uint(p, n, &i, task_id) != 0 ||
+	    take_str(p, n, &i, "offset") != 0 ||
+	    take_uint(p, n, &i, offset) != 0 ||
+	    take_str(p, n, &i, "data") != 0 || i >= n || p[i] < 0xc4 ||
+	    p[i] > 0xc6)
+		return -1;
+	size_t w = (size_t)1 << (p[i] - 0xc4);
+	i++;
+	if (take_be(p, n, &i, w, &len) != 0 || i > payload_len ||
+	    len != payload_len - i)
+		return -1;
+	*body_at = i;
 	return 0;
 }
 

@@ -165,6 +165,18 @@ int msg_decode(const uint8_t *payload, size_t len, struct msg *out,
 /* Encode m as a complete frame (4-byte header included) in a malloc'd
  * buffer. Returns -1 only if the payload would exceed a frame's 4 GiB. */
 int msg_encode_frame(const struct msg *m, uint8_t **frame, size_t *frame_len);
+/* A chunk message's frame without its data: the 4-byte header (counting
+ * the data) and the msgpack up to the data's bin header, so that the data
+ * can be written from where it lies (frame_write_parts, or a reference in
+ * an evbuffer). Head then data is byte for byte msg_encode_frame's frame. */
+int msg_encode_chunk_head(const struct msg *m, uint8_t **head,
+                          size_t *head_len);
+/* Recognise the head of a chunk frame as msg_encode_chunk_head writes it
+ * in the first n bytes of a payload_len-byte payload: 0 with the task id,
+ * the offset and where the data starts (it runs to the payload's end);
+ * -1 for anything else (decode that with msg_decode). */
+int msg_chunk_head_parse(const uint8_t *p, size_t n, size_t payload_len,
+                         uint64_t *task_id, uint64_t *offset, size_t *body_at);
 /* Field-by-field equality of two messages (1 if equal); NaNs compare by
  * bit pattern. For tests and fuzzing. */
 int msg_equal(const struct msg *a, const struct msg *b);

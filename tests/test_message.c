@@ -930,6 +930,86 @@ test_fuzz_seeds_are_valid_frames(void)
 		CHECK(seen[t] > 0);
 }
 
+/* A chunk frame written as head + data (msg_encode_chunk_head) is byte for
+ * byte the frame msg_encode_frame writes, for integers and lengths of every
+ * msgpack width; msg_chunk_head_parse finds the fields and the data in it
+ * and refuses anything else. */
+static void
+test_chunk_head(void)
+{
+	static const uint64_t ids[] = {0, 127, 200, 70000, 5000000000ull};
+	static const size_t lens[] = {1, 255, 256, 70000};
+	uint8_t *data = xmalloc(70000);
+	for (size_t i = 0; i < 70000; i++)
+		data[i] = (uint8_t)(i * 31 + 7);
+	for (size_t a = 0; a < sizeof ids / sizeof ids[0]; a++)
+		for (size_t b = 0; b < sizeof lens / sizeof lens[0]; b++) {
+			struct msg m;
+			msg_init(&m, MSG_CHUNK);
+			m.u.chunk.task_id = ids[a];
+			m.u.chunk.offset = ids[(a + 2) % 5];
+			m.u.chunk.len = lens[b];
+			m.u.chunk.data = data;
+			uint8_t *whole, *head;
+			size_t wlen, hlen;
+			CHECK_EQ_INT(msg_encode_frame(&m, &whole, &wlen), 0);
+			CHECK_EQ_INT(msg_encode_chunk_head(&m, &head, &hlen),
+			             0);
+			CHECK(hlen + lens[b] == wlen);
+			CHECK(memcmp(whole, head, hlen) == 0);
+			CHECK(memcmp(whole + hlen, data, lens[b]) == 0);
+			uint64_t id = 1, off = 1;
+			size_t at = 0, plen = wlen - 4;
+			const uint8_t *pay = whole + 4;
+			size_t n = plen < 64 ? plen : 64;
+			CHECK_EQ_INT(
+			    msg_chunk_head_parse(pay, n, plen, &id, &off, &at),
+			    0);
+			CHECK(id == ids[a] && off == ids[(a + 2) % 5]);
+			CHECK(at == hlen - 4);
+			/* A payload of another length, a cut head, a changed
+			 * key or map size: not a chunk head. */
+			CHECK_EQ_INT(msg_chunk_head_parse(pay, n, plen + 1, &id,
+			                                  &off, &at),
+			             -1);
+			CHECK_EQ_INT(msg_chunk_head_parse(pay, at - 1, plen,
+			                                  &id, &off, &at),
+			             -1);
+			uint8_t bad[64];
+			memcpy(bad, pay, n);
+			bad[3]++;
+			CHECK_EQ_INT(
+			    msg_chunk_head_parse(bad, n, plen, &id, &off, &at),
+			    -1);
+			bad[3]--;
+			bad[0] = 0x85;
+			CHECK_EQ_INT(
+			    msg_chunk_head_parse(bad, n, plen, &id, &off, &at),
+			    -1);
+			m.u.chunk.data = NULL;
+			msg_free(&m);
+			free(whole);
+			free(head);
+		}
+	/* Other messages are not chunk heads. */
+	struct msg e;
+	msg_init(&e, MSG_ERROR);
+	e.u.error.code = xstrdup("x");
+	e.u.error.message = xstrdup("y");
+	uint8_t *f;
+	size_t flen;
+	CHECK_EQ_INT(msg_encode_frame(&e, &f, &flen), 0);
+	uint64_t id, off;
+	size_t at;
+	CHECK_EQ_INT(
+	    msg_chunk_head_parse(f + 4, flen - 4, flen - 4, &id, &off, &at),
+	    -1);
+	CHECK_EQ_INT(msg_encode_chunk_head(&e, &f, &flen) == 0 ? 0 : -1, -1);
+	free(f);
+	msg_free(&e);
+	free(data);
+}
+
 int
 main(void)
 {
@@ -943,5 +1023,6 @@ main(void)
 	RUN(test_random_and_mutated_payloads);
 	RUN(test_send_recv_over_socket);
 	RUN(test_fuzz_seeds_are_valid_frames);
+	RUN(test_chunk_head);
 	return harness_finish();
 }
