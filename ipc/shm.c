@@ -145,18 +145,10 @@ create(struct shm_segment *s, const char *name, size_t size, const void *src,
 	}
 	if (src != NULL && fill_from(fd, name, src, size, err) != 0)
 		goto fail;
-	void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	                  MAP_SHARED | MAP_POPULATE, fd, 0);
-	if (addr == MAP_FAILED) {
-		ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s", name,
-		              size, strerror(errno));
-		goto fail;
+	if (shm_segment_map(s, name, fd, size, SHM_WRITE, err) != 0) {
+		shm_unlink(name); /* fd is closed */
+		return -1;
 	}
-	snprintf(s->name, sizeof s->name, "%s", name);
-	s->fd = fd;
-	s->addr = addr;
-	s->size = size;
-	s->writable = 1;
 	return 0;
 
 fail:
@@ -179,7 +171,7 @@ shm_segment_create_copy(struct shm_segment *s, const char *name, size_t size,
 	return create(s, name, size, src, err);
 }
 
-/* Map an existing segment. */
+/* Open a segment and check its size. */
 int
 shm_open_checked(const char *name, int writable, size_t min_size, int *fd_out,
                  struct stat *st, struct ipc_error *err)
@@ -215,19 +207,12 @@ shm_open_checked(const char *name, int writable, size_t min_size, int *fd_out,
 	return 0;
 }
 
-/* Map an existing segment. */
+/* Map an open segment into s. */
 int
-shm_segment_open(struct shm_segment *s, const char *name, int flags,
-                 size_t min_size, struct ipc_error *err)
+shm_segment_map(struct shm_segment *s, const char *name, int fd, size_t size,
+                int flags, struct ipc_error *err)
 {
 	int writable = (flags & SHM_WRITE) != 0;
-	memset(s, 0, sizeof *s);
-	s->fd = -1;
-	int fd;
-	struct stat st;
-	if (shm_open_checked(name, writable, min_size, &fd, &st, err) != 0)
-		return -1;
-	size_t size = (size_t)st.st_size;
 	int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
 	int pop = populate(flags, size);
 	void *addr = mmap(NULL, size, prot, MAP_SHARED | pop, fd, 0);
@@ -237,13 +222,29 @@ shm_segment_open(struct shm_segment *s, const char *name, int flags,
 		close(fd);
 		return -1;
 	}
+	memset(s, 0, sizeof *s);
 	snprintf(s->name, sizeof s->name, "%s", name);
 	s->fd = fd;
 	s->addr = addr;
 	s->size = size;
-	s->writable = writable != 0;
+	s->writable = writable;
 	s->lazy = pop == 0;
 	return 0;
+}
+
+/* Map an existing segment. */
+int
+shm_segment_open(struct shm_segment *s, const char *name, int flags,
+                 size_t min_size, struct ipc_error *err)
+{
+	memset(s, 0, sizeof *s);
+	s->fd = -1;
+	int fd;
+	struct stat st;
+	if (shm_open_checked(name, (flags & SHM_WRITE) != 0, min_size, &fd, &st,
+	                     err) != 0)
+		return -1;
+	return shm_segment_map(s, name, fd, (size_t)st.st_size, flags, err);
 }
 
 /* Unmap and close. A zeroed struct has addr NULL and is left alone, so fd 0

@@ -60,6 +60,11 @@ int shm_segment_open(struct shm_segment *s, const char *name, int flags,
  * shm_cache_open map). */
 int shm_open_checked(const char *name, int writable, size_t min_size, int *fd,
                      struct stat *st, struct ipc_error *err);
+/* Map fd, segment name of size bytes opened as flags say, into s (what
+ * shm_segment_open does once the segment is open); fd is closed on
+ * failure. */
+int shm_segment_map(struct shm_segment *s, const char *name, int fd,
+                    size_t size, int flags, struct ipc_error *err);
 /* Unmap and close; idempotent and safe on a zeroed struct. */
 void shm_segment_close(struct shm_segment *s);
 /* Remove a segment's name; a segment that is already gone is not an error. */

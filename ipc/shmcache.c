@@ -73,29 +73,20 @@ shm_cache_open(struct shm_cache *c, struct shm_segment *s, const char *name,
 	if (shm_open_checked(name, writable, min_size, &fd, &st, err) != 0)
 		return -1;
 	size_t size = (size_t)st.st_size;
-	if (size > SHM_POPULATE_MAX) {
-		close(fd);
-		return shm_segment_open(s, name, flags, min_size, err);
-	}
+	if (size > SHM_POPULATE_MAX)
+		return shm_segment_map(s, name, fd, size, flags, err);
 	struct shm_cache_entry *e = find(c, &st, writable);
-	void *addr;
-	if (e != NULL) {
-		addr = e->addr;
-		e->used = ++c->clock;
-	} else {
-		int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-		addr = mmap(NULL, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
-		if (addr == MAP_FAILED) {
-			ipc_error_set(err, IPC_E_IO, "mmap %s (%zu bytes): %s",
-			              name, size, strerror(errno));
-			close(fd);
+	if (e == NULL) {
+		if (shm_segment_map(s, name, fd, size, flags, err) != 0)
 			return -1;
-		}
-		keep(c, &st, writable, addr);
+		keep(c, &st, writable, s->addr);
+		s->cached = 1;
+		return 0;
 	}
+	e->used = ++c->clock;
 	snprintf(s->name, sizeof s->name, "%s", name);
 	s->fd = fd;
-	s->addr = addr;
+	s->addr = e->addr;
 	s->size = size;
 	s->writable = writable;
 	s->cached = 1;

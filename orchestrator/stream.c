@@ -155,7 +155,7 @@ window_end(struct window *w)
 	w->done = 0;
 }
 
-/* Check every value of the update finite, tensor by tensor. */
+/* tensor_region_check_finite over a mapping read through window w. */
 static int
 check_finite(const struct tensor_manifest *m, const void *region,
              struct window *w, struct ipc_error *err)
@@ -206,8 +206,7 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 		if (u == NULL)
 			return ipc_error_set(err, IPC_E_TRUNCATED,
 			                     "streamed update incomplete");
-		struct window none = {0};
-		if (check_finite(a->model, u, &none, err) < 0)
+		if (tensor_region_check_finite(a->model, u, err) < 0)
 			return -1;
 		if (!plain)
 			return st->ops->fold(st, u, weight, err);
