@@ -4,16 +4,6 @@
  * add the proximal term (mu / 2) |w - w_global|^2 to their local loss. */
 #include "strategy.h"
 
-/* Add one update to the running weighted sum. */
-static int
-fedavg_fold(struct strategy *s, const void *update, double weight,
-            struct ipc_error *err)
-{
-	(void)err;
-	fedavg_add(&s->acc, update, weight);
-	return 0;
-}
-
 /* New global model: sum(w * update) / sum(w), rounded to float32. */
 static int
 fedavg_finish_round(struct strategy *s, const void *global, void *out,
@@ -28,13 +18,13 @@ fedavg_finish_round(struct strategy *s, const void *global, void *out,
 const struct strategy_ops strategy_fedavg = {
     .name = "fedavg",
     .kind = STRATEGY_STREAM,
-    .fold = fedavg_fold,
+    .fold = strategy_fold_mean,
     .finish = fedavg_finish_round,
 };
 
 const struct strategy_ops strategy_fedprox = {
     .name = "fedprox",
     .kind = STRATEGY_STREAM,
-    .fold = fedavg_fold,
+    .fold = strategy_fold_mean,
     .finish = fedavg_finish_round,
 };

@@ -23,16 +23,6 @@ fedavgm_init(struct strategy *s, struct ipc_error *err)
 	return 0;
 }
 
-/* Add one update to the running weighted sum. */
-static int
-fedavgm_fold(struct strategy *s, const void *update, double weight,
-             struct ipc_error *err)
-{
-	(void)err;
-	fedavg_add(&s->acc, update, weight);
-	return 0;
-}
-
 /* Step the momentum with this round's pseudo-gradient and apply it. */
 static int
 fedavgm_finish(struct strategy *s, const void *global, void *out,
@@ -89,8 +79,9 @@ fedavgm_free(struct strategy *s)
 const struct strategy_ops strategy_fedavgm = {
     .name = "fedavgm",
     .kind = STRATEGY_STREAM,
+    .reads_global = 1,
     .init = fedavgm_init,
-    .fold = fedavgm_fold,
+    .fold = strategy_fold_mean,
     .finish = fedavgm_finish,
     .save = fedavgm_save,
     .load = fedavgm_load,

@@ -54,16 +54,6 @@ fedopt_init(struct strategy *s, struct ipc_error *err)
 	return 0;
 }
 
-/* Add one update to the running weighted sum. */
-static int
-fedopt_fold(struct strategy *s, const void *update, double weight,
-            struct ipc_error *err)
-{
-	(void)err;
-	fedavg_add(&s->acc, update, weight);
-	return 0;
-}
-
 /* -1, 0 or 1. */
 static double
 sign(double x)
@@ -141,8 +131,9 @@ fedopt_free(struct strategy *s)
 	const struct strategy_ops var = {                                      \
 	    .name = label,                                                     \
 	    .kind = STRATEGY_STREAM,                                           \
+	    .reads_global = 1,                                                 \
 	    .init = fedopt_init,                                               \
-	    .fold = fedopt_fold,                                               \
+	    .fold = strategy_fold_mean,                                        \
 	    .finish = fedopt_finish,                                           \
 	    .save = fedopt_save,                                               \
 	    .load = fedopt_load,                                               \

@@ -362,6 +362,15 @@ strategy_load_vectors(struct strategy *s, const json_t *obj,
 }
 
 int
+strategy_fold_mean(struct strategy *s, const void *update, double weight,
+                   struct ipc_error *err)
+{
+	(void)err;
+	fedavg_add(&s->acc, update, weight);
+	return 0;
+}
+
+int
 strategy_keep_update(struct strategy *s, const void *update, double weight,
                      struct ipc_error *err)
 {

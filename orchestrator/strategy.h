@@ -54,6 +54,9 @@ struct strategy_ops {
 	                      unsigned nsampled, const uint32_t *available,
 	                      unsigned navailable, const void *global,
 	                      uint32_t *order);
+	/* The old global model is read by finish, so it must outlive the
+	 * writing of the new one (FedAvgM, FedOpt). */
+	int reads_global;
 	/* Take one validated update (a region laid out as the model). */
 	int (*fold)(struct strategy *s, const void *update, double weight,
 	            struct ipc_error *err);
@@ -96,6 +99,10 @@ struct strategy {
 
 /* The fold of STRATEGY_ALL strategies: nothing to add up, strategy_fold
  * keeps the update mapped until the round ends. */
+/* A fold for strategies that only need the round's weighted sum: add the
+ * update to s->acc (FedAvg, FedProx, FedAvgM, FedOpt). */
+int strategy_fold_mean(struct strategy *s, const void *update, double weight,
+                       struct ipc_error *err);
 int strategy_keep_update(struct strategy *s, const void *update, double weight,
                          struct ipc_error *err);
 /* For every coordinate of the model, hand the kept updates' values, sorted

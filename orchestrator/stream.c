@@ -171,13 +171,12 @@ check_finite(const struct tensor_manifest *m, const void *region,
 	return 0;
 }
 
-/* Whether st is plain FedAvg (or FedProx): its fold is the accumulator's
- * and its finish never reads the old global model. */
+/* Whether st's fold is the accumulator's weighted sum, which stream_fold
+ * does itself tensor by tensor (windows of a lazy mapping). */
 static int
-plain_fedavg(const struct strategy *st)
+folds_mean(const struct strategy *st)
 {
-	return strcmp(st->ops->name, "fedavg") == 0 ||
-	       strcmp(st->ops->name, "fedprox") == 0;
+	return st->ops->fold == strategy_fold_mean;
 }
 
 int
@@ -185,8 +184,7 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
             const struct params_ref *p, double weight, struct ipc_error *err)
 {
 	struct fedavg *a = &st->acc;
-	int plain = plain_fedavg(st);
-	if (p->where == PARAMS_SHM && !plain)
+	if (p->where == PARAMS_SHM && !folds_mean(st))
 		return strategy_fold(st, p, weight, err);
 	if (st->ops->kind != STRATEGY_STREAM)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
@@ -208,10 +206,7 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 			                     "streamed update incomplete");
 		if (tensor_region_check_finite(a->model, u, err) < 0)
 			return -1;
-		if (!plain)
-			return st->ops->fold(st, u, weight, err);
-		fedavg_add(a, u, weight);
-		return 0;
+		return st->ops->fold(st, u, weight, err);
 	}
 	struct shm_segment seg;
 	if (shm_cache_open(&s->maps, &seg, p->shm, SHM_READ | SHM_LAZY,
@@ -230,7 +225,7 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 int
 stream_recycle_global(struct job *j, const char *name)
 {
-	if (!plain_fedavg(&j->strategy) ||
+	if (!folds_mean(&j->strategy) || j->strategy.ops->reads_global ||
 	    shm_segment_rename(j->global.name, name, NULL) != 0)
 		return 0;
 	snprintf(j->global.name, sizeof j->global.name, "%s", name);
