@@ -1481,8 +1481,8 @@ msg_send(int fd, const struct msg *m, struct ipc_error *err)
 		return ipc_error_set(err, IPC_E_FRAME_TOO_LARGE,
 		                     "%s message does not fit in a frame",
 		                     msg_type_name(m->type));
-	int rc = frame_write(fd, frame + FRAME_HEADER_SIZE,
-	                     len - FRAME_HEADER_SIZE, err);
+	/* The frame is complete, header included: written as it is. */
+	int rc = frame_write_parts(fd, frame, len, NULL, 0, err);
 	free(frame);
 	return rc;
 }

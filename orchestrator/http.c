@@ -45,7 +45,6 @@ struct http {
 	struct event *timer;
 	struct http_options o;
 	char *auth_header;
-	unsigned pending;
 	LIST_HEAD(, http_sock) socks;
 	LIST_HEAD(, http_req) reqs;
 };
@@ -257,7 +256,6 @@ http_request(struct http *h, const char *method, const char *url,
 	}
 	r->retry_timer = evtimer_new(h->base, on_retry, r);
 	LIST_INSERT_HEAD(&h->reqs, r, entry);
-	h->pending++;
 	start_try(r);
 }
 
@@ -275,7 +273,6 @@ req_free(struct http_req *r)
 	if (r->in_multi)
 		curl_multi_remove_handle(r->h->multi, r->easy);
 	LIST_REMOVE(r, entry);
-	r->h->pending--;
 	event_free(r->retry_timer);
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
@@ -344,12 +341,6 @@ process_done(struct http *h)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &r);
 		try_done(r, msg->data.result);
 	}
-}
-
-unsigned
-http_pending(const struct http *h)
-{
-	return h->pending;
 }
 
 void

@@ -40,8 +40,6 @@ struct http *http_new(struct event_base *base, const struct http_options *o);
 void http_request(struct http *h, const char *method, const char *url,
                   const char *content_type, const void *body, size_t len,
                   http_done_cb cb, void *arg);
-/* Requests not finished yet (in flight or waiting to retry). */
-unsigned http_pending(const struct http *h);
 /* True for statuses worth retrying (408, 429, 500, 502, 503, 504). */
 int http_status_retryable(long status);
 /* Cancel whatever is pending (no callbacks) and free the client. */

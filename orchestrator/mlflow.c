@@ -943,12 +943,6 @@ mlflow_drain(struct mlflow *m, double seconds)
 	return done;
 }
 
-const char *
-mlflow_run_id(const struct mlflow *m)
-{
-	return m->run_id;
-}
-
 void
 mlflow_free(struct mlflow *m)
 {

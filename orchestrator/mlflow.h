@@ -36,8 +36,6 @@ void mlflow_finish(struct mlflow *m, const char *status);
 /* Run the loop until everything queued is acknowledged (1), the server
  * stopped answering or refused the run (0), or seconds passed (0). */
 int mlflow_drain(struct mlflow *m, double seconds);
-/* The run being logged into (NULL before it is known). */
-const char *mlflow_run_id(const struct mlflow *m);
 void mlflow_free(struct mlflow *m);
 
 #endif
