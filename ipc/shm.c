@@ -278,6 +278,27 @@ shm_segment_unlink(const char *name, struct ipc_error *err)
 	return 0;
 }
 
+void
+shm_update_name(char *buf, size_t size, const char *job, uint64_t task_id)
+{
+	snprintf(buf, size, "/cohort.%s.u%llu", job,
+	         (unsigned long long)task_id);
+}
+
+int
+shm_segment_size(const char *name, uint64_t *size)
+{
+	char path[sizeof SHM_DIR + 256];
+	struct stat st;
+	if (check_name(name, NULL) != 0)
+		return 0;
+	snprintf(path, sizeof path, "%s%s", SHM_DIR, name);
+	if (stat(path, &st) != 0)
+		return 0;
+	*size = (uint64_t)st.st_size;
+	return 1;
+}
+
 /* Rename a segment: POSIX has no call for it, but on Linux a segment is a
  * file of the tmpfs at SHM_DIR. RENAME_NOREPLACE keeps "to must not exist"
  * atomic. */

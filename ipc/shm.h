@@ -72,6 +72,10 @@ int shm_segment_unlink(const char *name, struct ipc_error *err);
 /* Give segment from the name to (atomically; to must not exist):
  * IPC_E_SHM_NOENT when from is gone (somebody else took it). */
 int shm_segment_rename(const char *from, const char *to, struct ipc_error *err);
+/* The update segment of a task, "/cohort.<job>.u<task_id>", into buf. */
+void shm_update_name(char *buf, size_t size, const char *job, uint64_t task_id);
+/* Whether segment name exists: 1 with its size in *size, else 0. */
+int shm_segment_size(const char *name, uint64_t *size);
 /* Unlink every segment whose name starts with prefix ("cohort.<job>." or
  * "/cohort.<job>."); *removed (may be NULL) gets the count. */
 int shm_remove_prefix(const char *prefix, unsigned *removed,

@@ -109,6 +109,9 @@ void worker_kill(struct worker *w);
 void worker_shutdown(struct worker *w);
 /* True when the worker is connected, idle and may take another task. */
 int worker_idle(const struct worker *w);
+/* Unlink the update segment of the last task this worker was given (a
+ * dead worker's leftover). */
+void worker_unlink_update(struct worker *w);
 /* True when a busy pool worker may be sent a task ahead: it has room for
  * two more tasks and none is queued in its socket yet. */
 int worker_can_take_next(const struct worker *w);

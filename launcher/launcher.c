@@ -500,13 +500,7 @@ launcher_free(struct launcher *l)
 			while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 				;
 		}
-		if (w->have_last_task) {
-			char *name =
-			    xasprintf("/cohort.%s.u%llu", l->opt.jobkey,
-			              (unsigned long long)w->last_task);
-			shm_segment_unlink(name, NULL);
-			free(name);
-		}
+		worker_unlink_update(w);
 		TAILQ_REMOVE(&l->workers, w, entry);
 		worker_free(w);
 	}

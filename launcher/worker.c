@@ -466,12 +466,7 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	w->state = WORKER_EXITED;
 	abort_receiving(w);
-	if (w->have_last_task) {
-		char *name = xasprintf("/cohort.%s.u%llu", l->opt.jobkey,
-		                       (unsigned long long)w->last_task);
-		shm_segment_unlink(name, NULL);
-		free(name);
-	}
+	worker_unlink_update(w);
 	if (w->has_task) {
 		char status[128];
 		if (WIFSIGNALED(w->status))
@@ -547,6 +542,16 @@ worker_assign(struct worker *w, uint64_t task_id)
 	w->l->in_hand++;
 	if (w->state == WORKER_CONNECTED && w->bev != NULL)
 		send_task(w);
+}
+
+void
+worker_unlink_update(struct worker *w)
+{
+	if (!w->have_last_task)
+		return;
+	char name[PARAMS_SHM_MAX];
+	shm_update_name(name, sizeof name, w->l->opt.jobkey, w->last_task);
+	shm_segment_unlink(name, NULL);
 }
 
 int

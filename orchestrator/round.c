@@ -521,14 +521,6 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	return rc;
 }
 
-/* The update segment name a fit task must use. */
-static void
-update_name(const struct job *j, uint64_t task_id, char *buf, size_t size)
-{
-	snprintf(buf, size, "/cohort.%s.u%llu", j->ws.jobkey,
-	         (unsigned long long)task_id);
-}
-
 /* A federated evaluate task failed: logged and counted, never fatal. */
 static void
 fed_eval_failed(struct job *j, struct fedeval_task *fe, const char *reason)
@@ -570,7 +562,7 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	struct job *j = arg;
 	const struct msg_result *r = &m->u.result;
 	char expect[PARAMS_SHM_MAX];
-	update_name(j, task_id, expect, sizeof expect);
+	shm_update_name(expect, sizeof expect, j->ws.jobkey, task_id);
 	if (j->evaluating && task_id == j->eval_task_id) {
 		j->evaluating = 0;
 		j->test_loss = kv_get_num(&r->metrics, "loss", NAN);

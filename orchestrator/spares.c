@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "shm.h"
 #include "util.h"
@@ -24,10 +23,8 @@ spares_init(struct spares *s, const char *jobkey, size_t size, unsigned max)
 static int
 fits(const struct spares *s, const char *name)
 {
-	char path[300];
-	snprintf(path, sizeof path, "/dev/shm%s", name);
-	struct stat st;
-	return stat(path, &st) == 0 && (uint64_t)st.st_size == s->size;
+	uint64_t size;
+	return shm_segment_size(name, &size) && size == s->size;
 }
 
 /* Remember name as a spare not handed out. */

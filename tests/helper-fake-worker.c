@@ -259,8 +259,7 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 	if (shm_segment_open(&g, t->params.shm, 0, t->params.size, &err) < 0)
 		fatal("%s", err.message);
 	char name[PARAMS_SHM_MAX];
-	snprintf(name, sizeof name, "/cohort.%s.u%llu", job,
-	         (unsigned long long)t->task_id);
+	shm_update_name(name, sizeof name, job, t->task_id);
 	if (shm_segment_create(&u, name, t->params.size, &err) < 0)
 		fatal("%s", err.message);
 	memcpy(u.addr, g.addr, t->params.size);

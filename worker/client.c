@@ -400,8 +400,7 @@ task_update_region(struct client *cl, const struct msg_task *t,
 		return 0;
 	}
 	char name[PARAMS_SHM_MAX];
-	snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
-	         (unsigned long long)t->task_id);
+	shm_update_name(name, sizeof name, cl->job, t->task_id);
 	if (claim_spare(cl, t, name, mf->total_size, update)) {
 		memcpy(update->addr, g->addr, mf->total_size);
 	} else {
@@ -426,8 +425,8 @@ result_params(const struct client *cl, const struct msg_task *t,
 		return;
 	}
 	r->params.where = PARAMS_SHM;
-	snprintf(r->params.shm, sizeof r->params.shm, "/cohort.%s.u%llu",
-	         cl->job, (unsigned long long)t->task_id);
+	shm_update_name(r->params.shm, sizeof r->params.shm, cl->job,
+	                t->task_id);
 }
 
 /* Drop an update that will not be sent (the task failed). */
@@ -438,8 +437,7 @@ drop_update(struct client *cl, const struct msg_task *t,
 	if (update->addr != NULL) {
 		shm_segment_close(update);
 		char name[PARAMS_SHM_MAX];
-		snprintf(name, sizeof name, "/cohort.%s.u%llu", cl->job,
-		         (unsigned long long)t->task_id);
+		shm_update_name(name, sizeof name, cl->job, t->task_id);
 		shm_segment_unlink(name, NULL);
 	}
 	buf_put(cl, cl->outgoing, cl->outgoing_size);
