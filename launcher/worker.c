@@ -211,14 +211,17 @@ on_chunk(struct worker *w, const struct msg_chunk *c)
 	struct launcher *l = w->l;
 	struct ipc_error err;
 	uint64_t total = w->pending.u.result.params.size;
-	if (c->task_id != w->task_id)
+	int bad = c->task_id != w->task_id;
+	if (bad)
 		ipc_error_set(&err, IPC_E_BAD_VALUE,
 		              "chunk for task %llu, expected task %llu",
 		              (unsigned long long)c->task_id,
 		              (unsigned long long)w->task_id);
-	if (c->task_id != w->task_id ||
-	    l->hooks.result_chunk(l->hooks.arg, w->task_id, total, c->offset,
-	                          c->data, c->len, &err) < 0) {
+	else
+		bad =
+		    l->hooks.result_chunk(l->hooks.arg, w->task_id, total,
+		                          c->offset, c->data, c->len, &err) < 0;
+	if (bad) {
 		abort_receiving(w);
 		protocol_error(w, ipc_code_name(err.code), err.message);
 		return;
@@ -404,6 +407,18 @@ read_cb(struct bufferevent *bev, void *arg)
 		size_t plen;
 		const uint8_t *payload =
 		    frame_decoder_payload(&w->decoder, &plen);
+		/* A chunk of a streamed result goes to the owner from the
+		 * frame itself: decoding it would copy its data once more. */
+		struct msg_chunk c;
+		size_t at;
+		if (w->receiving && w->state == WORKER_BUSY &&
+		    msg_chunk_head_parse(payload, plen, plen, &c.task_id,
+		                         &c.offset, &at) == 0) {
+			c.data = (uint8_t *)payload + at;
+			c.len = plen - at;
+			on_chunk(w, &c);
+			continue;
+		}
 		struct msg m;
 		if (msg_decode(payload, plen, &m, &err) < 0) {
 			protocol_error(w, ipc_code_name(err.code), err.message);
