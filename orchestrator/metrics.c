@@ -77,10 +77,31 @@ put_value(FILE *f, double value)
 		fputs("null", f);
 }
 
+/* Write key as a JSON string: as it is when no byte needs escaping (every
+ * key cohort writes itself), through jansson otherwise (a worker's). */
+static void
+put_key(FILE *f, const char *key)
+{
+	const unsigned char *k = (const unsigned char *)key;
+	while (*k >= 0x20 && *k < 0x7f && *k != '"' && *k != '\\')
+		k++;
+	if (*k == '\0') {
+		fprintf(f, "\"%s\"", key);
+		return;
+	}
+	json_t *s = json_string(key);
+	char *quoted = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+	json_decref(s);
+	fputs(quoted ? quoted : "\"?\"", f);
+	free(quoted);
+}
+
 void
 metrics_round(struct metrics *m, unsigned round, const char *key, double value)
 {
-	fprintf(m->f, "{\"round\":%u,\"key\":\"%s\",\"value\":", round, key);
+	fprintf(m->f, "{\"round\":%u,\"key\":", round);
+	put_key(m->f, key);
+	fputs(",\"value\":", m->f);
 	put_value(m->f, value);
 	fprintf(m->f, ",\"time\":%.3f}\n", wall_time());
 }
@@ -89,15 +110,11 @@ void
 metrics_task(struct metrics *m, unsigned round, int64_t client, uint64_t task,
              const char *key, double value)
 {
-	json_t *s = json_string(key);
-	char *quoted = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-	json_decref(s);
 	fprintf(m->f,
-	        "{\"round\":%u,\"client\":%lld,\"task\":%llu,\"key\":%s,"
-	        "\"value\":",
-	        round, (long long)client, (unsigned long long)task,
-	        quoted ? quoted : "\"?\"");
-	free(quoted);
+	        "{\"round\":%u,\"client\":%lld,\"task\":%llu,\"key\":", round,
+	        (long long)client, (unsigned long long)task);
+	put_key(m->f, key);
+	fputs(",\"value\":", m->f);
 	put_value(m->f, value);
 	fprintf(m->f, ",\"time\":%.3f}\n", wall_time());
 }

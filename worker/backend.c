@@ -16,10 +16,6 @@
 #include "layers.h"
 #include "rng.h"
 
-/* The drop probability of the mlp's dropout layer (model.c's MLP_DROPOUT),
- * which the GPU twin of the model needs to mask the same elements. */
-#define BACKEND_MLP_DROPOUT 0.2f
-
 /* train_local on the CPU. */
 static int
 cpu_train(struct backend *b, struct model *m, float *params,
@@ -181,7 +177,7 @@ describe_model(const struct model *m, struct cuda_model_desc *d)
 	d->height = s->height;
 	d->width = s->width;
 	d->classes = s->classes;
-	d->dropout = BACKEND_MLP_DROPOUT;
+	d->dropout = MLP_DROPOUT;
 	d->region_floats = mf->total_size / sizeof(float);
 	d->tensors = (int)mf->count;
 	for (size_t i = 0; i < mf->count && i < CUDA_MODEL_MAX_TENSORS; i++) {

@@ -12,7 +12,6 @@
 #include "rng.h"
 
 #define MLP_HIDDEN 128
-#define MLP_DROPOUT 0.2f
 #define CNN_K 5
 #define CNN_C1 6
 #define CNN_C2 16

@@ -13,6 +13,10 @@
 #include "error.h"
 #include "tensor.h"
 
+/* The drop probability of the mlp's dropout layer (the CPU engine and its
+ * GPU twin mask the same elements with it). */
+#define MLP_DROPOUT 0.2f
+
 struct model_shape {
 	int channels, height, width, classes;
 };
