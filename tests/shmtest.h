@@ -5,8 +5,10 @@
 #define COHORT_SHMTEST_H
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "shm.h"
 
 /* "<tag><pid>": the job key of this test process. */
@@ -48,6 +50,18 @@ shmtest_exists(const char *name)
 	char path[640];
 	snprintf(path, sizeof path, "/dev/shm/%s", name + 1);
 	return access(path, F_OK) == 0;
+}
+
+/* Create segment name of size bytes, every byte fill, and close it. */
+static inline void
+shmtest_make(const char *name, size_t size, unsigned char fill)
+{
+	struct shm_segment s;
+	struct ipc_error err;
+	CHECK_EQ_INT(shm_segment_create(&s, name, size, &err), 0);
+	if (s.addr != NULL)
+		memset(s.addr, fill, size);
+	shm_segment_close(&s);
 }
 
 #endif

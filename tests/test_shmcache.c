@@ -41,22 +41,6 @@ maps_lines(const char *name, const char *perms)
 	return n;
 }
 
-/* Create segment name of size bytes, every byte fill, and close it. */
-static void
-make_seg(const char *name, size_t size, int fill)
-{
-	struct shm_segment s;
-	struct ipc_error err;
-	unsigned char *src = malloc(size);
-	CHECK(src != NULL);
-	if (src == NULL)
-		return;
-	memset(src, fill, size);
-	CHECK_EQ_INT(shm_segment_create_copy(&s, name, size, src, &err), 0);
-	shm_segment_close(&s);
-	free(src);
-}
-
 /* Whether all size bytes at p equal fill. */
 static int
 all_bytes(const void *p, size_t size, int fill)
@@ -83,7 +67,7 @@ test_max_zero_maps_anew(void)
 	struct shm_segment s;
 	struct ipc_error err;
 	const char *name = shmtest_name(TAG, "zero");
-	make_seg(name, 5000, 0x11);
+	shmtest_make(name, 5000, 0x11);
 	shm_cache_init(&c, 0);
 	CHECK_EQ_INT(shm_cache_open(&c, &s, name, SHM_READ, 5000, &err), 0);
 	CHECK_EQ_INT(s.cached, 0);
@@ -107,7 +91,7 @@ test_reopen_same_mapping(void)
 	struct shm_segment s, r;
 	struct ipc_error err;
 	const char *name = shmtest_name(TAG, "again");
-	make_seg(name, 8000, 0x22);
+	shmtest_make(name, 8000, 0x22);
 	shm_cache_init(&c, 4);
 
 	CHECK_EQ_INT(shm_cache_open(&c, &s, name, SHM_WRITE, 8000, &err), 0);
@@ -153,7 +137,7 @@ test_renamed_found_by_inode(void)
 	char a[128], b[128];
 	snprintf(a, sizeof a, "%s", shmtest_name(TAG, "g1"));
 	snprintf(b, sizeof b, "%s", shmtest_name(TAG, "g2"));
-	make_seg(a, 6000, 0x44);
+	shmtest_make(a, 6000, 0x44);
 	shm_cache_init(&c, 4);
 	CHECK_EQ_INT(shm_cache_open(&c, &s, a, SHM_READ, 6000, &err), 0);
 	void *first = s.addr;
@@ -190,8 +174,8 @@ test_separate_entries(void)
 	char a[128], b[128];
 	snprintf(a, sizeof a, "%s", shmtest_name(TAG, "ua"));
 	snprintf(b, sizeof b, "%s", shmtest_name(TAG, "ub"));
-	make_seg(a, 4096, 0x55);
-	make_seg(b, 4096, 0x66);
+	shmtest_make(a, 4096, 0x55);
+	shmtest_make(b, 4096, 0x66);
 	shm_cache_init(&c, 4);
 
 	/* another segment of the same size is another mapping */
@@ -248,7 +232,7 @@ test_evicts_least_recently_used(void)
 		char suffix[8];
 		snprintf(suffix, sizeof suffix, "e%d", i);
 		snprintf(n[i], sizeof n[i], "%s", shmtest_name(TAG, suffix));
-		make_seg(n[i], 4096 * (size_t)(i + 1), 0x10 + i);
+		shmtest_make(n[i], 4096 * (size_t)(i + 1), 0x10 + i);
 	}
 	shm_cache_init(&c, 2);
 
@@ -388,7 +372,7 @@ test_errors_cache_nothing(void)
 	struct shm_segment s;
 	struct ipc_error err;
 	const char *name = shmtest_name(TAG, "small");
-	make_seg(name, 100, 0x01);
+	shmtest_make(name, 100, 0x01);
 	shm_cache_init(&c, 4);
 
 	CHECK_EQ_INT(shm_cache_open(&c, &s, shmtest_name(TAG, "missing"),
@@ -431,8 +415,8 @@ test_free_unmaps_all(void)
 	char a[128], b[128];
 	snprintf(a, sizeof a, "%s", shmtest_name(TAG, "fa"));
 	snprintf(b, sizeof b, "%s", shmtest_name(TAG, "fb"));
-	make_seg(a, 4096, 0x0a);
-	make_seg(b, 9000, 0x0b);
+	shmtest_make(a, 4096, 0x0a);
+	shmtest_make(b, 9000, 0x0b);
 	shm_cache_init(&c, 4);
 	CHECK_EQ_INT(shm_cache_open(&c, &s, a, SHM_READ, 0, &err), 0);
 	shm_segment_close(&s);

@@ -33,18 +33,6 @@ seg_count(void)
 	return n;
 }
 
-/* Create segment name of size bytes, every byte fill. */
-static void
-make_seg(const char *name, size_t size, unsigned char fill)
-{
-	struct shm_segment s;
-	struct ipc_error err;
-	CHECK_EQ_INT(shm_segment_create(&s, name, size, &err), 0);
-	if (s.addr != NULL)
-		memset(s.addr, fill, size);
-	shm_segment_close(&s);
-}
-
 /* Whether segment name holds size bytes, every one fill. */
 static int
 seg_holds(const char *name, size_t size, unsigned char fill)
@@ -66,8 +54,8 @@ test_keep_renames_fitting_segment(void)
 	struct spares sp;
 	char out[SPARE_NAME_MAX];
 	spares_init(&sp, shmtest_key(TAG), SIZE, 4);
-	make_seg(shmtest_name(TAG, "u1"), SIZE, 0x31);
-	make_seg(shmtest_name(TAG, "u2"), SIZE, 0x32);
+	shmtest_make(shmtest_name(TAG, "u1"), SIZE, 0x31);
+	shmtest_make(shmtest_name(TAG, "u2"), SIZE, 0x32);
 	spares_keep(&sp, shmtest_name(TAG, "u1"));
 	CHECK(!shmtest_exists(shmtest_name(TAG, "u1")));
 	CHECK(shmtest_exists(shmtest_name(TAG, "s0")));
@@ -97,8 +85,8 @@ test_keep_wrong_size_unlinks(void)
 	struct spares sp;
 	char out[SPARE_NAME_MAX];
 	spares_init(&sp, shmtest_key(TAG), SIZE, 4);
-	make_seg(shmtest_name(TAG, "u1"), SIZE - 1, 1);
-	make_seg(shmtest_name(TAG, "u2"), SIZE + 4096, 2);
+	shmtest_make(shmtest_name(TAG, "u1"), SIZE - 1, 1);
+	shmtest_make(shmtest_name(TAG, "u2"), SIZE + 4096, 2);
 	spares_keep(&sp, shmtest_name(TAG, "u1"));
 	spares_keep(&sp, shmtest_name(TAG, "u2"));
 	CHECK(!shmtest_exists(shmtest_name(TAG, "u1")));
@@ -121,7 +109,7 @@ test_keep_beyond_max_unlinks(void)
 	spares_init(&sp, shmtest_key(TAG), SIZE, 2);
 	const char *u[] = {"u1", "u2", "u3"};
 	for (int i = 0; i < 3; i++) {
-		make_seg(shmtest_name(TAG, u[i]), SIZE, (unsigned char)i);
+		shmtest_make(shmtest_name(TAG, u[i]), SIZE, (unsigned char)i);
 		spares_keep(&sp, shmtest_name(TAG, u[i]));
 		CHECK(!shmtest_exists(shmtest_name(TAG, u[i])));
 	}
@@ -134,7 +122,7 @@ test_keep_beyond_max_unlinks(void)
 	CHECK_EQ_INT(spares_take(&sp, out), 0);
 
 	/* handing out makes room again: the next is numbered on */
-	make_seg(shmtest_name(TAG, "u4"), SIZE, 4);
+	shmtest_make(shmtest_name(TAG, "u4"), SIZE, 4);
 	spares_keep(&sp, shmtest_name(TAG, "u4"));
 	CHECK(!shmtest_exists(shmtest_name(TAG, "u4")));
 	CHECK(seg_holds(shmtest_name(TAG, "s2"), SIZE, 4));
@@ -150,7 +138,7 @@ test_max_zero_keeps_nothing(void)
 	struct spares sp;
 	char out[SPARE_NAME_MAX];
 	spares_init(&sp, shmtest_key(TAG), SIZE, 0);
-	make_seg(shmtest_name(TAG, "u1"), SIZE, 7);
+	shmtest_make(shmtest_name(TAG, "u1"), SIZE, 7);
 	spares_keep(&sp, shmtest_name(TAG, "u1"));
 	CHECK(!shmtest_exists(shmtest_name(TAG, "u1")));
 	CHECK(!shmtest_exists(shmtest_name(TAG, "s0")));
@@ -166,7 +154,7 @@ test_settle(void)
 	struct spares sp;
 	char out[SPARE_NAME_MAX], again[SPARE_NAME_MAX];
 	spares_init(&sp, shmtest_key(TAG), SIZE, 2);
-	make_seg(shmtest_name(TAG, "u1"), SIZE, 9);
+	shmtest_make(shmtest_name(TAG, "u1"), SIZE, 9);
 	spares_keep(&sp, shmtest_name(TAG, "u1"));
 
 	/* the task ended without taking its spare: it is kept */
@@ -194,10 +182,10 @@ test_settle(void)
 	/* a spare coming back when the limit is reached again is unlinked */
 	spares_free(&sp);
 	spares_init(&sp, shmtest_key(TAG), SIZE, 1);
-	make_seg(shmtest_name(TAG, "u2"), SIZE, 2);
+	shmtest_make(shmtest_name(TAG, "u2"), SIZE, 2);
 	spares_keep(&sp, shmtest_name(TAG, "u2"));
 	CHECK_EQ_INT(spares_take(&sp, out), 1);
-	make_seg(shmtest_name(TAG, "u3"), SIZE, 3);
+	shmtest_make(shmtest_name(TAG, "u3"), SIZE, 3);
 	spares_keep(&sp, shmtest_name(TAG, "u3"));
 	spares_settle(&sp, out);
 	CHECK(!shmtest_exists(out));
@@ -216,7 +204,7 @@ test_free_unlinks_spares(void)
 	spares_init(&sp, shmtest_key(TAG), SIZE, 8);
 	const char *u[] = {"u1", "u2", "u3"}, *s[] = {"s0", "s1", "s2"};
 	for (int i = 0; i < 3; i++) {
-		make_seg(shmtest_name(TAG, u[i]), SIZE, (unsigned char)i);
+		shmtest_make(shmtest_name(TAG, u[i]), SIZE, (unsigned char)i);
 		spares_keep(&sp, shmtest_name(TAG, u[i]));
 	}
 	CHECK_EQ_INT(seg_count(), 3);
