@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -712,38 +713,62 @@ build_header(const struct tensor_manifest *m, const struct st_metadata *meta,
 	return text;
 }
 
-/* Write header and tensor bytes to fd. */
+/* Copy len bytes of src_fd from offset off to the end of fd inside the
+ * kernel (sendfile: no user-space copy, and the source's pages are never
+ * mapped into this process); a plain read/write loop where sendfile
+ * cannot take the pair. */
 static int
-write_body(int fd, const char *header, const struct tensor_manifest *m,
-           const void *region, struct ipc_error *err)
+copy_range(int fd, int src_fd, uint64_t off, uint64_t len)
 {
-	size_t len = strlen(header);
-	size_t padded = (len + 7) & ~(size_t)7;
-	unsigned char lenbuf[8];
-	for (int i = 0; i < 8; i++)
-		lenbuf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-	char *text = xmalloc(padded);
-	memcpy(text, header, len);
-	memset(text + len, ' ', padded - len);
-	int rc =
-	    write_all(fd, lenbuf, 8) != 0 || write_all(fd, text, padded) != 0;
-	free(text);
-	for (size_t i = 0; i < m->count && rc == 0; i++) {
-		const struct tensor_desc *t = &m->tensors[i];
-		rc = write_all(fd, (const unsigned char *)region + t->offset,
-		               (size_t)t->nbytes) != 0;
+	off_t pos = (off_t)off;
+	while (len > 0) {
+		size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		ssize_t n = sendfile(fd, src_fd, &pos, want);
+		if (n > 0) {
+			len -= (uint64_t)n;
+			continue;
+		}
+		if (n == 0) {
+			errno =
+			    EIO; /* the source is shorter than its manifest */
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EINVAL && errno != ENOSYS)
+			return -1;
+		/* Not sendfile-able: through a bounce buffer. */
+		size_t bsize = 1u << 20;
+		unsigned char *buf = xmalloc(bsize);
+		int rc = 0;
+		while (rc == 0 && len > 0) {
+			size_t part = len < bsize ? (size_t)len : bsize;
+			ssize_t r = pread(src_fd, buf, part, pos);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				if (r == 0)
+					errno = EIO;
+				rc = -1;
+				break;
+			}
+			rc = write_all(fd, buf, (size_t)r);
+			pos += r;
+			len -= (uint64_t)r;
+		}
+		free(buf);
+		return rc;
 	}
-	if (rc != 0)
-		return ipc_error_set(err, IPC_E_IO, "write: %s",
-		                     strerror(errno));
 	return 0;
 }
 
-/* What safetensors_write hands to the atomic writer. */
+/* What safetensors_write hands to the atomic writer: the header and where
+ * the tensor bytes come from (region, or src_fd when region is NULL). */
 struct body {
 	const char *header;
 	const struct tensor_manifest *m;
 	const void *region;
+	int src_fd;
 };
 
 /* Write the header and the packed tensors of arg (a struct body) to fd. */
@@ -751,14 +776,39 @@ static int
 fill_body(int fd, const void *arg, struct ipc_error *err)
 {
 	const struct body *b = arg;
-	return write_body(fd, b->header, b->m, b->region, err);
+	size_t len = strlen(b->header);
+	size_t padded = (len + 7) & ~(size_t)7;
+	unsigned char lenbuf[8];
+	for (int i = 0; i < 8; i++)
+		lenbuf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+	char *text = xmalloc(padded);
+	memcpy(text, b->header, len);
+	memset(text + len, ' ', padded - len);
+	int rc =
+	    write_all(fd, lenbuf, 8) != 0 || write_all(fd, text, padded) != 0;
+	free(text);
+	for (size_t i = 0; i < b->m->count && rc == 0; i++) {
+		const struct tensor_desc *t = &b->m->tensors[i];
+		if (b->region != NULL)
+			rc = write_all(fd,
+			               (const unsigned char *)b->region +
+			                   t->offset,
+			               (size_t)t->nbytes) != 0;
+		else
+			rc = copy_range(fd, b->src_fd, t->offset, t->nbytes) !=
+			     0;
+	}
+	if (rc != 0)
+		return ipc_error_set(err, IPC_E_IO, "write: %s",
+		                     strerror(errno));
+	return 0;
 }
 
-/* Write m's tensors to path atomically. */
-int
-safetensors_write(const char *path, const struct tensor_manifest *m,
-                  const void *region, const struct st_metadata *meta,
-                  struct ipc_error *err)
+/* Validate m for writing and write it to path atomically from b. */
+static int
+write_file(const char *path, const struct tensor_manifest *m,
+           const struct st_metadata *meta, struct body *b,
+           struct ipc_error *err)
 {
 	if (tensor_manifest_validate(m, m->total_size, err) != 0) {
 		ipc_error_prefix(err, "%s: ", path);
@@ -785,10 +835,33 @@ safetensors_write(const char *path, const struct tensor_manifest *m,
 		ipc_error_prefix(err, "%s: ", path);
 		return -1;
 	}
-	struct body b = {header, m, region};
-	int rc = atomicfile_write(path, fill_body, &b, err);
+	b->header = header;
+	b->m = m;
+	int rc = atomicfile_write(path, fill_body, b, err);
 	free(header);
 	return rc;
+}
+
+/* Write m's tensors to path atomically. */
+int
+safetensors_write(const char *path, const struct tensor_manifest *m,
+                  const void *region, const struct st_metadata *meta,
+                  struct ipc_error *err)
+{
+	static const unsigned char none[1];
+	struct body b = {.region = region != NULL ? region : none,
+	                 .src_fd = -1};
+	return write_file(path, m, meta, &b, err);
+}
+
+/* safetensors_write with the tensor bytes read from src_fd. */
+int
+safetensors_write_fd(const char *path, const struct tensor_manifest *m,
+                     int src_fd, const struct st_metadata *meta,
+                     struct ipc_error *err)
+{
+	struct body b = {.region = NULL, .src_fd = src_fd};
+	return write_file(path, m, meta, &b, err);
 }
 
 /* Widen n IEEE half-precision values to float. */

@@ -39,6 +39,12 @@ void st_metadata_free(struct st_metadata *meta);
 int safetensors_write(const char *path, const struct tensor_manifest *m,
                       const void *region, const struct st_metadata *meta,
                       struct ipc_error *err);
+/* safetensors_write with the tensor bytes taken from file src_fd at m's
+ * offsets, copied inside the kernel: a large model held in a shm segment is
+ * checkpointed without its pages entering the writer's resident set. */
+int safetensors_write_fd(const char *path, const struct tensor_manifest *m,
+                         int src_fd, const struct st_metadata *meta,
+                         struct ipc_error *err);
 /* Read a whole file: *m lists the tensors in file order at 64-byte aligned
  * offsets of *region (posix_memalign'd, free() it; padding is zero). F16 and
  * BF16 tensors keep their dtype. meta may be NULL. On error *m is empty and

@@ -64,6 +64,12 @@ struct launcher_hooks {
 	                    struct ipc_error *err);
 	/* A streamed result was cut off: drop what arrived (the task fails). */
 	void (*result_abort)(void *arg, uint64_t task_id);
+	/* Optional. [data, data + len) of a task_stream region is about to be
+	 * queued as a chunk (sent 0), or the socket has taken it or dropped it
+	 * with its connection (sent 1): the owner may fault it in and drop
+	 * it again. */
+	void (*stream_window)(void *arg, const void *data, size_t len,
+	                      int sent);
 };
 
 struct launcher_stats {

@@ -100,6 +100,15 @@ free_frame(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
+/* The socket took a chunk's data (or dropped it with the connection). */
+static void
+chunk_sent(const void *data, size_t len, void *arg)
+{
+	struct launcher *l = arg;
+	if (l->hooks.stream_window != NULL)
+		l->hooks.stream_window(l->hooks.arg, data, len, 1);
+}
+
 /* Queue chunk frames of the region being streamed to the worker while the
  * output buffer is below two chunks; the write callback calls again when
  * it drains (libevent's write low watermark), so at most a few chunks are
@@ -128,10 +137,12 @@ pump_stream(struct worker *w)
 		int rc = msg_encode_chunk_head(&m, &head, &hlen);
 		w->out_sent += clen;
 		msg_free(&m);
+		if (l->hooks.stream_window != NULL)
+			l->hooks.stream_window(l->hooks.arg, data, clen, 0);
 		if (rc < 0 ||
 		    evbuffer_add_reference(out, head, hlen, free_frame, NULL) <
 		        0 ||
-		    evbuffer_add_reference(out, data, clen, NULL, NULL) < 0)
+		    evbuffer_add_reference(out, data, clen, chunk_sent, l) < 0)
 			fatal("cannot queue a chunk frame");
 		if (w->out_sent == w->out_size)
 			w->out_data = NULL;

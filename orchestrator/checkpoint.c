@@ -11,8 +11,8 @@
 
 int
 checkpoint_save(const char *dir, unsigned round,
-                const struct tensor_manifest *m, const void *region,
-                json_t *state, struct ipc_error *err)
+                const struct tensor_manifest *m, int fd, json_t *state,
+                struct ipc_error *err)
 {
 	char *name = xasprintf("round-%04u.safetensors", round);
 	char *path = xasprintf("%s/%s", dir, name);
@@ -21,7 +21,7 @@ checkpoint_save(const char *dir, unsigned round,
 	snprintf(rs, sizeof rs, "%u", round);
 	st_metadata_set(&meta, "format", "pt");
 	st_metadata_set(&meta, "round", rs);
-	int rc = safetensors_write(path, m, region, &meta, err);
+	int rc = safetensors_write_fd(path, m, fd, &meta, err);
 	st_metadata_free(&meta);
 	free(path);
 	if (rc < 0) {

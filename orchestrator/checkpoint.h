@@ -10,11 +10,12 @@
 #include "error.h"
 #include "tensor.h"
 
-/* Save the model after round and the state object (its "round" and "model"
- * keys are set here), then drop the checkpoint two rounds back. */
+/* Save the model after round (its bytes read from fd, laid out as m, e.g.
+ * the global model's segment) and the state object (its "round" and
+ * "model" keys are set here), then drop the checkpoint two rounds back. */
 int checkpoint_save(const char *dir, unsigned round,
-                    const struct tensor_manifest *m, const void *region,
-                    json_t *state, struct ipc_error *err);
+                    const struct tensor_manifest *m, int fd, json_t *state,
+                    struct ipc_error *err);
 /* Load state.json and the model it names. *state is NULL (and nothing is
  * loaded) when the job has no completed round yet. */
 int checkpoint_load(const char *dir, json_t **state, struct tensor_manifest *m,

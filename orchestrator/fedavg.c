@@ -87,11 +87,21 @@ fedavg_add_each(struct fedavg *a, const void *region, double weight,
 void
 fedavg_finish(const struct fedavg *a, void *region)
 {
+	fedavg_finish_each(a, region, NULL, NULL);
+}
+
+void
+fedavg_finish_each(const struct fedavg *a, void *region,
+                   void (*tensor)(void *arg, size_t begin, size_t end),
+                   void *arg)
+{
 	const double *acc = a->acc;
 	for (size_t i = 0; i < a->model->count; i++) {
 		const struct tensor_desc *t = &a->model->tensors[i];
 		float *out = (float *)((char *)region + t->offset);
 		size_t n = t->nbytes / sizeof(float);
+		if (tensor != NULL)
+			tensor(arg, t->offset, t->offset + t->nbytes);
 		for (size_t k = 0; k < n; k++)
 			out[k] = (float)(acc[k] / a->weight);
 		acc += n;

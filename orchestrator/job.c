@@ -122,8 +122,8 @@ job_checkpoint(struct job *j)
 	json_object_set_new(state, "consecutive_failures", fails);
 	json_object_set(state, "history", j->history);
 	char *dir = workspace_path(&j->ws, "checkpoints");
-	int rc = checkpoint_save(dir, j->round, &j->model, j->global.addr,
-	                         state, &err);
+	int rc = checkpoint_save(dir, j->round, &j->model, j->global.fd, state,
+	                         &err);
 	free(dir);
 	json_decref(state);
 	if (rc < 0)
@@ -189,9 +189,10 @@ load_model(struct job *j, int resuming)
 	         j->round + 1);
 	int rc =
 	    shm_segment_create(&j->global, name, j->model.total_size, &err);
-	if (rc == 0)
+	if (rc == 0) {
 		memcpy(j->global.addr, region, j->model.total_size);
-	else
+		stream_release_global(j);
+	} else
 		console_err("global model: %s", err.message);
 	free(region);
 	char *ckpt = workspace_path(&j->ws, "checkpoints");
@@ -238,7 +239,7 @@ write_results(struct job *j, double wall)
 	    workspace_path(&j->ws, "results/global_model.safetensors");
 	struct st_metadata meta = {0};
 	st_metadata_set(&meta, "format", "pt");
-	if (safetensors_write(model, &j->model, j->global.addr, &meta, &err) <
+	if (safetensors_write_fd(model, &j->model, j->global.fd, &meta, &err) <
 	    0)
 		console_err("results: %s", err.message);
 	st_metadata_free(&meta);
@@ -306,10 +307,11 @@ start_launcher(struct job *j)
 	    .kill_grace_s = c->launcher.kill_grace_s,
 	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,
 	};
-	struct launcher_hooks h = {
-	    round_encode_task,  round_on_result, round_on_metrics,
-	    round_on_failed,    on_exited,       j,
-	    stream_task_source, stream_on_chunk, stream_on_abort};
+	struct launcher_hooks h = {round_encode_task,  round_on_result,
+	                           round_on_metrics,   round_on_failed,
+	                           on_exited,          j,
+	                           stream_task_source, stream_on_chunk,
+	                           stream_on_abort,    stream_global_window};
 	struct ipc_error err;
 	struct gpuslots gpus;
 	if (gpuplan_make(c, o.max_concurrent, &gpus, &o.device, &err) < 0) {

@@ -144,6 +144,7 @@ start_attempt(struct job *j)
 	unsigned n =
 	    strategy_configure(&j->strategy, j->round, j->attempt, ids, want,
 	                       ids, avail, j->global.addr, order);
+	stream_release_global(j);
 	free(j->tasks);
 	j->tasks = xcalloc(n ? n : 1, sizeof *j->tasks);
 	j->ntasks = n;
@@ -291,11 +292,7 @@ publish_global(struct job *j)
 	snprintf(name, sizeof name, "/cohort.%s.g%u", j->ws.jobkey,
 	         j->round + 1);
 	if (stream_recycle_global(j, name)) {
-		if (strategy_finish(&j->strategy, NULL, j->global.addr, &err) <
-		    0) {
-			console_err("round %u: %s", j->round, err.message);
-			return -1;
-		}
+		stream_finish_global(j);
 		return 0;
 	}
 	if (shm_segment_create(&next, name, j->model.total_size, &err) < 0) {
@@ -314,6 +311,7 @@ publish_global(struct job *j)
 	shm_segment_unlink(j->global.name, NULL);
 	shm_segment_close(&j->global);
 	j->global = next;
+	stream_release_global(j);
 	return 0;
 }
 

@@ -371,6 +371,16 @@ strategy_fold_mean(struct strategy *s, const void *update, double weight,
 }
 
 int
+strategy_finish_mean(struct strategy *s, const void *global, void *out,
+                     struct ipc_error *err)
+{
+	(void)global;
+	(void)err;
+	fedavg_finish(&s->acc, out);
+	return 0;
+}
+
+int
 strategy_keep_update(struct strategy *s, const void *update, double weight,
                      struct ipc_error *err)
 {

@@ -103,6 +103,10 @@ struct strategy {
  * update to s->acc (FedAvg, FedProx, FedAvgM, FedOpt). */
 int strategy_fold_mean(struct strategy *s, const void *update, double weight,
                        struct ipc_error *err);
+/* The finish of a plain mean (FedAvg, FedProx): the accumulator's weighted
+ * mean rounded to float32; the old model is not read. */
+int strategy_finish_mean(struct strategy *s, const void *global, void *out,
+                         struct ipc_error *err);
 int strategy_keep_update(struct strategy *s, const void *update, double weight,
                          struct ipc_error *err);
 /* For every coordinate of the model, hand the kept updates' values, sorted

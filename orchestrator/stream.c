@@ -225,11 +225,51 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 int
 stream_recycle_global(struct job *j, const char *name)
 {
-	if (!folds_mean(&j->strategy) || j->strategy.ops->reads_global ||
+	if (j->strategy.ops->finish != strategy_finish_mean ||
 	    shm_segment_rename(j->global.name, name, NULL) != 0)
 		return 0;
 	snprintf(j->global.name, sizeof j->global.name, "%s", name);
 	return 1;
+}
+
+/* The global model's mapping when it is large enough to be kept out of
+ * the resident set between uses, else NULL. */
+static struct shm_segment *
+large_global(struct job *j)
+{
+	return j->global.addr != NULL && j->global.size > SHM_POPULATE_MAX
+	           ? &j->global
+	           : NULL;
+}
+
+void
+stream_finish_global(struct job *j)
+{
+	struct window w = {.seg = large_global(j)};
+	fedavg_finish_each(&j->strategy.acc, j->global.addr, window_next, &w);
+	window_end(&w);
+}
+
+void
+stream_release_global(struct job *j)
+{
+	struct shm_segment *g = large_global(j);
+	if (g != NULL)
+		shm_segment_release(g, 0, g->size);
+}
+
+void
+stream_global_window(void *arg, const void *data, size_t len, int sent)
+{
+	struct job *j = arg;
+	struct shm_segment *g = large_global(j);
+	const char *base = j->global.addr, *p = data;
+	if (g == NULL || p < base || p + len > base + g->size)
+		return;
+	if (sent)
+		shm_segment_release(g, (size_t)(p - base), len);
+	else
+		shm_segment_prefetch(g, (size_t)(p - base), len);
 }
 
 const void *

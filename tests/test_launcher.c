@@ -134,9 +134,12 @@ setup(struct ctx *c, const char *fault, unsigned max_concurrent,
 	    .device = setup_device,
 	    .gpus = setup_gpus,
 	};
-	struct launcher_hooks h = {encode_task, on_result, on_metrics,
-	                           on_failed,   on_exited, c,
-	                           NULL,        NULL,      NULL};
+	struct launcher_hooks h = {.encode_task = encode_task,
+	                           .result = on_result,
+	                           .metrics = on_metrics,
+	                           .failed = on_failed,
+	                           .exited = on_exited,
+	                           .arg = c};
 	c->l = launcher_create(c->base, &o, &h, &err);
 	if (c->l == NULL)
 		harness_fail(__FILE__, __LINE__, "%s", err.message);

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -181,6 +182,71 @@ test_round_trip(void)
 	free(dst);
 	tensor_manifest_free(&other);
 	st_metadata_free(&meta);
+	free(region);
+	tensor_manifest_free(&m);
+}
+
+/* The whole of path, malloc'd; *len its size. */
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	CHECK(f != NULL);
+	if (f == NULL)
+		return xcalloc(1, 1);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	rewind(f);
+	char *buf = xcalloc(1, (size_t)(n > 0 ? n : 1));
+	*len = fread(buf, 1, (size_t)n, f);
+	fclose(f);
+	return buf;
+}
+
+/* Written from a file descriptor (a shm segment, a plain file) the file is
+ * byte for byte the one written from memory; a source shorter than its
+ * manifest is an error that leaves the old file in place. */
+static void
+test_write_from_fd(void)
+{
+	struct tensor_manifest m;
+	void *region;
+	struct ipc_error err;
+	make_model(&m, &region);
+	const char *a = tmp_path("from-region.safetensors");
+	const char *b = tmp_path("from-fd.safetensors");
+	CHECK_EQ_INT(safetensors_write(a, &m, region, NULL, &err), 0);
+	char name[64];
+	snprintf(name, sizeof name, "/cohort-test-stfd.%d", (int)getpid());
+	int shm = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+	CHECK(shm >= 0);
+	shm_unlink(name);
+	CHECK_EQ_INT(write(shm, region, m.total_size), (long)m.total_size);
+	const char *src = tmp_path("source.bin");
+	int plain = open(src, O_CREAT | O_TRUNC | O_RDWR, 0600);
+	CHECK(plain >= 0);
+	CHECK_EQ_INT(write(plain, region, m.total_size), (long)m.total_size);
+	int fds[] = {shm, plain};
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ_INT(safetensors_write_fd(b, &m, fds[i], NULL, &err),
+		             0);
+		size_t la, lb;
+		char *ca = read_file(a, &la), *cb = read_file(b, &lb);
+		CHECK(la == lb && memcmp(ca, cb, la) == 0);
+		free(ca);
+		free(cb);
+	}
+	const struct tensor_desc *last = &m.tensors[m.count - 1];
+	CHECK_EQ_INT(ftruncate(plain, (off_t)(last->offset + 4)), 0);
+	CHECK_EQ_INT(safetensors_write_fd(b, &m, plain, NULL, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_IO);
+	size_t la, lb;
+	char *ca = read_file(a, &la), *cb = read_file(b, &lb);
+	CHECK(la == lb && memcmp(ca, cb, la) == 0);
+	free(ca);
+	free(cb);
+	close(shm);
+	close(plain);
 	free(region);
 	tensor_manifest_free(&m);
 }
@@ -624,6 +690,7 @@ int
 main(void)
 {
 	RUN(test_round_trip);
+	RUN(test_write_from_fd);
 	RUN(test_empty_file);
 	RUN(test_exact_layout);
 	RUN(test_half_conversions);
