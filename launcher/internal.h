@@ -49,7 +49,8 @@ struct worker {
 	int was_connected;
 	int closed_early; /* the peer hung up with a task in hand */
 	struct frame_decoder decoder;
-	const uint8_t *out_data; /* region streamed after the task frame */
+	/* the file streamed after the task frame (sendfile), NULL if none */
+	struct evbuffer_file_segment *out_seg;
 	uint64_t out_size, out_sent;
 	int receiving; /* a streamed result is arriving into pending */
 	struct msg pending;

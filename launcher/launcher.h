@@ -52,10 +52,10 @@ struct launcher_hooks {
 	/* A worker process was reaped (the owner may be waiting for none). */
 	void (*exited)(void *arg);
 	void *arg;
-	/* Optional (transport stream). The region to send as chunk frames
-	 * after task_id's task frame, *size bytes; NULL sends none. It must
-	 * stay valid until the task ends. */
-	const void *(*task_stream)(void *arg, uint64_t task_id, uint64_t *size);
+	/* Optional (transport stream). A file to send as chunk frames after
+	 * task_id's task frame, its first *size bytes, read with sendfile; -1
+	 * sends none. It must stay open and unchanged until the task ends. */
+	int (*task_stream)(void *arg, uint64_t task_id, uint64_t *size);
 	/* Bytes [offset, offset + len) of a streamed result's region of total
 	 * bytes; -1 refuses the stream (a protocol error naming err). The
 	 * result hook runs once the last byte is in. */
@@ -64,12 +64,6 @@ struct launcher_hooks {
 	                    struct ipc_error *err);
 	/* A streamed result was cut off: drop what arrived (the task fails). */
 	void (*result_abort)(void *arg, uint64_t task_id);
-	/* Optional. [data, data + len) of a task_stream region is about to be
-	 * queued as a chunk (sent 0), or the socket has taken it or dropped it
-	 * with its connection (sent 1): the owner may fault it in and drop
-	 * it again. */
-	void (*stream_window)(void *arg, const void *data, size_t len,
-	                      int sent);
 };
 
 struct launcher_stats {

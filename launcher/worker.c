@@ -49,12 +49,23 @@ send_signal(struct worker *w, int sig)
 	}
 }
 
+/* Stop streaming: drop our reference to the file segment (chunks still
+ * queued keep theirs until the socket takes them). */
+static void
+stream_end(struct worker *w)
+{
+	if (w->out_seg != NULL)
+		evbuffer_file_segment_free(w->out_seg);
+	w->out_seg = NULL;
+}
+
 /* Close the connection; the worker finishes once its process is reaped. */
 static void
 close_connection(struct worker *w)
 {
 	if (w->bev == NULL)
 		return;
+	stream_end(w);
 	bufferevent_free(w->bev);
 	w->bev = NULL;
 	worker_maybe_finish(w);
@@ -100,15 +111,6 @@ free_frame(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* The socket took a chunk's data (or dropped it with the connection). */
-static void
-chunk_sent(const void *data, size_t len, void *arg)
-{
-	struct launcher *l = arg;
-	if (l->hooks.stream_window != NULL)
-		l->hooks.stream_window(l->hooks.arg, data, len, 1);
-}
-
 /* Queue chunk frames of the region being streamed to the worker while the
  * output buffer is below two chunks; the write callback calls again when
  * it drains (libevent's write low watermark), so at most a few chunks are
@@ -119,7 +121,7 @@ pump_stream(struct worker *w)
 	struct launcher *l = w->l;
 	size_t chunk = l->opt.chunk_bytes;
 	struct evbuffer *out = bufferevent_get_output(w->bev);
-	while (w->out_data != NULL && evbuffer_get_length(out) < 2 * chunk) {
+	while (w->out_seg != NULL && evbuffer_get_length(out) < 2 * chunk) {
 		struct msg m;
 		msg_init(&m, MSG_CHUNK);
 		m.u.chunk.task_id = w->task_id;
@@ -127,25 +129,25 @@ pump_stream(struct worker *w)
 		m.u.chunk.len = w->out_size - w->out_sent < chunk
 		                    ? (size_t)(w->out_size - w->out_sent)
 		                    : chunk;
-		/* The head is encoded; the data is queued by reference to
-		 * the region (which outlives the worker's connection), so no
-		 * copy is made before the socket's. */
-		const uint8_t *data = w->out_data + w->out_sent;
+		/* The head is encoded; the data is queued as a range of the
+		 * file, which libevent hands to the socket with sendfile:
+		 * no copy in user space, and the file's pages never enter
+		 * the orchestrator's resident set. */
+		uint64_t at = w->out_sent;
 		size_t clen = m.u.chunk.len;
 		uint8_t *head;
 		size_t hlen;
 		int rc = msg_encode_chunk_head(&m, &head, &hlen);
 		w->out_sent += clen;
 		msg_free(&m);
-		if (l->hooks.stream_window != NULL)
-			l->hooks.stream_window(l->hooks.arg, data, clen, 0);
 		if (rc < 0 ||
 		    evbuffer_add_reference(out, head, hlen, free_frame, NULL) <
 		        0 ||
-		    evbuffer_add_reference(out, data, clen, chunk_sent, l) < 0)
+		    evbuffer_add_file_segment(out, w->out_seg, (ev_off_t)at,
+		                              (ev_off_t)clen) < 0)
 			fatal("cannot queue a chunk frame");
 		if (w->out_sent == w->out_size)
-			w->out_data = NULL;
+			stream_end(w);
 	}
 }
 
@@ -155,7 +157,7 @@ write_cb(struct bufferevent *bev, void *arg)
 {
 	struct worker *w = arg;
 	(void)bev;
-	if (w->out_data != NULL)
+	if (w->out_seg != NULL)
 		pump_stream(w);
 }
 
@@ -191,13 +193,19 @@ send_task(struct worker *w)
 	if (w->tasks_max > 1)
 		arm_timer(w, l->opt.task_timeout_s);
 	if (l->hooks.task_stream != NULL) {
-		w->out_data = l->hooks.task_stream(l->hooks.arg, w->task_id,
-		                                   &w->out_size);
+		int fd = l->hooks.task_stream(l->hooks.arg, w->task_id,
+		                              &w->out_size);
 		w->out_sent = 0;
-		if (w->out_data != NULL && w->out_size > 0)
+		stream_end(w);
+		if (fd >= 0 && w->out_size > 0) {
+			w->out_seg = evbuffer_file_segment_new(
+			    fd, 0, (ev_off_t)w->out_size,
+			    EVBUF_FS_DISABLE_LOCKING);
+			if (w->out_seg == NULL)
+				fatal("cannot stream the model: "
+				      "evbuffer_file_segment_new failed");
 			pump_stream(w);
-		else
-			w->out_data = NULL;
+		}
 	}
 	launcher_worker_busy(l, w);
 }
@@ -584,7 +592,7 @@ int
 worker_can_take_next(const struct worker *w)
 {
 	return w->state == WORKER_BUSY && w->has_task && !w->has_next &&
-	       w->bev != NULL && w->kill_stage == 0 && w->out_data == NULL &&
+	       w->bev != NULL && w->kill_stage == 0 && w->out_seg == NULL &&
 	       !w->receiving && w->tasks_done + 2 <= w->tasks_max;
 }
 
@@ -693,6 +701,7 @@ worker_idle(const struct worker *w)
 void
 worker_free(struct worker *w)
 {
+	stream_end(w);
 	if (w->bev != NULL)
 		bufferevent_free(w->bev);
 	event_free(w->timer);

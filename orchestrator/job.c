@@ -307,11 +307,10 @@ start_launcher(struct job *j)
 	    .kill_grace_s = c->launcher.kill_grace_s,
 	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,
 	};
-	struct launcher_hooks h = {round_encode_task,  round_on_result,
-	                           round_on_metrics,   round_on_failed,
-	                           on_exited,          j,
-	                           stream_task_source, stream_on_chunk,
-	                           stream_on_abort,    stream_global_window};
+	struct launcher_hooks h = {
+	    round_encode_task,  round_on_result, round_on_metrics,
+	    round_on_failed,    on_exited,       j,
+	    stream_task_source, stream_on_chunk, stream_on_abort};
 	struct ipc_error err;
 	struct gpuslots gpus;
 	if (gpuplan_make(c, o.max_concurrent, &gpus, &o.device, &err) < 0) {

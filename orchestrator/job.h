@@ -94,7 +94,7 @@ void round_on_metrics(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_failed(void *arg, uint64_t task_id, const char *reason);
 
 /* stream.c: launcher hooks of the stream transport. */
-const void *stream_task_source(void *arg, uint64_t task_id, uint64_t *size);
+int stream_task_source(void *arg, uint64_t task_id, uint64_t *size);
 int stream_on_chunk(void *arg, uint64_t task_id, uint64_t total,
                     uint64_t offset, const uint8_t *data, size_t len,
                     struct ipc_error *err);

@@ -258,29 +258,15 @@ stream_release_global(struct job *j)
 		shm_segment_release(g, 0, g->size);
 }
 
-void
-stream_global_window(void *arg, const void *data, size_t len, int sent)
-{
-	struct job *j = arg;
-	struct shm_segment *g = large_global(j);
-	const char *base = j->global.addr, *p = data;
-	if (g == NULL || p < base || p + len > base + g->size)
-		return;
-	if (sent)
-		shm_segment_release(g, (size_t)(p - base), len);
-	else
-		shm_segment_prefetch(g, (size_t)(p - base), len);
-}
-
-const void *
+int
 stream_task_source(void *arg, uint64_t task_id, uint64_t *size)
 {
 	struct job *j = arg;
 	(void)task_id;
 	if (!j->stream.enabled)
-		return NULL;
+		return -1;
 	*size = j->model.total_size;
-	return j->global.addr;
+	return j->global.fd;
 }
 
 int

@@ -73,14 +73,11 @@ int stream_recycle_global(struct job *j, const char *name);
 void stream_finish_global(struct job *j);
 
 /* A large global model (over SHM_POPULATE_MAX) stays in /dev/shm but not
- * in the orchestrator's resident set: workers map it themselves, the
- * checkpoint is copied from its file descriptor, and the orchestrator
- * brings in only what it reads or writes and drops it after. Release the
- * whole mapping (after the orchestrator has read or written all of it). */
+ * in the orchestrator's resident set: workers map it themselves, streamed
+ * chunks and the checkpoint are copied from its file descriptor
+ * (sendfile), and the orchestrator brings in only what it reads or writes
+ * and drops it after. Release the whole mapping (after the orchestrator
+ * has read or written all of it). */
 void stream_release_global(struct job *j);
-/* Launcher hook for the chunks of the global model streamed to a worker:
- * bring [data, data + len) in before the chunk is queued (sent 0), drop it
- * once the socket has taken it (sent 1). Any other region is left alone. */
-void stream_global_window(void *arg, const void *data, size_t len, int sent);
 
 #endif
