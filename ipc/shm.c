@@ -16,19 +16,51 @@
 
 #define SHM_DIR "/dev/shm"
 
-/* Check a segment name: "/" then 1..254 bytes without another '/'. */
+/* Whether a (checked) segment name is a file path rather than a POSIX
+ * shared-memory name: it has a '/' after the first. */
+static int
+is_path(const char *name)
+{
+	return strchr(name + 1, '/') != NULL;
+}
+
+/* Check a segment name: "/" then 1..254 bytes without another '/' (POSIX
+ * shared memory), or an absolute file path of at most 255 bytes. */
 static int
 check_name(const char *name, struct ipc_error *err)
 {
 	size_t len = name ? strnlen(name, 256) : 0;
-	if (len < 2 || len > 255 || name[0] != '/' ||
-	    strchr(name + 1, '/') != NULL)
+	if (len < 2 || len > 255 || name[0] != '/' || name[len - 1] == '/')
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "shared-memory name '%.64s' is invalid: "
 		                     "it must be '/' followed by 1 to 254 "
-		                     "characters without another '/'",
+		                     "characters without another '/' (or "
+		                     "an absolute file path)",
 		                     name ? name : "(null)");
 	return 0;
+}
+
+/* open(2) of a segment by its name. */
+static int
+open_segment(const char *name, int oflag, mode_t mode)
+{
+	if (is_path(name))
+		return open(name, oflag | O_CLOEXEC, mode);
+	return shm_open(name, oflag, mode);
+}
+
+/* unlink(2) of a segment by its name. */
+static int
+unlink_segment(const char *name)
+{
+	return is_path(name) ? unlink(name) : shm_unlink(name);
+}
+
+/* The file behind a segment name, into buf (sizeof SHM_DIR + 256). */
+static void
+segment_file(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s%s", is_path(name) ? "" : SHM_DIR, name);
 }
 
 /* Bytes available to unprivileged users in /dev/shm. */
@@ -49,6 +81,11 @@ nospace_error(const char *name, size_t size, int errnum, struct ipc_error *err)
 {
 	uint64_t avail = 0;
 	struct ipc_error ignored;
+	if (is_path(name))
+		return ipc_error_set(err, IPC_E_SHM_NOSPACE,
+		                     "cannot reserve %zu bytes for %s (%s): "
+		                     "free space on its file system",
+		                     size, name, strerror(errnum));
 	if (shm_free_bytes(&avail, &ignored) != 0)
 		avail = 0;
 	return ipc_error_set(err, IPC_E_SHM_NOSPACE,
@@ -112,7 +149,7 @@ create(struct shm_segment *s, const char *name, size_t size, const void *src,
 	if (size > (size_t)INT64_MAX)
 		return nospace_error(name, size, EFBIG, err);
 
-	int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+	int fd = open_segment(name, O_CREAT | O_EXCL | O_RDWR, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
 			return ipc_error_set(err, IPC_E_SHM_EXISTS,
@@ -120,7 +157,7 @@ create(struct shm_segment *s, const char *name, size_t size, const void *src,
 			                     "exists (a stale job? remove it "
 			                     "from %s)",
 			                     name, SHM_DIR);
-		return ipc_error_set(err, IPC_E_IO, "shm_open %s: %s", name,
+		return ipc_error_set(err, IPC_E_IO, "open %s: %s", name,
 		                     strerror(errno));
 	}
 	int rc;
@@ -146,14 +183,14 @@ create(struct shm_segment *s, const char *name, size_t size, const void *src,
 	if (src != NULL && fill_from(fd, name, src, size, err) != 0)
 		goto fail;
 	if (shm_segment_map(s, name, fd, size, SHM_WRITE, err) != 0) {
-		shm_unlink(name); /* fd is closed */
+		unlink_segment(name); /* fd is closed */
 		return -1;
 	}
 	return 0;
 
 fail:
 	close(fd);
-	shm_unlink(name);
+	unlink_segment(name);
 	return -1;
 }
 
@@ -178,14 +215,14 @@ shm_open_checked(const char *name, int writable, size_t min_size, int *fd_out,
 {
 	if (check_name(name, err) != 0)
 		return -1;
-	int fd = shm_open(name, writable ? O_RDWR : O_RDONLY, 0);
+	int fd = open_segment(name, writable ? O_RDWR : O_RDONLY, 0);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return ipc_error_set(err, IPC_E_SHM_NOENT,
 			                     "shared-memory segment %s does "
 			                     "not exist",
 			                     name);
-		return ipc_error_set(err, IPC_E_IO, "shm_open %s: %s", name,
+		return ipc_error_set(err, IPC_E_IO, "open %s: %s", name,
 		                     strerror(errno));
 	}
 	if (fstat(fd, st) != 0) {
@@ -272,8 +309,8 @@ shm_segment_unlink(const char *name, struct ipc_error *err)
 {
 	if (check_name(name, err) != 0)
 		return -1;
-	if (shm_unlink(name) != 0 && errno != ENOENT)
-		return ipc_error_set(err, IPC_E_IO, "shm_unlink %s: %s", name,
+	if (unlink_segment(name) != 0 && errno != ENOENT)
+		return ipc_error_set(err, IPC_E_IO, "unlink %s: %s", name,
 		                     strerror(errno));
 	return 0;
 }
@@ -292,7 +329,7 @@ shm_segment_size(const char *name, uint64_t *size)
 	struct stat st;
 	if (check_name(name, NULL) != 0)
 		return 0;
-	snprintf(path, sizeof path, "%s%s", SHM_DIR, name);
+	segment_file(path, sizeof path, name);
 	if (stat(path, &st) != 0)
 		return 0;
 	*size = (uint64_t)st.st_size;
@@ -308,8 +345,8 @@ shm_segment_rename(const char *from, const char *to, struct ipc_error *err)
 	if (check_name(from, err) != 0 || check_name(to, err) != 0)
 		return -1;
 	char a[sizeof SHM_DIR + 256], b[sizeof SHM_DIR + 256];
-	snprintf(a, sizeof a, "%s%s", SHM_DIR, from);
-	snprintf(b, sizeof b, "%s%s", SHM_DIR, to);
+	segment_file(a, sizeof a, from);
+	segment_file(b, sizeof b, to);
 	if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno == ENOENT)

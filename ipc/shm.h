@@ -3,7 +3,13 @@
  * Creation reserves every page up front so a full /dev/shm is an error at
  * creation, never a SIGBUS later, and maps them all at once: the creator
  * writes the whole segment, and a page fault per 4 KiB page costs more than
- * the copy itself on the virtual machines cohort runs on. */
+ * the copy itself on the virtual machines cohort runs on.
+ *
+ * A name with a second '/' is an absolute file path instead, and the same
+ * calls make, map, rename and remove that file: the stream transport keeps
+ * the global model in the job's workspace, off /dev/shm. Names that come
+ * from the wire are checked to be POSIX names before they get here
+ * (message.c). */
 #ifndef COHORT_SHM_H
 #define COHORT_SHM_H
 

@@ -15,13 +15,14 @@ struct capacity_need
 capacity_need(uint64_t model, uint64_t acc, unsigned k, int stream)
 {
 	struct capacity_need n;
-	/* Both transports keep the global model in /dev/shm, twice while a
-	 * round's result is published. shm: every update in flight is a
-	 * segment. stream: a worker holds the model in its own memory and
-	 * the orchestrator stages each arriving update. */
+	/* shm: the global model in /dev/shm, twice while a round's result
+	 * is published, and every update in flight is a segment. stream: the
+	 * global model is a file of the workspace (page cache the kernel can
+	 * write back and drop, not counted); a worker holds the model in its
+	 * own memory and the orchestrator stages each arriving update. */
 	if (stream) {
-		n.shm = 2 * model;
-		n.ram = n.shm + acc + 2 * (uint64_t)k * model;
+		n.shm = 0;
+		n.ram = acc + 2 * (uint64_t)k * model;
 	} else {
 		n.shm = (2 + (uint64_t)k) * model;
 		n.ram = n.shm + acc;
@@ -77,8 +78,7 @@ capacity_plan(struct job *j)
 		console_err("%s", err.message);
 		return -1;
 	}
-	/* The global model of round 1 is already in /dev/shm. */
-	shm += model;
+	/* The model just read is freed once the global model is written. */
 	uint64_t ram = mem_available() + model;
 	struct capacity_need viashm = capacity_need(model, acc, (unsigned)k, 0);
 	struct capacity_need viastream =

@@ -4,6 +4,7 @@
  * cleanup every exit path goes through. */
 #include "job.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -153,8 +154,43 @@ restore_state(struct job *j, json_t *state)
 	}
 }
 
-/* Load the model to start from (checkpoint or initial) into the global
- * segment of the first round to run. */
+void
+job_global_name(const struct job *j, unsigned round, char *buf, size_t size)
+{
+	if (j->stream.enabled) {
+		int n =
+		    snprintf(buf, size, "%s/run/global.g%u", j->ws.dir, round);
+		if (n > 0 && (size_t)n < size)
+			return;
+	}
+	snprintf(buf, size, "/cohort.%s.g%u", j->ws.jobkey, round);
+}
+
+/* A resumed stream job may find global models its crashed run left in the
+ * workspace: remove them before the first is written. */
+static void
+remove_stale_globals(struct job *j)
+{
+	if (!j->stream.enabled)
+		return;
+	char *run = workspace_path(&j->ws, "run");
+	DIR *d = opendir(run);
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "global.g", 8) != 0)
+			continue;
+		char *path = xasprintf("%s/%s", run, e->d_name);
+		unlink(path);
+		free(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(run);
+}
+
+/* Load the model to start from (checkpoint or initial), let the capacity
+ * check choose the transport, and write the model into the global segment
+ * of the first round to run. */
 static int
 load_model(struct job *j, int resuming)
 {
@@ -184,32 +220,36 @@ load_model(struct job *j, int resuming)
 		}
 		j->round = 0;
 	}
-	char name[64];
-	snprintf(name, sizeof name, "/cohort.%s.g%u", j->ws.jobkey,
-	         j->round + 1);
-	int rc =
-	    shm_segment_create(&j->global, name, j->model.total_size, &err);
-	if (rc == 0) {
-		memcpy(j->global.addr, region, j->model.total_size);
-		stream_release_global(j);
-	} else
-		console_err("global model: %s", err.message);
-	free(region);
+	int rc = 0;
 	char *ckpt = workspace_path(&j->ws, "checkpoints");
 	struct strategy_env env = {j->cfg, &j->model, j->ws.jobkey, ckpt};
-	if (rc == 0 &&
-	    (strategy_init(&j->strategy, &env, &err) < 0 ||
-	     (resuming &&
-	      strategy_load(&j->strategy, json_object_get(state, "strategy"),
-	                    &err) < 0))) {
+	if (strategy_init(&j->strategy, &env, &err) < 0 ||
+	    (resuming &&
+	     strategy_load(&j->strategy, json_object_get(state, "strategy"),
+	                   &err) < 0)) {
 		console_err("strategy %s: %s", j->cfg->strategy.name,
 		            err.message);
 		rc = -1;
 	}
 	free(ckpt);
 	json_decref(state);
+	/* The transport decides where the global model lives. */
 	if (rc == 0)
 		rc = capacity_plan(j);
+	if (rc == 0) {
+		remove_stale_globals(j);
+		char name[sizeof j->global.name];
+		job_global_name(j, j->round + 1, name, sizeof name);
+		rc = shm_segment_create(&j->global, name, j->model.total_size,
+		                        &err);
+		if (rc == 0) {
+			memcpy(j->global.addr, region, j->model.total_size);
+			stream_release_global(j);
+		} else {
+			console_err("global model: %s", err.message);
+		}
+	}
+	free(region);
 	return rc;
 }
 
@@ -471,6 +511,8 @@ cleanup(struct job *j)
 	preempt_free(j);
 	stream_free(&j->stream);
 	spares_free(&j->spares);
+	if (j->stream.enabled) /* the global model is a workspace file */
+		shm_segment_unlink(j->global.name, NULL);
 	shm_segment_close(&j->global);
 	if (j->ws.jobkey[0] != '\0') {
 		char *prefix = xasprintf("/cohort.%s.", j->ws.jobkey);

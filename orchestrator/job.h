@@ -101,6 +101,10 @@ int stream_on_chunk(void *arg, uint64_t task_id, uint64_t total,
 void stream_on_abort(void *arg, uint64_t task_id);
 
 /* job.c, called by round.c */
+/* The name of round's global model: a file of the workspace's run/ under
+ * the stream transport (no /dev/shm needed), else a shm segment. */
+void job_global_name(const struct job *j, unsigned round, char *buf,
+                     size_t size);
 /* Stop launching and end the loop once every worker is gone. */
 void job_finish(struct job *j, int exit_code);
 /* Checkpoint the global model after the round just completed. */

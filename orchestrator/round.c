@@ -288,9 +288,8 @@ publish_global(struct job *j)
 {
 	struct shm_segment next;
 	struct ipc_error err;
-	char name[64];
-	snprintf(name, sizeof name, "/cohort.%s.g%u", j->ws.jobkey,
-	         j->round + 1);
+	char name[sizeof j->global.name];
+	job_global_name(j, j->round + 1, name, sizeof name);
 	if (stream_recycle_global(j, name)) {
 		stream_finish_global(j);
 		return 0;

@@ -100,7 +100,7 @@ test_errors(void)
 	             -1);
 	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
 	CHECK(!shmtest_exists(shmtest_name(TAG, "zero")));
-	const char *bad[] = {"noslash", "/", "/a/b", ""};
+	const char *bad[] = {"noslash", "/", "/a/", "rel/a", ""};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		CHECK_EQ_INT(shm_segment_create(&b, bad[i], 10, &err), -1);
 		CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
@@ -316,7 +316,7 @@ test_rename(void)
 	CHECK(seg_holds(b, pa, 5000));
 	CHECK(seg_holds(c, pc, 7000));
 
-	const char *bad[] = {"noslash", "/", "/a/b", ""};
+	const char *bad[] = {"noslash", "/", "/a/", "rel/a", ""};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		CHECK_EQ_INT(shm_segment_rename(bad[i], a, &err), -1);
 		CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
@@ -335,6 +335,39 @@ test_rename(void)
 	free(pa);
 	free(pc);
 	shmtest_cleanup(TAG);
+}
+
+/* A name with a second '/' is a file: created, opened, sized, renamed and
+ * removed like a segment, outside /dev/shm. */
+static void
+test_file_segments(void)
+{
+	struct shm_segment s, r;
+	struct ipc_error err;
+	char a[512], b[512], c[512];
+	snprintf(a, sizeof a, "%s/global.g1", harness_tmpdir());
+	snprintf(b, sizeof b, "%s/global.g2", harness_tmpdir());
+	snprintf(c, sizeof c, "%s/no-such-dir/global.g1", harness_tmpdir());
+	unsigned char *pa = pattern(9000, 5);
+	CHECK_EQ_INT(shm_segment_create_copy(&s, a, 9000, pa, &err), 0);
+	CHECK(memcmp(s.addr, pa, 9000) == 0);
+	shm_segment_close(&s);
+	uint64_t size = 0;
+	CHECK(shm_segment_size(a, &size) && size == 9000);
+	CHECK(access(a, F_OK) == 0);
+	CHECK_EQ_INT(shm_segment_rename(a, b, &err), 0);
+	CHECK(access(a, F_OK) != 0 && access(b, F_OK) == 0);
+	CHECK_EQ_INT(shm_segment_open(&r, b, SHM_READ, 9000, &err), 0);
+	CHECK(memcmp(r.addr, pa, 9000) == 0);
+	shm_segment_close(&r);
+	CHECK_EQ_INT(shm_segment_create(&s, b, 10, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_EXISTS);
+	CHECK_EQ_INT(shm_segment_create(&s, c, 10, &err), -1);
+	CHECK_STR_CONTAINS(err.message, c);
+	CHECK_EQ_INT(shm_segment_unlink(b, &err), 0);
+	CHECK(access(b, F_OK) != 0);
+	CHECK(!shm_segment_size(b, &size));
+	free(pa);
 }
 
 /* Whether this kernel faults pages in on MADV_POPULATE_READ. */
@@ -422,6 +455,7 @@ main(void)
 	RUN(test_release_drops_pages);
 	RUN(test_create_copy);
 	RUN(test_rename);
+	RUN(test_file_segments);
 	RUN(test_lazy_prefetch_release);
 	shmtest_cleanup(TAG);
 	return harness_finish();

@@ -2,7 +2,8 @@
 # synthetic_exchange.sh: the synthetic model (tiny preset) through the shm
 # and the stream transports gives, byte for byte, the closed-form FedAvg of
 # its updates; a model over 16 MiB keeps the orchestrator's peak within
-# 2.5x (shm) and 3.5x (stream) of the model; a streamed update cut off
+# 2.5x (shm) and 3.5x (stream) of the model, and the stream transport
+# runs where /dev/shm cannot hold it; a streamed update cut off
 # mid-tensor (worker killed) is not folded and the round goes on; a model
 # too large for the machine is a clear error before round 1; nothing is
 # left behind.
@@ -97,7 +98,27 @@ for mode in shm stream; do
 	echo "128 MiB model, $mode: orchestrator peak $peak kB ($((peak * 100 / model_kb))% of the model)"
 done
 cmp "$tmp"/big-shm/*/results/global_model.safetensors "$tmp"/big-stream/*/results/global_model.safetensors || fail "128 MiB: shm and stream differ"
-rm -rf "$tmp"/big-shm "$tmp"/big-stream "$tmp/m128.safetensors"
+
+# The stream transport needs no /dev/shm: with a 4 MiB /dev/shm (a mount
+# namespace of its own; needs root, skipped otherwise) transport.mode=auto
+# picks stream, keeps the global model in the workspace's run/, gives the
+# same model and leaves run/ without it.
+if unshare -m --propagation private true 2>/dev/null; then
+	export -f run
+	export orch
+	unshare -m --propagation private bash -c \
+		'mount -t tmpfs -o size=4m tmpfs /dev/shm && run "$@"' _ \
+		3 3 3 2 --workspace-root "$tmp/small-shm" \
+		--set model.file="$tmp/m128.safetensors" >"$tmp/small-shm.out" 2>&1 ||
+		fail "4 MiB /dev/shm: $(cat "$tmp/small-shm.out")"
+	grep -q "using the stream transport" "$tmp/small-shm.out" || fail "4 MiB /dev/shm: stream not chosen: $(cat "$tmp/small-shm.out")"
+	cmp "$tmp"/big-shm/*/results/global_model.safetensors "$tmp"/small-shm/*/results/global_model.safetensors || fail "4 MiB /dev/shm: model differs"
+	[ -z "$(ls "$tmp"/small-shm/*/run/ | grep global)" ] || fail "4 MiB /dev/shm: global model left in run/"
+	echo "4 MiB /dev/shm: stream transport, same model"
+else
+	echo "4 MiB /dev/shm: skipped (no mount namespace without root)"
+fi
+rm -rf "$tmp"/big-shm "$tmp"/big-stream "$tmp"/small-shm "$tmp/m128.safetensors"
 
 # Client 1's worker is killed in the middle of its streamed update (half of
 # the first tensor sent): its update is dropped, the rounds go on with
