@@ -55,6 +55,9 @@ struct worker {
 	int receiving; /* a streamed result is arriving into pending */
 	struct msg pending;
 	uint64_t in_have;
+	/* Its streamed result waits for another worker's to be in: reading
+	 * is off; the order in which the waiters are let in. */
+	uint64_t stream_wait;
 
 	int exited; /* reaped; status is valid */
 	int status;
@@ -87,6 +90,12 @@ struct launcher {
 	unsigned alive;
 	unsigned in_hand; /* tasks held by workers */
 	unsigned pool_seq;
+	/* One streamed result comes in at a time (the owner stages each one
+	 * whole): the worker sending it, and a deferred event that lets the
+	 * next waiter in. */
+	struct worker *inbound;
+	uint64_t stream_waits;
+	struct event *next_inbound;
 	int stopping;
 	struct launcher_stats stats;
 };
@@ -116,6 +125,9 @@ void worker_unlink_update(struct worker *w);
 /* True when a busy pool worker may be sent a task ahead: it has room for
  * two more tasks and none is queued in its socket yet. */
 int worker_can_take_next(const struct worker *w);
+/* Let the next worker whose streamed result waits send it (the
+ * next_inbound event's callback). */
+void worker_next_inbound(evutil_socket_t fd, short what, void *arg);
 /* Send task_id (client_id, kept to requeue it) ahead to a busy worker. */
 void worker_send_next(struct worker *w, uint64_t task_id, int64_t client_id);
 void worker_free(struct worker *w);

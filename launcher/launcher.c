@@ -372,6 +372,9 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	l->sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, l);
 	if (l->sigchld == NULL || evsignal_add(l->sigchld, NULL) < 0)
 		fatal("cannot watch SIGCHLD");
+	l->next_inbound = evtimer_new(base, worker_next_inbound, l);
+	if (l->next_inbound == NULL)
+		fatal("out of memory");
 	return l;
 }
 
@@ -511,6 +514,8 @@ launcher_free(struct launcher *l)
 		evconnlistener_free(l->listener);
 	if (l->sigchld != NULL)
 		event_free(l->sigchld);
+	if (l->next_inbound != NULL)
+		event_free(l->next_inbound);
 	unlink(l->opt.socket_path);
 	for (size_t i = 0; l->env != NULL && l->env[i] != NULL; i++)
 		free(l->env[i]);

@@ -49,6 +49,9 @@ send_signal(struct worker *w, int sig)
 	}
 }
 
+static void read_cb(struct bufferevent *bev, void *arg);
+static void inbound_done(struct worker *w);
+
 /* Stop streaming: drop our reference to the file segment (chunks still
  * queued keep theirs until the socket takes them). */
 static void
@@ -66,6 +69,7 @@ close_connection(struct worker *w)
 	if (w->bev == NULL)
 		return;
 	stream_end(w);
+	inbound_done(w);
 	bufferevent_free(w->bev);
 	w->bev = NULL;
 	worker_maybe_finish(w);
@@ -210,10 +214,46 @@ send_task(struct worker *w)
 	launcher_worker_busy(l, w);
 }
 
+/* w's streamed result is no longer coming in (complete, cut off, or its
+ * connection gone): let the next waiting worker send its own. */
+static void
+inbound_done(struct worker *w)
+{
+	struct launcher *l = w->l;
+	w->stream_wait = 0;
+	if (l->inbound != w)
+		return;
+	l->inbound = NULL;
+	event_active(l->next_inbound, EV_TIMEOUT, 0);
+}
+
+void
+worker_next_inbound(evutil_socket_t fd, short what, void *arg)
+{
+	struct launcher *l = arg;
+	(void)fd;
+	(void)what;
+	if (l->inbound != NULL)
+		return;
+	struct worker *w, *first = NULL;
+	TAILQ_FOREACH(w, &l->workers, entry)
+	if (w->stream_wait != 0 &&
+	    (first == NULL || w->stream_wait < first->stream_wait))
+		first = w;
+	if (first == NULL || first->bev == NULL)
+		return;
+	first->stream_wait = 0;
+	l->inbound = first;
+	bufferevent_enable(first->bev, EV_READ);
+	/* What arrived before reading stopped is already buffered. */
+	read_cb(first->bev, first);
+}
+
 /* Stop receiving a streamed result: the owner drops what arrived. */
 static void
 abort_receiving(struct worker *w)
 {
+	inbound_done(w);
 	if (!w->receiving)
 		return;
 	w->receiving = 0;
@@ -249,6 +289,7 @@ on_chunk(struct worker *w, const struct msg_chunk *c)
 	if (w->in_have < total)
 		return;
 	w->receiving = 0;
+	inbound_done(w);
 	struct msg m = w->pending;
 	memset(&w->pending, 0, sizeof w->pending);
 	on_result(w, &m);
@@ -386,11 +427,19 @@ on_message(struct worker *w, struct msg *m)
 			    "is off");
 			return;
 		}
-		/* Keep the result until its chunks are in. */
+		/* Keep the result until its chunks are in. One streamed
+		 * result at a time: while another comes in, this one waits
+		 * in its socket (the worker blocks in its send). */
 		w->pending = *m;
 		memset(m, 0, sizeof *m);
 		w->receiving = 1;
 		w->in_have = 0;
+		if (l->inbound == NULL) {
+			l->inbound = w;
+		} else if (l->inbound != w) {
+			w->stream_wait = ++l->stream_waits;
+			bufferevent_disable(w->bev, EV_READ);
+		}
 	} else if (m->type == MSG_RESULT) {
 		on_result(w, m);
 	} else if (m->type == MSG_METRICS) {
@@ -411,7 +460,7 @@ read_cb(struct bufferevent *bev, void *arg)
 	size_t len = evbuffer_get_length(in);
 	const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
 	size_t off = 0;
-	while (off < len && w->bev != NULL) {
+	while (off < len && w->bev != NULL && w->stream_wait == 0) {
 		size_t used;
 		struct ipc_error err;
 		int rc = frame_decoder_feed(&w->decoder, data + off, len - off,
@@ -702,6 +751,7 @@ void
 worker_free(struct worker *w)
 {
 	stream_end(w);
+	inbound_done(w);
 	if (w->bev != NULL)
 		bufferevent_free(w->bev);
 	event_free(w->timer);

@@ -19,10 +19,11 @@ capacity_need(uint64_t model, uint64_t acc, unsigned k, int stream)
 	 * is published, and every update in flight is a segment. stream: the
 	 * global model is a file of the workspace (page cache the kernel can
 	 * write back and drop, not counted); a worker holds the model in its
-	 * own memory and the orchestrator stages each arriving update. */
+	 * own memory and the orchestrator stages the one update coming in
+	 * (the launcher lets one in at a time). */
 	if (stream) {
 		n.shm = 0;
-		n.ram = acc + 2 * (uint64_t)k * model;
+		n.ram = acc + (1 + (uint64_t)k) * model;
 	} else {
 		n.shm = (2 + (uint64_t)k) * model;
 		n.ram = n.shm + acc;
