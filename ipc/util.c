@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +55,30 @@ xstrdup(const char *s)
 	if (p == NULL)
 		fatal("out of memory duplicating a string");
 	return p;
+}
+
+void *
+big_alloc(size_t size)
+{
+	size_t bytes = size ? size : 1;
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		fatal("out of memory for a %zu-byte buffer", bytes);
+#ifdef MADV_HUGEPAGE
+	madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+	madvise(p, bytes, MADV_POPULATE_WRITE); /* older kernels: faults */
+#endif
+	return p;
+}
+
+void
+big_free(void *p, size_t size)
+{
+	if (p != NULL)
+		munmap(p, size ? size : 1);
 }
 
 char *

@@ -16,6 +16,7 @@ struct fedavg {
 	size_t numel;
 	double weight; /* sum of folded weights */
 	unsigned folded;
+	int resident; /* acc's pages are in place (its first fold) */
 };
 
 /* Prepare an accumulator for models laid out as m (every tensor F32). */

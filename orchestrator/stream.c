@@ -50,10 +50,8 @@ stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
 		b->task_id = task_id;
 		if (s->nidle > 0)
 			b->buf = s->idle[--s->nidle];
-		else if (posix_memalign((void **)&b->buf, TENSOR_ALIGN, size) !=
-		         0)
-			fatal("out of memory staging %llu bytes",
-			      (unsigned long long)size);
+		else
+			b->buf = big_alloc(size);
 		b->next = s->inbox;
 		s->inbox = b;
 		unsigned n = 0;
@@ -94,7 +92,7 @@ keep_idle(struct stream *s, uint8_t *buf)
 	if (s->nidle < s->idle_cap)
 		s->idle[s->nidle++] = buf;
 	else
-		free(buf);
+		big_free(buf, s->model->total_size);
 }
 
 void
@@ -116,7 +114,7 @@ stream_free(struct stream *s)
 	while (s->inbox != NULL)
 		stream_drop(s, s->inbox->task_id);
 	for (unsigned i = 0; i < s->nidle; i++)
-		free(s->idle[i]);
+		big_free(s->idle[i], s->model->total_size);
 	free(s->idle);
 	s->idle = NULL;
 	shm_cache_free(&s->maps);

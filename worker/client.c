@@ -66,8 +66,8 @@ buf_get(struct client *cl, size_t size)
 	if (cl->idle_buf != NULL && cl->idle_size == size) {
 		b = cl->idle_buf;
 		cl->idle_buf = NULL;
-	} else if (posix_memalign(&b, TENSOR_ALIGN, size) != 0) {
-		fatal("out of memory for %zu bytes of parameters", size);
+	} else {
+		b = big_alloc(size);
 	}
 	return b;
 }
@@ -82,7 +82,7 @@ buf_put(struct client *cl, void *b, size_t size)
 		cl->idle_buf = b;
 		cl->idle_size = size;
 	} else {
-		free(b);
+		big_free(b, size);
 	}
 }
 
@@ -704,7 +704,7 @@ client_main(void)
 	}
 	cache_free(&cl.cache);
 	shm_cache_free(&cl.maps);
-	free(cl.idle_buf);
+	big_free(cl.idle_buf, cl.idle_size);
 	backend_close(cl.backend);
 	close(cl.fd);
 	return status;
