@@ -367,32 +367,42 @@ shm_remove_prefix(const char *prefix, unsigned *removed, struct ipc_error *err)
 {
 	if (removed != NULL)
 		*removed = 0;
-	if (prefix != NULL && prefix[0] == '/')
-		prefix++;
-	size_t plen = prefix ? strlen(prefix) : 0;
-	if (plen == 0 || plen > 254 || strchr(prefix, '/') != NULL)
+	/* A POSIX prefix names entries of SHM_DIR; a path prefix
+	 * ("/dir/base") entries of its directory. */
+	char dirpath[256] = SHM_DIR;
+	const char *base = prefix;
+	int files = prefix != NULL && prefix[0] == '/' && is_path(prefix);
+	if (files) {
+		base = strrchr(prefix, '/') + 1;
+		snprintf(dirpath, sizeof dirpath, "%.*s",
+		         (int)(base - 1 - prefix), prefix);
+	} else if (prefix != NULL && prefix[0] == '/') {
+		base++;
+	}
+	size_t plen = base ? strlen(base) : 0;
+	if (plen == 0 || plen > 254 || strchr(base, '/') != NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "shared-memory prefix '%.64s' is invalid: "
-		                     "it must be non-empty and contain no '/' "
-		                     "after the first character",
+		                     "it must be non-empty and not end in '/'",
 		                     prefix ? prefix : "(null)");
-	DIR *dir = opendir(SHM_DIR);
+	DIR *dir = opendir(dirpath);
 	if (dir == NULL)
-		return ipc_error_set(err, IPC_E_IO, "opendir %s: %s", SHM_DIR,
+		return ipc_error_set(err, IPC_E_IO, "opendir %s: %s", dirpath,
 		                     strerror(errno));
 	int rc = 0;
 	struct dirent *de;
 	while ((de = readdir(dir)) != NULL) {
-		if (strncmp(de->d_name, prefix, plen) != 0)
+		if (strncmp(de->d_name, base, plen) != 0)
 			continue;
-		char name[NAME_MAX + 2];
-		snprintf(name, sizeof name, "/%s", de->d_name);
-		if (shm_unlink(name) == 0) {
+		char name[sizeof dirpath + NAME_MAX + 2];
+		snprintf(name, sizeof name, "%s/%s", files ? dirpath : "",
+		         de->d_name);
+		if (unlink_segment(name) == 0) {
 			if (removed != NULL)
 				(*removed)++;
 		} else if (errno != ENOENT && rc == 0) {
-			rc = ipc_error_set(err, IPC_E_IO, "shm_unlink %s: %s",
-			                   name, strerror(errno));
+			rc = ipc_error_set(err, IPC_E_IO, "unlink %s: %s", name,
+			                   strerror(errno));
 		}
 	}
 	closedir(dir);

@@ -83,7 +83,8 @@ void shm_update_name(char *buf, size_t size, const char *job, uint64_t task_id);
 /* Whether segment name exists: 1 with its size in *size, else 0. */
 int shm_segment_size(const char *name, uint64_t *size);
 /* Unlink every segment whose name starts with prefix ("cohort.<job>." or
- * "/cohort.<job>."); *removed (may be NULL) gets the count. */
+ * "/cohort.<job>.", or a file path prefix "/dir/global.g": the files of
+ * /dir starting with "global.g"); *removed (may be NULL) gets the count. */
 int shm_remove_prefix(const char *prefix, unsigned *removed,
                       struct ipc_error *err);
 /* Bytes available to unprivileged users in /dev/shm. */

@@ -4,7 +4,6 @@
  * cleanup every exit path goes through. */
 #include "job.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -166,28 +165,6 @@ job_global_name(const struct job *j, unsigned round, char *buf, size_t size)
 	snprintf(buf, size, "/cohort.%s.g%u", j->ws.jobkey, round);
 }
 
-/* A resumed stream job may find global models its crashed run left in the
- * workspace: remove them before the first is written. */
-static void
-remove_stale_globals(struct job *j)
-{
-	if (!j->stream.enabled)
-		return;
-	char *run = workspace_path(&j->ws, "run");
-	DIR *d = opendir(run);
-	struct dirent *e;
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, "global.g", 8) != 0)
-			continue;
-		char *path = xasprintf("%s/%s", run, e->d_name);
-		unlink(path);
-		free(path);
-	}
-	if (d != NULL)
-		closedir(d);
-	free(run);
-}
-
 /* Load the model to start from (checkpoint or initial), let the capacity
  * check choose the transport, and write the model into the global segment
  * of the first round to run. */
@@ -237,8 +214,14 @@ load_model(struct job *j, int resuming)
 	if (rc == 0)
 		rc = capacity_plan(j);
 	if (rc == 0) {
-		remove_stale_globals(j);
+		/* A resumed stream job may find global models its crashed
+		 * run left in the workspace ("run/global.g" files). */
 		char name[sizeof j->global.name];
+		job_global_name(j, 0, name, sizeof name);
+		if (j->stream.enabled) {
+			name[strlen(name) - 1] = '\0';
+			shm_remove_prefix(name, NULL, NULL);
+		}
 		job_global_name(j, j->round + 1, name, sizeof name);
 		rc = shm_segment_create(&j->global, name, j->model.total_size,
 		                        &err);

@@ -367,6 +367,23 @@ test_file_segments(void)
 	CHECK_EQ_INT(shm_segment_unlink(b, &err), 0);
 	CHECK(access(b, F_OK) != 0);
 	CHECK(!shm_segment_size(b, &size));
+
+	/* a path prefix removes the matching files of its directory only */
+	char keep[512], prefix[512];
+	snprintf(keep, sizeof keep, "%s/other.g1", harness_tmpdir());
+	snprintf(prefix, sizeof prefix, "%s/global.g", harness_tmpdir());
+	CHECK_EQ_INT(shm_segment_create_copy(&s, a, 9000, pa, &err), 0);
+	shm_segment_close(&s);
+	CHECK_EQ_INT(shm_segment_create_copy(&s, b, 9000, pa, &err), 0);
+	shm_segment_close(&s);
+	CHECK_EQ_INT(shm_segment_create_copy(&s, keep, 9000, pa, &err), 0);
+	shm_segment_close(&s);
+	unsigned removed = 0;
+	CHECK_EQ_INT(shm_remove_prefix(prefix, &removed, &err), 0);
+	CHECK_EQ_INT(removed, 2);
+	CHECK(access(a, F_OK) != 0 && access(b, F_OK) != 0);
+	CHECK(access(keep, F_OK) == 0);
+	CHECK_EQ_INT(shm_segment_unlink(keep, &err), 0);
 	free(pa);
 }
 
