@@ -58,7 +58,7 @@ xstrdup(const char *s)
 }
 
 void *
-big_alloc(size_t size)
+big_map(size_t size)
 {
 	size_t bytes = size ? size : 1;
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -68,6 +68,14 @@ big_alloc(size_t size)
 #ifdef MADV_HUGEPAGE
 	madvise(p, bytes, MADV_HUGEPAGE);
 #endif
+	return p;
+}
+
+void *
+big_alloc(size_t size)
+{
+	size_t bytes = size ? size : 1;
+	void *p = big_map(bytes);
 #ifdef MADV_POPULATE_WRITE
 	madvise(p, bytes, MADV_POPULATE_WRITE); /* older kernels: faults */
 #endif

@@ -24,6 +24,9 @@ char *xasprintf(const char *fmt, ...) COHORT_PRINTF(1, 2);
  * virtual machines cohort is developed on). Page-aligned; dies when out
  * of memory. Free it with big_free and the same size. */
 void *big_alloc(size_t size);
+/* big_alloc without the pages: they come when first touched (or when the
+ * owner populates them), so until then the memory counts as free. */
+void *big_map(size_t size);
 void big_free(void *p, size_t size);
 
 /* Print "cohort: fatal: ..." with the program name and exit(70). */

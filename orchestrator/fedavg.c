@@ -7,23 +7,6 @@
 
 #include "util.h"
 
-/* The accumulator: anonymous memory in huge pages where the kernel gives
- * them, brought in whole by the first fold (nothing is touched before, so
- * the capacity check sees it free). */
-static double *
-acc_alloc(size_t numel)
-{
-	size_t bytes = (numel ? numel : 1) * sizeof(double);
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		fatal("out of memory for a %zu-byte accumulator", bytes);
-#ifdef MADV_HUGEPAGE
-	madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-	return p;
-}
-
 int
 fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
             struct ipc_error *err)
@@ -40,7 +23,9 @@ fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
 		a->numel += m->tensors[i].nbytes / sizeof(float);
 	}
 	a->model = m;
-	a->acc = acc_alloc(a->numel);
+	/* Huge pages, brought in whole by the first fold: until then the
+	 * capacity check sees the accumulator as free memory. */
+	a->acc = big_map(a->numel * sizeof(double));
 	return 0;
 }
 
@@ -118,6 +103,6 @@ void
 fedavg_free(struct fedavg *a)
 {
 	if (a->acc != NULL)
-		munmap(a->acc, (a->numel ? a->numel : 1) * sizeof(double));
+		big_free(a->acc, a->numel * sizeof(double));
 	memset(a, 0, sizeof *a);
 }
