@@ -155,6 +155,12 @@ frame_decoder_payload(const struct frame_decoder *d, size_t *len)
 	return d->ready;
 }
 
+int
+frame_decoder_between(const struct frame_decoder *d)
+{
+	return d->header_have == 0 && d->failure.code == IPC_OK;
+}
+
 /* Explain why the stream may not end here. */
 int
 frame_decoder_eof(const struct frame_decoder *d, struct ipc_error *err)

@@ -42,6 +42,9 @@ int frame_decoder_feed(struct frame_decoder *d, const uint8_t *data, size_t len,
  * valid until the next feed, and no longer than the data passed to it. */
 const uint8_t *frame_decoder_payload(const struct frame_decoder *d,
                                      size_t *len);
+/* Whether the decoder stands between frames (no part of one seen yet) and
+ * has not failed: the caller may then take the next frame by other means. */
+int frame_decoder_between(const struct frame_decoder *d);
 /* Report why the stream may not end here: IPC_E_CLOSED when it ended
  * between frames, IPC_E_TRUNCATED when inside one. Always returns -1. */
 int frame_decoder_eof(const struct frame_decoder *d, struct ipc_error *err);

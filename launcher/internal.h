@@ -55,6 +55,11 @@ struct worker {
 	int receiving; /* a streamed result is arriving into pending */
 	struct msg pending;
 	uint64_t in_have;
+	/* The rest of a chunk read from the socket straight into its place
+	 * (the bufferevent's reading is off meanwhile); NULL until needed. */
+	struct event *direct;
+	uint8_t *direct_to;
+	size_t direct_left, direct_len;
 	/* Its streamed result waits for another worker's to be in: reading
 	 * is off; the order in which the waiters are let in. */
 	uint64_t stream_wait;

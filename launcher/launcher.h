@@ -56,12 +56,14 @@ struct launcher_hooks {
 	 * task_id's task frame, its first *size bytes, read with sendfile; -1
 	 * sends none. It must stay open and unchanged until the task ends. */
 	int (*task_stream)(void *arg, uint64_t task_id, uint64_t *size);
-	/* Bytes [offset, offset + len) of a streamed result's region of total
-	 * bytes; -1 refuses the stream (a protocol error naming err). The
-	 * result hook runs once the last byte is in. */
-	int (*result_chunk)(void *arg, uint64_t task_id, uint64_t total,
-	                    uint64_t offset, const uint8_t *data, size_t len,
-	                    struct ipc_error *err);
+	/* Where bytes [offset, offset + len) of a streamed result's region
+	 * of total bytes go (the launcher copies them there, or reads them
+	 * from the socket straight into it); NULL refuses the stream (a
+	 * protocol error naming err). The result hook runs once the last
+	 * byte is in. */
+	uint8_t *(*result_chunk)(void *arg, uint64_t task_id, uint64_t total,
+	                         uint64_t offset, size_t len,
+	                         struct ipc_error *err);
 	/* A streamed result was cut off: drop what arrived (the task fails). */
 	void (*result_abort)(void *arg, uint64_t task_id);
 };

@@ -62,6 +62,16 @@ stream_end(struct worker *w)
 	w->out_seg = NULL;
 }
 
+/* Stop reading a chunk straight into its place (its socket is closing). */
+static void
+direct_end(struct worker *w)
+{
+	if (w->direct != NULL)
+		event_free(w->direct);
+	w->direct = NULL;
+	w->direct_left = 0;
+}
+
 /* Close the connection; the worker finishes once its process is reaped. */
 static void
 close_connection(struct worker *w)
@@ -70,6 +80,7 @@ close_connection(struct worker *w)
 		return;
 	stream_end(w);
 	inbound_done(w);
+	direct_end(w);
 	bufferevent_free(w->bev);
 	w->bev = NULL;
 	worker_maybe_finish(w);
@@ -262,31 +273,37 @@ abort_receiving(struct worker *w)
 		w->l->hooks.result_abort(w->l->hooks.arg, w->task_id);
 }
 
-/* A chunk of the streamed result in hand; the result is handed over once
- * its last byte arrived. */
-static void
-on_chunk(struct worker *w, const struct msg_chunk *c)
+/* Where the len bytes of the chunk at offset of task_id's streamed result
+ * go; NULL after refusing it (the connection is closed). */
+static uint8_t *
+chunk_dest(struct worker *w, uint64_t task_id, uint64_t offset, size_t len)
 {
 	struct launcher *l = w->l;
 	struct ipc_error err;
-	uint64_t total = w->pending.u.result.params.size;
-	int bad = c->task_id != w->task_id;
-	if (bad)
+	uint8_t *to = NULL;
+	if (task_id != w->task_id)
 		ipc_error_set(&err, IPC_E_BAD_VALUE,
 		              "chunk for task %llu, expected task %llu",
-		              (unsigned long long)c->task_id,
+		              (unsigned long long)task_id,
 		              (unsigned long long)w->task_id);
 	else
-		bad =
-		    l->hooks.result_chunk(l->hooks.arg, w->task_id, total,
-		                          c->offset, c->data, c->len, &err) < 0;
-	if (bad) {
+		to = l->hooks.result_chunk(l->hooks.arg, w->task_id,
+		                           w->pending.u.result.params.size,
+		                           offset, len, &err);
+	if (to == NULL) {
 		abort_receiving(w);
 		protocol_error(w, ipc_code_name(err.code), err.message);
-		return;
 	}
-	w->in_have += c->len;
-	if (w->in_have < total)
+	return to;
+}
+
+/* len more bytes of the streamed result are in place; the result is handed
+ * over once its last byte is. */
+static void
+chunk_in(struct worker *w, size_t len)
+{
+	w->in_have += len;
+	if (w->in_have < w->pending.u.result.params.size)
 		return;
 	w->receiving = 0;
 	inbound_done(w);
@@ -294,6 +311,17 @@ on_chunk(struct worker *w, const struct msg_chunk *c)
 	memset(&w->pending, 0, sizeof w->pending);
 	on_result(w, &m);
 	msg_free(&m);
+}
+
+/* A chunk of the streamed result decoded the general way. */
+static void
+on_chunk(struct worker *w, const struct msg_chunk *c)
+{
+	uint8_t *to = chunk_dest(w, c->task_id, c->offset, c->len);
+	if (to == NULL)
+		return;
+	memcpy(to, c->data, c->len);
+	chunk_in(w, c->len);
 }
 
 /* Check a hello against this worker's identity and the job token. */
@@ -451,52 +479,132 @@ on_message(struct worker *w, struct msg *m)
 	}
 }
 
+/* The socket has more of the chunk being read straight into its place. */
+static void
+direct_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)what;
+	while (w->direct_left > 0) {
+		ssize_t n = read(fd, w->direct_to, w->direct_left);
+		if (n > 0) {
+			w->direct_to += n;
+			w->direct_left -= (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return;
+		} else { /* the peer hung up (or the socket failed) mid-chunk */
+			if (w->has_task)
+				w->closed_early = 1;
+			close_connection(w);
+			return;
+		}
+	}
+	event_del(w->direct);
+	bufferevent_enable(w->bev, EV_READ);
+	chunk_in(w, w->direct_len);
+}
+
+/* While a streamed result arrives, take its next chunk frame without the
+ * frame decoder: what the input buffer holds of its data is copied to its
+ * place, the rest is read from the socket straight there (direct_cb), so
+ * each byte is copied once, in large reads. Returns 1 when a chunk was
+ * taken, 0 when more bytes must come first (or the rest of the chunk is
+ * being read directly), -1 when the next bytes are anything else (decoded
+ * the general way). */
+static int
+take_chunk_frame(struct worker *w, struct evbuffer *in)
+{
+	enum { HEAD_MAX = FRAME_HEADER_SIZE + 64 };
+	uint8_t head[HEAD_MAX];
+	size_t have = evbuffer_get_length(in);
+	if (!w->receiving || w->state != WORKER_BUSY ||
+	    !frame_decoder_between(&w->decoder) || have < FRAME_HEADER_SIZE)
+		return -1;
+	ev_ssize_t got = evbuffer_copyout(in, head, HEAD_MAX);
+	size_t plen = (size_t)head[0] << 24 | (size_t)head[1] << 16 |
+	              (size_t)head[2] << 8 | head[3];
+	uint64_t task_id, offset;
+	size_t at;
+	if (plen == 0 || plen > w->decoder.max_frame)
+		return -1;
+	if (msg_chunk_head_parse(head + FRAME_HEADER_SIZE,
+	                         (size_t)got - FRAME_HEADER_SIZE, plen,
+	                         &task_id, &offset, &at) != 0)
+		/* a chunk head cut short: wait for the rest of it */
+		return (size_t)got < HEAD_MAX &&
+		               (size_t)got < FRAME_HEADER_SIZE + plen
+		           ? 0
+		           : -1;
+	evbuffer_drain(in, FRAME_HEADER_SIZE + at);
+	size_t len = plen - at;
+	uint8_t *to = chunk_dest(w, task_id, offset, len);
+	if (to == NULL)
+		return 1;
+	size_t now = evbuffer_get_length(in);
+	if (now > len)
+		now = len;
+	evbuffer_remove(in, to, now);
+	if (now == len) {
+		chunk_in(w, len);
+		return 1;
+	}
+	if (w->direct == NULL)
+		w->direct = event_new(w->l->base, bufferevent_getfd(w->bev),
+		                      EV_READ | EV_PERSIST, direct_cb, w);
+	if (w->direct == NULL)
+		fatal("cannot create a read event");
+	w->direct_to = to + now;
+	w->direct_left = len - now;
+	w->direct_len = len;
+	bufferevent_disable(w->bev, EV_READ);
+	event_add(w->direct, NULL);
+	return 0;
+}
+
 /* Bytes arrived: decode every whole frame and act on it. */
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
 	struct worker *w = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in);
-	const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
-	size_t off = 0;
-	while (off < len && w->bev != NULL && w->stream_wait == 0) {
+	while (w->bev != NULL && w->stream_wait == 0 && w->direct_left == 0) {
+		int taken = take_chunk_frame(w, in);
+		if (taken == 1)
+			continue;
+		if (taken == 0)
+			break;
+		size_t len = evbuffer_get_length(in);
+		if (len == 0)
+			break;
+		const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
 		size_t used;
 		struct ipc_error err;
-		int rc = frame_decoder_feed(&w->decoder, data + off, len - off,
-		                            &used, &err);
-		off += used;
+		int rc =
+		    frame_decoder_feed(&w->decoder, data, len, &used, &err);
 		if (rc < 0) {
 			protocol_error(w, ipc_code_name(err.code), err.message);
 			return;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			evbuffer_drain(in, used);
 			break;
+		}
 		size_t plen;
 		const uint8_t *payload =
 		    frame_decoder_payload(&w->decoder, &plen);
-		/* A chunk of a streamed result goes to the owner from the
-		 * frame itself: decoding it would copy its data once more. */
-		struct msg_chunk c;
-		size_t at;
-		if (w->receiving && w->state == WORKER_BUSY &&
-		    msg_chunk_head_parse(payload, plen, plen, &c.task_id,
-		                         &c.offset, &at) == 0) {
-			c.data = (uint8_t *)payload + at;
-			c.len = plen - at;
-			on_chunk(w, &c);
-			continue;
-		}
 		struct msg m;
-		if (msg_decode(payload, plen, &m, &err) < 0) {
+		rc = msg_decode(payload, plen, &m, &err);
+		if (rc < 0) {
 			protocol_error(w, ipc_code_name(err.code), err.message);
 			return;
 		}
 		on_message(w, &m);
 		msg_free(&m);
+		if (w->bev != NULL)
+			evbuffer_drain(in, used);
 	}
-	if (w->bev != NULL)
-		evbuffer_drain(in, off);
 }
 
 /* The peer hung up or the socket failed. */
@@ -752,6 +860,7 @@ worker_free(struct worker *w)
 {
 	stream_end(w);
 	inbound_done(w);
+	direct_end(w);
 	if (w->bev != NULL)
 		bufferevent_free(w->bev);
 	event_free(w->timer);

@@ -95,9 +95,8 @@ void round_on_failed(void *arg, uint64_t task_id, const char *reason);
 
 /* stream.c: launcher hooks of the stream transport. */
 int stream_task_source(void *arg, uint64_t task_id, uint64_t *size);
-int stream_on_chunk(void *arg, uint64_t task_id, uint64_t total,
-                    uint64_t offset, const uint8_t *data, size_t len,
-                    struct ipc_error *err);
+uint8_t *stream_on_chunk(void *arg, uint64_t task_id, uint64_t total,
+                         uint64_t offset, size_t len, struct ipc_error *err);
 void stream_on_abort(void *arg, uint64_t task_id);
 
 /* job.c, called by round.c */

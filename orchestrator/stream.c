@@ -32,18 +32,18 @@ find_inbox(const struct stream *s, uint64_t task_id)
 	return NULL;
 }
 
-int
-stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
-               uint64_t offset, const uint8_t *data, size_t len,
-               struct ipc_error *err)
+uint8_t *
+stream_reserve(struct stream *s, uint64_t task_id, uint64_t total,
+               uint64_t offset, size_t len, struct ipc_error *err)
 {
 	uint64_t size = s->model->total_size;
-	if (total != size)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "streamed update of %llu bytes, the model "
-		                     "has %llu",
-		                     (unsigned long long)total,
-		                     (unsigned long long)size);
+	if (total != size) {
+		ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "streamed update of %llu bytes, the model has %llu",
+		    (unsigned long long)total, (unsigned long long)size);
+		return NULL;
+	}
 	struct stream_inbox *b = find_inbox(s, task_id);
 	if (b == NULL) {
 		b = xcalloc(1, sizeof *b);
@@ -60,15 +60,28 @@ stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
 		if (n > s->staged_peak)
 			s->staged_peak = n;
 	}
-	if (offset != b->have || len == 0 || len > size - b->have)
-		return ipc_error_set(
-		    err, IPC_E_BAD_VALUE,
-		    "chunk [%llu, +%zu) out of order: expected "
-		    "offset %llu of %llu",
-		    (unsigned long long)offset, len,
-		    (unsigned long long)b->have, (unsigned long long)size);
-	memcpy(b->buf + offset, data, len);
+	if (offset != b->have || len == 0 || len > size - b->have) {
+		ipc_error_set(err, IPC_E_BAD_VALUE,
+		              "chunk [%llu, +%zu) out of order: expected "
+		              "offset %llu of %llu",
+		              (unsigned long long)offset, len,
+		              (unsigned long long)b->have,
+		              (unsigned long long)size);
+		return NULL;
+	}
 	b->have += len;
+	return b->buf + offset;
+}
+
+int
+stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
+               uint64_t offset, const uint8_t *data, size_t len,
+               struct ipc_error *err)
+{
+	uint8_t *to = stream_reserve(s, task_id, total, offset, len, err);
+	if (to == NULL)
+		return -1;
+	memcpy(to, data, len);
 	return 0;
 }
 
@@ -267,13 +280,12 @@ stream_task_source(void *arg, uint64_t task_id, uint64_t *size)
 	return j->global.fd;
 }
 
-int
+uint8_t *
 stream_on_chunk(void *arg, uint64_t task_id, uint64_t total, uint64_t offset,
-                const uint8_t *data, size_t len, struct ipc_error *err)
+                size_t len, struct ipc_error *err)
 {
 	struct job *j = arg;
-	return stream_receive(&j->stream, task_id, total, offset, data, len,
-	                      err);
+	return stream_reserve(&j->stream, task_id, total, offset, len, err);
 }
 
 void

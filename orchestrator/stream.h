@@ -39,8 +39,13 @@ struct stream {
 
 void stream_init(struct stream *s, int enabled, size_t chunk_bytes,
                  const struct tensor_manifest *model);
-/* Bytes [offset, offset + len) of task_id's streamed update of total
- * bytes: in order, no gap or overlap, total equal to the model's size. */
+/* Where bytes [offset, offset + len) of task_id's streamed update of total
+ * bytes go, counted as received: in order, no gap or overlap, total equal
+ * to the model's size; NULL (err set) otherwise. The caller writes them
+ * there before the update is folded. */
+uint8_t *stream_reserve(struct stream *s, uint64_t task_id, uint64_t total,
+                        uint64_t offset, size_t len, struct ipc_error *err);
+/* stream_reserve, then copy data there. */
 int stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
                    uint64_t offset, const uint8_t *data, size_t len,
                    struct ipc_error *err);

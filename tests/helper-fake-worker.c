@@ -217,7 +217,8 @@ act_out(const char *fault, int fd)
 }
 
 /* cutstream: take the streamed global model, announce a streamed result,
- * send the update up to the middle of its first tensor and die. */
+ * send the update up to the middle of its first tensor, then half of the
+ * next chunk frame, and die. */
 static void
 cut_stream(int fd, const struct msg_task *t)
 {
@@ -240,6 +241,20 @@ cut_stream(int fd, const struct msg_task *t)
 	uint64_t cut = m->tensors[0].offset + m->tensors[0].nbytes / 2 + 2;
 	if (transfer_send(fd, t->task_id, buf, cut, 4096, &err) < 0)
 		fatal("%s", err.message);
+	/* and the next chunk frame only up to the middle of its data */
+	struct msg c;
+	msg_init(&c, MSG_CHUNK);
+	c.u.chunk.task_id = t->task_id;
+	c.u.chunk.offset = cut;
+	c.u.chunk.len =
+	    m->total_size - cut < 65536 ? m->total_size - cut : 65536;
+	uint8_t *head;
+	size_t hlen;
+	if (msg_encode_chunk_head(&c, &head, &hlen) < 0 ||
+	    frame_write_parts(fd, head, hlen, buf + cut, c.u.chunk.len / 2,
+	                      &err) < 0)
+		fatal("cutstream: cannot send the cut chunk");
+	free(head);
 	free(buf);
 	raise(SIGKILL);
 }
