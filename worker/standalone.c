@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "dataset.h"
 #include "model.h"
+#include "prepare.h"
 #include "rng.h"
 #include "train.h"
 
@@ -43,7 +44,8 @@ usage(FILE *f)
 	           "(default " DEFAULT_FASHION_DIR
 	           " for fashion-mnist; required for mnist and cifar10)\n"
 	           "  --cache-dir DIR          decoded cache (default "
-	           "$XDG_CACHE_HOME/cohort or ~/.cache/cohort)\n"
+	           "$XDG_CACHE_HOME/cohort, ~/.cache/cohort or\n"
+	           "                           /tmp/cohort-cache)\n"
 	           "  --threads N              OpenBLAS threads (default 1)\n"
 	           "  --device D               cpu|auto|cuda|cuda:N (default "
 	           "cpu; on a GPU\n"
@@ -370,26 +372,10 @@ standalone_main(int argc, char **argv)
 	int rc = parse_options(argc, argv, &o);
 	if (rc != 0)
 		return rc == 1 ? 0 : rc;
-	char *cache = NULL;
-	if (o.cache_dir == NULL) {
-		const char *xdg = getenv("XDG_CACHE_HOME"),
-		           *home = getenv("HOME");
-		if (xdg != NULL && xdg[0] != '\0')
-			cache = xasprintf("%s/cohort", xdg);
-		else if (home != NULL && home[0] != '\0')
-			cache = xasprintf("%s/.cache/cohort", home);
-		else {
-			fprintf(stderr, "cohort-worker: neither "
-			                "XDG_CACHE_HOME nor HOME is set: give "
-			                "--cache-dir DIR\n");
-			return 2;
-		}
-		o.cache_dir = cache;
-	}
+	if (o.cache_dir == NULL)
+		o.cache_dir = prepare_default_cache_dir();
 	char threads[32];
 	snprintf(threads, sizeof threads, "%lu", o.threads);
 	setenv("COHORT_THREADS", threads, 1);
-	rc = run(&o);
-	free(cache);
-	return rc;
+	return run(&o);
 }
