@@ -68,6 +68,8 @@ struct worker {
 	int status;
 	int kill_stage;       /* 0, 1 = SIGTERM sent, 2 = SIGKILL sent */
 	struct event *timer;  /* task timeout, then the kill grace period */
+	double timer_due;     /* when it fires (now_seconds clock) */
+	double timer_left;    /* paused while waiting to upload; -1: not */
 	struct event *finish; /* deferred finish once closed and exited */
 	char reason[512];     /* first failure seen, for the task's report */
 

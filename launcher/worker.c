@@ -25,6 +25,28 @@ arm_timer(struct worker *w, double seconds)
 	tv.tv_sec = (time_t)seconds;
 	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
 	evtimer_add(w->timer, &tv);
+	w->timer_due = now_seconds() + seconds;
+	w->timer_left = -1;
+}
+
+/* Stop the task's clock while it waits for its turn to upload: the wait is
+ * ours, not the worker's. */
+static void
+pause_timer(struct worker *w)
+{
+	if (!evtimer_pending(w->timer, NULL))
+		return;
+	double left = w->timer_due - now_seconds();
+	evtimer_del(w->timer);
+	w->timer_left = left > 0 ? left : 0;
+}
+
+/* Start the task's clock again with what was left of it. */
+static void
+resume_timer(struct worker *w)
+{
+	if (w->timer_left >= 0)
+		arm_timer(w, w->timer_left);
 }
 
 /* Remember the first failure reason of the task in hand. */
@@ -255,6 +277,7 @@ worker_next_inbound(evutil_socket_t fd, short what, void *arg)
 		return;
 	first->stream_wait = 0;
 	l->inbound = first;
+	resume_timer(first);
 	bufferevent_enable(first->bev, EV_READ);
 	/* What arrived before reading stopped is already buffered. */
 	read_cb(first->bev, first);
@@ -467,6 +490,7 @@ on_message(struct worker *w, struct msg *m)
 		} else if (l->inbound != w) {
 			w->stream_wait = ++l->stream_waits;
 			bufferevent_disable(w->bev, EV_READ);
+			pause_timer(w);
 		}
 	} else if (m->type == MSG_RESULT) {
 		on_result(w, m);

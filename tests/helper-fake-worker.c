@@ -20,14 +20,18 @@
  * socket, then exits), exitfirst (exits while a child keeps the socket open),
  * slow (sleeps COHORT_FAKE_SLEEP_MS, default 500, then succeeds), cutstream
  * (stream transport: takes the global model's chunks, sends a streamed
- * result and half of the update's first tensor, then is killed by SIGKILL);
+ * result and half of the update's first tensor, then is killed by SIGKILL),
+ * slowstream (stream transport: the fit's update streamed back in four
+ * quarters of chunks of at most 1 MiB, COHORT_FAKE_SLEEP_MS, default 500,
+ * before each quarter);
  * "prepare" makes --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every
- * fit. With COHORT_FAKE_EXEC=PATH every process whose client has no fault
- * (and --prepare) execs PATH instead, so a real worker serves the other
- * clients of the job. With COHORT_FAKE_TRACE=FILE each worker appends
- * "start PID CUDA_VISIBLE_DEVICES COHORT_DEVICE" after its hello and
- * "end PID CUDA_VISIBLE_DEVICES" when it exits normally ("-" for unset), so
- * tests can replay which workers overlapped on which GPU. */
+ * fit. With COHORT_FAKE_EXEC=PATH every process whose client has no fault,
+ * and --prepare unless the fault is "prepare", execs PATH instead, so a real
+ * worker prepares the job and serves the other clients. With
+ * COHORT_FAKE_TRACE=FILE each worker appends "start PID CUDA_VISIBLE_DEVICES
+ * COHORT_DEVICE" after its hello and "end PID CUDA_VISIBLE_DEVICES" when it
+ * exits normally ("-" for unset), so tests can replay which workers overlapped
+ * on which GPU. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -259,17 +263,77 @@ cut_stream(int fd, const struct msg_task *t)
 	raise(SIGKILL);
 }
 
+/* slowstream: take the streamed global model, send the fit's update back
+ * as a streamed result in four chunks, sleeping before each. */
+static void
+slow_stream(int fd, const struct msg_task *t)
+{
+	struct ipc_error err;
+	const struct tensor_manifest *m = &t->params.manifest;
+	if (t->params.where != PARAMS_STREAM)
+		fatal("slowstream needs transport.mode=stream");
+	uint8_t *buf = xmalloc(m->total_size);
+	if (transfer_receive(fd, t->task_id, buf, m->total_size, &err) < 0)
+		fatal("%s", err.message);
+	float delta = 0.01f * (float)(t->client_id + 1);
+	for (size_t i = 0; i < m->count; i++) {
+		float *f = (float *)(buf + m->tensors[i].offset);
+		for (size_t k = 0; k < m->tensors[i].nbytes / 4; k++)
+			f[k] += delta;
+	}
+	struct msg r;
+	msg_init(&r, MSG_RESULT);
+	r.u.result.task_id = t->task_id;
+	r.u.result.num_examples = 100 * (uint64_t)(t->client_id + 1);
+	kv_set_num(&r.u.result.metrics, "loss",
+	           1.0 / (t->round + 1) + 0.01 * (double)t->client_id);
+	r.u.result.params.where = PARAMS_STREAM;
+	r.u.result.params.size = m->total_size;
+	tensor_manifest_copy(&r.u.result.params.manifest, m);
+	send_or_die(fd, &r);
+	msg_free(&r);
+	const char *ms = getenv("COHORT_FAKE_SLEEP_MS");
+	size_t quarter = (m->total_size + 3) / 4;
+	for (uint64_t off = 0, n; off < m->total_size; off += n) {
+		if (off % quarter == 0)
+			sleep_ms(ms ? atol(ms) : 500);
+		/* frames of at most 1 MiB, none across a quarter's end */
+		uint64_t end = (off / quarter + 1) * quarter;
+		if (end > m->total_size)
+			end = m->total_size;
+		n = end - off < (1u << 20) ? end - off : 1u << 20;
+		struct msg c;
+		msg_init(&c, MSG_CHUNK);
+		c.u.chunk.task_id = t->task_id;
+		c.u.chunk.offset = off;
+		c.u.chunk.len = (size_t)n;
+		uint8_t *head;
+		size_t hlen;
+		if (msg_encode_chunk_head(&c, &head, &hlen) < 0 ||
+		    frame_write_parts(fd, head, hlen, buf + off, (size_t)n,
+		                      &err) < 0)
+			fatal("slowstream: cannot send a chunk");
+		free(head);
+	}
+	free(buf);
+}
+
 /* A fit task: the deterministic update in a fresh segment. */
 static void
 fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 {
 	struct ipc_error err;
 	const char *delay = getenv("COHORT_FAKE_SLEEP_MS");
-	if (delay != NULL && strcmp(fault, "slow") != 0)
+	if (delay != NULL && strcmp(fault, "slow") != 0 &&
+	    strcmp(fault, "slowstream") != 0)
 		sleep_ms(atol(delay));
 	act_out(fault, fd);
 	if (strcmp(fault, "cutstream") == 0)
 		cut_stream(fd, t);
+	if (strcmp(fault, "slowstream") == 0) {
+		slow_stream(fd, t);
+		return;
+	}
 	struct shm_segment g, u;
 	if (shm_segment_open(&g, t->params.shm, 0, t->params.size, &err) < 0)
 		fatal("%s", err.message);
@@ -357,8 +421,10 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	const char *real = getenv("COHORT_FAKE_EXEC");
 	const char *own = getenv("COHORT_CLIENT_ID");
+	const char *fault = fault_for(own != NULL ? atoll(own) : -1);
+	int preparing = argc == 3 && strcmp(argv[1], "--prepare") == 0;
 	if (real != NULL &&
-	    fault_for(own != NULL ? atoll(own) : -1)[0] == '\0') {
+	    (preparing ? strcmp(fault, "prepare") != 0 : fault[0] == '\0')) {
 		execv(real, argv);
 		fatal("exec %s: %s", real, strerror(errno));
 	}

@@ -139,6 +139,31 @@ ws=$(ls -d "$tmp/cut"/*/)
 	fail "cut stream not logged twice: $(cat "$ws/logs/orchestrator.log")"
 check "$ws/results/global_model.safetensors" 0,2 2
 
+# A streamed update waiting for another's upload does not spend its task's
+# time meanwhile: two clients send 64 MiB updates in four quarters 1 s
+# apart, at once, under a 5 s task timeout: the second waits ~4 s for the
+# first (its socket takes a little of its update meanwhile, then it blocks),
+# then needs ~2 s more of its own.
+python3 - "$tmp/m64.safetensors" <<'PY'
+import json, struct, sys
+hdr = {"w": {"dtype": "F32", "shape": [4096, 4096],
+             "data_offsets": [0, 64 << 20]}}
+text = json.dumps(hdr).encode()
+text += b" " * (-len(text) % 8)
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text)
+    f.truncate(8 + len(text) + (64 << 20))
+PY
+COHORT_FAKE_EXEC=$worker COHORT_FAKE_FAULT=slowstream COHORT_FAKE_SLEEP_MS=1000 \
+	run 2 2 2 1 --workspace-root "$tmp/wait" --set transport.mode=stream \
+	--set model.file="$tmp/m64.safetensors" --set transport.chunk_mb=1 \
+	--set launcher.worker="$fake" --set launcher.max_concurrent=2 \
+	--set launcher.task_timeout_s=5 \
+	>"$tmp/wait.out" 2>&1 || fail "waiting upload: $(cat "$tmp/wait.out")"
+grep -q "round 1/1  sampled 2  ok 2  failed 0" "$tmp/wait.out" ||
+	fail "waiting upload timed out: $(cat "$tmp/wait.out")"
+echo "an upload waiting its turn keeps its task time"
+
 # A model that cannot fit: a clear error before round 1.
 if run 2 2 2 1 --workspace-root "$tmp/big" --set model.preset=gpt2-small \
 	--set transport.mode=shm --set launcher.max_concurrent=100000 \
