@@ -263,6 +263,30 @@ cut_stream(int fd, const struct msg_task *t)
 	raise(SIGKILL);
 }
 
+/* The fit's update: every value of region + 0.01 * (client + 1). */
+static void
+perturb(uint8_t *region, const struct tensor_manifest *m, int64_t client)
+{
+	float delta = 0.01f * (float)(client + 1);
+	for (size_t i = 0; i < m->count; i++) {
+		float *f = (float *)(region + m->tensors[i].offset);
+		for (size_t k = 0; k < m->tensors[i].nbytes / 4; k++)
+			f[k] += delta;
+	}
+}
+
+/* A fit's result frame without its params. */
+static void
+fit_result(struct msg *r, const struct msg_task *t)
+{
+	msg_init(r, MSG_RESULT);
+	r->u.result.task_id = t->task_id;
+	r->u.result.num_examples = 100 * (uint64_t)(t->client_id + 1);
+	kv_set_num(&r->u.result.metrics, "loss",
+	           1.0 / (t->round + 1) + 0.01 * (double)t->client_id);
+	kv_set_num(&r->u.result.metrics, "accuracy", 0.5);
+}
+
 /* slowstream: take the streamed global model, send the fit's update back
  * as a streamed result in four chunks, sleeping before each. */
 static void
@@ -275,18 +299,9 @@ slow_stream(int fd, const struct msg_task *t)
 	uint8_t *buf = xmalloc(m->total_size);
 	if (transfer_receive(fd, t->task_id, buf, m->total_size, &err) < 0)
 		fatal("%s", err.message);
-	float delta = 0.01f * (float)(t->client_id + 1);
-	for (size_t i = 0; i < m->count; i++) {
-		float *f = (float *)(buf + m->tensors[i].offset);
-		for (size_t k = 0; k < m->tensors[i].nbytes / 4; k++)
-			f[k] += delta;
-	}
+	perturb(buf, m, t->client_id);
 	struct msg r;
-	msg_init(&r, MSG_RESULT);
-	r.u.result.task_id = t->task_id;
-	r.u.result.num_examples = 100 * (uint64_t)(t->client_id + 1);
-	kv_set_num(&r.u.result.metrics, "loss",
-	           1.0 / (t->round + 1) + 0.01 * (double)t->client_id);
+	fit_result(&r, t);
 	r.u.result.params.where = PARAMS_STREAM;
 	r.u.result.params.size = m->total_size;
 	tensor_manifest_copy(&r.u.result.params.manifest, m);
@@ -344,12 +359,7 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 	memcpy(u.addr, g.addr, t->params.size);
 	shm_segment_close(&g);
 	const struct tensor_manifest *m = &t->params.manifest;
-	float delta = 0.01f * (float)(t->client_id + 1);
-	for (size_t i = 0; i < m->count; i++) {
-		float *f = (float *)((char *)u.addr + m->tensors[i].offset);
-		for (size_t k = 0; k < m->tensors[i].nbytes / 4; k++)
-			f[k] += delta;
-	}
+	perturb(u.addr, m, t->client_id);
 	if (strcmp(fault, "nan") == 0)
 		((float *)((char *)u.addr + m->tensors[0].offset))[1] = NAN;
 	shm_segment_close(&u);
@@ -363,12 +373,7 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 	msg_free(&step);
 
 	struct msg r;
-	msg_init(&r, MSG_RESULT);
-	r.u.result.task_id = t->task_id;
-	r.u.result.num_examples = 100 * (uint64_t)(t->client_id + 1);
-	kv_set_num(&r.u.result.metrics, "loss",
-	           1.0 / (t->round + 1) + 0.01 * (double)t->client_id);
-	kv_set_num(&r.u.result.metrics, "accuracy", 0.5);
+	fit_result(&r, t);
 	r.u.result.params.where = PARAMS_SHM;
 	snprintf(r.u.result.params.shm, sizeof r.u.result.params.shm, "%s",
 	         name);
