@@ -41,11 +41,14 @@ pause_timer(struct worker *w)
 	w->timer_left = left > 0 ? left : 0;
 }
 
-/* Start the task's clock again with what was left of it. */
+/* Start the task's clock again with what was left of it (a worker that
+ * exited meanwhile gets the grace period worker_exited held back). */
 static void
 resume_timer(struct worker *w)
 {
-	if (w->timer_left >= 0)
+	if (w->exited)
+		arm_timer(w, w->l->opt.kill_grace_s + 1.0);
+	else if (w->timer_left >= 0)
 		arm_timer(w, w->timer_left);
 }
 
@@ -544,8 +547,10 @@ take_chunk_frame(struct worker *w, struct evbuffer *in)
 	uint8_t head[HEAD_MAX];
 	size_t have = evbuffer_get_length(in);
 	if (!w->receiving || w->state != WORKER_BUSY ||
-	    !frame_decoder_between(&w->decoder) || have < FRAME_HEADER_SIZE)
+	    !frame_decoder_between(&w->decoder))
 		return -1;
+	if (have < FRAME_HEADER_SIZE)
+		return 0; /* not even a header: wait rather than gather */
 	ev_ssize_t got = evbuffer_copyout(in, head, HEAD_MAX);
 	size_t plen = (size_t)head[0] << 24 | (size_t)head[1] << 16 |
 	              (size_t)head[2] << 8 | head[3];
@@ -820,11 +825,14 @@ worker_exited(struct worker *w, int status)
 	else
 		s->exited_error++;
 	/* Its socket reaches EOF soon; the timer closes it if a stray child
-	 * keeps it open. */
-	if (w->bev != NULL)
+	 * keeps it open. Not while its streamed result waits for its turn:
+	 * the result lies whole in the socket, read once it is let in. */
+	if (w->bev != NULL && w->stream_wait == 0) {
 		arm_timer(w, w->l->opt.kill_grace_s + 1.0);
-	else
+	} else {
 		evtimer_del(w->timer);
+		w->timer_left = -1;
+	}
 	worker_maybe_finish(w);
 }
 

@@ -560,6 +560,10 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	const struct msg_result *r = &m->u.result;
 	char expect[PARAMS_SHM_MAX];
 	shm_update_name(expect, sizeof expect, j->ws.jobkey, task_id);
+	struct job_task *t = find_task(j, task_id);
+	/* Only a fit's streamed update is folded; any other is dropped. */
+	if (t == NULL)
+		stream_drop(&j->stream, task_id);
 	if (j->evaluating && task_id == j->eval_task_id) {
 		j->evaluating = 0;
 		j->test_loss = kv_get_num(&r->metrics, "loss", NAN);
@@ -572,7 +576,6 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 		fed_eval_ended(j, fe, r);
 		return;
 	}
-	struct job_task *t = find_task(j, task_id);
 	if (t == NULL) {
 		shm_segment_unlink(expect, NULL);
 		return;

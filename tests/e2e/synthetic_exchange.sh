@@ -164,6 +164,18 @@ grep -q "round 1/1  sampled 2  ok 2  failed 0" "$tmp/wait.out" ||
 	fail "waiting upload timed out: $(cat "$tmp/wait.out")"
 echo "an upload waiting its turn keeps its task time"
 
+# A worker whose whole streamed result waits in its socket for another's
+# slow upload, and that exits meanwhile, still has its result taken (the
+# exit's grace timer used to close the socket with the result unread).
+COHORT_FAKE_EXEC=$worker COHORT_FAKE_FAULT=slowstream COHORT_FAKE_FAULT_CLIENT=0 \
+	COHORT_FAKE_SLEEP_MS=1500 run 2 2 2 1 --workspace-root "$tmp/exited" \
+	--set transport.mode=stream --set launcher.worker="$fake" \
+	--set launcher.max_concurrent=2 --set launcher.kill_grace_s=1 \
+	>"$tmp/exited.out" 2>&1 || fail "exited waiter: $(cat "$tmp/exited.out")"
+grep -q "round 1/1  sampled 2  ok 2  failed 0" "$tmp/exited.out" ||
+	fail "exited waiter's result lost: $(cat "$tmp/exited.out")"
+echo "a waiting result outlives its worker"
+
 # A model that cannot fit: a clear error before round 1.
 if run 2 2 2 1 --workspace-root "$tmp/big" --set model.preset=gpt2-small \
 	--set transport.mode=shm --set launcher.max_concurrent=100000 \
