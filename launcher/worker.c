@@ -256,6 +256,8 @@ static void
 inbound_done(struct worker *w)
 {
 	struct launcher *l = w->l;
+	if (w->stream_wait != 0)
+		l->stream_waiting--;
 	w->stream_wait = 0;
 	if (l->inbound != w)
 		return;
@@ -279,6 +281,7 @@ worker_next_inbound(evutil_socket_t fd, short what, void *arg)
 	if (first == NULL || first->bev == NULL)
 		return;
 	first->stream_wait = 0;
+	l->stream_waiting--;
 	l->inbound = first;
 	resume_timer(first);
 	bufferevent_enable(first->bev, EV_READ);
@@ -488,10 +491,13 @@ on_message(struct worker *w, struct msg *m)
 		memset(m, 0, sizeof *m);
 		w->receiving = 1;
 		w->in_have = 0;
-		if (l->inbound == NULL) {
+		/* Behind any waiter: the gate may be free only until the
+		 * deferred worker_next_inbound lets the oldest in. */
+		if (l->inbound == NULL && l->stream_waiting == 0) {
 			l->inbound = w;
 		} else if (l->inbound != w) {
 			w->stream_wait = ++l->stream_waits;
+			l->stream_waiting++;
 			bufferevent_disable(w->bev, EV_READ);
 			pause_timer(w);
 		}
