@@ -74,12 +74,22 @@ big_map(size_t size)
 void *
 big_alloc(size_t size)
 {
-	size_t bytes = size ? size : 1;
-	void *p = big_map(bytes);
-#ifdef MADV_POPULATE_WRITE
-	madvise(p, bytes, MADV_POPULATE_WRITE); /* older kernels: faults */
-#endif
+	void *p = big_map(size);
+	big_populate(p, size);
 	return p;
+}
+
+void
+big_populate(void *p, size_t size)
+{
+#ifdef MADV_POPULATE_WRITE
+	if (size > 0)
+		madvise(p, size,
+		        MADV_POPULATE_WRITE); /* older kernels: faults */
+#else
+	(void)p;
+	(void)size;
+#endif
 }
 
 void

@@ -27,6 +27,8 @@ void *big_alloc(size_t size);
 /* big_alloc without the pages: they come when first touched (or when the
  * owner populates them), so until then the memory counts as free. */
 void *big_map(size_t size);
+/* Bring every page of [p, p + size) of a big_map buffer in, in one call. */
+void big_populate(void *p, size_t size);
 void big_free(void *p, size_t size);
 
 /* Print "cohort: fatal: ..." with the program name and exit(70). */

@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "util.h"
 
@@ -50,11 +49,9 @@ fedavg_add_each(struct fedavg *a, const void *region, double weight,
 {
 	double *acc = a->acc;
 	int first = a->folded == 0;
-#ifdef MADV_POPULATE_WRITE
 	/* The job's first fold: every page in one call, not a fault each. */
-	if (!a->resident && a->numel > 0)
-		madvise(acc, a->numel * sizeof *acc, MADV_POPULATE_WRITE);
-#endif
+	if (!a->resident)
+		big_populate(acc, a->numel * sizeof *acc);
 	a->resident = 1;
 	for (size_t i = 0; i < a->model->count; i++) {
 		const struct tensor_desc *t = &a->model->tensors[i];
