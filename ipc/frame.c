@@ -156,6 +156,14 @@ frame_decoder_payload(const struct frame_decoder *d, size_t *len)
 }
 
 int
+frame_header_check(const uint8_t *header, size_t max, size_t *len,
+                   struct ipc_error *err)
+{
+	*len = header_length(header);
+	return check_length(*len, max, err);
+}
+
+int
 frame_decoder_between(const struct frame_decoder *d)
 {
 	return d->header_have == 0 && d->failure.code == IPC_OK;
@@ -312,8 +320,7 @@ read_header(int fd, size_t max, size_t *want, struct ipc_error *err)
 		                     "stream ended after %zu of %d frame "
 		                     "header bytes",
 		                     got, FRAME_HEADER_SIZE);
-	*want = header_length(header);
-	return check_length(*want, max, err);
+	return frame_header_check(header, max, want, err);
 }
 
 /* Read n of a want-byte payload into buf. */

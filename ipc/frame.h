@@ -42,6 +42,10 @@ int frame_decoder_feed(struct frame_decoder *d, const uint8_t *data, size_t len,
  * valid until the next feed, and no longer than the data passed to it. */
 const uint8_t *frame_decoder_payload(const struct frame_decoder *d,
                                      size_t *len);
+/* The payload length a 4-byte frame header declares, checked as the
+ * decoder checks it (IPC_E_FRAME_EMPTY, IPC_E_FRAME_TOO_LARGE over max). */
+int frame_header_check(const uint8_t *header, size_t max, size_t *len,
+                       struct ipc_error *err);
 /* Whether the decoder stands between frames (no part of one seen yet) and
  * has not failed: the caller may then take the next frame by other means. */
 int frame_decoder_between(const struct frame_decoder *d);

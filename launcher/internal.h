@@ -102,7 +102,6 @@ struct launcher {
 	 * next waiter in. */
 	struct worker *inbound;
 	uint64_t stream_waits;
-	unsigned stream_waiting; /* workers whose stream_wait is set */
 	struct event *next_inbound;
 	int stopping;
 	struct launcher_stats stats;

@@ -256,13 +256,23 @@ static void
 inbound_done(struct worker *w)
 {
 	struct launcher *l = w->l;
-	if (w->stream_wait != 0)
-		l->stream_waiting--;
 	w->stream_wait = 0;
 	if (l->inbound != w)
 		return;
 	l->inbound = NULL;
 	event_active(l->next_inbound, EV_TIMEOUT, 0);
+}
+
+/* The worker whose streamed result has waited longest, or NULL. */
+static struct worker *
+oldest_waiter(struct launcher *l)
+{
+	struct worker *w, *first = NULL;
+	TAILQ_FOREACH(w, &l->workers, entry)
+	if (w->stream_wait != 0 &&
+	    (first == NULL || w->stream_wait < first->stream_wait))
+		first = w;
+	return first;
 }
 
 void
@@ -273,15 +283,10 @@ worker_next_inbound(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (l->inbound != NULL)
 		return;
-	struct worker *w, *first = NULL;
-	TAILQ_FOREACH(w, &l->workers, entry)
-	if (w->stream_wait != 0 &&
-	    (first == NULL || w->stream_wait < first->stream_wait))
-		first = w;
+	struct worker *first = oldest_waiter(l);
 	if (first == NULL || first->bev == NULL)
 		return;
 	first->stream_wait = 0;
-	l->stream_waiting--;
 	l->inbound = first;
 	resume_timer(first);
 	bufferevent_enable(first->bev, EV_READ);
@@ -493,11 +498,10 @@ on_message(struct worker *w, struct msg *m)
 		w->in_have = 0;
 		/* Behind any waiter: the gate may be free only until the
 		 * deferred worker_next_inbound lets the oldest in. */
-		if (l->inbound == NULL && l->stream_waiting == 0) {
+		if (l->inbound == NULL && oldest_waiter(l) == NULL) {
 			l->inbound = w;
 		} else if (l->inbound != w) {
 			w->stream_wait = ++l->stream_waits;
-			l->stream_waiting++;
 			bufferevent_disable(w->bev, EV_READ);
 			pause_timer(w);
 		}
@@ -558,12 +562,10 @@ take_chunk_frame(struct worker *w, struct evbuffer *in)
 	if (have < FRAME_HEADER_SIZE)
 		return 0; /* not even a header: wait rather than gather */
 	ev_ssize_t got = evbuffer_copyout(in, head, HEAD_MAX);
-	size_t plen = (size_t)head[0] << 24 | (size_t)head[1] << 16 |
-	              (size_t)head[2] << 8 | head[3];
 	uint64_t task_id, offset;
-	size_t at;
-	if (plen == 0 || plen > w->decoder.max_frame)
-		return -1;
+	size_t plen, at;
+	if (frame_header_check(head, w->decoder.max_frame, &plen, NULL) != 0)
+		return -1; /* the decoder reports it */
 	if (msg_chunk_head_parse(head + FRAME_HEADER_SIZE,
 	                         (size_t)got - FRAME_HEADER_SIZE, plen,
 	                         &task_id, &offset, &at) != 0)
