@@ -243,7 +243,7 @@ cut_stream(int fd, const struct msg_task *t)
 	send_or_die(fd, &r);
 	msg_free(&r);
 	uint64_t cut = m->tensors[0].offset + m->tensors[0].nbytes / 2 + 2;
-	if (transfer_send(fd, t->task_id, buf, cut, 4096, &err) < 0)
+	if (transfer_send(fd, t->task_id, buf, 0, cut, 4096, &err) < 0)
 		fatal("%s", err.message);
 	/* and the next chunk frame only up to the middle of its data */
 	struct msg c;
@@ -309,26 +309,13 @@ slow_stream(int fd, const struct msg_task *t)
 	msg_free(&r);
 	const char *ms = getenv("COHORT_FAKE_SLEEP_MS");
 	size_t quarter = (m->total_size + 3) / 4;
-	for (uint64_t off = 0, n; off < m->total_size; off += n) {
-		if (off % quarter == 0)
-			sleep_ms(ms ? atol(ms) : 500);
-		/* frames of at most 1 MiB, none across a quarter's end */
-		uint64_t end = (off / quarter + 1) * quarter;
-		if (end > m->total_size)
-			end = m->total_size;
-		n = end - off < (1u << 20) ? end - off : 1u << 20;
-		struct msg c;
-		msg_init(&c, MSG_CHUNK);
-		c.u.chunk.task_id = t->task_id;
-		c.u.chunk.offset = off;
-		c.u.chunk.len = (size_t)n;
-		uint8_t *head;
-		size_t hlen;
-		if (msg_encode_chunk_head(&c, &head, &hlen) < 0 ||
-		    frame_write_parts(fd, head, hlen, buf + off, (size_t)n,
-		                      &err) < 0)
-			fatal("slowstream: cannot send a chunk");
-		free(head);
+	for (uint64_t off = 0; off < m->total_size; off += quarter) {
+		sleep_ms(ms ? atol(ms) : 500);
+		uint64_t end = off + quarter < m->total_size ? off + quarter
+		                                             : m->total_size;
+		if (transfer_send(fd, t->task_id, buf, off, end, 1u << 20,
+		                  &err) < 0)
+			fatal("%s", err.message);
 	}
 	free(buf);
 }

@@ -607,8 +607,8 @@ client_serve(struct client *cl, const struct msg_task *t)
 	struct ipc_error serr;
 	if (msg_send(cl->fd, &reply, &serr) != 0 ||
 	    (rc == 0 && cl->outgoing != NULL &&
-	     transfer_send(cl->fd, t->task_id, cl->outgoing, cl->outgoing_size,
-	                   cl->chunk_bytes, &serr) != 0)) {
+	     transfer_send(cl->fd, t->task_id, cl->outgoing, 0,
+	                   cl->outgoing_size, cl->chunk_bytes, &serr) != 0)) {
 		log_error("cannot report task %llu: %s",
 		          (unsigned long long)t->task_id, serr.message);
 		rc = -1;

@@ -92,10 +92,10 @@ transfer_receive(int fd, uint64_t task_id, void *buf, uint64_t size,
 }
 
 int
-transfer_send(int fd, uint64_t task_id, const void *buf, uint64_t size,
-              size_t chunk, struct ipc_error *err)
+transfer_send(int fd, uint64_t task_id, const void *buf, uint64_t from,
+              uint64_t size, size_t chunk, struct ipc_error *err)
 {
-	for (uint64_t off = 0; off < size; off += chunk) {
+	for (uint64_t off = from; off < size; off += chunk) {
 		struct msg m;
 		msg_init(&m, MSG_CHUNK);
 		m.u.chunk.task_id = task_id;

@@ -13,8 +13,9 @@
  * arrived, in order and without gaps or overlap. */
 int transfer_receive(int fd, uint64_t task_id, void *buf, uint64_t size,
                      struct ipc_error *err);
-/* Send buf as chunk frames of at most chunk bytes each. */
-int transfer_send(int fd, uint64_t task_id, const void *buf, uint64_t size,
-                  size_t chunk, struct ipc_error *err);
+/* Send bytes [from, size) of buf as chunk frames of at most chunk bytes
+ * each (offsets counted from buf). */
+int transfer_send(int fd, uint64_t task_id, const void *buf, uint64_t from,
+                  uint64_t size, size_t chunk, struct ipc_error *err);
 
 #endif
