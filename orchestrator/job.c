@@ -132,6 +132,20 @@ job_checkpoint(struct job *j)
 	return rc;
 }
 
+/* The global models' name without the round: a file of the workspace's
+ * run/ for the stream transport (a shm segment if that path is too long),
+ * else a shm segment. */
+static void
+global_prefix(const struct job *j, char *buf, size_t size)
+{
+	if (j->stream.enabled) {
+		int n = snprintf(buf, size, "%s/run/global.g", j->ws.dir);
+		if (n > 0 && (size_t)n + 10 < size) /* room for any round */
+			return;
+	}
+	snprintf(buf, size, "/cohort.%s.g", j->ws.jobkey);
+}
+
 /* Restore counters and history from a checkpoint's state.json. */
 static void
 restore_state(struct job *j, json_t *state)
@@ -156,13 +170,9 @@ restore_state(struct job *j, json_t *state)
 void
 job_global_name(const struct job *j, unsigned round, char *buf, size_t size)
 {
-	if (j->stream.enabled) {
-		int n =
-		    snprintf(buf, size, "%s/run/global.g%u", j->ws.dir, round);
-		if (n > 0 && (size_t)n < size)
-			return;
-	}
-	snprintf(buf, size, "/cohort.%s.g%u", j->ws.jobkey, round);
+	global_prefix(j, buf, size);
+	size_t n = strlen(buf);
+	snprintf(buf + n, size - n, "%u", round);
 }
 
 /* Load the model to start from (checkpoint or initial), let the capacity
@@ -217,9 +227,8 @@ load_model(struct job *j, int resuming)
 		/* A resumed stream job may find global models its crashed
 		 * run left in the workspace ("run/global.g" files). */
 		char name[sizeof j->global.name];
-		job_global_name(j, 0, name, sizeof name);
 		if (j->stream.enabled) {
-			name[strlen(name) - 1] = '\0';
+			global_prefix(j, name, sizeof name);
 			shm_remove_prefix(name, NULL, NULL);
 		}
 		job_global_name(j, j->round + 1, name, sizeof name);
