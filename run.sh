@@ -4,11 +4,13 @@
 #   ./run.sh [NBCLIENTS NBMINCLIENTS NBFITCLIENTS NBROUNDS] [--config FILE]
 #            [--set key.path=value ...] [--workspace-root DIR | --workspace DIR]
 #   ./run.sh --resume WORKSPACE
+#   ./run.sh --help | --version
 #
 # No arguments runs the default job (2 2 2 3: MLP on Fashion-MNIST, FedAvg).
-# On a fresh Debian machine it installs what is missing (as root; otherwise it
-# prints the apt-get command to run), builds in build-release/ when needed,
-# then starts cohort-orchestrator. Workspaces go to workspaces/ beside this
+# On a fresh Debian machine it installs what running a job needs
+# (tools/install-deps.sh run: as root; otherwise it prints the apt-get
+# command to run), builds in build-release/ when needed, then starts
+# cohort-orchestrator. Workspaces go to workspaces/ beside this
 # script unless --workspace-root says otherwise; --workspace DIR is the job's
 # own directory, continued when it already holds the same job (docs/hpc.md).
 set -euo pipefail
@@ -24,6 +26,10 @@ usage() {
 case "${1:-}" in
 -h | --help)
 	usage
+	exit 0
+	;;
+--version)
+	sed -n 's/^project(cohort VERSION \([^ ]*\).*/cohort \1/p' "$root/CMakeLists.txt"
 	exit 0
 	;;
 esac
@@ -48,8 +54,8 @@ for n in "${positional[@]}"; do
 done
 
 # Dependencies: only the check runs when everything is there.
-if ! bash "$root/tools/install-deps.sh" --check >/dev/null 2>&1; then
-	bash "$root/tools/install-deps.sh"
+if ! bash "$root/tools/install-deps.sh" --check run >/dev/null 2>&1; then
+	bash "$root/tools/install-deps.sh" run >&2
 fi
 
 # Build when missing or when a source is newer than the binaries (a no-op

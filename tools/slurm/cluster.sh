@@ -18,7 +18,7 @@
 # COHORT_SLURM_PORT (slurmctld port, default 6817; slurmd uses the next).
 set -euo pipefail
 
-packages=(slurmctld slurmd slurm-client munge)
+here=$(cd "$(dirname "$0")" && pwd)
 
 usage() {
 	sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'
@@ -52,19 +52,10 @@ munge_works() { munge -n </dev/null | unmunge >/dev/null; }
 controller_up() { scontrol ping | grep -q 'is UP'; }
 node_idle() { [ "$(sinfo -h -N -o %T 2>/dev/null | head -1)" = idle ]; }
 
-# Install the Slurm and munge packages that are missing.
+# Install the Slurm and munge packages that are missing (one list, in
+# tools/install-deps.sh).
 install_packages() {
-	local missing=() p
-	for p in "${packages[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$(id -u)" -eq 0 ] || die "not root; as root run: apt-get install ${missing[*]}"
-	echo "cluster.sh: installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=300 update -qq &&
-		apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		die "apt-get could not install ${missing[*]}"
+	bash "$here/../install-deps.sh" slurm >&2 || die "could not install Slurm (above)"
 }
 
 # Start munged unless one already answers (then it is not ours to stop).
