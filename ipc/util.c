@@ -127,6 +127,18 @@ fatal(const char *fmt, ...)
 	exit(70);
 }
 
+int
+version_requested(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("%s %s\n", name, COHORT_VERSION);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void
 log_init(const char *prefix, enum log_level level)
 {

@@ -44,6 +44,10 @@ void log_msg(enum log_level level, const char *fmt, ...) COHORT_PRINTF(2, 3);
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* --version anywhere in argv: print "NAME VERSION" on stdout and return 1
+ * (main then exits 0); else 0. Every program calls it first. */
+int version_requested(int argc, char **argv, const char *name);
+
 /* Monotonic clock in seconds. */
 double now_seconds(void);
 

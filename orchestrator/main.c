@@ -8,6 +8,7 @@
 #include "config.h"
 #include "job.h"
 #include "requeue.h"
+#include "util.h"
 
 /* Print the usage text. */
 static void
@@ -66,6 +67,8 @@ parse_count(const char *s, long long *out)
 int
 main(int argc, char **argv)
 {
+	if (version_requested(argc, argv, "cohort-orchestrator"))
+		return 0;
 	log_init("cohort-orchestrator", LOG_INFO);
 	const char *config_file = NULL, *resume = NULL, *root = NULL;
 	const char *fixed = NULL;

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "tracking.h"
+#include "util.h"
 
 /* A whole day: the drain ends earlier when the server stops answering. */
 #define SYNC_DRAIN_SECONDS 86400.0
@@ -58,6 +59,8 @@ final_status(const char *workspace)
 int
 main(int argc, char **argv)
 {
+	if (version_requested(argc, argv, "cohort-mlflow-sync"))
+		return 0;
 	const char *uri = NULL, *experiment = NULL, *workspace = NULL;
 	int child_runs = 0;
 	for (int i = 1; i < argc; i++) {

@@ -4,10 +4,13 @@
 #include <string.h>
 
 #include "report.h"
+#include "util.h"
 
 int
 main(int argc, char **argv)
 {
+	if (version_requested(argc, argv, "cohort-report"))
+		return 0;
 	if (argc != 2 || argv[1][0] == '-') {
 		fprintf(stderr, "usage: cohort-report WORKSPACE\n"
 		                "  writes WORKSPACE/results/report.html from "

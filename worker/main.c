@@ -25,6 +25,8 @@ int
 main(int argc, char **argv)
 {
 	log_init("cohort-worker", LOG_INFO);
+	if (version_requested(argc, argv, "cohort-worker"))
+		return 0;
 	if (argc == 1)
 		return client_main();
 	if (strcmp(argv[1], "--standalone") == 0)
@@ -46,10 +48,6 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("cohort-worker %s\n", COHORT_VERSION);
 		return 0;
 	}
 	fprintf(stderr, "cohort-worker: unknown option %s\n", argv[1]);

@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "rng.h"
+#include "util.h"
 
 struct options {
 	const char *device, *model;
@@ -230,6 +231,8 @@ run_spawn(const struct options *o, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	if (version_requested(argc, argv, "cohort-gpu-bench"))
+		return 0;
 	struct options o;
 	log_init("cohort-gpu-bench", LOG_INFO);
 	parse_options(argc, argv, &o);

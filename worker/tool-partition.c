@@ -396,6 +396,8 @@ build(const struct options *o)
 int
 main(int argc, char **argv)
 {
+	if (version_requested(argc, argv, "cohort-partition"))
+		return 0;
 	struct options o;
 	log_init("cohort-partition", LOG_INFO);
 	parse_options(argc, argv, &o);

@@ -41,6 +41,8 @@ best_gflops(const struct shape *s, float *a, float *b, float *c)
 int
 main(int argc, char **argv)
 {
+	if (version_requested(argc, argv, "cohort-sgemm-peak"))
+		return 0;
 	int threads = argc > 1 ? atoi(argv[1]) : 1;
 	if (threads < 1) {
 		fprintf(stderr, "usage: cohort-sgemm-peak [THREADS]\n");
