@@ -23,8 +23,10 @@
 #include "prepare.h"
 #include "safetensors.h"
 
-/* The worker binary: launcher.worker, else cohort-worker of this build
- * (<dir of this binary>/../worker/cohort-worker), else from PATH. */
+/* The worker binary: launcher.worker, else cohort-worker beside this
+ * binary in the build tree (<dir>/../worker/cohort-worker) or in an
+ * installed prefix (<dir>/COHORT_WORKER_FROM_BIN/cohort-worker, e.g.
+ * bin/../libexec/cohort), else from PATH. */
 static char *
 resolve_worker(const char *configured)
 {
@@ -34,11 +36,14 @@ resolve_worker(const char *configured)
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n > 0) {
 		self[n] = '\0';
-		char *p =
-		    xasprintf("%s/../worker/cohort-worker", dirname(self));
-		if (access(p, X_OK) == 0)
-			return p;
-		free(p);
+		const char *dir = dirname(self);
+		const char *const rel[] = {"../worker", COHORT_WORKER_FROM_BIN};
+		for (size_t i = 0; i < ARRAY_LEN(rel); i++) {
+			char *p = xasprintf("%s/%s/cohort-worker", dir, rel[i]);
+			if (access(p, X_OK) == 0)
+				return p;
+			free(p);
+		}
 	}
 	const char *path = getenv("PATH");
 	char *copy = xstrdup(path ? path : "/usr/bin:/bin");
@@ -450,8 +455,8 @@ open_workspace(struct job *j, const char *resume_dir)
 		console_err("%s", err.message);
 		return -1;
 	}
-	console_log("pid %ld, job key %s, socket %s", (long)getpid(),
-	            j->ws.jobkey, j->ws.socket_path);
+	console_log("pid %ld, job key %s, socket %s, worker %s", (long)getpid(),
+	            j->ws.jobkey, j->ws.socket_path, j->worker_path);
 	unsigned stale = 0;
 	if (workspace_reap_stale_shm(&stale, &err) == 0 && stale > 0)
 		console_log("removed %u shared-memory segments of dead "

@@ -15,6 +15,7 @@
 #include "cuda/plugin.h"
 #include "layers.h"
 #include "rng.h"
+#include "util.h"
 
 /* train_local on the CPU. */
 static int
@@ -118,8 +119,9 @@ exe_dir(char *dir, size_t cap)
 		dir[0] = '\0';
 }
 
-/* Load the plugin once: $COHORT_CUDA_PLUGIN, else next to the executable,
- * else the loader's search path. */
+/* Load the plugin once: $COHORT_CUDA_PLUGIN, else next to the executable
+ * (the build tree), else in the installed plugin directory relative to it
+ * (libexec/cohort/COHORT_PLUGIN_FROM_LIBEXEC), else the loader's path. */
 const struct cuda_plugin *
 backend_cuda_plugin(struct ipc_error *err)
 {
@@ -133,28 +135,38 @@ backend_cuda_plugin(struct ipc_error *err)
 		              "without a CUDA toolkit)");
 		return NULL;
 	}
-	char why[2][600];
+	char why[600];
 	const char *env = getenv("COHORT_CUDA_PLUGIN");
 	if (env != NULL && *env != '\0') {
-		loaded = plugin_try(env, why[0], sizeof why[0]);
+		loaded = plugin_try(env, why, sizeof why);
 		if (loaded == NULL)
 			ipc_error_set(
 			    err, IPC_E_IO,
 			    "CUDA plugin missing: COHORT_CUDA_PLUGIN=%s: "
 			    "%s",
-			    env, why[0]);
+			    env, why);
 		return loaded;
 	}
-	char path[PATH_MAX + 64];
-	exe_dir(path, PATH_MAX);
-	strcat(path, CUDA_PLUGIN_FILE);
-	loaded = plugin_try(path, why[0], sizeof why[0]);
+	char dir[PATH_MAX];
+	exe_dir(dir, sizeof dir);
+	char *paths[3] = {
+	    xasprintf("%s%s", dir, CUDA_PLUGIN_FILE),
+	    xasprintf("%s%s/%s", dir, COHORT_PLUGIN_FROM_LIBEXEC,
+	              CUDA_PLUGIN_FILE),
+	    xstrdup(CUDA_PLUGIN_FILE),
+	};
+	char tried[3 * 700] = "";
+	for (int i = 0; i < 3 && loaded == NULL; i++) {
+		loaded = plugin_try(paths[i], why, sizeof why);
+		if (loaded == NULL)
+			snprintf(tried + strlen(tried),
+			         sizeof tried - strlen(tried), "%s%s: %s",
+			         i ? "; " : "", paths[i], why);
+	}
+	for (int i = 0; i < 3; i++)
+		free(paths[i]);
 	if (loaded == NULL)
-		loaded = plugin_try(CUDA_PLUGIN_FILE, why[1], sizeof why[1]);
-	if (loaded == NULL)
-		ipc_error_set(err, IPC_E_IO,
-		              "CUDA plugin missing: %s: %s; %s: %s", path,
-		              why[0], CUDA_PLUGIN_FILE, why[1]);
+		ipc_error_set(err, IPC_E_IO, "CUDA plugin missing: %s", tried);
 	return loaded;
 }
 
