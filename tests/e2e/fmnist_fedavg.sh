@@ -10,7 +10,7 @@ src=${COHORT_SOURCE_DIR:?}
 orch=$build/orchestrator/cohort-orchestrator
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 	echo "SKIPPED: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"
-	exit 0
+	exit 77
 fi
 tmp=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT

@@ -5,8 +5,8 @@
 # time limit, gets --signal=B:USR1, checkpoints, requeues itself and resumes
 # until it completes with every round exactly once in metrics.jsonl; one is
 # scancel'ed and leaves no segment or worker behind; a 3-entry sweep runs as
-# a job array and summary.sh gathers it. Prints SKIPPED (exit 0) when not
-# root or when Slurm cannot be installed.
+# a job array and summary.sh gathers it. Skipped (exit 77) when not root
+# or when Slurm cannot be installed.
 #
 #   COHORT_BUILD_DIR=build COHORT_SOURCE_DIR=. bash tests/e2e/slurm.sh
 set -euo pipefail
@@ -15,11 +15,11 @@ src=${COHORT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cluster=$src/tools/slurm/cluster.sh
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIPPED: not root (the test cluster's daemons run as root)"
-	exit 0
+	exit 77
 fi
 if ! out=$("$cluster" install 2>&1); then
 	echo "SKIPPED: cannot install Slurm: $out"
-	exit 0
+	exit 77
 fi
 
 tmp=$(mktemp -d)
