@@ -4,8 +4,6 @@
 #include "requeue.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +11,7 @@
 #include <jansson.h>
 
 #include "files.h"
+#include "workspace.h"
 
 /* Sections that may differ between the runs of one job: how it runs, not
  * what it computes (a requeued job may land on a node with other CPUs or
@@ -86,28 +85,12 @@ describe_differences(json_t *saved, json_t *given, char *buf, size_t size)
 	return n;
 }
 
-/* Refuse a workspace whose orchestrator (per its pid file) still runs. */
+/* Refuse a workspace whose orchestrator still runs (holds its lock). */
 static int
 check_not_running(const char *dir, struct ipc_error *err)
 {
-	char *pidfile = xasprintf("%s/run/orchestrator.pid", dir);
-	char *text = NULL;
-	size_t len;
-	long pid = 0;
-	if (files_exist(pidfile) &&
-	    files_read_all(pidfile, &text, &len, NULL) == 0)
-		pid = strtol(text, NULL, 10);
-	free(text);
-	free(pidfile);
-	if (pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
-		return 0;
-	char *comm = xasprintf("/proc/%ld/comm", pid);
-	char *name = NULL;
-	int ours = files_read_all(comm, &name, &len, NULL) == 0 &&
-	           strncmp(name, "cohort-orchestr", 15) == 0;
-	free(name);
-	free(comm);
-	if (!ours)
+	long pid = workspace_running_pid(dir);
+	if (pid == 0)
 		return 0;
 	return ipc_error_set(err, IPC_E_BAD_VALUE,
 	                     "--workspace %s: the job there is running (pid "

@@ -4,10 +4,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -66,6 +68,7 @@ workspace_create(struct workspace *ws, const char *root, const char *name,
                  struct ipc_error *err)
 {
 	memset(ws, 0, sizeof *ws);
+	ws->lock_fd = -1;
 	char *absroot = absolute(root);
 	if (files_mkdirs(absroot, 0755, err) < 0) {
 		ipc_error_prefix(err, "job.workspace_root: ");
@@ -110,6 +113,7 @@ int
 workspace_open(struct workspace *ws, const char *dir, struct ipc_error *err)
 {
 	memset(ws, 0, sizeof *ws);
+	ws->lock_fd = -1;
 	ws->dir = absolute(dir);
 	size_t len = strlen(ws->dir);
 	while (len > 1 && ws->dir[len - 1] == '/')
@@ -132,45 +136,74 @@ workspace_open(struct workspace *ws, const char *dir, struct ipc_error *err)
 	return 0;
 }
 
-/* The pid in run/orchestrator.pid when that process is alive and is a
- * cohort-orchestrator (not a recycled pid), else 0. */
+/* The pid written in dir/run/orchestrator.pid, or 0. */
 static long
-running_orchestrator(const struct workspace *ws)
+pid_file_pid(const char *dir)
 {
-	char *pidfile = workspace_path(ws, "run/orchestrator.pid");
+	char *pidfile = xasprintf("%s/run/orchestrator.pid", dir);
 	FILE *f = fopen(pidfile, "r");
 	free(pidfile);
 	long pid = 0;
 	if (f == NULL)
 		return 0;
-	if (fscanf(f, "%ld", &pid) != 1 || pid <= 0 || pid == (long)getpid())
+	if (fscanf(f, "%ld", &pid) != 1 || pid < 0)
 		pid = 0;
 	fclose(f);
-	if (pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
-		return 0;
-	char path[64], comm[64] = "";
-	snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-	FILE *c = fopen(path, "r");
-	if (c != NULL) {
-		if (fgets(comm, sizeof comm, c) == NULL)
-			comm[0] = '\0';
-		fclose(c);
+	return pid;
+}
+
+/* Open dir/run/lock and take it (flock, exclusive, not waiting): the fd,
+ * -1 with errno EWOULDBLOCK when another process holds it, or -1 with
+ * another errno. */
+static int
+lock_take(const char *dir, int create)
+{
+	char *path = xasprintf("%s/run/lock", dir);
+	int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	free(path);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
 	}
-	/* comm is truncated to 15 characters: "cohort-orchestr". */
-	return strncmp(comm, "cohort-orchestr", 15) == 0 ? pid : 0;
+	return fd;
+}
+
+long
+workspace_running_pid(const char *dir)
+{
+	int fd = lock_take(dir, 0);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EWOULDBLOCK)
+		return 0;
+	long pid = pid_file_pid(dir);
+	return pid > 0 ? pid : -1;
 }
 
 int
 workspace_start_run(struct workspace *ws, struct ipc_error *err)
 {
-	long other = running_orchestrator(ws);
-	if (other != 0)
+	ws->lock_fd = lock_take(ws->dir, 1);
+	if (ws->lock_fd < 0) {
+		if (errno != EWOULDBLOCK)
+			return ipc_error_set(
+			    err, IPC_E_IO,
+			    "%s/run/lock: cannot open or lock: %s", ws->dir,
+			    strerror(errno));
+		long other = pid_file_pid(ws->dir);
 		return ipc_error_set(
 		    err, IPC_E_IO,
 		    "%s is in use by cohort-orchestrator pid %ld, "
 		    "which is still running; stop it (kill %ld) "
 		    "or wait for it before resuming",
 		    ws->dir, other, other);
+	}
 	char hex[5];
 	random_hex(hex, 2);
 	snprintf(ws->jobkey, sizeof ws->jobkey, "%ld-%s", (long)getpid(), hex);
@@ -225,10 +258,15 @@ workspace_close(struct workspace *ws)
 		unlink(pidfile);
 		free(pidfile);
 	}
+	/* The lock file stays: unlinking it would let a newcomer lock a new
+	 * file while an old holder still has the unlinked one. */
+	if (ws->dir != NULL && ws->lock_fd >= 0)
+		close(ws->lock_fd);
 	free(ws->dir);
 	free(ws->socket_path);
 	free(ws->socket_tmpdir);
 	memset(ws, 0, sizeof *ws);
+	ws->lock_fd = -1;
 }
 
 int

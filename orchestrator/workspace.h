@@ -13,6 +13,7 @@ struct workspace {
 	    *socket_tmpdir; /* the mkdtemp directory of the fallback, or NULL */
 	char jobkey[32];    /* "<pid>-<4 hex>": names this run's shm segments */
 	char token[33];     /* per-run secret workers must present */
+	int lock_fd;        /* run/lock, flock'ed while this run lives, or -1 */
 };
 
 /* Create <root>/<name>-<YYYYmmdd-HHMMSS>-<4 hex>/ and its subdirectories. */
@@ -21,10 +22,16 @@ int workspace_create(struct workspace *ws, const char *root, const char *name,
 /* Open an existing workspace (for --resume); it must hold config.json. */
 int workspace_open(struct workspace *ws, const char *dir,
                    struct ipc_error *err);
-/* Pick this run's job key and token, create run/ (0700), write the pid file
- * and choose the socket path (falling back to /tmp when the workspace path
- * is too long for a Unix socket). */
+/* Take the workspace lock (flock on run/lock, held until the process exits,
+ * so two orchestrators can never run one workspace whatever the timing),
+ * pick this run's job key and token, write the pid file and choose the
+ * socket path (falling back to /tmp when the workspace path is too long
+ * for a Unix socket). A lock held by another process is an error naming
+ * its pid. */
 int workspace_start_run(struct workspace *ws, struct ipc_error *err);
+/* The pid of the orchestrator holding dir's lock (from its pid file; -1
+ * when the pid is unknown), or 0 when no process holds it. */
+long workspace_running_pid(const char *dir);
 /* A path inside the workspace (malloc'd). */
 char *workspace_path(const struct workspace *ws, const char *rel);
 /* Remove the socket, pid file and fallback directory; free the strings. */

@@ -2,7 +2,9 @@
 # fake_resume.sh: kill -9 of the orchestrator after round 2, then --resume,
 # ends with exactly the model of an uninterrupted run and no duplicated
 # rounds in metrics.jsonl; SIGINT mid-job exits 130, keeps the checkpoint
-# and leaves no segment or worker process; SIGTERM exits 143.
+# and leaves no segment or worker process; SIGTERM exits 143; two
+# orchestrators resuming one workspace at the same moment: one runs it to
+# the end, the other is refused naming the first (4 trials).
 . "$(dirname "$0")/lib/fake.sh"
 # Wait until the checkpoint of the workspace under $1 reaches round $2.
 wait_round() {
@@ -81,4 +83,34 @@ set -e
 [ $rc -eq 130 ] || fail "double SIGINT exit $rc"
 [ -z "$(workers_of "$tmp/d")" ] || fail "workers left after double SIGINT"
 [ -z "$(segments_of "$tmp/d")" ] || fail "segments left after double SIGINT"
+# Two resumes of one workspace at once (the workspace lock, not a pid-file
+# check that both can pass before either writes).
+for trial in 1 2 3 4; do
+	COHORT_FAKE_SLEEP_MS=150 run_bg 4 2 2 4 --workspace-root "$tmp/two$trial" >/dev/null 2>&1
+	pid=$!
+	wait_round "$tmp/two$trial" 1
+	kill -9 $pid
+	wait $pid 2>/dev/null || true
+	ws=$(ls -d "$tmp/two$trial"/*/)
+	for _ in $(seq 40); do [ -z "$(workers_of "$ws")" ] && break; sleep 0.05; done
+	COHORT_FAKE_SLEEP_MS=100 run --resume "$ws" >"$tmp/a.out" 2>&1 &
+	a=$!
+	COHORT_FAKE_SLEEP_MS=100 run --resume "$ws" >"$tmp/b.out" 2>&1 &
+	b=$!
+	set +e
+	wait $a
+	ra=$?
+	wait $b
+	rb=$?
+	set -e
+	if [ $ra -eq 0 ] && [ $rb -eq 0 ]; then fail "trial $trial: both resumes ran the workspace"; fi
+	{ [ $ra -eq 0 ] || [ $rb -eq 0 ]; } || fail "trial $trial: neither resume finished: $(cat "$tmp/a.out" "$tmp/b.out")"
+	refused=$tmp/a.out
+	[ $ra -eq 0 ] && refused=$tmp/b.out
+	grep -q "in use by cohort-orchestrator pid [0-9]" "$refused" || fail "trial $trial: refusal: $(cat "$refused")"
+	for r in 1 2 3 4; do
+		[ "$(grep -c "{\"round\":$r,\"key\":\"train_loss\"" "$ws/metrics/metrics.jsonl")" -eq 1 ] ||
+			fail "trial $trial: round $r not exactly once in metrics.jsonl"
+	done
+done
 echo "fake_resume: ok"
