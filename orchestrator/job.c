@@ -267,18 +267,22 @@ peak_rss_kb(void)
 	return kb;
 }
 
-/* Write results/ and print the final summary of a finished job. */
-static void
+/* Write results/ and print the final summary of a finished job; -1 (and
+ * no summary) when a file of results/ could not be written. */
+static int
 write_results(struct job *j, double wall)
 {
+	int rc = 0;
 	struct ipc_error err;
 	char *model =
 	    workspace_path(&j->ws, "results/global_model.safetensors");
 	struct st_metadata meta = {0};
 	st_metadata_set(&meta, "format", "pt");
 	if (safetensors_write_fd(model, &j->model, j->global.fd, &meta, &err) <
-	    0)
+	    0) {
 		console_err("results: %s", err.message);
+		rc = -1;
+	}
 	st_metadata_free(&meta);
 	json_t *last =
 	    json_array_get(j->history, json_array_size(j->history) - 1);
@@ -306,12 +310,18 @@ write_results(struct job *j, double wall)
 	                    json_integer(peak_rss_kb()));
 	char *text = json_dumps(sum, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 	char *path = workspace_path(&j->ws, "results/summary.json");
-	if (atomicfile_write_buffer(path, text, strlen(text), &err) < 0)
+	if (atomicfile_write_buffer(path, text, strlen(text), &err) < 0) {
 		console_err("results: %s", err.message);
+		rc = -1;
+	}
 	free(path);
 	free(text);
 	json_decref(sum);
-	if (acc_j && json_is_number(acc_j))
+	if (rc < 0) {
+		console_err("every round is checkpointed; --resume %s writes "
+		            "the results again",
+		            j->ws.dir);
+	} else if (acc_j && json_is_number(acc_j))
 		console_out("done: %u rounds, test_acc %.4f, model %s, "
 		            "workspace %s",
 		            j->round, acc, model, j->ws.dir);
@@ -319,6 +329,7 @@ write_results(struct job *j, double wall)
 		console_out("done: %u rounds, model %s, workspace %s", j->round,
 		            model, j->ws.dir);
 	free(model);
+	return rc;
 }
 
 /* Create the launcher and the signal events. */
@@ -516,7 +527,7 @@ cleanup(struct job *j)
 		shm_remove_prefix(prefix, NULL, NULL);
 		free(prefix);
 	}
-	metrics_close(&j->metrics);
+	metrics_close(&j->metrics, NULL);
 	strategy_free(&j->strategy);
 	tensor_manifest_free(&j->model);
 	free(j->tasks);
@@ -577,8 +588,14 @@ job_run(struct config *cfg, const char *resume_dir)
 			event_base_dispatch(j.base);
 	}
 	code = j.exit_code;
-	if (code == JOB_EXIT_OK)
-		write_results(&j, now_seconds() - t0);
+	/* Every metric line is written by now: nothing is reported done
+	 * that is not on disk. */
+	if (metrics_close(&j.metrics, &err) < 0 && code == JOB_EXIT_OK) {
+		console_err("%s", err.message);
+		code = JOB_EXIT_FAILED;
+	}
+	if (code == JOB_EXIT_OK && write_results(&j, now_seconds() - t0) < 0)
+		code = JOB_EXIT_FAILED;
 	else if (code == JOB_EXIT_SIGINT || code == JOB_EXIT_SIGTERM ||
 	         j.sigints > 1)
 		console_err("stopped; completed rounds are checkpointed. "

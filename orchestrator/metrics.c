@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -55,6 +56,7 @@ metrics_open(struct metrics *m, const char *path, long keep_round,
 	if (m->f == NULL)
 		return ipc_error_set(err, IPC_E_IO, "%s: cannot open: %s", path,
 		                     strerror(errno));
+	m->path = xstrdup(path);
 	return 0;
 }
 
@@ -119,17 +121,36 @@ metrics_task(struct metrics *m, unsigned round, int64_t client, uint64_t task,
 	fprintf(m->f, ",\"time\":%.3f}\n", wall_time());
 }
 
-void
-metrics_flush(struct metrics *m)
+int
+metrics_flush(struct metrics *m, struct ipc_error *err)
 {
-	if (m->f != NULL)
-		fflush(m->f);
+	if (m->f == NULL)
+		return 0;
+	/* A write stdio made on its own when its buffer filled may have
+	 * failed already: the stream's error flag remembers it. */
+	errno = 0;
+	int failed = fflush(m->f) != 0 || ferror(m->f);
+	if (!failed && fsync(fileno(m->f)) != 0 && errno != EINVAL)
+		failed = 1;
+	if (!failed)
+		return 0;
+	if (errno == 0)
+		return ipc_error_set(err, IPC_E_IO,
+		                     "%s: a write failed (is the disk full?)",
+		                     m->path);
+	return ipc_error_set(err, IPC_E_IO, "%s: cannot write: %s", m->path,
+	                     strerror(errno));
 }
 
-void
-metrics_close(struct metrics *m)
+int
+metrics_close(struct metrics *m, struct ipc_error *err)
 {
-	if (m->f != NULL)
-		fclose(m->f);
+	int rc = metrics_flush(m, err);
+	if (m->f != NULL && fclose(m->f) != 0 && rc == 0)
+		rc = ipc_error_set(err, IPC_E_IO, "%s: cannot write: %s",
+		                   m->path, strerror(errno));
 	m->f = NULL;
+	free(m->path);
+	m->path = NULL;
+	return rc;
 }

@@ -11,6 +11,7 @@
 
 struct metrics {
 	FILE *f;
+	char *path;
 };
 
 /* Open for appending. keep_round >= 0 first drops every line of a round
@@ -23,7 +24,12 @@ void metrics_round(struct metrics *m, unsigned round, const char *key,
 /* {"round", "client", "task", "key", "value", "time"}. */
 void metrics_task(struct metrics *m, unsigned round, int64_t client,
                   uint64_t task, const char *key, double value);
-void metrics_flush(struct metrics *m);
-void metrics_close(struct metrics *m);
+/* Write out what is buffered and fsync it; -1 naming the file when any
+ * write since the last flush failed (a full disk): the lines since then
+ * may be lost or cut, so the round they belong to must not be
+ * checkpointed. */
+int metrics_flush(struct metrics *m, struct ipc_error *err);
+/* Flush and close; -1 as metrics_flush, or when close fails. */
+int metrics_close(struct metrics *m, struct ipc_error *err);
 
 #endif

@@ -237,7 +237,16 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		              j->fedeval.failed);
 	}
 	metrics_round(&j->metrics, j->round, "round_seconds", secs);
-	metrics_flush(&j->metrics);
+	struct ipc_error err;
+	if (metrics_flush(&j->metrics, &err) < 0) {
+		/* Not checkpointed: a resume runs this round again and drops
+		 * whatever of it reached the file. */
+		console_err("round %u: %s; the job stops before checkpointing "
+		            "the round (free space, then --resume %s)",
+		            j->round, err.message, j->ws.dir);
+		job_finish(j, JOB_EXIT_FAILED);
+		return;
+	}
 	if (j->tracking != NULL)
 		tracking_round(j->tracking, j->round);
 
