@@ -626,14 +626,15 @@ match_layout(const struct tensor_manifest *file,
 /* Load a file into an existing layout. */
 int
 safetensors_read_into(const char *path, const struct tensor_manifest *expect,
-                      void *region, struct ipc_error *err)
+                      void *region, struct st_metadata *meta,
+                      struct ipc_error *err)
 {
 	if (tensor_manifest_validate(expect, expect->total_size, err) != 0) {
 		ipc_error_prefix(err, "%s: expected layout: ", path);
 		return -1;
 	}
 	struct st_file f;
-	if (st_open(path, &f, NULL, err) != 0) {
+	if (st_open(path, &f, meta, err) != 0) {
 		ipc_error_prefix(err, "%s: ", path);
 		return -1;
 	}

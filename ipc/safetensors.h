@@ -54,10 +54,10 @@ int safetensors_read(const char *path, struct tensor_manifest *m, void **region,
 /* Load a file into an existing layout (e.g. a shm segment of
  * expect->total_size bytes): the file must hold exactly the tensors of
  * expect, matched by name, with the same dtypes and shapes (IPC_E_MISMATCH
- * naming the first difference). */
+ * naming the first difference). meta may be NULL. */
 int safetensors_read_into(const char *path,
                           const struct tensor_manifest *expect, void *region,
-                          struct ipc_error *err);
+                          struct st_metadata *meta, struct ipc_error *err);
 /* Parse and validate a header's JSON against a byte buffer of buffer_size
  * bytes. m_out lists the tensors sorted by data offset, with offsets
  * relative to the buffer (packed, not 64-aligned) and total_size =

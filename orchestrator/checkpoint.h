@@ -16,9 +16,21 @@
 int checkpoint_save(const char *dir, unsigned round,
                     const struct tensor_manifest *m, int fd, json_t *state,
                     struct ipc_error *err);
-/* Load state.json and the model it names. *state is NULL (and nothing is
- * loaded) when the job has no completed round yet. */
-int checkpoint_load(const char *dir, json_t **state, struct tensor_manifest *m,
-                    void **region, struct ipc_error *err);
+/* What a checkpoint must agree with: the job's configuration and the
+ * layout of its initial model. */
+struct checkpoint_expect {
+	const struct tensor_manifest *model; /* the initial model's layout */
+	int64_t clients;                     /* federation.clients */
+	int64_t seed;                        /* job.seed */
+};
+
+/* Load state.json and, into region (laid out as want->model), the model it
+ * names, trusting neither: the state's fields and ranges (round, model
+ * file name, next_task, seed, consecutive_failures, history), the model's
+ * own round, its tensors against the job's and every weight finite are
+ * checked, and a mismatch is an error naming the file and field. *state
+ * is NULL (and nothing is loaded) when the job has no completed round. */
+int checkpoint_load(const char *dir, const struct checkpoint_expect *want,
+                    json_t **state, void *region, struct ipc_error *err);
 
 #endif

@@ -190,27 +190,29 @@ load_model(struct job *j, int resuming)
 	void *region = NULL;
 	json_t *state = NULL;
 	tensor_manifest_init(&j->model);
+	/* The initial model gives the layout; a checkpoint must match it. */
+	const char *initial =
+	    json_string_value(json_object_get(j->prepared, "initial"));
+	if (safetensors_read(initial, &j->model, &region, NULL, &err) < 0) {
+		console_err("initial model: %s", err.message);
+		return -1;
+	}
+	j->round = 0;
 	if (resuming) {
 		char *dir = workspace_path(&j->ws, "checkpoints");
-		int rc = checkpoint_load(dir, &state, &j->model, &region, &err);
+		struct checkpoint_expect want = {
+		    &j->model, j->cfg->federation.clients, j->cfg->job.seed};
+		int rc = checkpoint_load(dir, &want, &state, region, &err);
 		free(dir);
 		if (rc < 0) {
 			console_err("cannot resume: %s", err.message);
+			free(region);
 			return -1;
 		}
 	}
 	if (state != NULL) {
 		restore_state(j, state);
 		console_out("resuming after round %u", j->round);
-	} else {
-		const char *initial =
-		    json_string_value(json_object_get(j->prepared, "initial"));
-		if (safetensors_read(initial, &j->model, &region, NULL, &err) <
-		    0) {
-			console_err("initial model: %s", err.message);
-			return -1;
-		}
-		j->round = 0;
 	}
 	int rc = 0;
 	char *ckpt = workspace_path(&j->ws, "checkpoints");
@@ -468,6 +470,9 @@ open_workspace(struct job *j, const char *resume_dir)
 	}
 	console_log("pid %ld, job key %s, socket %s, worker %s", (long)getpid(),
 	            j->ws.jobkey, j->ws.socket_path, j->worker_path);
+	if (j->ws.stale_temps > 0)
+		console_log("removed %u temporary files of interrupted writes",
+		            j->ws.stale_temps);
 	unsigned stale = 0;
 	if (workspace_reap_stale_shm(&stale, &err) == 0 && stale > 0)
 		console_log("removed %u shared-memory segments of dead "

@@ -186,6 +186,33 @@ workspace_running_pid(const char *dir)
 	return pid > 0 ? pid : -1;
 }
 
+/* Remove the temporary files of atomic writes ("NAME.tmp.XXXXXX") a killed
+ * run left in the workspace (the lock says no one else writes them now);
+ * how many. */
+static unsigned
+remove_stale_temps(const struct workspace *ws)
+{
+	static const char *const dirs[] = {".", "checkpoints", "results",
+	                                   "metrics", "data"};
+	unsigned removed = 0;
+	for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
+		char *dir = workspace_path(ws, dirs[i]);
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		while (d != NULL && (de = readdir(d)) != NULL) {
+			if (strstr(de->d_name, ".tmp.") == NULL)
+				continue;
+			char *p = xasprintf("%s/%s", dir, de->d_name);
+			removed += unlink(p) == 0;
+			free(p);
+		}
+		if (d != NULL)
+			closedir(d);
+		free(dir);
+	}
+	return removed;
+}
+
 int
 workspace_start_run(struct workspace *ws, struct ipc_error *err)
 {
@@ -204,6 +231,7 @@ workspace_start_run(struct workspace *ws, struct ipc_error *err)
 		    "or wait for it before resuming",
 		    ws->dir, other, other);
 	}
+	ws->stale_temps = remove_stale_temps(ws);
 	char hex[5];
 	random_hex(hex, 2);
 	snprintf(ws->jobkey, sizeof ws->jobkey, "%ld-%s", (long)getpid(), hex);

@@ -14,6 +14,7 @@ struct workspace {
 	char jobkey[32];    /* "<pid>-<4 hex>": names this run's shm segments */
 	char token[33];     /* per-run secret workers must present */
 	int lock_fd;        /* run/lock, flock'ed while this run lives, or -1 */
+	unsigned stale_temps; /* temporary files of killed writes removed */
 };
 
 /* Create <root>/<name>-<YYYYmmdd-HHMMSS>-<4 hex>/ and its subdirectories. */
@@ -24,9 +25,10 @@ int workspace_open(struct workspace *ws, const char *dir,
                    struct ipc_error *err);
 /* Take the workspace lock (flock on run/lock, held until the process exits,
  * so two orchestrators can never run one workspace whatever the timing),
- * pick this run's job key and token, write the pid file and choose the
- * socket path (falling back to /tmp when the workspace path is too long
- * for a Unix socket). A lock held by another process is an error naming
+ * remove the temporary files of writes a killed run left (stale_temps
+ * counts them), pick this run's job key and token, write the pid file and
+ * choose the socket path (falling back to /tmp when the workspace path is too
+ * long for a Unix socket). A lock held by another process is an error naming
  * its pid. */
 int workspace_start_run(struct workspace *ws, struct ipc_error *err);
 /* The pid of the orchestrator holding dir's lock (from its pid file; -1

@@ -153,7 +153,7 @@ test_round_trip(void)
 		             0);
 	}
 	unsigned char *dst = xcalloc(1, other.total_size);
-	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, &err), 0);
+	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, NULL, &err), 0);
 	for (size_t i = 0; i < m.count; i++) {
 		const struct tensor_desc *t = &m.tensors[i];
 		const struct tensor_desc *o =
@@ -164,18 +164,18 @@ test_round_trip(void)
 	/* a different shape, a missing tensor, an extra tensor */
 	other.tensors[1].shape[0] = 4;
 	other.tensors[1].nbytes = 16;
-	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, &err), -1);
+	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, NULL, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_MISMATCH);
 	CHECK_STR_CONTAINS(err.message, "model.safetensors: ");
 	CHECK_STR_CONTAINS(err.message, "'emb' has shape [2, 2] where [4, 2]");
 	other.tensors[1].shape[0] = 2;
 	other.tensors[1].nbytes = 8;
 	strcpy(other.tensors[0].name, "global_step");
-	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, &err), -1);
+	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, NULL, &err), -1);
 	CHECK_STR_CONTAINS(err.message, "'global_step' is missing");
 	strcpy(other.tensors[0].name, "step");
 	other.count--;
-	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, &err), -1);
+	CHECK_EQ_INT(safetensors_read_into(path, &other, dst, NULL, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_MISMATCH);
 	CHECK_STR_CONTAINS(err.message, "'fc1.weight' is not expected");
 	other.count++;

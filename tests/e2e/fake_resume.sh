@@ -4,7 +4,9 @@
 # rounds in metrics.jsonl; SIGINT mid-job exits 130, keeps the checkpoint
 # and leaves no segment or worker process; SIGTERM exits 143; two
 # orchestrators resuming one workspace at the same moment: one runs it to
-# the end, the other is refused naming the first (4 trials).
+# the end, the other is refused naming the first (4 trials); a state.json
+# edited to claim round 99 is refused naming the file and field, and the
+# temporary files of a killed write are removed by the next run.
 . "$(dirname "$0")/lib/fake.sh"
 # Wait until the checkpoint of the workspace under $1 reaches round $2.
 wait_round() {
@@ -113,4 +115,23 @@ for trial in 1 2 3 4; do
 			fail "trial $trial: round $r not exactly once in metrics.jsonl"
 	done
 done
+# state.json is not trusted: round 99 after 4 rounds.
+ws=$(ls -d "$tmp/two1"/*/)
+cp "$ws/checkpoints/state.json" "$tmp/state.good"
+python3 - "$ws/checkpoints/state.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["round"] = 99
+json.dump(s, open(sys.argv[1], "w"))
+PY
+if run --resume "$ws" >"$tmp/r99.out" 2>&1; then fail "resume of a state.json claiming round 99 was accepted: $(cat "$tmp/r99.out")"; fi
+grep -q "cannot resume: .*state.json: \"model\" must be \"round-0099" "$tmp/r99.out" || fail "round 99: $(cat "$tmp/r99.out")"
+! grep -q '^done:' "$tmp/r99.out" || fail "round 99: printed done"
+cp "$tmp/state.good" "$ws/checkpoints/state.json"
+# Temporary files of killed writes go at the next start.
+touch "$ws/checkpoints/round-0005.safetensors.tmp.4242" "$ws/results/summary.json.tmp.AbCdEf" \
+	"$ws/metrics/metrics.jsonl.tmp.x1y2z3"
+run --resume "$ws" >"$tmp/tmps.out" 2>&1 || fail "resume with stale temporary files: $(cat "$tmp/tmps.out")"
+[ -z "$(find "$ws" -name '*.tmp.*')" ] || fail "temporary files left: $(find "$ws" -name '*.tmp.*')"
+grep -q "removed 3 temporary files of interrupted writes" "$ws/logs/orchestrator.log" || fail "the removal was not logged"
 echo "fake_resume: ok"
