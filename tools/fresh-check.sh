@@ -125,6 +125,9 @@ in_root() {
 	unshare --mount --pid --fork --kill-child bash -euc '
 		r=$1 cache=$2 cmd=$3
 		mount --make-rprivate /
+		# The root a mount point of its own, as on a machine: tests
+		# that make mount namespaces inside need it.
+		mount --bind "$r" "$r"
 		mount -t proc proc "$r/proc"
 		mount --rbind /dev "$r/dev"
 		mount -t tmpfs -o size=4g,mode=1777 tmpfs "$r/dev/shm"

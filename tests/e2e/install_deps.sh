@@ -92,8 +92,11 @@ if [ "$(id -u)" -eq 0 ]; then
 	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups
 		env FAKE_DIR="$tmp" PATH="$tmp/bin:/usr/bin:/bin")
 fi
+# A copy the other uid can read wherever the checkout is (/root is 0700).
+cp "$deps" "$tmp/install-deps.sh"
+chmod 755 "$tmp/install-deps.sh"
 rm -f "$tmp/apt.log"
-if "${as_user[@]}" bash "$deps" run >"$tmp/out" 2>&1; then fail "not root with packages missing exited 0"; fi
+if "${as_user[@]}" bash "$tmp/install-deps.sh" run >"$tmp/out" 2>&1; then fail "not root with packages missing exited 0"; fi
 grep -q "not root" "$tmp/out" && grep -q "apt-get install -y --no-install-recommends ${rest[*]}" "$tmp/out" ||
 	fail "not root: $(cat "$tmp/out")"
 [ ! -e "$tmp/apt.log" ] || fail "not root, yet apt-get ran: $(cat "$tmp/apt.log")"
