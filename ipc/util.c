@@ -2,11 +2,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,6 +139,18 @@ version_requested(int argc, char **argv, const char *name)
 		}
 	}
 	return 0;
+}
+
+void
+die_with_parent(void)
+{
+	pid_t parent = getppid();
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		return;
+	/* The parent may have died before the request: then this process
+	 * was handed to another (init or a subreaper) already. */
+	if (getppid() != parent)
+		_exit(1);
 }
 
 void

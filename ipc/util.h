@@ -48,6 +48,11 @@ void log_msg(enum log_level level, const char *fmt, ...) COHORT_PRINTF(2, 3);
  * (main then exits 0); else 0. Every program calls it first. */
 int version_requested(int argc, char **argv, const char *name);
 
+/* Ask the kernel to SIGKILL this process when its parent (the
+ * orchestrator that started it) dies, and exit at once if it already has:
+ * a worker does not train on for a job that no longer exists. */
+void die_with_parent(void);
+
 /* Monotonic clock in seconds. */
 double now_seconds(void);
 

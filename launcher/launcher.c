@@ -275,6 +275,15 @@ sigchld_cb(evutil_socket_t fd, short what, void *arg)
 	{
 		if (w->exited)
 			continue;
+		/* Seen exited but not reaped, its pid is still its own: its
+		 * group (what it left running) is killed before the pid can
+		 * be reused. */
+		siginfo_t info = {0};
+		if (waitid(P_PID, (id_t)w->pid, &info,
+		           WEXITED | WNOHANG | WNOWAIT) != 0 ||
+		    info.si_pid != w->pid)
+			continue;
+		kill(-w->pid, SIGKILL);
 		int status;
 		pid_t rc;
 		do
@@ -499,6 +508,7 @@ launcher_free(struct launcher *l)
 	struct worker *w;
 	while ((w = TAILQ_FIRST(&l->workers)) != NULL) {
 		if (!w->exited) {
+			kill(-w->pid, SIGKILL);
 			kill(w->pid, SIGKILL);
 			while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 				;

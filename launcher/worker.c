@@ -60,13 +60,15 @@ note_reason(struct worker *w, const char *reason)
 		snprintf(w->reason, sizeof w->reason, "%s", reason);
 }
 
-/* Send a signal to the worker process unless it is already reaped. */
+/* Send a signal to the worker's process group (the worker and the
+ * children it started; spawned with a group of its own) unless it is
+ * already reaped; to the worker alone if it left its group. */
 static void
 send_signal(struct worker *w, int sig)
 {
 	if (w->exited)
 		return;
-	if (kill(w->pid, sig) == 0) {
+	if (kill(-w->pid, sig) == 0 || kill(w->pid, sig) == 0) {
 		if (sig == SIGTERM)
 			w->l->stats.sigterms++;
 		else if (sig == SIGKILL)

@@ -18,6 +18,7 @@
  * client by COHORT_FAKE_FAULT_CLIENT): exit1, segv, hang (ignores SIGTERM),
  * garbage, badtoken (in the hello), nan, wrongshape, noreply (closes the
  * socket, then exits), exitfirst (exits while a child keeps the socket open),
+ * orphan (forks a child that sleeps 60 s, then succeeds),
  * slow (sleeps COHORT_FAKE_SLEEP_MS, default 500, then succeeds), cutstream
  * (stream transport: takes the global model's chunks, sends a streamed
  * result and half of the update's first tensor, then is killed by SIGKILL),
@@ -208,6 +209,11 @@ act_out(const char *fault, int fd)
 		close(fd);
 		sleep_ms(100);
 		exit(0);
+	} else if (strcmp(fault, "orphan") == 0) {
+		if (fork() == 0) {
+			sleep_ms(60000);
+			_exit(0);
+		}
 	} else if (strcmp(fault, "exitfirst") == 0) {
 		if (fork() == 0) {
 			sleep_ms(300);
@@ -430,6 +436,7 @@ main(int argc, char **argv)
 	if (sock == NULL || token == NULL || job == NULL || cid == NULL)
 		fatal("COHORT_SOCKET, COHORT_TOKEN, COHORT_JOB and "
 		      "COHORT_CLIENT_ID must be set");
+	die_with_parent();
 	int64_t client_id = atoll(cid);
 	long max_tasks = ntasks ? atol(ntasks) : 1;
 	int fd = connect_socket(sock);

@@ -628,6 +628,7 @@ client_main(void)
 	const char *client_id = client_env("COHORT_CLIENT_ID");
 	if (!socket_path || !token || !job || !client_id)
 		return 2;
+	die_with_parent();
 	const char *tasks_env = getenv("COHORT_TASKS");
 	long max_tasks = tasks_env ? strtol(tasks_env, NULL, 10) : 1;
 	if (max_tasks < 1)

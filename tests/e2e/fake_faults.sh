@@ -2,7 +2,9 @@
 # fake_faults.sh: every fake-worker fault is a failed task, logged with its
 # reason and counted, while the job goes on; a round below its minimum and a
 # failed preparation end the job with exit 1 and a clear message; nothing
-# (segment, process) is left behind.
+# (segment, process) is left behind: not a worker's own child (its process
+# group is killed when it exits), not a hung worker after kill -9 of the
+# orchestrator (it dies with its parent).
 . "$(dirname "$0")/lib/fake.sh"
 run() {
 	"$orch" "$@" --set launcher.worker="$fake" --set output.progress=never \
@@ -87,4 +89,20 @@ set -e
 [ $rc -eq 1 ] || fail "prepare failure exited $rc"
 grep -q "preparing the job failed: fake prepare failure: dataset not found" "$tmp/prep.err" || fail "prepare message: $(cat "$tmp/prep.err")"
 check_clean "$tmp/prep"
+# A worker's own child (in its process group) goes when the worker does.
+COHORT_FAKE_FAULT=orphan COHORT_FAKE_FAULT_CLIENT=1 run 3 2 3 2 --workspace-root "$tmp/orphan" >"$tmp/orphan.out" 2>&1 ||
+	fail "orphan: $(cat "$tmp/orphan.out")"
+grep -q "sampled 3  ok 3  failed 0" "$tmp/orphan.out" || fail "orphan: counts: $(cat "$tmp/orphan.out")"
+check_clean "$tmp/orphan"
+
+# kill -9 of the orchestrator: workers that ignore SIGTERM and never finish
+# die with it (before: they hung on for good).
+COHORT_FAKE_FAULT=hang run_bg 3 3 3 2 --set launcher.task_timeout_s=600 --set launcher.max_concurrent=3 --workspace-root "$tmp/k9" >/dev/null 2>&1
+pid=$!
+for _ in $(seq 100); do [ "$(workers_of "$tmp/k9" | wc -w)" -ge 3 ] && break; sleep 0.05; done
+[ "$(workers_of "$tmp/k9" | wc -w)" -ge 3 ] || fail "kill -9: the workers never started"
+kill -9 $pid
+wait $pid 2>/dev/null || true
+for _ in $(seq 40); do [ -z "$(workers_of "$tmp/k9")" ] && break; sleep 0.05; done
+[ -z "$(workers_of "$tmp/k9")" ] || { pkill -9 -f "COHORT_WORKSPACE=$tmp/k9" 2>/dev/null; kill -9 $(workers_of "$tmp/k9") 2>/dev/null; fail "kill -9: workers outlived the orchestrator"; }
 echo "fake_faults: ok"
