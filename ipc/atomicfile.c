@@ -31,6 +31,22 @@ sync_parent(const char *path, struct ipc_error *err)
 	return rc;
 }
 
+/* The process's umask, read without changing it (umask(2) can only set
+ * it, and setting it twice races other threads creating files). */
+static mode_t
+current_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	unsigned mask = 022;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "Umask: %o", &mask) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return (mode_t)mask;
+}
+
 int
 atomicfile_write(const char *path, atomicfile_fill_fn fill, const void *arg,
                  struct ipc_error *err)
@@ -47,7 +63,9 @@ atomicfile_write(const char *path, atomicfile_fill_fn fill, const void *arg,
 		return -1;
 	}
 	int rc = fill(fd, arg, err);
-	if (rc == 0 && (fchmod(fd, 0644) != 0 || fsync(fd) != 0))
+	/* mkstemp made it 0600: give it the mode a plain creat would. */
+	if (rc == 0 && (fchmod(fd, 0666 & ~current_umask()) != 0 ||
+	                fsync(fd) != 0))
 		rc = ipc_error_set(err, IPC_E_IO, "cannot write %s: %s", tmp,
 		                   strerror(errno));
 	if (close(fd) != 0 && rc == 0)

@@ -148,7 +148,7 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, log,
-	                                 O_WRONLY | O_CREAT | O_APPEND, 0644);
+	                                 O_WRONLY | O_CREAT | O_APPEND, 0666);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawnattr_init(&attr);
 	sigset_t none, all;

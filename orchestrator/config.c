@@ -37,6 +37,10 @@ static const struct key keys[] = {
      "seed of every random choice (sampling, partition, init, shuffles)"},
     {"job.workspace_root", KEY_STR, OFF(job.workspace_root), "workspaces", 0, 0,
      NULL, "directory under which job workspaces are created"},
+    {"job.shared_workspace", KEY_BOOL, OFF(job.shared_workspace), "false", 0, 0,
+     NULL,
+     "let other users read the workspace (directories 0755, files 0644); "
+     "by default only its owner can (0700, 0600)"},
     {"federation.clients", KEY_INT, OFF(federation.clients), "2", 1, 1e6, NULL,
      "number of clients (data partitions)"},
     {"federation.min_clients", KEY_INT, OFF(federation.min_clients), "2", 1,

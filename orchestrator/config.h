@@ -17,6 +17,7 @@ struct config {
 		char *name;
 		int64_t seed;
 		char *workspace_root;
+		int shared_workspace; /* 0: workspace 0700, files 0600 */
 	} job;
 	struct {
 		int64_t clients;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "job.h"
@@ -173,6 +174,9 @@ main(int argc, char **argv)
 		code = JOB_EXIT_USAGE;
 		goto out;
 	}
+	/* Everything the job creates, workers' files included (the mask is
+	 * inherited), is its owner's alone unless shared. */
+	umask(cfg.job.shared_workspace ? 022 : 077);
 	int resuming = 0;
 	if (fixed != NULL &&
 	    requeue_workspace(&cfg, fixed, &resuming, &err) < 0) {

@@ -36,7 +36,7 @@ prepare_run(const char *worker, const char *workspace, const char *log_path,
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, log_path,
-	                                 O_WRONLY | O_CREAT | O_APPEND, 0644);
+	                                 O_WRONLY | O_CREAT | O_APPEND, 0666);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	char *argv[] = {(char *)worker, "--prepare", (char *)workspace, NULL};
 	pid_t pid;

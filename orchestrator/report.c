@@ -576,7 +576,7 @@ report_write(const char *workspace, const char *job, struct ipc_error *err)
 
 	char *dir = xasprintf("%s/results", workspace);
 	char *out = xasprintf("%s/report.html", dir);
-	rc = files_mkdirs(dir, 0755, err);
+	rc = files_mkdirs(dir, 0777, err);
 	if (rc == 0)
 		rc = atomicfile_write_buffer(out, html, len, err);
 	free(dir);

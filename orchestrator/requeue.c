@@ -149,7 +149,7 @@ requeue_workspace(const struct config *cfg, const char *dir, int *resuming,
 		                   "empty directory",
 		                   dir);
 	} else {
-		rc = files_mkdirs(dir, 0755, err);
+		rc = files_mkdirs(dir, 0777, err);
 		if (rc == 0)
 			rc = config_save(cfg, config, err);
 		if (rc < 0)

@@ -169,7 +169,7 @@ wall_now(void)
 struct tensorboard *
 tensorboard_open(const char *dir, struct ipc_error *err)
 {
-	if (files_mkdirs(dir, 0755, err) < 0)
+	if (files_mkdirs(dir, 0777, err) < 0)
 		return NULL;
 	char host[256] = "localhost";
 	gethostname(host, sizeof host - 1);

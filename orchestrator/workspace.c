@@ -55,7 +55,7 @@ make_subdirs(const struct workspace *ws, struct ipc_error *err)
 	for (size_t i = 0; i < ARRAY_LEN(subdirs); i++) {
 		char *p = workspace_path(ws, subdirs[i]);
 		int rc = files_mkdirs(
-		    p, strcmp(subdirs[i], "run") == 0 ? 0700 : 0755, err);
+		    p, strcmp(subdirs[i], "run") == 0 ? 0700 : 0777, err);
 		free(p);
 		if (rc < 0)
 			return -1;
@@ -70,7 +70,7 @@ workspace_create(struct workspace *ws, const char *root, const char *name,
 	memset(ws, 0, sizeof *ws);
 	ws->lock_fd = -1;
 	char *absroot = absolute(root);
-	if (files_mkdirs(absroot, 0755, err) < 0) {
+	if (files_mkdirs(absroot, 0777, err) < 0) {
 		ipc_error_prefix(err, "job.workspace_root: ");
 		free(absroot);
 		return -1;
@@ -84,7 +84,7 @@ workspace_create(struct workspace *ws, const char *root, const char *name,
 		char hex[5];
 		random_hex(hex, 2);
 		char *dir = xasprintf("%s/%s-%s-%s", absroot, name, stamp, hex);
-		if (mkdir(dir, 0755) == 0) {
+		if (mkdir(dir, 0777) == 0) {
 			ws->dir = dir;
 			break;
 		}

@@ -135,7 +135,7 @@ prepare_read_config(json_t *root, const char *path, struct prepare_config *cfg,
 static int
 ensure_dir(const char *dir, struct ipc_error *err)
 {
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
 		return ipc_error_set(err, IPC_E_IO, "%s: cannot create: %s",
 		                     dir, strerror(errno));
 	return 0;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # fake_fedavg.sh: end-to-end rounds with the fake worker: the exact FedAvg
 # result of its deterministic updates, identical reruns with the same seed,
-# pool mode equal to spawn mode, and command-line errors (exit 2).
+# pool mode equal to spawn mode, command-line errors (exit 2), and a
+# workspace only its owner can read (directories 0700, files 0600) unless
+# job.shared_workspace.
 . "$(dirname "$0")/lib/fake.sh"
 
 # Exact FedAvg: 4 clients all sampled, 3 rounds, examples weighting.
@@ -67,4 +69,17 @@ set -e
 [ $rc -eq 2 ] && grep -q 'federation.rounds: expected a positive integer, got "three"' "$tmp/u.err" || fail "bad --set: $rc $(cat "$tmp/u.err")"
 
 for r in a b c d e; do check_clean "$tmp/$r"; done
+
+# Modes: every directory and file of a workspace, whatever wrote it (the
+# orchestrator, the prepare step, the workers' logs).
+umask 022
+modes() { find "$1" -mindepth 1 \( -type d -printf 'd %m %P\n' -o -type f -printf 'f %m %P\n' \) | grep -v -e ' run$' -e ' run/'; }
+modes "$ws" | awk '($1 == "d" && $2 != "700") || ($1 == "f" && $2 != "600")' >"$tmp/open.modes"
+[ ! -s "$tmp/open.modes" ] || fail "readable by others: $(head "$tmp/open.modes")"
+[ "$(stat -c %a "$ws")" = 700 ] || fail "workspace mode $(stat -c %a "$ws")"
+[ "$(modes "$ws" | grep -c '^f')" -ge 10 ] || fail "too few files checked: $(modes "$ws")"
+run 2 2 2 1 --set job.shared_workspace=true --workspace-root "$tmp/shared" >/dev/null
+sws=$(ls -d "$tmp"/shared/*/)
+modes "$sws" | awk '($1 == "d" && $2 != "755") || ($1 == "f" && $2 != "644")' >"$tmp/shared.modes"
+[ ! -s "$tmp/shared.modes" ] || fail "job.shared_workspace: $(head "$tmp/shared.modes")"
 echo "fake_fedavg: ok"
