@@ -64,8 +64,8 @@ atomicfile_write(const char *path, atomicfile_fill_fn fill, const void *arg,
 	}
 	int rc = fill(fd, arg, err);
 	/* mkstemp made it 0600: give it the mode a plain creat would. */
-	if (rc == 0 && (fchmod(fd, 0666 & ~current_umask()) != 0 ||
-	                fsync(fd) != 0))
+	if (rc == 0 &&
+	    (fchmod(fd, 0666 & ~current_umask()) != 0 || fsync(fd) != 0))
 		rc = ipc_error_set(err, IPC_E_IO, "cannot write %s: %s", tmp,
 		                   strerror(errno));
 	if (close(fd) != 0 && rc == 0)

@@ -281,7 +281,8 @@ cyclic_load(struct strategy *s, const json_t *obj, struct ipc_error *err)
 	    json_array_size(order) <= (size_t)s->cfg->federation.clients &&
 	    strchr(model, '/') == NULL) {
 		char *mpath = xasprintf("%s/%s", s->ckpt_dir, model);
-		rc = safetensors_read_into(mpath, s->model, c->relay.addr, NULL, err);
+		rc = safetensors_read_into(mpath, s->model, c->relay.addr, NULL,
+		                           err);
 		free(mpath);
 		c->round = done + 1;
 		c->attempt = (unsigned)json_integer_value(
