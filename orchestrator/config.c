@@ -52,6 +52,10 @@ static const struct key keys[] = {
     {"federation.min_fit", KEY_INT, OFF(federation.min_fit), "0", 0, 1e6, NULL,
      "successful fits a round needs (0 = min_clients capped at "
      "fit_clients)"},
+    {"federation.max_examples", KEY_INT, OFF(federation.max_examples), "0", 0,
+     NOMAX, NULL,
+     "most examples a result may report (0 = the client's slice of the "
+     "data, as prepared; set it for data cohort does not prepare)"},
     {"federation.round_retries", KEY_INT, OFF(federation.round_retries), "1", 0,
      100, NULL, "times a round below min_fit is retried"},
     {"federation.max_consecutive_failures", KEY_INT,
@@ -107,6 +111,11 @@ static const struct key keys[] = {
      "fedavg|fedprox|fedavgm|fedadam|fedyogi|fedadagrad|median|trimmed|krum|"
      "cyclic",
      "aggregation strategy (docs/strategies.md)"},
+    {"strategy.max_weight", KEY_NUM, OFF(strategy.max_weight), "1e15", 1, NOMAX,
+     NULL,
+     "largest magnitude a weight of the new global model may have: an "
+     "aggregate beyond it, or not finite, is not published and the job "
+     "stops at the last checkpoint"},
     {"strategy.weighting", KEY_CHOICE, OFF(strategy.weighting), "examples", 0,
      0, "examples|uniform|steps",
      "weight of a client's update: its number of examples, 1, or its local "

@@ -25,6 +25,7 @@ struct config {
 		int64_t fit_clients;
 		int64_t rounds;
 		int64_t min_fit; /* 0 = min_clients capped at fit_clients */
+		int64_t max_examples; /* 0 = what the data says */
 		int64_t round_retries;
 		int64_t max_consecutive_failures;
 		double availability;
@@ -59,6 +60,7 @@ struct config {
 	struct {
 		char *name;
 		char *weighting;
+		double max_weight;      /* largest |weight| of an aggregate */
 		double server_lr;       /* fedavgm */
 		double server_momentum; /* fedavgm */
 		double eta; /* fedadam|fedyogi|fedadagrad; 0 = default */

@@ -1,6 +1,8 @@
 /* fedavg.c: the streaming weighted average of client updates. */
 #include "fedavg.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,28 +74,36 @@ fedavg_add_each(struct fedavg *a, const void *region, double weight,
 	a->folded++;
 }
 
-void
+double
 fedavg_finish(const struct fedavg *a, void *region)
 {
-	fedavg_finish_each(a, region, NULL, NULL);
+	return fedavg_finish_each(a, region, NULL, NULL);
 }
 
-void
+double
 fedavg_finish_each(const struct fedavg *a, void *region,
                    void (*tensor)(void *arg, size_t begin, size_t end),
                    void *arg)
 {
 	const double *acc = a->acc;
+	float peak = 0;
+	int bad = 0;
 	for (size_t i = 0; i < a->model->count; i++) {
 		const struct tensor_desc *t = &a->model->tensors[i];
 		float *out = (float *)((char *)region + t->offset);
 		size_t n = t->nbytes / sizeof(float);
 		if (tensor != NULL)
 			tensor(arg, t->offset, t->offset + t->nbytes);
-		for (size_t k = 0; k < n; k++)
-			out[k] = (float)(acc[k] / a->weight);
+		for (size_t k = 0; k < n; k++) {
+			float f = (float)(acc[k] / a->weight);
+			float m = fabsf(f);
+			out[k] = f;
+			bad |= !(m <= FLT_MAX); /* NaN or Inf */
+			peak = m > peak ? m : peak;
+		}
 		acc += n;
 	}
+	return bad ? INFINITY : peak;
 }
 
 void

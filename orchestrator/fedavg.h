@@ -32,14 +32,16 @@ void fedavg_add(struct fedavg *a, const void *region, double weight);
 void fedavg_add_each(struct fedavg *a, const void *region, double weight,
                      void (*tensor)(void *arg, size_t begin, size_t end),
                      void *arg);
-/* Write acc / weight as float32 into region (laid out as the model). */
-void fedavg_finish(const struct fedavg *a, void *region);
+/* Write acc / weight as float32 into region (laid out as the model);
+ * returns the largest magnitude written, INFINITY when a value is not
+ * finite (the caller's check of the aggregate, made in the same pass). */
+double fedavg_finish(const struct fedavg *a, void *region);
 /* fedavg_finish, calling tensor(arg, begin, end) with each tensor's byte
  * range in region just before it is written (windows of a large mapping,
  * as fedavg_add_each). */
-void fedavg_finish_each(const struct fedavg *a, void *region,
-                        void (*tensor)(void *arg, size_t begin, size_t end),
-                        void *arg);
+double fedavg_finish_each(const struct fedavg *a, void *region,
+                          void (*tensor)(void *arg, size_t begin, size_t end),
+                          void *arg);
 void fedavg_free(struct fedavg *a);
 
 #endif

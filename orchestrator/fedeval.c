@@ -77,17 +77,37 @@ fedeval_find(struct fedeval *fe, uint64_t task_id)
 }
 
 int
-fedeval_result(struct fedeval *fe, struct fedeval_task *t,
-               uint64_t num_examples, double loss, double accuracy,
-               struct ipc_error *err)
+eval_numbers_check(uint64_t num_examples, uint64_t max_examples, double loss,
+                   double accuracy, struct ipc_error *err)
 {
-	if (num_examples == 0 || !isfinite(loss) || !isfinite(accuracy))
+	if (num_examples == 0 || num_examples > max_examples)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "evaluate result without examples or with "
-		                     "a non-finite loss or accuracy (%llu "
-		                     "examples, loss %g, accuracy %g)",
-		                     (unsigned long long)num_examples, loss,
+		                     "evaluate result reports %llu examples, "
+		                     "expected 1 to %llu (the data evaluated)",
+		                     (unsigned long long)num_examples,
+		                     (unsigned long long)max_examples);
+	if (!isfinite(loss))
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "evaluate result has loss %g, not a finite "
+		    "number",
+		    loss);
+	if (!(accuracy >= 0 && accuracy <= 1))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "evaluate result has accuracy %g, outside "
+		                     "[0, 1]",
 		                     accuracy);
+	return 0;
+}
+
+int
+fedeval_result(struct fedeval *fe, struct fedeval_task *t,
+               uint64_t num_examples, uint64_t max_examples, double loss,
+               double accuracy, struct ipc_error *err)
+{
+	if (eval_numbers_check(num_examples, max_examples, loss, accuracy,
+	                       err) < 0)
+		return -1;
 	double w = (double)num_examples;
 	fe->examples += w;
 	fe->loss_sum += loss * w;

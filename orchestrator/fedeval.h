@@ -36,12 +36,16 @@ void fedeval_begin(struct fedeval *fe, const uint32_t *clients, unsigned n,
                    uint64_t *next_task_id);
 /* The unfinished task with this id, or NULL. */
 struct fedeval_task *fedeval_find(struct fedeval *fe, uint64_t task_id);
-/* Account a task's result. A result without examples or with a non-finite
- * loss or accuracy is not counted: -1, and err says why (the caller then
- * calls fedeval_failed). */
+/* Account a task's result. A result whose numbers eval_numbers_check
+ * refuses is not counted: -1, and err says why (the caller then calls
+ * fedeval_failed). */
 int fedeval_result(struct fedeval *fe, struct fedeval_task *t,
-                   uint64_t num_examples, double loss, double accuracy,
-                   struct ipc_error *err);
+                   uint64_t num_examples, uint64_t max_examples, double loss,
+                   double accuracy, struct ipc_error *err);
+/* The numbers of an evaluation result: 1 to max_examples examples, a
+ * finite loss, an accuracy in [0, 1]; -1 and err saying which is wrong. */
+int eval_numbers_check(uint64_t num_examples, uint64_t max_examples,
+                       double loss, double accuracy, struct ipc_error *err);
 /* Account a failed task. */
 void fedeval_failed(struct fedeval *fe, struct fedeval_task *t);
 /* Whether some task of the round has not ended. */

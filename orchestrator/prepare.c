@@ -65,6 +65,27 @@ prepare_run(const char *worker, const char *workspace, const char *log_path,
 	                     line[0] ? line : "no message", log_path);
 }
 
+uint64_t
+prepare_examples_cap(const json_t *prepared, int64_t client,
+                     enum examples_set set, int64_t max)
+{
+	if (max > 0)
+		return (uint64_t)max;
+	static const char *const per_client[] = {"client_train",
+	                                         "client_holdout", NULL};
+	static const char *const whole[] = {"num_train", "num_train",
+	                                    "num_test"};
+	json_t *v = NULL;
+	if (per_client[set] != NULL && client >= 0)
+		v = json_array_get(json_object_get(prepared, per_client[set]),
+		                   (size_t)client);
+	if (!json_is_integer(v))
+		v = json_object_get(prepared, whole[set]);
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		return (uint64_t)json_integer_value(v);
+	return UINT32_MAX;
+}
+
 int
 prepare_load(const char *workspace, json_t **prepared, struct ipc_error *err)
 {

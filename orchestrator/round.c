@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "prepare.h"
 #include "rng.h"
 
 /* A string field of prepared.json ("" if absent). */
@@ -300,7 +301,10 @@ publish_global(struct job *j)
 	char name[sizeof j->global.name];
 	job_global_name(j, j->round + 1, name, sizeof name);
 	if (stream_recycle_global(j, name)) {
-		stream_finish_global(j);
+		if (stream_finish_global(j, &err) < 0) {
+			console_err("round %u: %s", j->round, err.message);
+			return -1;
+		}
 		return 0;
 	}
 	if (shm_segment_create(&next, name, j->model.total_size, &err) < 0) {
@@ -548,8 +552,11 @@ fed_eval_ended(struct job *j, struct fedeval_task *fe,
 	double loss = kv_get_num(&r->metrics, "loss", NAN);
 	double acc = kv_get_num(&r->metrics, "accuracy", NAN);
 	struct ipc_error err;
-	if (fedeval_result(&j->fedeval, fe, r->num_examples, loss, acc, &err) <
-	    0) {
+	uint64_t cap =
+	    prepare_examples_cap(j->prepared, fe->client, EXAMPLES_HOLDOUT,
+	                         j->cfg->federation.max_examples);
+	if (fedeval_result(&j->fedeval, fe, r->num_examples, cap, loss, acc,
+	                   &err) < 0) {
 		fed_eval_failed(j, fe, err.message);
 		return;
 	}
@@ -573,10 +580,22 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	/* Only a fit's streamed update is folded; any other is dropped. */
 	if (t == NULL)
 		stream_drop(&j->stream, task_id);
+	struct ipc_error err;
 	if (j->evaluating && task_id == j->eval_task_id) {
 		j->evaluating = 0;
-		j->test_loss = kv_get_num(&r->metrics, "loss", NAN);
-		j->test_acc = kv_get_num(&r->metrics, "accuracy", NAN);
+		double loss = kv_get_num(&r->metrics, "loss", NAN);
+		double acc = kv_get_num(&r->metrics, "accuracy", NAN);
+		uint64_t cap =
+		    prepare_examples_cap(j->prepared, -1, EXAMPLES_TEST,
+		                         j->cfg->federation.max_examples);
+		if (eval_numbers_check(r->num_examples, cap, loss, acc, &err) <
+		    0) {
+			console_err("round %u: central evaluation failed: %s",
+			            j->round, err.message);
+		} else {
+			j->test_loss = loss;
+			j->test_acc = acc;
+		}
 		evals_ended(j);
 		return;
 	}
@@ -589,13 +608,23 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 		shm_segment_unlink(expect, NULL);
 		return;
 	}
-	struct ipc_error err;
 	int ok = 0;
 	double weight = 0;
+	uint64_t cap =
+	    prepare_examples_cap(j->prepared, t->client, EXAMPLES_TRAIN,
+	                         j->cfg->federation.max_examples);
 	if (r->params.where == PARAMS_SHM && strcmp(r->params.shm, expect) != 0)
 		ipc_error_set(&err, IPC_E_BAD_VALUE,
 		              "update segment is %s, expected %s",
 		              r->params.shm, expect);
+	else if (r->num_examples > cap)
+		ipc_error_set(
+		    &err, IPC_E_BAD_VALUE,
+		    "result reports %llu examples, more than client "
+		    "%lld's data holds (%llu; federation.max_examples "
+		    "sets another bound)",
+		    (unsigned long long)r->num_examples, (long long)t->client,
+		    (unsigned long long)cap);
 	else if ((weight = strategy_weight(&j->strategy, r, &err)) <= 0)
 		ok = 0;
 	else if (stream_fold(&j->stream, &j->strategy, task_id, &r->params,

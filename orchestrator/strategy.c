@@ -226,12 +226,31 @@ strategy_fold(struct strategy *s, const struct params_ref *p, double weight,
 	return 0;
 }
 
+/* Say why an aggregate is refused and what to do; returns -1. */
+static int
+aggregate_refused(const struct strategy *s, struct ipc_error *err)
+{
+	char why[sizeof err->message];
+	snprintf(why, sizeof why, "%s", err->message);
+	return ipc_error_set(err, IPC_E_BAD_VALUE,
+	                     "the aggregate is refused, not published: %s "
+	                     "(strategy.max_weight is %g); some client sent "
+	                     "an absurd update: a robust strategy (median, "
+	                     "trimmed, krum) leaves such updates out",
+	                     why, s->cfg->strategy.max_weight);
+}
+
 int
 strategy_finish(struct strategy *s, const void *global, void *out,
                 struct ipc_error *err)
 {
 	int rc = s->ops->finish(s, global, out, err);
 	release_kept(s);
+	/* The mean checks what it writes as it writes it. */
+	if (rc == 0 && s->ops->finish != strategy_finish_mean &&
+	    tensor_region_check_bounded(s->model, out,
+	                                s->cfg->strategy.max_weight, err) < 0)
+		rc = aggregate_refused(s, err);
 	return rc;
 }
 
@@ -375,9 +394,19 @@ strategy_finish_mean(struct strategy *s, const void *global, void *out,
                      struct ipc_error *err)
 {
 	(void)global;
-	(void)err;
-	fedavg_finish(&s->acc, out);
-	return 0;
+	return strategy_check_peak(s, fedavg_finish(&s->acc, out), err);
+}
+
+int
+strategy_check_peak(const struct strategy *s, double peak,
+                    struct ipc_error *err)
+{
+	if (peak <= s->cfg->strategy.max_weight)
+		return 0;
+	ipc_error_set(err, IPC_E_BAD_VALUE,
+	              "a weight is %s (largest magnitude %g)",
+	              isfinite(peak) ? "too large" : "not finite", peak);
+	return aggregate_refused(s, err);
 }
 
 int

@@ -107,6 +107,11 @@ int strategy_fold_mean(struct strategy *s, const void *update, double weight,
  * mean rounded to float32; the old model is not read. */
 int strategy_finish_mean(struct strategy *s, const void *global, void *out,
                          struct ipc_error *err);
+/* The check of an aggregate whose largest magnitude is peak (INFINITY:
+ * not finite) against strategy.max_weight: 0, or -1 and err saying the
+ * round's aggregate is refused. */
+int strategy_check_peak(const struct strategy *s, double peak,
+                        struct ipc_error *err);
 int strategy_keep_update(struct strategy *s, const void *update, double weight,
                          struct ipc_error *err);
 /* For every coordinate of the model, hand the kept updates' values, sorted

@@ -253,12 +253,14 @@ large_global(struct job *j)
 	           : NULL;
 }
 
-void
-stream_finish_global(struct job *j)
+int
+stream_finish_global(struct job *j, struct ipc_error *err)
 {
 	struct window w = {.seg = large_global(j)};
-	fedavg_finish_each(&j->strategy.acc, j->global.addr, window_next, &w);
+	double peak = fedavg_finish_each(&j->strategy.acc, j->global.addr,
+	                                 window_next, &w);
 	window_end(&w);
+	return strategy_check_peak(&j->strategy, peak, err);
 }
 
 void

@@ -74,8 +74,8 @@ int stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 int stream_recycle_global(struct job *j, const char *name);
 /* Write the recycled global model (strategy_finish_mean's model) tensor by
  * tensor; a large model's pages leave the resident set as soon as they are
- * written. */
-void stream_finish_global(struct job *j);
+ * written. -1 when the aggregate is refused (strategy_check_peak). */
+int stream_finish_global(struct job *j, struct ipc_error *err);
 
 /* A large global model (over SHM_POPULATE_MAX) stays in /dev/shm but not
  * in the orchestrator's resident set: workers map it themselves, streamed

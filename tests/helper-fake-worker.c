@@ -8,7 +8,7 @@
  *   fit: update = global + 0.01 * (client_id + 1), num_examples =
  *     100 * (client_id + 1), loss = 1 / (round + 1) + 0.01 * client_id.
  *   evaluate (split "test"): num_examples 1000, loss = 1 / (round + 1),
- *     accuracy = round * 0.1.
+ *     accuracy = round * 0.1 (1 from round 10 on).
  *   evaluate (split "holdout", client c): num_examples 10 * (c + 1), loss =
  *     1 + 0.125 * c + 0.5 * round, accuracy = 0.03125 * (c + 1) + 0.0078125
  *     * round (binary fractions: an example-weighted mean of them is exact
@@ -17,8 +17,12 @@
  * COHORT_FAKE_FAULT picks a misbehaviour on fit tasks (restricted to one
  * client by COHORT_FAKE_FAULT_CLIENT): exit1, segv, hang (ignores SIGTERM),
  * garbage, badtoken (in the hello), nan, wrongshape, noreply (closes the
- * socket, then exits), exitfirst (exits while a child keeps the socket open),
- * orphan (forks a child that sleeps 60 s, then succeeds),
+ * socket, then exits), exitfirst (exits while a child keeps the socket open;
+ * the launcher kills the child with the worker's process group),
+ * orphan (forks a child that sleeps 60 s, then succeeds), bigexamples
+ * (claims 2^64 - 1 examples), huge (one weight of its update 3e38, finite
+ * but absurd); evalrange makes a central evaluation report
+ * accuracy 1e308;
  * slow (sleeps COHORT_FAKE_SLEEP_MS, default 500, then succeeds), cutstream
  * (stream transport: takes the global model's chunks, sends a streamed
  * result and half of the update's first tensor, then is killed by SIGKILL),
@@ -149,7 +153,7 @@ prepare(const char *ws)
 	        "{\"train\": \"/dev/null\", \"test\": \"/dev/null\", "
 	        "\"partition\": \"/dev/null\", \"model\": \"fake\", "
 	        "\"initial\": \"%s/checkpoints/initial.safetensors\", "
-	        "\"num_train\": 1000, \"num_test\": 100}\n",
+	        "\"num_train\": 100000000, \"num_test\": 1000}\n",
 	        ws);
 	fclose(f);
 	free(path);
@@ -287,7 +291,10 @@ fit_result(struct msg *r, const struct msg_task *t)
 {
 	msg_init(r, MSG_RESULT);
 	r->u.result.task_id = t->task_id;
-	r->u.result.num_examples = 100 * (uint64_t)(t->client_id + 1);
+	r->u.result.num_examples =
+	    strcmp(fault_for(t->client_id), "bigexamples") == 0
+	        ? UINT64_MAX
+	        : 100 * (uint64_t)(t->client_id + 1);
 	kv_set_num(&r->u.result.metrics, "loss",
 	           1.0 / (t->round + 1) + 0.01 * (double)t->client_id);
 	kv_set_num(&r->u.result.metrics, "accuracy", 0.5);
@@ -355,6 +362,8 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 	perturb(u.addr, m, t->client_id);
 	if (strcmp(fault, "nan") == 0)
 		((float *)((char *)u.addr + m->tensors[0].offset))[1] = NAN;
+	if (strcmp(fault, "huge") == 0)
+		((float *)((char *)u.addr + m->tensors[0].offset))[1] = 3e38f;
 	shm_segment_close(&u);
 
 	struct msg step;
@@ -407,7 +416,10 @@ evaluate(int fd, const struct msg_task *t, const char *fault)
 	}
 	r.u.result.num_examples = 1000;
 	kv_set_num(&r.u.result.metrics, "loss", 1.0 / (t->round + 1));
-	kv_set_num(&r.u.result.metrics, "accuracy", t->round * 0.1);
+	kv_set_num(&r.u.result.metrics, "accuracy",
+	           strcmp(fault, "evalrange") == 0 ? 1e308
+	           : t->round < 10                 ? t->round * 0.1
+	                                           : 1.0);
 	send_or_die(fd, &r);
 	msg_free(&r);
 }

@@ -174,6 +174,30 @@ prepare_initial_model(const struct prepare_config *cfg,
 	return rc;
 }
 
+/* Each client's training and held-out example counts, from the partition
+ * file, as "client_train" and "client_holdout" of o: the most a result may
+ * claim. */
+static int
+add_client_sizes(json_t *o, const char *partition_path, struct ipc_error *err)
+{
+	struct partition p;
+	if (partition_open(partition_path, &p, err) != 0)
+		return -1;
+	json_t *train = json_array(), *holdout = json_array();
+	int rc = 0;
+	for (uint32_t c = 0; c < p.clients && rc == 0; c++) {
+		const uint32_t *ti, *hi;
+		size_t nt, nh;
+		rc = partition_client(&p, c, &ti, &nt, &hi, &nh, err);
+		json_array_append_new(train, json_integer((json_int_t)nt));
+		json_array_append_new(holdout, json_integer((json_int_t)nh));
+	}
+	partition_close(&p);
+	json_object_set_new(o, "client_train", train);
+	json_object_set_new(o, "client_holdout", holdout);
+	return rc;
+}
+
 /* Write data/prepared.json: what the orchestrator forwards to workers. */
 static int
 prepare_write_summary(const char *workspace, const char *train_cache,
@@ -187,6 +211,11 @@ prepare_write_summary(const char *workspace, const char *train_cache,
 	                      partition_path, "model", cfg->model, "initial",
 	                      initial_path, "num_train", (json_int_t)num_train,
 	                      "num_test", (json_int_t)num_test);
+	if (partition_path[0] != '\0' &&
+	    add_client_sizes(o, partition_path, err) != 0) {
+		json_decref(o);
+		return -1;
+	}
 	char *path = xasprintf("%s/data/prepared.json", workspace);
 	char *tmp = xasprintf("%s.tmp", path);
 	int rc = 0;

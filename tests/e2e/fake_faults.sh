@@ -14,7 +14,8 @@ run() {
 # fault:reason pattern expected in the log for client 1's failed task.
 cases="exit1:exited_with_status_1 segv:killed_by_signal_11 hang:timed_out_after_1_s
 garbage:protocol_error badtoken:wrong_token nan:element_1_is_NaN
-wrongshape:update_layout_differs_from_the_model noreply:connection_closed_without_a_result"
+wrongshape:update_layout_differs_from_the_model noreply:connection_closed_without_a_result
+bigexamples:reports_18446744073709551615_examples,_more_than_client_1's_data_holds"
 for c in $cases; do
 	fault=${c%%:*}
 	want=${c#*:}
@@ -105,4 +106,22 @@ kill -9 $pid
 wait $pid 2>/dev/null || true
 for _ in $(seq 40); do [ -z "$(workers_of "$tmp/k9")" ] && break; sleep 0.05; done
 [ -z "$(workers_of "$tmp/k9")" ] || { pkill -9 -f "COHORT_WORKSPACE=$tmp/k9" 2>/dev/null; kill -9 $(workers_of "$tmp/k9") 2>/dev/null; fail "kill -9: workers outlived the orchestrator"; }
+# A finite but absurd update: the mean is refused, not published (the job
+# stops at the last checkpoint); the median leaves it out.
+set +e
+COHORT_FAKE_FAULT=huge COHORT_FAKE_FAULT_CLIENT=1 run 3 3 3 2 --workspace-root "$tmp/huge" >"$tmp/huge.out" 2>"$tmp/huge.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "huge update: exit $rc: $(cat "$tmp/huge.err")"
+grep -q "round 1: the aggregate is refused, not published: a weight is too large (largest magnitude 1e+38) (strategy.max_weight is 1e+15)" "$tmp/huge.err" ||
+	fail "huge update: $(cat "$tmp/huge.err")"
+! grep -q '^done:' "$tmp/huge.out" || fail "huge update: done printed"
+COHORT_FAKE_FAULT=huge COHORT_FAKE_FAULT_CLIENT=1 run 3 3 3 2 --set strategy.name=median --workspace-root "$tmp/hugemed" >"$tmp/hugemed.out" 2>&1 ||
+	fail "huge update, median: $(cat "$tmp/hugemed.out")"
+check_clean "$tmp/huge"
+
+# A central evaluation out of range is a failed evaluation, not a number.
+COHORT_FAKE_FAULT=evalrange run 2 2 2 1 --workspace-root "$tmp/evr" >"$tmp/evr.out" 2>"$tmp/evr.err" || fail "evalrange: $(cat "$tmp/evr.err")"
+grep -q "central evaluation failed: evaluate result has accuracy 1e+308, outside \[0, 1\]" "$tmp/evr.err" || fail "evalrange: $(cat "$tmp/evr.err")"
+grep -q "test_acc -" "$tmp/evr.out" || fail "evalrange: the accuracy was reported: $(cat "$tmp/evr.out")"
 echo "fake_faults: ok"
