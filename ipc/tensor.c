@@ -490,6 +490,20 @@ first_bad(const unsigned char *p, size_t n, size_t esize)
 	return n;
 }
 
+/* Element i of F32 (esize 4) or F64 values at p, as a double. */
+static double
+element_value(const unsigned char *p, size_t i, size_t esize)
+{
+	if (esize == 8) {
+		double v;
+		memcpy(&v, p + i * 8, 8);
+		return v;
+	}
+	float f;
+	memcpy(&f, p + i * 4, 4);
+	return f;
+}
+
 /* Check one F32/F64 tensor's values (data points at its first byte). */
 int
 tensor_check_finite(const struct tensor_desc *d, const void *data,
@@ -508,14 +522,7 @@ tensor_check_finite(const struct tensor_desc *d, const void *data,
 		if (!bad)
 			continue;
 		size_t at = i + first_bad(b, len, esize);
-		double v;
-		if (esize == 4) {
-			float f;
-			memcpy(&f, p + at * 4, 4);
-			v = f;
-		} else {
-			memcpy(&v, p + at * 8, 8);
-		}
+		double v = element_value(p, at, esize);
 		return ipc_error_set(err, IPC_E_NONFINITE,
 		                     "tensor '%s': element %zu is %s", d->name,
 		                     at, isnan(v) ? "NaN" : "Inf");
@@ -551,14 +558,7 @@ tensor_region_check_bounded(const struct tensor_manifest *m, const void *region,
 		if (d->dtype != DTYPE_F32 && d->dtype != DTYPE_F64)
 			continue;
 		for (size_t i = 0; i < d->nbytes / esize; i++) {
-			double v;
-			if (esize == 4) {
-				float f;
-				memcpy(&f, p + i * 4, 4);
-				v = f;
-			} else {
-				memcpy(&v, p + i * 8, 8);
-			}
+			double v = element_value(p, i, esize);
 			if (fabs(v) > bound)
 				return ipc_error_set(
 				    err, IPC_E_BAD_VALUE,

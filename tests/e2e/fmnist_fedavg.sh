@@ -8,13 +8,7 @@ set -euo pipefail
 build=${COHORT_BUILD_DIR:?}
 src=${COHORT_SOURCE_DIR:?}
 orch=$build/orchestrator/cohort-orchestrator
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-	echo "SKIPPED: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"
-	exit 77
-fi
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/fmnist.sh"
 run() {
 	"$orch" "$@" --config "$src/configs/fedavg-mlp.json" \
 		--set data.cache_dir="$tmp/cache" --set output.progress=never

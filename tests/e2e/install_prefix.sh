@@ -8,13 +8,7 @@
 # workspace in the current directory.
 set -euo pipefail
 build=${COHORT_BUILD_DIR:?}
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-	echo "SKIPPED: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"
-	exit 77
-fi
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/fmnist.sh"
 
 p=$tmp/prefix
 cmake --install "$build" --prefix "$p" >"$tmp/install.log" 2>&1 || fail "cmake --install: $(tail "$tmp/install.log")"

@@ -7,13 +7,7 @@
 set -euo pipefail
 build=${COHORT_BUILD_DIR:?}
 worker=$build/worker/cohort-worker
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-	echo "SKIPPED: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"
-	exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/fmnist.sh"
 sa() { "$worker" --standalone --epochs 1 --cache-dir "$tmp/cache" "$@"; }
 numbers() { awk '$1 ~ /^[0-9]+$/ {print $1, $2, $3, $4, $5}' "$1"; }
 
