@@ -191,6 +191,11 @@ static const struct key keys[] = {
      "must end, else it is abandoned"},
     {"output.progress", KEY_CHOICE, OFF(output.progress), "auto", 0, 0,
      "auto|always|never", "live progress line (auto = on a terminal)"},
+    {"output.task_metrics", KEY_INT, OFF(output.task_metrics), "10000", 0,
+     NOMAX, NULL,
+     "progress metric lines one task may add to metrics.jsonl; the rest are "
+     "dropped, with one line in the log (a flooding worker cannot fill the "
+     "disk)"},
     {"tracking.mlflow_uri", KEY_STR, OFF(tracking.mlflow_uri), "", 0, 0, NULL,
      "MLflow tracking server (empty = $MLFLOW_TRACKING_URI; unset = off)"},
     {"tracking.experiment", KEY_STR, OFF(tracking.experiment), "", 0, 0, NULL,

@@ -98,6 +98,7 @@ struct config {
 	} preempt;
 	struct {
 		char *progress;
+		int64_t task_metrics; /* progress metric lines a task may add */
 	} output;
 	struct {
 		char *mlflow_uri; /* "" = MLFLOW_TRACKING_URI, unset = off */

@@ -38,6 +38,7 @@ struct job_task {
 	int64_t client;
 	int done;
 	char spare[SPARE_NAME_MAX]; /* the spare segment handed to it, or "" */
+	int64_t metric_lines;       /* progress metric lines it added */
 };
 
 struct job {

@@ -89,6 +89,7 @@ relay_submit(struct job *j)
 	struct job_task *t = &j->tasks[j->relay_pos];
 	t->task_id = j->next_task_id++;
 	t->done = 0;
+	t->metric_lines = 0;
 	launcher_submit(j->launcher, t->task_id, t->client);
 }
 
@@ -656,12 +657,25 @@ void
 round_on_metrics(void *arg, uint64_t task_id, const struct msg *m)
 {
 	struct job *j = arg;
-	const struct job_task *t = find_task(j, task_id);
+	struct job_task *t = find_task(j, task_id);
 	if (t == NULL)
 		return;
 	const struct kv_list *v = &m->u.metrics.values;
+	int64_t cap = j->cfg->output.task_metrics;
 	for (size_t i = 0; i < v->count; i++)
 		if (v->entries[i].type == KV_NUM) {
+			if (t->metric_lines++ >= cap) {
+				if (t->metric_lines == cap + 1)
+					console_log(
+					    "round %u: client %lld task "
+					    "%llu: more than %lld progress "
+					    "metrics (output.task_metrics); "
+					    "the rest are dropped",
+					    j->round, (long long)t->client,
+					    (unsigned long long)task_id,
+					    (long long)cap);
+				continue;
+			}
 			char *key = xasprintf("step_%s", v->entries[i].key);
 			metrics_task(&j->metrics, j->round, t->client, task_id,
 			             key, v->entries[i].num);

@@ -21,22 +21,20 @@
  * the launcher kills the child with the worker's process group),
  * orphan (forks a child that sleeps 60 s, then succeeds), bigexamples
  * (claims 2^64 - 1 examples), huge (one weight of its update 3e38, finite
- * but absurd); evalrange makes a central evaluation report
- * accuracy 1e308;
- * slow (sleeps COHORT_FAKE_SLEEP_MS, default 500, then succeeds), cutstream
- * (stream transport: takes the global model's chunks, sends a streamed
- * result and half of the update's first tensor, then is killed by SIGKILL),
- * slowstream (stream transport: the fit's update streamed back in four
- * quarters of chunks of at most 1 MiB, COHORT_FAKE_SLEEP_MS, default 500,
- * before each quarter);
- * "prepare" makes --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every
- * fit. With COHORT_FAKE_EXEC=PATH every process whose client has no fault,
- * and --prepare unless the fault is "prepare", execs PATH instead, so a real
- * worker prepares the job and serves the other clients. With
- * COHORT_FAKE_TRACE=FILE each worker appends "start PID CUDA_VISIBLE_DEVICES
- * COHORT_DEVICE" after its hello and "end PID CUDA_VISIBLE_DEVICES" when it
- * exits normally ("-" for unset), so tests can replay which workers overlapped
- * on which GPU. */
+ * but absurd), flood (50,000 progress metrics frames); evalrange makes a
+ * central evaluation report accuracy 1e308; slow (sleeps COHORT_FAKE_SLEEP_MS,
+ * default 500, then succeeds), cutstream (stream transport: takes the global
+ * model's chunks, sends a streamed result and half of the update's first
+ * tensor, then is killed by SIGKILL), slowstream (stream transport: the fit's
+ * update streamed back in four quarters of chunks of at most 1 MiB,
+ * COHORT_FAKE_SLEEP_MS, default 500, before each quarter); "prepare" makes
+ * --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every fit. With
+ * COHORT_FAKE_EXEC=PATH every process whose client has no fault, and --prepare
+ * unless the fault is "prepare", execs PATH instead, so a real worker prepares
+ * the job and serves the other clients. With COHORT_FAKE_TRACE=FILE each worker
+ * appends "start PID CUDA_VISIBLE_DEVICES COHORT_DEVICE" after its hello and
+ * "end PID CUDA_VISIBLE_DEVICES" when it exits normally ("-" for unset), so
+ * tests can replay which workers overlapped on which GPU. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -372,6 +370,10 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 	step.u.metrics.step = 1;
 	kv_set_num(&step.u.metrics.values, "loss", 2.0);
 	send_or_die(fd, &step);
+	for (int i = 0; strcmp(fault, "flood") == 0 && i < 50000; i++) {
+		step.u.metrics.step = (uint64_t)i + 2;
+		send_or_die(fd, &step);
+	}
 	msg_free(&step);
 
 	struct msg r;

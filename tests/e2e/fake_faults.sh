@@ -120,6 +120,14 @@ COHORT_FAKE_FAULT=huge COHORT_FAKE_FAULT_CLIENT=1 run 3 3 3 2 --set strategy.nam
 	fail "huge update, median: $(cat "$tmp/hugemed.out")"
 check_clean "$tmp/huge"
 
+# A worker flooding progress metrics adds output.task_metrics lines at most.
+COHORT_FAKE_FAULT=flood COHORT_FAKE_FAULT_CLIENT=1 run 2 2 2 1 --set output.task_metrics=100 --workspace-root "$tmp/flood" >"$tmp/flood.out" 2>&1 ||
+	fail "flood: $(cat "$tmp/flood.out")"
+n=$(grep -c '"client":1,.*"key":"step_loss"' "$tmp"/flood/*/metrics/metrics.jsonl)
+[ "$n" -eq 100 ] || fail "flood: $n step_loss lines of client 1, expected 100"
+grep -q "client 1 task [0-9]*: more than 100 progress metrics (output.task_metrics); the rest are dropped" "$tmp"/flood/*/logs/orchestrator.log ||
+	fail "flood: no log line"
+
 # A central evaluation out of range is a failed evaluation, not a number.
 COHORT_FAKE_FAULT=evalrange run 2 2 2 1 --workspace-root "$tmp/evr" >"$tmp/evr.out" 2>"$tmp/evr.err" || fail "evalrange: $(cat "$tmp/evr.err")"
 grep -q "central evaluation failed: evaluate result has accuracy 1e+308, outside \[0, 1\]" "$tmp/evr.err" || fail "evalrange: $(cat "$tmp/evr.err")"
