@@ -619,3 +619,58 @@ config_print_keys(FILE *out)
 		        keys[i].path, expected, keys[i].def, keys[i].doc);
 	}
 }
+
+/* Sections that may differ between the runs of one job: how it runs, not
+ * what it computes (a requeued job may land on a node with other CPUs or
+ * GPUs). */
+static const char *const runtime_sections[] = {
+    "launcher", "output", "tracking", "preempt", "transport", "worker", "gpu"};
+
+/* True when section is one of runtime_sections. */
+static int
+is_runtime(const char *section)
+{
+	for (size_t i = 0; i < ARRAY_LEN(runtime_sections); i++)
+		if (strcmp(section, runtime_sections[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Append "key: a there, b here" lines for every job-defining key that
+ * differs; returns how many differ. */
+int
+config_job_differences(json_t *saved, json_t *given, char *buf, size_t size)
+{
+	int n = 0;
+	const char *section;
+	json_t *sv;
+	json_object_foreach(given, section, sv)
+	{
+		if (is_runtime(section))
+			continue;
+		const char *key;
+		json_t *v;
+		json_object_foreach(sv, key, v)
+		{
+			if (strcmp(section, "job") == 0 &&
+			    strcmp(key, "workspace_root") == 0)
+				continue;
+			json_t *old = json_object_get(
+			    json_object_get(saved, section), key);
+			if (old != NULL && json_equal(old, v))
+				continue;
+			char *a = old ? json_dumps(old, JSON_ENCODE_ANY)
+			              : xstrdup("(absent)");
+			char *b = json_dumps(v, JSON_ENCODE_ANY);
+			size_t len = strlen(buf);
+			if (n < 4 && len < size)
+				snprintf(buf + len, size - len,
+				         "%s%s.%s is %s there, %s here",
+				         n ? "; " : "", section, key, a, b);
+			free(a);
+			free(b);
+			n++;
+		}
+	}
+	return n;
+}

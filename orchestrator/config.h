@@ -128,6 +128,12 @@ int config_save(const struct config *c, const char *path,
                 struct ipc_error *err);
 /* The resolved configuration as a JSON object of sections (every key). */
 json_t *config_to_json(const struct config *c);
+/* Append "section.key is A there, B here" for every job-defining key (not
+ * the runtime sections launcher, output, tracking, preempt, transport,
+ * worker, gpu, nor job.workspace_root) of given that differs in saved, at
+ * most four of them, to buf; returns how many differ. */
+int config_job_differences(json_t *saved, json_t *given, char *buf,
+                           size_t size);
 /* Print every key with its type, default and documentation. */
 void config_print_keys(FILE *out);
 

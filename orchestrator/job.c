@@ -126,6 +126,8 @@ job_checkpoint(struct job *j)
 		                      json_integer(j->consecutive_failures[c]));
 	json_object_set_new(state, "consecutive_failures", fails);
 	json_object_set(state, "history", j->history);
+	/* What the job was when checkpointed: a resume says what changed. */
+	json_object_set_new(state, "config", config_to_json(j->cfg));
 	char *dir = workspace_path(&j->ws, "checkpoints");
 	int rc = checkpoint_save(dir, j->round, &j->model, j->global.fd, state,
 	                         &err);
@@ -213,6 +215,19 @@ load_model(struct job *j, int resuming)
 	if (state != NULL) {
 		restore_state(j, state);
 		console_out("resuming after round %u", j->round);
+		json_t *saved = json_object_get(state, "config");
+		json_t *now = config_to_json(j->cfg);
+		char diff[1024] = "";
+		int n = saved ? config_job_differences(saved, now, diff,
+		                                       sizeof diff)
+		              : 0;
+		if (n > 0)
+			console_err(
+			    "warning: the job's configuration changed "
+			    "since its checkpoint (%d key%s: %s%s); the "
+			    "rounds to come run with the new one",
+			    n, n == 1 ? "" : "s", diff, n > 4 ? "; ..." : "");
+		json_decref(now);
 	}
 	int rc = 0;
 	char *ckpt = workspace_path(&j->ws, "checkpoints");

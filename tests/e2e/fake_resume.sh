@@ -6,7 +6,8 @@
 # orchestrators resuming one workspace at the same moment: one runs it to
 # the end, the other is refused naming the first (4 trials); a state.json
 # edited to claim round 99 is refused naming the file and field, and the
-# temporary files of a killed write are removed by the next run.
+# temporary files of a killed write are removed by the next run; an edited
+# config.json is reported at the resume.
 . "$(dirname "$0")/lib/fake.sh"
 # Wait until the checkpoint of the workspace under $1 reaches round $2.
 wait_round() {
@@ -134,4 +135,14 @@ touch "$ws/checkpoints/round-0005.safetensors.tmp.4242" "$ws/results/summary.jso
 run --resume "$ws" >"$tmp/tmps.out" 2>&1 || fail "resume with stale temporary files: $(cat "$tmp/tmps.out")"
 [ -z "$(find "$ws" -name '*.tmp.*')" ] || fail "temporary files left: $(find "$ws" -name '*.tmp.*')"
 grep -q "removed 3 temporary files of interrupted writes" "$ws/logs/orchestrator.log" || fail "the removal was not logged"
+# config.json edited before a resume: said, not silently taken.
+python3 - "$ws/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["strategy"]["weighting"] = "uniform"
+json.dump(c, open(sys.argv[1], "w"))
+PY
+run --resume "$ws" >"$tmp/edit.out" 2>&1 || fail "resume after an edit: $(cat "$tmp/edit.out")"
+grep -q 'configuration changed since its checkpoint (1 key: strategy.weighting is "examples" there, "uniform" here)' "$tmp/edit.out" ||
+	fail "edited config.json not reported: $(cat "$tmp/edit.out")"
 echo "fake_resume: ok"
