@@ -67,6 +67,8 @@ struct worker {
 	int exited; /* reaped; status is valid */
 	int status;
 	int kill_stage;       /* 0, 1 = SIGTERM sent, 2 = SIGKILL sent */
+	int timeout_waited;   /* the task's timeout waited once for bytes
+	                       * already in its socket */
 	struct event *timer;  /* task timeout, then the kill grace period */
 	double timer_due;     /* when it fires (now_seconds clock) */
 	double timer_left;    /* paused while waiting to upload; -1: not */

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -659,6 +660,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* Whether bytes from the worker wait in its socket or its input buffer. */
+static int
+socket_has_bytes(const struct worker *w)
+{
+	if (w->bev == NULL)
+		return 0;
+	int n = 0;
+	return evbuffer_get_length(bufferevent_get_input(w->bev)) > 0 ||
+	       (ioctl(bufferevent_getfd(w->bev), FIONREAD, &n) == 0 && n > 0);
+}
+
 /* Timeout of the task in hand, or the end of a kill grace period. */
 static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -673,6 +685,14 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (w->kill_stage == 0) {
+		/* The orchestrator itself may have been stopped (SIGSTOP, a
+		 * loaded machine) while the result arrived: what is in the
+		 * socket before the deadline is read first, once. */
+		if (w->has_task && !w->timeout_waited && socket_has_bytes(w)) {
+			w->timeout_waited = 1;
+			arm_timer(w, 0.5);
+			return;
+		}
 		if (w->has_task) {
 			char *r = xasprintf("timed out after %g s",
 			                    l->opt.task_timeout_s);
@@ -768,6 +788,7 @@ worker_assign(struct worker *w, uint64_t task_id)
 	w->task_id = task_id;
 	w->have_last_task = 1;
 	w->last_task = task_id;
+	w->timeout_waited = 0;
 	w->reason[0] = '\0';
 	w->l->in_hand++;
 	if (w->state == WORKER_CONNECTED && w->bev != NULL)

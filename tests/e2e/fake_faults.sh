@@ -128,6 +128,25 @@ n=$(grep -c '"client":1,.*"key":"step_loss"' "$tmp"/flood/*/metrics/metrics.json
 grep -q "client 1 task [0-9]*: more than 100 progress metrics (output.task_metrics); the rest are dropped" "$tmp"/flood/*/logs/orchestrator.log ||
 	fail "flood: no log line"
 
+# The orchestrator stopped (SIGSTOP) past the task timeout while its
+# workers finished: results waiting in the sockets are results, not
+# timeouts (before: "timed out after 1 s; worker exited with status 0").
+for mode in spawn pool; do
+	extra=()
+	[ $mode = pool ] && extra=(--set launcher.tasks_per_worker=8)
+	COHORT_FAKE_SLEEP_MS=300 run_bg 8 8 8 2 --set launcher.task_timeout_s=1 --set launcher.max_concurrent=4 \
+		"${extra[@]}" --workspace-root "$tmp/stop-$mode" >"$tmp/stop-$mode.out" 2>&1
+	pid=$!
+	for _ in $(seq 200); do grep -qs '"round": 1\b' "$tmp/stop-$mode"/*/checkpoints/state.json && break; sleep 0.01; done
+	sleep 0.1 # round 2's tasks sent; their workers sleep 0.3 s
+	kill -STOP $pid
+	sleep 2.5
+	kill -CONT $pid
+	wait $pid || fail "stopped orchestrator ($mode): exit $?: $(cat "$tmp/stop-$mode.out")"
+	! grep -q "timed out\|retrying" "$tmp/stop-$mode.out" && [ "$(grep -c "sampled 8  ok 8  failed 0" "$tmp/stop-$mode.out")" -eq 2 ] ||
+		fail "stopped orchestrator ($mode): results taken for timeouts: $(cat "$tmp/stop-$mode.out")"
+done
+
 # A central evaluation out of range is a failed evaluation, not a number.
 COHORT_FAKE_FAULT=evalrange run 2 2 2 1 --workspace-root "$tmp/evr" >"$tmp/evr.out" 2>"$tmp/evr.err" || fail "evalrange: $(cat "$tmp/evr.err")"
 grep -q "central evaluation failed: evaluate result has accuracy 1e+308, outside \[0, 1\]" "$tmp/evr.err" || fail "evalrange: $(cat "$tmp/evr.err")"
