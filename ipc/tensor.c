@@ -548,17 +548,20 @@ int
 tensor_region_check_bounded(const struct tensor_manifest *m, const void *region,
                             double bound, struct ipc_error *err)
 {
-	if (tensor_region_check_finite(m, region, err) != 0)
-		return -1;
 	for (size_t t = 0; t < m->count; t++) {
 		const struct tensor_desc *d = &m->tensors[t];
+		if (d->dtype != DTYPE_F32 && d->dtype != DTYPE_F64)
+			continue;
 		const unsigned char *p =
 		    (const unsigned char *)region + d->offset;
 		size_t esize = tensor_dtype_size(d->dtype);
-		if (d->dtype != DTYPE_F32 && d->dtype != DTYPE_F64)
-			continue;
 		for (size_t i = 0; i < d->nbytes / esize; i++) {
 			double v = element_value(p, i, esize);
+			if (!isfinite(v))
+				return ipc_error_set(
+				    err, IPC_E_NONFINITE,
+				    "tensor '%s': element %zu is %s", d->name,
+				    i, isnan(v) ? "NaN" : "Inf");
 			if (fabs(v) > bound)
 				return ipc_error_set(
 				    err, IPC_E_BAD_VALUE,

@@ -92,8 +92,9 @@ int tensor_check_finite(const struct tensor_desc *d, const void *data,
  * the tensor and element index). */
 int tensor_region_check_finite(const struct tensor_manifest *m,
                                const void *region, struct ipc_error *err);
-/* tensor_region_check_finite, and no F32/F64 value larger than bound in
- * magnitude (IPC_E_BAD_VALUE naming the tensor, element and value). */
+/* In one pass: every F32/F64 value finite (IPC_E_NONFINITE) and no larger
+ * than bound in magnitude (IPC_E_BAD_VALUE naming the tensor, element and
+ * value). */
 int tensor_region_check_bounded(const struct tensor_manifest *m,
                                 const void *region, double bound,
                                 struct ipc_error *err);

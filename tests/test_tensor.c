@@ -314,6 +314,15 @@ test_check_finite(void)
 	CHECK_STR_CONTAINS(err.message, "'d': element 6 is Inf");
 	d[6] = 0;
 	CHECK_EQ_INT(tensor_region_check_finite(&m, region, &err), 0);
+	/* Bounded: finite and within the bound; I32 is not checked. */
+	CHECK_EQ_INT(tensor_region_check_bounded(&m, region, 1e304, &err), 0);
+	CHECK_EQ_INT(tensor_region_check_bounded(&m, region, 1e33, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
+	CHECK_STR_CONTAINS(err.message, "'w': element 1001 is 1.001e+33");
+	w[3] = NAN;
+	CHECK_EQ_INT(tensor_region_check_bounded(&m, region, 1e304, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_NONFINITE);
+	CHECK_STR_CONTAINS(err.message, "'w': element 3 is NaN");
 	free(region);
 	tensor_manifest_free(&m);
 }

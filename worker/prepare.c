@@ -189,6 +189,8 @@ add_client_sizes(json_t *o, const char *partition_path, struct ipc_error *err)
 		const uint32_t *ti, *hi;
 		size_t nt, nh;
 		rc = partition_client(&p, c, &ti, &nt, &hi, &nh, err);
+		if (rc != 0)
+			break;
 		json_array_append_new(train, json_integer((json_int_t)nt));
 		json_array_append_new(holdout, json_integer((json_int_t)nh));
 	}
