@@ -33,6 +33,7 @@ static const char *const code_names[IPC_E_CODE_COUNT] = {
     [IPC_E_SHM_NOSPACE] = "shm-no-space",
     [IPC_E_SHM_NOENT] = "shm-not-found",
     [IPC_E_SHM_SIZE] = "shm-size",
+    [IPC_E_SHM_SEALS] = "shm-seals",
     [IPC_E_ST_HEADER] = "safetensors-header",
     [IPC_E_ST_FILE] = "safetensors-file",
 };

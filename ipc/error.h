@@ -39,6 +39,8 @@ enum ipc_code {
 	IPC_E_SHM_NOSPACE, /* /dev/shm cannot hold the segment */
 	IPC_E_SHM_NOENT,   /* segment does not exist */
 	IPC_E_SHM_SIZE,    /* segment smaller than expected */
+	IPC_E_SHM_SEALS,   /* segment not sealed as required, or a seal
+	                    * refused (still mapped writable) */
 	/* safetensors */
 	IPC_E_ST_HEADER, /* header length or JSON invalid */
 	IPC_E_ST_FILE,   /* file shorter/longer than the header says */

@@ -147,6 +147,12 @@ frame_decoder_feed(struct frame_decoder *d, const uint8_t *data, size_t len,
 	return 1;
 }
 
+size_t
+frame_decoder_pending(const struct frame_decoder *d)
+{
+	return d->header_have == FRAME_HEADER_SIZE ? d->buf_have : 0;
+}
+
 /* The frame completed by the last feed. */
 const uint8_t *
 frame_decoder_payload(const struct frame_decoder *d, size_t *len)
@@ -279,14 +285,121 @@ frame_write_parts(int fd, const uint8_t *head, size_t head_len,
 	                     err);
 }
 
+void
+frame_fds_init(struct frame_fds *f)
+{
+	memset(f, 0, sizeof *f);
+	for (unsigned i = 0; i < FRAME_FDS_MAX; i++)
+		f->fd[i] = -1;
+}
+
+int
+frame_fds_take(struct frame_fds *f, unsigned i)
+{
+	if (i >= f->n)
+		return -1;
+	int fd = f->fd[i];
+	f->fd[i] = -1;
+	return fd;
+}
+
+void
+frame_fds_close(struct frame_fds *f)
+{
+	for (unsigned i = 0; i < f->n; i++)
+		if (f->fd[i] >= 0)
+			close(f->fd[i]);
+	frame_fds_init(f);
+}
+
+ssize_t
+frame_send_fds(int sock, const uint8_t *data, size_t len, const int *fds,
+               unsigned n, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FRAME_FDS_MAX)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (n > FRAME_FDS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n > 0) {
+		memset(&u, 0, sizeof u);
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+	}
+	ssize_t w;
+	do
+		w = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
+	while (w < 0 && errno == EINTR);
+	return w;
+}
+
+/* Keep the descriptors of a received control message in fds (closing the
+ * ones that do not fit). */
+static void
+collect_fds(struct msghdr *mh, struct frame_fds *fds)
+{
+	if (mh->msg_flags & MSG_CTRUNC)
+		fds->dropped = 1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL;
+	     c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+			if (fds->n < FRAME_FDS_MAX) {
+				fds->fd[fds->n++] = fd;
+			} else {
+				close(fd);
+				fds->dropped = 1;
+			}
+		}
+	}
+}
+
+/* One read of up to len bytes; with fds, a recvmsg that keeps the
+ * descriptors sent with them (plain read() lets the kernel close them). */
+static ssize_t
+read_some(int fd, uint8_t *buf, size_t len, struct frame_fds *fds)
+{
+	if (fds == NULL)
+		return read(fd, buf, len);
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FRAME_FDS_MAX)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = u.buf,
+	                    .msg_controllen = sizeof u.buf};
+	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0 && errno == ENOTSOCK)
+		return read(fd, buf, len);
+	if (n >= 0)
+		collect_fds(&mh, fds);
+	return n;
+}
+
 /* Read up to len bytes, stopping early only at EOF; *got says how many
  * arrived. Returns -1 with errno set on a read error. */
 static int
-read_upto(int fd, uint8_t *buf, size_t len, size_t *got)
+read_upto(int fd, uint8_t *buf, size_t len, size_t *got, struct frame_fds *fds)
 {
 	*got = 0;
 	while (*got < len) {
-		ssize_t n = read(fd, buf + *got, len - *got);
+		ssize_t n = read_some(fd, buf + *got, len - *got, fds);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -304,11 +417,12 @@ read_upto(int fd, uint8_t *buf, size_t len, size_t *got)
 
 /* Read a frame header: *want gets the payload's length, checked. */
 static int
-read_header(int fd, size_t max, size_t *want, struct ipc_error *err)
+read_header(int fd, size_t max, size_t *want, struct frame_fds *fds,
+            struct ipc_error *err)
 {
 	uint8_t header[FRAME_HEADER_SIZE];
 	size_t got;
-	if (read_upto(fd, header, sizeof header, &got) != 0)
+	if (read_upto(fd, header, sizeof header, &got, fds) != 0)
 		return ipc_error_set(err, IPC_E_IO,
 		                     "reading a frame header: %s",
 		                     strerror(errno));
@@ -325,10 +439,11 @@ read_header(int fd, size_t max, size_t *want, struct ipc_error *err)
 
 /* Read n of a want-byte payload into buf. */
 static int
-read_payload(int fd, uint8_t *buf, size_t n, size_t want, struct ipc_error *err)
+read_payload(int fd, uint8_t *buf, size_t n, size_t want, struct frame_fds *fds,
+             struct ipc_error *err)
 {
 	size_t got;
-	if (read_upto(fd, buf, n, &got) != 0)
+	if (read_upto(fd, buf, n, &got, fds) != 0)
 		return ipc_error_set(err, IPC_E_IO,
 		                     "reading a %zu-byte frame payload: %s",
 		                     want, strerror(errno));
@@ -342,16 +457,16 @@ read_payload(int fd, uint8_t *buf, size_t n, size_t want, struct ipc_error *err)
 
 /* Read one whole frame into a new buffer. */
 int
-frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
-           struct ipc_error *err)
+frame_read_fds(int fd, size_t max, uint8_t **payload, size_t *len,
+               struct frame_fds *fds, struct ipc_error *err)
 {
 	*payload = NULL;
 	*len = 0;
 	size_t want = 0;
-	if (read_header(fd, max, &want, err) != 0)
+	if (read_header(fd, max, &want, fds, err) != 0)
 		return -1;
 	uint8_t *buf = xmalloc(want);
-	if (read_payload(fd, buf, want, want, err) != 0) {
+	if (read_payload(fd, buf, want, want, fds, err) != 0) {
 		free(buf);
 		return -1;
 	}
@@ -361,16 +476,23 @@ frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
 }
 
 int
+frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
+           struct ipc_error *err)
+{
+	return frame_read_fds(fd, max, payload, len, NULL, err);
+}
+
+int
 frame_read_start(int fd, size_t max, uint8_t *prefix, size_t cap,
                  size_t *prefix_len, size_t *len, struct ipc_error *err)
 {
 	*prefix_len = 0;
 	*len = 0;
 	size_t want = 0;
-	if (read_header(fd, max, &want, err) != 0)
+	if (read_header(fd, max, &want, NULL, err) != 0)
 		return -1;
 	size_t first = want < cap ? want : cap;
-	if (read_payload(fd, prefix, first, want, err) != 0)
+	if (read_payload(fd, prefix, first, want, NULL, err) != 0)
 		return -1;
 	*prefix_len = first;
 	*len = want;
@@ -381,7 +503,7 @@ int
 frame_read_rest(int fd, void *dst, size_t n, struct ipc_error *err)
 {
 	size_t got;
-	if (read_upto(fd, dst, n, &got) != 0)
+	if (read_upto(fd, dst, n, &got, NULL) != 0)
 		return ipc_error_set(err, IPC_E_IO,
 		                     "reading a frame payload: %s",
 		                     strerror(errno));

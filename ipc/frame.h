@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -46,6 +47,9 @@ const uint8_t *frame_decoder_payload(const struct frame_decoder *d,
  * decoder checks it (IPC_E_FRAME_EMPTY, IPC_E_FRAME_TOO_LARGE over max). */
 int frame_header_check(const uint8_t *header, size_t max, size_t *len,
                        struct ipc_error *err);
+/* Bytes the decoder holds of a frame not yet complete (0 between
+ * frames). */
+size_t frame_decoder_pending(const struct frame_decoder *d);
 /* Whether the decoder stands between frames (no part of one seen yet) and
  * has not failed: the caller may then take the next frame by other means. */
 int frame_decoder_between(const struct frame_decoder *d);
@@ -71,11 +75,35 @@ int frame_read_start(int fd, size_t max, uint8_t *prefix, size_t cap,
                      size_t *prefix_len, size_t *len, struct ipc_error *err);
 /* Read exactly n more bytes of a frame into dst (IPC_E_TRUNCATED on EOF). */
 int frame_read_rest(int fd, void *dst, size_t n, struct ipc_error *err);
+/* Descriptors that arrived with a frame (SCM_RIGHTS on a Unix socket). */
+#define FRAME_FDS_MAX 4
+struct frame_fds {
+	int fd[FRAME_FDS_MAX]; /* -1 once taken */
+	unsigned n;
+	int dropped; /* more came than fit (the kernel closed the rest) */
+};
+
+/* An empty set. */
+void frame_fds_init(struct frame_fds *f);
+/* Descriptor i, now the caller's (its slot empties); -1 if none. */
+int frame_fds_take(struct frame_fds *f, unsigned i);
+/* Close every descriptor not taken; the set is empty afterwards. */
+void frame_fds_close(struct frame_fds *f);
+/* One sendmsg(2) of data[0..len) with descriptors fds[0..n) attached to
+ * its first byte (MSG_NOSIGNAL | flags): the bytes sent, or -1 with errno
+ * (EAGAIN with MSG_DONTWAIT when the socket is full). */
+ssize_t frame_send_fds(int sock, const uint8_t *data, size_t len,
+                       const int *fds, unsigned n, int flags);
+
 /* Read one frame into a malloc'd *payload of *len bytes. IPC_E_CLOSED on
  * EOF before the first header byte, IPC_E_TRUNCATED on EOF inside a frame,
  * IPC_E_FRAME_TOO_LARGE (checked before allocating), IPC_E_FRAME_EMPTY,
  * IPC_E_IO. */
 int frame_read(int fd, size_t max, uint8_t **payload, size_t *len,
                struct ipc_error *err);
+/* frame_read that also collects descriptors sent with the frame's bytes
+ * into fds (which the caller closes: frame_fds_close). */
+int frame_read_fds(int fd, size_t max, uint8_t **payload, size_t *len,
+                   struct frame_fds *fds, struct ipc_error *err);
 
 #endif

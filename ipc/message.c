@@ -2,6 +2,7 @@
  * that names the offending key path, and blocking send/receive. */
 #include "message.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -175,9 +176,10 @@ msg_init(struct msg *m, enum msg_type type)
 	m->type = type;
 	if (type == MSG_HELLO)
 		m->u.hello.proto = PROTO_VERSION;
-	else if (type == MSG_TASK)
+	else if (type == MSG_TASK) {
 		params_ref_init(&m->u.task.params);
-	else if (type == MSG_RESULT)
+		m->u.task.update_fd = -1;
+	} else if (type == MSG_RESULT)
 		params_ref_init(&m->u.result.params);
 }
 
@@ -736,59 +738,46 @@ decode_manifest(const msgpack_object *o, const char *where,
 	return 0;
 }
 
-/* Whether s (len bytes) is a POSIX shm name: "/" then at least one
- * character, no other '/'. */
-static int
-shm_name_ok(const char *s, size_t len)
-{
-	return len >= 2 && s[0] == '/' && memchr(s + 1, '/', len - 1) == NULL;
-}
-
-/* params {manifest, shm+size | inline | stream}, manifest checked against
+/* params {manifest, fd+size | inline | stream}, manifest checked against
  * the region it describes. */
 static int
 decode_params(const msgpack_object *o, const char *where, struct params_ref *p,
               struct ipc_error *err)
 {
-	const msgpack_object *man, *shm, *inl, *stream, *size;
+	const msgpack_object *man, *fd, *inl, *stream, *size;
 	char sub[PATH_LEN];
 	if (o->type != MSGPACK_OBJECT_MAP)
 		return wrong_type(o, where, "a map", err);
 	if (map_get(o, where, "manifest", 1, &man, err) != 0 ||
-	    map_get(o, where, "shm", 0, &shm, err) != 0 ||
+	    map_get(o, where, "fd", 0, &fd, err) != 0 ||
 	    map_get(o, where, "inline", 0, &inl, err) != 0 ||
 	    map_get(o, where, "stream", 0, &stream, err) != 0)
 		return -1;
-	int sources = (shm != NULL) + (inl != NULL) + (stream != NULL);
+	int sources = (fd != NULL) + (inl != NULL) + (stream != NULL);
 	if (sources == 0)
 		return ipc_error_set(err, IPC_E_MISSING_KEY,
-		                     "%s: needs one of shm (with size), inline "
+		                     "%s: needs one of fd (with size), inline "
 		                     "or stream",
 		                     where);
 	if (sources > 1)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "%s: has more than one of shm, inline and "
+		                     "%s: has more than one of fd, inline and "
 		                     "stream",
 		                     where);
 	if (decode_manifest(man, path_join(sub, where, "manifest"),
 	                    &p->manifest, err) != 0)
 		return -1;
-	if (shm != NULL) {
-		path_join(sub, where, "shm");
-		if (want_str(shm, sub, PARAMS_SHM_MAX - 1, err) != 0)
+	if (fd != NULL) {
+		uint64_t index;
+		if (want_uint(fd, path_join(sub, where, "fd"),
+		              PARAMS_FD_MAX - 1, &index, err) != 0)
 			return -1;
-		if (!shm_name_ok(shm->via.str.ptr, shm->via.str.size))
-			return ipc_error_set(err, IPC_E_BAD_VALUE,
-			                     "%s: \"%.*s\" is not a shm name "
-			                     "(a leading '/' and no other)",
-			                     sub, (int)shm->via.str.size,
-			                     shm->via.str.ptr);
-		obj_strcpy(p->shm, shm);
+		p->fd = (uint32_t)index;
 		if (map_get(o, where, "size", 1, &size, err) != 0 ||
 		    want_uint(size, path_join(sub, where, "size"), INT64_MAX,
 		              &p->size, err) != 0)
 			return -1;
-		p->where = PARAMS_SHM;
+		p->where = PARAMS_FD;
 	} else if (inl != NULL) {
 		if (inl->type != MSGPACK_OBJECT_BIN)
 			return wrong_type(inl, path_join(sub, where, "inline"),
@@ -854,7 +843,7 @@ decode_hello(const msgpack_object *map, struct msg_hello *h,
 	return 0;
 }
 
-/* task {task_id, kind, round, client_id, config, params}. */
+/* task {task_id, kind, round, client_id, config, params, update_fd?}. */
 static int
 decode_task(const msgpack_object *map, struct msg_task *t,
             struct ipc_error *err)
@@ -898,7 +887,24 @@ decode_task(const msgpack_object *map, struct msg_task *t,
 		                     "task.params: missing required key (a "
 		                     "%s task needs the global model)",
 		                     kind_names[t->kind]);
-	return decode_params(v, "task.params", &t->params, err);
+	if (decode_params(v, "task.params", &t->params, err) != 0)
+		return -1;
+	const msgpack_object *u;
+	uint64_t index;
+	if (map_get(map, "task", "update_fd", 0, &u, err) != 0)
+		return -1;
+	if (u == NULL)
+		return 0;
+	if (want_uint(u, "task.update_fd", PARAMS_FD_MAX - 1, &index, err) != 0)
+		return -1;
+	if (t->kind != TASK_FIT || t->params.where != PARAMS_FD ||
+	    index == t->params.fd)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "task.update_fd: only a fit task whose "
+		                     "params are a descriptor names one, and "
+		                     "another than params.fd");
+	t->update_fd = (int32_t)index;
+	return 0;
 }
 
 /* result {task_id, num_examples, metrics, params?}. */
@@ -1092,11 +1098,11 @@ pack_kv(msgpack_packer *pk, const struct kv_list *l)
 	}
 }
 
-/* Pack params {manifest, shm+size | inline | stream}. */
+/* Pack params {manifest, fd+size | inline | stream}. */
 static void
 pack_params(msgpack_packer *pk, const struct params_ref *p)
 {
-	msgpack_pack_map(pk, p->where == PARAMS_SHM ? 3 : 2);
+	msgpack_pack_map(pk, p->where == PARAMS_FD ? 3 : 2);
 	pack_cstr(pk, "manifest");
 	msgpack_pack_array(pk, p->manifest.count);
 	for (size_t i = 0; i < p->manifest.count; i++) {
@@ -1116,9 +1122,9 @@ pack_params(msgpack_packer *pk, const struct params_ref *p)
 		msgpack_pack_uint64(pk, t->nbytes);
 	}
 	switch (p->where) {
-	case PARAMS_SHM:
-		pack_cstr(pk, "shm");
-		pack_cstr(pk, p->shm);
+	case PARAMS_FD:
+		pack_cstr(pk, "fd");
+		msgpack_pack_uint32(pk, p->fd);
 		pack_cstr(pk, "size");
 		msgpack_pack_uint64(pk, p->size);
 		break;
@@ -1147,7 +1153,8 @@ pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 		msgpack_pack_map(pk, 6);
 		break;
 	case MSG_TASK:
-		msgpack_pack_map(pk, t->params.where != PARAMS_NONE ? 7 : 6);
+		msgpack_pack_map(pk, (t->params.where != PARAMS_NONE ? 7 : 6) +
+		                         (t->update_fd >= 0));
 		break;
 	case MSG_RESULT:
 		msgpack_pack_map(pk, r->params.where != PARAMS_NONE ? 5 : 4);
@@ -1185,6 +1192,10 @@ pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 		if (t->params.where != PARAMS_NONE) {
 			pack_cstr(pk, "params");
 			pack_params(pk, &t->params);
+		}
+		if (t->update_fd >= 0) {
+			pack_cstr(pk, "update_fd");
+			msgpack_pack_uint32(pk, (uint32_t)t->update_fd);
 		}
 		break;
 	case MSG_RESULT:
@@ -1408,8 +1419,8 @@ params_equal(const struct params_ref *a, const struct params_ref *b)
 	if (!manifest_equal(&a->manifest, &b->manifest))
 		return 0;
 	switch (a->where) {
-	case PARAMS_SHM:
-		return strcmp(a->shm, b->shm) == 0 && a->size == b->size;
+	case PARAMS_FD:
+		return a->fd == b->fd && a->size == b->size;
 	case PARAMS_STREAM:
 		return a->size == b->size;
 	case PARAMS_INLINE:
@@ -1441,6 +1452,7 @@ msg_equal(const struct msg *a, const struct msg *b)
 		return x->task_id == y->task_id && x->kind == y->kind &&
 		       x->round == y->round && x->client_id == y->client_id &&
 		       kv_equal(&x->config, &y->config) &&
+		       x->update_fd == y->update_fd &&
 		       params_equal(&x->params, &y->params);
 	}
 	case MSG_RESULT: {
@@ -1475,14 +1487,30 @@ msg_equal(const struct msg *a, const struct msg *b)
 int
 msg_send(int fd, const struct msg *m, struct ipc_error *err)
 {
+	return msg_send_fds(fd, m, NULL, 0, err);
+}
+
+int
+msg_send_fds(int fd, const struct msg *m, const int *fds, unsigned n,
+             struct ipc_error *err)
+{
 	uint8_t *frame;
 	size_t len;
 	if (msg_encode_frame(m, &frame, &len) != 0)
 		return ipc_error_set(err, IPC_E_FRAME_TOO_LARGE,
 		                     "%s message does not fit in a frame",
 		                     msg_type_name(m->type));
-	/* The frame is complete, header included: written as it is. */
-	int rc = frame_write_parts(fd, frame, len, NULL, 0, err);
+	/* The frame is complete, header included: written as it is, its
+	 * first byte carrying the descriptors if there are any. */
+	ssize_t w = n > 0 ? frame_send_fds(fd, frame, len, fds, n, 0) : 0;
+	int rc = 0;
+	if (w < 0)
+		rc = ipc_error_set(err, IPC_E_IO,
+		                   "sending a frame with %u descriptors: %s", n,
+		                   strerror(errno));
+	else if ((size_t)w < len)
+		rc = frame_write_parts(fd, frame + w, len - (size_t)w, NULL, 0,
+		                       err);
 	free(frame);
 	return rc;
 }
@@ -1491,10 +1519,17 @@ msg_send(int fd, const struct msg *m, struct ipc_error *err)
 int
 msg_recv(int fd, size_t max, struct msg *out, struct ipc_error *err)
 {
+	return msg_recv_fds(fd, max, out, NULL, err);
+}
+
+int
+msg_recv_fds(int fd, size_t max, struct msg *out, struct frame_fds *fds,
+             struct ipc_error *err)
+{
 	uint8_t *payload;
 	size_t len;
 	msg_init(out, MSG_HELLO);
-	if (frame_read(fd, max, &payload, &len, err) != 0)
+	if (frame_read_fds(fd, max, &payload, &len, fds, err) != 0)
 		return -1;
 	int rc = msg_decode(payload, len, out, err);
 	free(payload);

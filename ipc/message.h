@@ -8,15 +8,16 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "frame.h"
 #include "tensor.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define MSG_MAX_TOKEN 128 /* bytes of hello.token */
 #define MSG_MAX_DEVICE 63 /* bytes of hello.device */
 #define MSG_MAX_DEPTH 16  /* nested maps/arrays accepted in a payload */
 #define MSG_MAX_OBJECTS (1u << 22) /* msgpack values in one payload */
-#define MSG_MAX_KV 4096    /* entries of config{}, metrics{}, values{} */
-#define PARAMS_SHM_MAX 256 /* bytes of a shm name including the NUL */
+#define MSG_MAX_KV 4096 /* entries of config{}, metrics{}, values{} */
+#define PARAMS_FD_MAX 4 /* descriptors one frame may carry (FRAME_FDS_MAX) */
 
 /* Scalar key/value lists: task config{}, result metrics{}, metrics values{}.
  * Entries keep their insertion order; keys are unique. */
@@ -51,17 +52,18 @@ int kv_get_bool(const struct kv_list *l, const char *key, int def);
 void kv_free(struct kv_list *l);
 
 /* Where the bytes of a tensor set are. */
-enum params_where { PARAMS_NONE, PARAMS_SHM, PARAMS_INLINE, PARAMS_STREAM };
+enum params_where { PARAMS_NONE, PARAMS_FD, PARAMS_INLINE, PARAMS_STREAM };
 
 /* Wire form: {manifest: [{name, dtype, shape, offset, nbytes}...]} plus one
- * of shm: NAME and size: N, inline: BIN, or stream: SIZE (chunk messages
+ * of fd: I and size: N (shared memory: descriptor I of those sent with the
+ * task frame, shm.h), inline: BIN, or stream: SIZE (chunk messages
  * follow). Decoding validates the manifest against the region size. */
 struct params_ref {
 	struct tensor_manifest manifest;
 	enum params_where where;
-	char shm[PARAMS_SHM_MAX]; /* "/name": one leading slash, no other */
-	uint64_t size;            /* region bytes for PARAMS_SHM/STREAM */
-	uint8_t *inline_data;     /* owned; PARAMS_INLINE */
+	uint32_t fd;   /* PARAMS_FD: index among the task frame's descriptors */
+	uint64_t size; /* region bytes for PARAMS_FD/STREAM */
+	uint8_t *inline_data; /* owned; PARAMS_INLINE */
 	size_t inline_len;
 };
 
@@ -90,7 +92,9 @@ struct msg_hello {
 };
 
 /* orchestrator -> worker. params is required for fit and evaluate and
- * absent (PARAMS_NONE) for shutdown. */
+ * absent (PARAMS_NONE) for shutdown. A fit task whose global model is in
+ * shared memory also names the descriptor its update goes into
+ * (update_fd); its result's params then say {fd: update_fd}. */
 struct msg_task {
 	uint64_t task_id;
 	enum task_kind kind;
@@ -98,6 +102,7 @@ struct msg_task {
 	int64_t client_id;
 	struct kv_list config;
 	struct params_ref params;
+	int32_t update_fd; /* index among the frame's descriptors; -1: none */
 };
 
 /* worker -> orchestrator: outcome of a task; params is PARAMS_NONE when the
@@ -183,7 +188,15 @@ int msg_equal(const struct msg *a, const struct msg *b);
 
 /* Encode and frame_write m to fd. */
 int msg_send(int fd, const struct msg *m, struct ipc_error *err);
+/* msg_send with descriptors attached to the frame's first byte (a Unix
+ * socket; the rest of the frame is written as msg_send writes). */
+int msg_send_fds(int fd, const struct msg *m, const int *fds, unsigned n,
+                 struct ipc_error *err);
 /* frame_read (payload at most max bytes) and decode into out. */
 int msg_recv(int fd, size_t max, struct msg *out, struct ipc_error *err);
+/* msg_recv that keeps the descriptors sent with the frame in fds
+ * (frame.h); the caller takes or closes them, whatever the outcome. */
+int msg_recv_fds(int fd, size_t max, struct msg *out, struct frame_fds *fds,
+                 struct ipc_error *err);
 
 #endif

@@ -1,5 +1,5 @@
-/* shm.c: creating, mapping and removing POSIX shared-memory segments. */
-#define _GNU_SOURCE /* renameat2 */
+/* shm.c: creating, sealing, mapping and removing shared-memory segments. */
+#define _GNU_SOURCE /* renameat2, memfd_create, F_ADD_SEALS */
 #include "shm.h"
 
 #include <dirent.h>
@@ -11,90 +11,78 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
-#define SHM_DIR "/dev/shm"
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U /* Linux 6.3 */
+#endif
 
-/* Whether a (checked) segment name is a file path rather than a POSIX
- * shared-memory name: it has a '/' after the first. */
+/* A memfd's label is at most this long (the kernel's limit is 249). */
+#define LABEL_MAX 240
+
+/* Whether a (checked) segment name is a file path rather than a memfd's
+ * label. */
 static int
 is_path(const char *name)
 {
-	return strchr(name + 1, '/') != NULL;
+	return name[0] == '/';
 }
 
-/* Check a segment name: "/" then 1..254 bytes without another '/' (POSIX
- * shared memory), or an absolute file path of at most 255 bytes. */
+/* Check a segment name: a label of 1..LABEL_MAX bytes without '/', or an
+ * absolute file path of at most 255 bytes. */
 static int
 check_name(const char *name, struct ipc_error *err)
 {
 	size_t len = name ? strnlen(name, 256) : 0;
-	if (len < 2 || len > 255 || name[0] != '/' || name[len - 1] == '/')
+	int ok = len > 0 && len <= 255 &&
+	         (is_path(name) ? len >= 2 && name[len - 1] != '/'
+	                        : len <= LABEL_MAX && !strchr(name, '/'));
+	if (!ok)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "shared-memory name '%.64s' is invalid: "
-		                     "it must be '/' followed by 1 to 254 "
-		                     "characters without another '/' (or "
-		                     "an absolute file path)",
-		                     name ? name : "(null)");
+		                     "segment name '%.64s' is invalid: it must "
+		                     "be a label of 1 to %d characters without "
+		                     "'/' or an absolute file path",
+		                     name ? name : "(null)", LABEL_MAX);
 	return 0;
 }
 
-/* open(2) of a segment by its name. */
+/* A new segment's descriptor: an exclusive file, or a sealable memfd. */
 static int
-open_segment(const char *name, int oflag, mode_t mode)
+open_new(const char *name)
 {
 	if (is_path(name))
-		return open(name, oflag | O_CLOEXEC, mode);
-	return shm_open(name, oflag, mode);
+		return open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+	unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+	int fd = memfd_create(name, flags | MFD_NOEXEC_SEAL);
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create(name, flags);
+	return fd;
 }
 
-/* unlink(2) of a segment by its name. */
-static int
-unlink_segment(const char *name)
-{
-	return is_path(name) ? unlink(name) : shm_unlink(name);
-}
-
-/* The file behind a segment name, into buf (sizeof SHM_DIR + 256). */
+/* Remove a new segment that failed: its file, if it is one. */
 static void
-segment_file(char *buf, size_t size, const char *name)
+discard(const char *name, int fd)
 {
-	snprintf(buf, size, "%s%s", is_path(name) ? "" : SHM_DIR, name);
+	close(fd);
+	if (is_path(name))
+		unlink(name);
 }
 
-/* Bytes available to unprivileged users in /dev/shm. */
-int
-shm_free_bytes(uint64_t *free_bytes, struct ipc_error *err)
-{
-	struct statvfs st;
-	if (statvfs(SHM_DIR, &st) != 0)
-		return ipc_error_set(err, IPC_E_IO, "statvfs %s: %s", SHM_DIR,
-		                     strerror(errno));
-	*free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
-	return 0;
-}
-
-/* Fill err with a "/dev/shm is full" message naming the sizes and the fix. */
+/* Fill err with a "no room for the segment" message naming the size and
+ * the fix. */
 static int
 nospace_error(const char *name, size_t size, int errnum, struct ipc_error *err)
 {
-	uint64_t avail = 0;
-	struct ipc_error ignored;
 	if (is_path(name))
 		return ipc_error_set(err, IPC_E_SHM_NOSPACE,
 		                     "cannot reserve %zu bytes for %s (%s): "
 		                     "free space on its file system",
 		                     size, name, strerror(errnum));
-	if (shm_free_bytes(&avail, &ignored) != 0)
-		avail = 0;
 	return ipc_error_set(err, IPC_E_SHM_NOSPACE,
-	                     "cannot reserve %zu bytes for shared-memory "
-	                     "segment %s (%s); %s has %" PRIu64
-	                     " bytes free: free space in %s or raise its "
-	                     "size (mount -o remount,size=...)",
-	                     size, name, strerror(errnum), SHM_DIR, avail,
-	                     SHM_DIR);
+	                     "cannot reserve %zu bytes of shared memory for "
+	                     "%s (%s): free memory, or run fewer workers at "
+	                     "once (launcher.max_concurrent)",
+	                     size, name, strerror(errnum));
 }
 
 /* Segments are mapped with their pages in place: one call instead of a
@@ -108,9 +96,9 @@ populate(int flags, size_t size)
 }
 
 /* Write size bytes of src at the start of fd, in pieces. */
-static int
-fill_from(int fd, const char *name, const void *src, size_t size,
-          struct ipc_error *err)
+int
+shm_fd_fill(int fd, const char *name, const void *src, size_t size,
+            struct ipc_error *err)
 {
 	const size_t piece = 8u << 20;
 	for (size_t off = 0; off < size;) {
@@ -132,10 +120,14 @@ fill_from(int fd, const char *name, const void *src, size_t size,
 	return 0;
 }
 
-/* Create, reserve, fill from src (when not NULL) and map a new segment. */
+/* How create() prepares a new segment's pages. */
+enum fill { FILL_RESERVE, FILL_COPY, FILL_NONE };
+
+/* Create a new segment: size it, seal its size (memfd), reserve its pages
+ * or fill them from src, and map it (unless fill is FILL_NONE). */
 static int
 create(struct shm_segment *s, const char *name, size_t size, const void *src,
-       struct ipc_error *err)
+       enum fill fill, struct ipc_error *err)
 {
 	memset(s, 0, sizeof *s);
 	s->fd = -1;
@@ -148,30 +140,36 @@ create(struct shm_segment *s, const char *name, size_t size, const void *src,
 		                     name);
 	if (size > (size_t)INT64_MAX)
 		return nospace_error(name, size, EFBIG, err);
-
-	int fd = open_segment(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+	int fd = open_new(name);
 	if (fd < 0) {
 		if (errno == EEXIST)
 			return ipc_error_set(err, IPC_E_SHM_EXISTS,
-			                     "shared-memory segment %s already "
-			                     "exists (a stale job? remove it "
-			                     "from %s)",
-			                     name, SHM_DIR);
-		return ipc_error_set(err, IPC_E_IO, "open %s: %s", name,
+			                     "%s already exists (a stale job? "
+			                     "remove it)",
+			                     name);
+		if (errno == ENOMEM || errno == EMFILE || errno == ENFILE)
+			return nospace_error(name, size, errno, err);
+		return ipc_error_set(err, IPC_E_IO, "creating %s: %s", name,
 		                     strerror(errno));
 	}
 	int rc;
 	if (ftruncate(fd, (off_t)size) != 0) {
 		int e = errno;
-		if (e == EFBIG || e == ENOSPC)
+		if (e == EFBIG || e == ENOSPC || e == ENOMEM)
 			nospace_error(name, size, e, err);
 		else
 			ipc_error_set(err, IPC_E_IO, "ftruncate %s to %zu: %s",
 			              name, size, strerror(e));
 		goto fail;
 	}
-	rc = posix_fallocate(fd, 0, (off_t)size);
-	if (rc != 0) {
+	if (!is_path(name) &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+		ipc_error_set(err, IPC_E_IO, "sealing %s: %s", name,
+		              strerror(errno));
+		goto fail;
+	}
+	if (fill == FILL_RESERVE &&
+	    (rc = posix_fallocate(fd, 0, (off_t)size)) != 0) {
 		if (rc == ENOSPC || rc == EFBIG || rc == ENOMEM)
 			nospace_error(name, size, rc, err);
 		else
@@ -180,17 +178,23 @@ create(struct shm_segment *s, const char *name, size_t size, const void *src,
 			              name, size, strerror(rc));
 		goto fail;
 	}
-	if (src != NULL && fill_from(fd, name, src, size, err) != 0)
+	if (fill == FILL_COPY && shm_fd_fill(fd, name, src, size, err) != 0)
 		goto fail;
+	if (fill == FILL_NONE) {
+		snprintf(s->name, sizeof s->name, "%s", name);
+		s->fd = fd;
+		s->size = size;
+		return 0;
+	}
 	if (shm_segment_map(s, name, fd, size, SHM_WRITE, err) != 0) {
-		unlink_segment(name); /* fd is closed */
+		if (is_path(name))
+			unlink(name); /* fd is closed */
 		return -1;
 	}
 	return 0;
 
 fail:
-	close(fd);
-	unlink_segment(name);
+	discard(name, fd);
 	return -1;
 }
 
@@ -198,38 +202,86 @@ int
 shm_segment_create(struct shm_segment *s, const char *name, size_t size,
                    struct ipc_error *err)
 {
-	return create(s, name, size, NULL, err);
+	return create(s, name, size, NULL, FILL_RESERVE, err);
 }
 
 int
 shm_segment_create_copy(struct shm_segment *s, const char *name, size_t size,
                         const void *src, struct ipc_error *err)
 {
-	return create(s, name, size, src, err);
+	return create(s, name, size, src, FILL_COPY, err);
 }
 
-/* Open a segment and check its size. */
 int
-shm_open_checked(const char *name, int writable, size_t min_size, int *fd_out,
-                 struct stat *st, struct ipc_error *err)
+shm_segment_create_empty(struct shm_segment *s, const char *name, size_t size,
+                         struct ipc_error *err)
 {
-	if (check_name(name, err) != 0)
-		return -1;
-	int fd = open_segment(name, writable ? O_RDWR : O_RDONLY, 0);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return ipc_error_set(err, IPC_E_SHM_NOENT,
-			                     "shared-memory segment %s does "
-			                     "not exist",
-			                     name);
-		return ipc_error_set(err, IPC_E_IO, "open %s: %s", name,
-		                     strerror(errno));
-	}
+	if (name != NULL && is_path(name))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "%s: an empty segment is a memfd, not a "
+		                     "file",
+		                     name);
+	return create(s, name, size, NULL, FILL_NONE, err);
+}
+
+/* Add seals to s's memfd. */
+static int
+add_seals(struct shm_segment *s, int seals, const char *what,
+          struct ipc_error *err)
+{
+	if (s->fd < 0 || is_path(s->name))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "%s: only an open memfd can be sealed",
+		                     s->name);
+	if (fcntl(s->fd, F_ADD_SEALS, seals) == 0)
+		return 0;
+	if (errno == EBUSY)
+		return ipc_error_set(
+		    err, IPC_E_SHM_SEALS,
+		    "%s cannot be sealed %s: a process still "
+		    "maps it writable (a worker must unmap its "
+		    "update before it sends its result)",
+		    s->name, what);
+	return ipc_error_set(err, IPC_E_IO, "sealing %s %s: %s", s->name, what,
+	                     strerror(errno));
+}
+
+int
+shm_segment_seal_readonly(struct shm_segment *s, struct ipc_error *err)
+{
+	return add_seals(s, F_SEAL_FUTURE_WRITE, "read-only", err);
+}
+
+int
+shm_segment_seal_write(struct shm_segment *s, struct ipc_error *err)
+{
+	return add_seals(s, F_SEAL_WRITE, "against writes", err);
+}
+
+int
+shm_fd_check(int fd, const char *name, int want, size_t min_size,
+             struct stat *st, struct ipc_error *err)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	int need = F_SEAL_SHRINK | F_SEAL_GROW;
 	if (fstat(fd, st) != 0) {
 		ipc_error_set(err, IPC_E_IO, "fstat %s: %s", name,
 		              strerror(errno));
-		close(fd);
-		return -1;
+		goto fail;
+	}
+	if (!S_ISREG(st->st_mode) || seals < 0 || (seals & need) != need) {
+		ipc_error_set(err, IPC_E_SHM_SEALS,
+		              "%s is not a memfd sealed against resizing "
+		              "(seals %#x)",
+		              name, seals < 0 ? 0 : seals);
+		goto fail;
+	}
+	if ((want & SHM_SEALED_READONLY) &&
+	    !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) {
+		ipc_error_set(err, IPC_E_SHM_SEALS,
+		              "%s is not sealed against writes (seals %#x)",
+		              name, seals);
+		goto fail;
 	}
 	if (st->st_size <= 0 || (uint64_t)st->st_size < min_size) {
 		ipc_error_set(err, IPC_E_SHM_SIZE,
@@ -237,11 +289,12 @@ shm_open_checked(const char *name, int writable, size_t min_size, int *fd_out,
 		              "at least %zu are expected",
 		              name, (intmax_t)st->st_size,
 		              min_size ? min_size : 1);
-		close(fd);
-		return -1;
+		goto fail;
 	}
-	*fd_out = fd;
 	return 0;
+fail:
+	close(fd);
+	return -1;
 }
 
 /* Map an open segment into s. */
@@ -269,122 +322,97 @@ shm_segment_map(struct shm_segment *s, const char *name, int fd, size_t size,
 	return 0;
 }
 
-/* Map an existing segment. */
 int
-shm_segment_open(struct shm_segment *s, const char *name, int flags,
-                 size_t min_size, struct ipc_error *err)
+shm_segment_from_fd(struct shm_segment *s, int fd, const char *name, int want,
+                    int flags, size_t min_size, struct ipc_error *err)
 {
 	memset(s, 0, sizeof *s);
 	s->fd = -1;
-	int fd;
 	struct stat st;
-	if (shm_open_checked(name, (flags & SHM_WRITE) != 0, min_size, &fd, &st,
-	                     err) != 0)
+	if (shm_fd_check(fd, name, want, min_size, &st, err) != 0)
 		return -1;
 	return shm_segment_map(s, name, fd, (size_t)st.st_size, flags, err);
 }
 
-/* Unmap and close. A zeroed struct has addr NULL and is left alone, so fd 0
- * is never closed by mistake. */
 void
-shm_segment_close(struct shm_segment *s)
+shm_segment_unmap(struct shm_segment *s)
 {
-	if (s->addr != NULL) {
-		if (!s->cached)
-			munmap(s->addr, s->size);
-		if (s->fd >= 0)
-			close(s->fd);
-	}
-	s->cached = 0;
+	if (s->addr != NULL && !s->cached)
+		munmap(s->addr, s->size);
 	s->addr = NULL;
-	s->size = 0;
-	s->fd = -1;
+	s->cached = 0;
 	s->writable = 0;
 	s->lazy = 0;
 }
 
-/* Remove a segment's name. */
+/* Unmap and close. */
+void
+shm_segment_close(struct shm_segment *s)
+{
+	shm_segment_unmap(s);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->size = 0;
+	s->fd = -1;
+}
+
+/* Remove a file segment's file. */
 int
 shm_segment_unlink(const char *name, struct ipc_error *err)
 {
 	if (check_name(name, err) != 0)
 		return -1;
-	if (unlink_segment(name) != 0 && errno != ENOENT)
+	if (is_path(name) && unlink(name) != 0 && errno != ENOENT)
 		return ipc_error_set(err, IPC_E_IO, "unlink %s: %s", name,
 		                     strerror(errno));
 	return 0;
 }
 
-void
-shm_update_name(char *buf, size_t size, const char *job, uint64_t task_id)
-{
-	snprintf(buf, size, "/cohort.%s.u%llu", job,
-	         (unsigned long long)task_id);
-}
-
+/* Rename a file segment; RENAME_NOREPLACE keeps "to must not exist"
+ * atomic. A memfd only takes the new label. */
 int
-shm_segment_size(const char *name, uint64_t *size)
+shm_segment_rename(struct shm_segment *s, const char *to, struct ipc_error *err)
 {
-	char path[sizeof SHM_DIR + 256];
-	struct stat st;
-	if (check_name(name, NULL) != 0)
-		return 0;
-	segment_file(path, sizeof path, name);
-	if (stat(path, &st) != 0)
-		return 0;
-	*size = (uint64_t)st.st_size;
-	return 1;
-}
-
-/* Rename a segment: POSIX has no call for it, but on Linux a segment is a
- * file of the tmpfs at SHM_DIR. RENAME_NOREPLACE keeps "to must not exist"
- * atomic. */
-int
-shm_segment_rename(const char *from, const char *to, struct ipc_error *err)
-{
-	if (check_name(from, err) != 0 || check_name(to, err) != 0)
+	if (check_name(s->name, err) != 0 || check_name(to, err) != 0)
 		return -1;
-	char a[sizeof SHM_DIR + 256], b[sizeof SHM_DIR + 256];
-	segment_file(a, sizeof a, from);
-	segment_file(b, sizeof b, to);
-	if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno == ENOENT)
-		return ipc_error_set(err, IPC_E_SHM_NOENT,
-		                     "shared-memory segment %s does not exist",
-		                     from);
-	if (errno == EEXIST)
-		return ipc_error_set(err, IPC_E_SHM_EXISTS,
-		                     "shared-memory segment %s already exists",
-		                     to);
-	return ipc_error_set(err, IPC_E_IO, "rename %s to %s: %s", from, to,
-	                     strerror(errno));
+	if (is_path(s->name) != is_path(to))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "cannot rename %s to %s: one is a file, "
+		                     "the other a memfd",
+		                     s->name, to);
+	if (is_path(to) &&
+	    renameat2(AT_FDCWD, s->name, AT_FDCWD, to, RENAME_NOREPLACE) != 0) {
+		if (errno == ENOENT)
+			return ipc_error_set(err, IPC_E_SHM_NOENT,
+			                     "%s does not exist", s->name);
+		if (errno == EEXIST)
+			return ipc_error_set(err, IPC_E_SHM_EXISTS,
+			                     "%s already exists", to);
+		return ipc_error_set(err, IPC_E_IO, "rename %s to %s: %s",
+		                     s->name, to, strerror(errno));
+	}
+	snprintf(s->name, sizeof s->name, "%s", to);
+	return 0;
 }
 
-/* Unlink every segment whose name starts with prefix. */
+/* Unlink every file of a directory whose name starts with a prefix. */
 int
 shm_remove_prefix(const char *prefix, unsigned *removed, struct ipc_error *err)
 {
 	if (removed != NULL)
 		*removed = 0;
-	/* A POSIX prefix names entries of SHM_DIR; a path prefix
-	 * ("/dir/base") entries of its directory. */
-	char dirpath[256] = SHM_DIR;
-	const char *base = prefix;
-	int files = prefix != NULL && prefix[0] == '/' && is_path(prefix);
-	if (files) {
-		base = strrchr(prefix, '/') + 1;
-		snprintf(dirpath, sizeof dirpath, "%.*s",
-		         (int)(base - 1 - prefix), prefix);
-	} else if (prefix != NULL && prefix[0] == '/') {
-		base++;
-	}
-	size_t plen = base ? strlen(base) : 0;
-	if (plen == 0 || plen > 254 || strchr(base, '/') != NULL)
+	const char *slash =
+	    prefix != NULL && prefix[0] == '/' ? strrchr(prefix, '/') : NULL;
+	if (slash == NULL || slash[1] == '\0' || strlen(prefix) > 255)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "shared-memory prefix '%.64s' is invalid: "
-		                     "it must be non-empty and not end in '/'",
+		                     "file prefix '%.64s' is invalid: it must "
+		                     "be an absolute path not ending in '/'",
 		                     prefix ? prefix : "(null)");
+	char dirpath[256];
+	const char *base = slash + 1;
+	size_t plen = strlen(base);
+	snprintf(dirpath, sizeof dirpath, "%.*s",
+	         slash == prefix ? 1 : (int)(slash - prefix), prefix);
 	DIR *dir = opendir(dirpath);
 	if (dir == NULL)
 		return ipc_error_set(err, IPC_E_IO, "opendir %s: %s", dirpath,
@@ -395,9 +423,8 @@ shm_remove_prefix(const char *prefix, unsigned *removed, struct ipc_error *err)
 		if (strncmp(de->d_name, base, plen) != 0)
 			continue;
 		char name[sizeof dirpath + NAME_MAX + 2];
-		snprintf(name, sizeof name, "%s/%s", files ? dirpath : "",
-		         de->d_name);
-		if (unlink_segment(name) == 0) {
+		snprintf(name, sizeof name, "%s/%s", dirpath, de->d_name);
+		if (unlink(name) == 0) {
 			if (removed != NULL)
 				(*removed)++;
 		} else if (errno != ENOENT && rc == 0) {

@@ -60,20 +60,18 @@ keep(struct shm_cache *c, const struct stat *st, int writable, void *addr)
 }
 
 int
-shm_cache_open(struct shm_cache *c, struct shm_segment *s, const char *name,
-               int flags, size_t min_size, struct ipc_error *err)
+shm_cache_open(struct shm_cache *c, struct shm_segment *s, int fd,
+               const char *name, int want, int flags, size_t min_size,
+               struct ipc_error *err)
 {
 	int writable = (flags & SHM_WRITE) != 0;
 	memset(s, 0, sizeof *s);
 	s->fd = -1;
-	if (c->max == 0)
-		return shm_segment_open(s, name, flags, min_size, err);
-	int fd;
 	struct stat st;
-	if (shm_open_checked(name, writable, min_size, &fd, &st, err) != 0)
+	if (shm_fd_check(fd, name, want, min_size, &st, err) != 0)
 		return -1;
 	size_t size = (size_t)st.st_size;
-	if (size > SHM_POPULATE_MAX)
+	if (c->max == 0 || size > SHM_POPULATE_MAX)
 		return shm_segment_map(s, name, fd, size, flags, err);
 	struct shm_cache_entry *e = find(c, &st, writable);
 	if (e == NULL) {
@@ -91,18 +89,6 @@ shm_cache_open(struct shm_cache *c, struct shm_segment *s, const char *name,
 	s->writable = writable;
 	s->cached = 1;
 	return 0;
-}
-
-void
-shm_cache_adopt(struct shm_cache *c, struct shm_segment *s)
-{
-	struct stat st;
-	if (c->max == 0 || s->addr == NULL || s->cached || s->fd < 0 ||
-	    s->size > SHM_POPULATE_MAX || fstat(s->fd, &st) != 0 ||
-	    (size_t)st.st_size != s->size || find(c, &st, s->writable) != NULL)
-		return;
-	keep(c, &st, s->writable, s->addr);
-	s->cached = 1;
 }
 
 void

@@ -1,10 +1,9 @@
 /* shmcache.h: mappings of small segments kept across uses. Mapping a 400 KB
- * update (its page table filled at once) and unmapping it again cost the
- * orchestrator as much as checking and folding it, once per task; a pool
- * worker paid the same for the global model and its update. Segments come
- * back: the global model under each round's name (FedAvg renames it), spare
- * update segments under each task's name (spares.h). A cache finds a mapping
- * again by the segment's identity (device and inode), whatever its name. */
+ * model (its page table filled at once) and unmapping it again cost as much
+ * as reading it; a pool worker gets the same global model with every task
+ * of a round (a new descriptor of the same memfd each time, and the same
+ * memfd again next round where FedAvg recycles it). A cache finds a mapping
+ * again by the segment's identity (device and inode). */
 #ifndef COHORT_SHMCACHE_H
 #define COHORT_SHMCACHE_H
 
@@ -30,18 +29,16 @@ struct shm_cache {
 
 /* A cache of at most max mappings (0: every open maps anew). */
 void shm_cache_init(struct shm_cache *c, unsigned max);
-/* shm_segment_open through the cache: a small segment (at most
- * SHM_POPULATE_MAX bytes) mapped before with the same access comes back
- * without a new mapping; a new one is mapped and kept (the least recently
- * used mapping is dropped when the cache is full). s->cached is set for
- * kept mappings: shm_segment_close leaves them mapped. Larger segments are
- * opened as shm_segment_open does (SHM_LAZY matters only for them: a small
- * segment is mapped with its pages either way). */
-int shm_cache_open(struct shm_cache *c, struct shm_segment *s, const char *name,
-                   int flags, size_t min_size, struct ipc_error *err);
-/* Hand a segment this process created (shm_segment_create*) to the cache,
- * so that a later open of it finds its mapping; a no-op for large ones. */
-void shm_cache_adopt(struct shm_cache *c, struct shm_segment *s);
+/* shm_segment_from_fd through the cache (fd is owned from here on): a
+ * small segment (at most SHM_POPULATE_MAX bytes) mapped before with the same
+ * access comes back without a new mapping; a new one is mapped and kept
+ * (the least recently used mapping is dropped when the cache is full).
+ * s->cached is set for kept mappings: shm_segment_close leaves them mapped.
+ * Larger segments are mapped as shm_segment_from_fd does (SHM_LAZY matters
+ * only for them: a small segment is mapped with its pages either way). */
+int shm_cache_open(struct shm_cache *c, struct shm_segment *s, int fd,
+                   const char *name, int want, int flags, size_t min_size,
+                   struct ipc_error *err);
 /* Unmap everything. */
 void shm_cache_free(struct shm_cache *c);
 

@@ -154,6 +154,28 @@ die_with_parent(void)
 }
 
 void
+keep_private(void)
+{
+	const char *keep = getenv("COHORT_DUMPABLE");
+	if (keep == NULL || strcmp(keep, "1") != 0)
+		prctl(PR_SET_DUMPABLE, 0);
+}
+
+uint64_t
+mem_available_bytes(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	unsigned long long kb = 0;
+	char line[256];
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+void
 log_init(const char *prefix, enum log_level level)
 {
 	log_prefix = prefix;

@@ -3,6 +3,7 @@
 #define COHORT_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdarg.h>
 
 #define COHORT_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -52,6 +53,13 @@ int version_requested(int argc, char **argv, const char *name);
  * orchestrator that started it) dies, and exit at once if it already has:
  * a worker does not train on for a job that no longer exists. */
 void die_with_parent(void);
+/* Make this process non-dumpable (PR_SET_DUMPABLE 0): processes of the
+ * same uid can then neither ptrace it nor open its descriptors through
+ * /proc/PID/fd (shared memory it has not sealed yet), and it leaves no
+ * core dump. COHORT_DUMPABLE=1 keeps it dumpable, for a debugger. */
+void keep_private(void);
+/* MemAvailable of /proc/meminfo in bytes (0 if unknown). */
+uint64_t mem_available_bytes(void);
 
 /* Monotonic clock in seconds. */
 double now_seconds(void);

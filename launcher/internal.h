@@ -42,8 +42,6 @@ struct worker {
 	int has_next; /* pool: next_task's frame is sent ahead; it starts */
 	uint64_t next_task; /* (and its timeout runs) once task_id reports */
 	int64_t next_client;
-	int have_last_task; /* last_task: whose update segment to clean up */
-	uint64_t last_task;
 
 	struct bufferevent *bev; /* NULL before connecting and after closing */
 	int was_connected;
@@ -63,6 +61,10 @@ struct worker {
 	/* Its streamed result waits for another worker's to be in: reading
 	 * is off; the order in which the waiters are let in. */
 	uint64_t stream_wait;
+	/* Bytes of its incomplete frame counted in launcher.partial; reading
+	 * is off while another worker may use the budget alone. */
+	size_t partial;
+	int partial_paused;
 
 	int exited; /* reaped; status is valid */
 	int status;
@@ -105,6 +107,10 @@ struct launcher {
 	struct worker *inbound;
 	uint64_t stream_waits;
 	struct event *next_inbound;
+	/* Bytes held of incomplete frames (LAUNCHER_PARTIAL_BUDGET), and the
+	 * one worker that may go on over the budget. */
+	size_t partial;
+	struct worker *partial_big;
 	int stopping;
 	struct launcher_stats stats;
 };
@@ -130,7 +136,6 @@ void worker_shutdown(struct worker *w);
 int worker_idle(const struct worker *w);
 /* Unlink the update segment of the last task this worker was given (a
  * dead worker's leftover). */
-void worker_unlink_update(struct worker *w);
 /* True when a busy pool worker may be sent a task ahead: it has room for
  * two more tasks and none is queued in its socket yet. */
 int worker_can_take_next(const struct worker *w);

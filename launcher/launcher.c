@@ -487,11 +487,12 @@ launcher_worker_gone(struct launcher *l, struct worker *w)
 	/* Reaped: its GPU memory went with the process. */
 	if (w->gpu_slot >= 0)
 		l->gpu_busy[w->gpu_slot] = 0;
+	pid_t pid = w->pid;
 	worker_free(w);
 	l->alive--;
 	schedule(l);
 	if (l->hooks.exited != NULL)
-		l->hooks.exited(l->hooks.arg);
+		l->hooks.exited(l->hooks.arg, pid);
 }
 
 void
@@ -513,7 +514,6 @@ launcher_free(struct launcher *l)
 			while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 				;
 		}
-		worker_unlink_update(w);
 		TAILQ_REMOVE(&l->workers, w, entry);
 		worker_free(w);
 	}

@@ -1,13 +1,14 @@
 /* launcher.h: runs client tasks in fork/exec'd worker processes: a queue,
  * concurrency slots, per-worker logs, the listening socket workers connect
- * to, per-task timeouts (SIGTERM then SIGKILL), exit-status accounting and
- * cleanup of a dead worker's update segment. Everything happens inside the
- * caller's libevent loop; outcomes come back through hooks. */
+ * to, task frames with their shared memory's descriptors, per-task timeouts
+ * (SIGTERM then SIGKILL) and exit-status accounting. Everything happens inside
+ * the caller's libevent loop; outcomes come back through hooks. */
 #ifndef COHORT_LAUNCHER_H
 #define COHORT_LAUNCHER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 
@@ -17,11 +18,11 @@
 struct launcher_options {
 	const char *worker_path; /* executable run for every worker */
 	const char *socket_path; /* where to listen (its directory is 0700) */
-	const char *jobkey; /* names shm segments: /cohort.<jobkey>.u<task> */
-	const char *token;  /* secret a worker must present in its hello */
-	const char *workspace;     /* COHORT_WORKSPACE for workers */
-	const char *log_dir;       /* per-worker stdout/stderr logs go here */
-	unsigned max_concurrent;   /* worker processes alive at once, >= 1 */
+	const char *jobkey;      /* the job's key (COHORT_JOB for workers) */
+	const char *token;       /* secret a worker must present in its hello */
+	const char *workspace;   /* COHORT_WORKSPACE for workers */
+	const char *log_dir;     /* per-worker stdout/stderr logs go here */
+	unsigned max_concurrent; /* worker processes alive at once, >= 1 */
 	unsigned tasks_per_worker; /* 1: a process per task; > 1: a pool */
 	int send_ahead; /* pool: send a busy worker its next task before it
 	                 * reports, so it never waits for the orchestrator
@@ -43,14 +44,21 @@ struct launcher_hooks {
 	/* Encode the task frame (msg_encode_frame) for task_id; -1 fails it. */
 	int (*encode_task)(void *arg, uint64_t task_id, uint8_t **frame,
 	                   size_t *len);
+	/* Optional. The descriptors to send with task_id's frame (its shared
+	 * memory, in the order its params number them) to the worker process
+	 * pid, at most cap, into fds: how many, or -1 to fail the task. They
+	 * stay the owner's: the launcher sends copies. */
+	int (*task_fds)(void *arg, uint64_t task_id, pid_t pid, int *fds,
+	                unsigned cap);
 	/* A result for task_id arrived; m is owned by the launcher. */
 	void (*result)(void *arg, uint64_t task_id, const struct msg *m);
 	/* A progress frame for task_id arrived. */
 	void (*metrics)(void *arg, uint64_t task_id, const struct msg *m);
 	/* task_id failed; reason says why (exit status, timeout, protocol). */
 	void (*failed)(void *arg, uint64_t task_id, const char *reason);
-	/* A worker process was reaped (the owner may be waiting for none). */
-	void (*exited)(void *arg);
+	/* Worker process pid was reaped and its tasks reported (the owner
+	 * may be waiting for none). */
+	void (*exited)(void *arg, pid_t pid);
 	void *arg;
 	/* Optional (transport stream). A file to send as chunk frames after
 	 * task_id's task frame, its first *size bytes, read with sendfile; -1
@@ -78,8 +86,19 @@ struct launcher_stats {
 	unsigned sigkills;     /* SIGKILLs sent */
 	unsigned refused;      /* connections refused (uid, unknown pid) */
 	unsigned peak_alive;   /* most worker processes alive at once */
+	size_t peak_partial;   /* most bytes held of incomplete frames */
 	unsigned peak_gpu;     /* most workers on one GPU at once */
 };
+
+/* Bytes of incomplete frames the launcher holds for all its workers
+ * together before it stops reading from any worker but one: a frame may
+ * be up to 64 MiB, and a worker that sends all of one but its last byte
+ * would otherwise make the orchestrator hold 64 MiB per worker. With the
+ * budget spent, the worker that went over first goes on (it may complete
+ * a frame of the full size), the others wait, unread, in their sockets.
+ * The most held is the budget plus one frame, whatever the number of
+ * workers. */
+#define LAUNCHER_PARTIAL_BUDGET (32u << 20)
 
 struct launcher;
 struct gpuslots;
@@ -99,8 +118,8 @@ unsigned launcher_alive(const struct launcher *l);
 /* Tasks queued or in the hands of a worker. */
 unsigned launcher_pending(const struct launcher *l);
 const struct launcher_stats *launcher_stats(const struct launcher *l);
-/* SIGKILL and reap whatever is still alive, unlink their update segments,
- * close the socket and free everything. */
+/* SIGKILL and reap whatever is still alive, close the socket and free
+ * everything. */
 void launcher_free(struct launcher *l);
 
 #endif

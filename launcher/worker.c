@@ -100,6 +100,48 @@ direct_end(struct worker *w)
 	w->direct_left = 0;
 }
 
+/* Reading may go on: nothing else holds it off. */
+static int
+may_read(const struct worker *w)
+{
+	return w->bev != NULL && !w->partial_paused && w->stream_wait == 0 &&
+	       w->direct_left == 0;
+}
+
+/* Count what w's decoder holds of an incomplete frame against the
+ * launcher's budget: 1 when w must stop reading until the worker allowed
+ * over the budget is done with its frame. */
+static int
+account_partial(struct worker *w)
+{
+	struct launcher *l = w->l;
+	size_t now = w->bev != NULL ? frame_decoder_pending(&w->decoder) : 0;
+	l->partial = l->partial - w->partial + now;
+	w->partial = now;
+	if (l->partial > l->stats.peak_partial)
+		l->stats.peak_partial = l->partial;
+	if (now == 0 && l->partial_big == w) {
+		struct worker *o;
+		l->partial_big = NULL;
+		TAILQ_FOREACH(o, &l->workers, entry)
+		if (o->partial_paused) {
+			o->partial_paused = 0;
+			if (may_read(o))
+				bufferevent_enable(o->bev, EV_READ);
+		}
+	}
+	if (now == 0 || l->partial <= LAUNCHER_PARTIAL_BUDGET ||
+	    l->partial_big == w)
+		return 0;
+	if (l->partial_big == NULL) {
+		l->partial_big = w;
+		return 0;
+	}
+	w->partial_paused = 1;
+	bufferevent_disable(w->bev, EV_READ);
+	return 1;
+}
+
 /* Close the connection; the worker finishes once its process is reaped. */
 static void
 close_connection(struct worker *w)
@@ -109,8 +151,10 @@ close_connection(struct worker *w)
 	stream_end(w);
 	inbound_done(w);
 	direct_end(w);
+	w->partial_paused = 0;
 	bufferevent_free(w->bev);
 	w->bev = NULL;
+	account_partial(w);
 	worker_maybe_finish(w);
 }
 
@@ -204,7 +248,35 @@ write_cb(struct bufferevent *bev, void *arg)
 		pump_stream(w);
 }
 
-/* Encode task_id's frame and write it at once; 0 on success. */
+/* Send the first bytes of a task frame with the task's descriptors
+ * attached (SCM_RIGHTS): straight to the socket, which must have nothing
+ * queued before it. The bytes sent, or -1 with the reason noted. */
+static ssize_t
+send_with_fds(struct worker *w, const uint8_t *frame, size_t len,
+              const int *fds, unsigned n)
+{
+	struct evbuffer *out = bufferevent_get_output(w->bev);
+	int sock = bufferevent_getfd(w->bev);
+	if (evbuffer_get_length(out) > 0)
+		evbuffer_write(out, sock);
+	if (evbuffer_get_length(out) > 0) {
+		note_reason(w, "its socket is full: the worker is not reading "
+		               "its task frames");
+		return -1;
+	}
+	ssize_t sent = frame_send_fds(sock, frame, len, fds, n, MSG_DONTWAIT);
+	if (sent < 0) {
+		char why[160];
+		snprintf(
+		    why, sizeof why, "cannot send the task's shared memory: %s",
+		    errno == EAGAIN ? "its socket is full" : strerror(errno));
+		note_reason(w, why);
+	}
+	return sent;
+}
+
+/* Encode task_id's frame, with the descriptors its task carries, and
+ * write it at once; 0 on success. */
 static int
 write_task_frame(struct worker *w, uint64_t task_id)
 {
@@ -215,7 +287,22 @@ write_task_frame(struct worker *w, uint64_t task_id)
 		worker_terminate(w, "could not encode the task");
 		return -1;
 	}
-	bufferevent_write(w->bev, frame, len);
+	int fds[FRAME_FDS_MAX];
+	int n = l->hooks.task_fds == NULL
+	            ? 0
+	            : l->hooks.task_fds(l->hooks.arg, task_id, w->pid, fds,
+	                                FRAME_FDS_MAX);
+	ssize_t sent = 0;
+	if (n < 0)
+		note_reason(w, "could not create the task's shared memory");
+	else if (n > 0)
+		sent = send_with_fds(w, frame, len, fds, (unsigned)n);
+	if (n < 0 || sent < 0) {
+		free(frame);
+		worker_terminate(w, w->reason);
+		return -1;
+	}
+	bufferevent_write(w->bev, frame + sent, len - (size_t)sent);
 	free(frame);
 	/* Write now rather than when the loop comes back to this socket: the
 	 * caller may go on to fold a large update first, and the worker would
@@ -402,7 +489,6 @@ on_result(struct worker *w, const struct msg *m)
 		w->has_next = 0;
 		w->has_task = 1;
 		w->task_id = w->next_task;
-		w->last_task = w->next_task;
 		arm_timer(w, l->opt.task_timeout_s);
 		if (!l->stopping)
 			launcher_worker_busy(l, w);
@@ -629,8 +715,10 @@ read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (rc == 0) {
 			evbuffer_drain(in, used);
+			account_partial(w);
 			break;
 		}
+		account_partial(w);
 		size_t plen;
 		const uint8_t *payload =
 		    frame_decoder_payload(&w->decoder, &plen);
@@ -716,7 +804,6 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	w->state = WORKER_EXITED;
 	abort_receiving(w);
-	worker_unlink_update(w);
 	if (w->has_task) {
 		char status[128];
 		if (WIFSIGNALED(w->status))
@@ -786,23 +873,11 @@ worker_assign(struct worker *w, uint64_t task_id)
 {
 	w->has_task = 1;
 	w->task_id = task_id;
-	w->have_last_task = 1;
-	w->last_task = task_id;
 	w->timeout_waited = 0;
 	w->reason[0] = '\0';
 	w->l->in_hand++;
 	if (w->state == WORKER_CONNECTED && w->bev != NULL)
 		send_task(w);
-}
-
-void
-worker_unlink_update(struct worker *w)
-{
-	if (!w->have_last_task)
-		return;
-	char name[PARAMS_SHM_MAX];
-	shm_update_name(name, sizeof name, w->l->opt.jobkey, w->last_task);
-	shm_segment_unlink(name, NULL);
 }
 
 int

@@ -1,5 +1,4 @@
-/* capacity.c: the memory and /dev/shm budget of a job, checked before
- * round 1. */
+/* capacity.c: the memory budget of a job, checked before round 1. */
 #include "capacity.h"
 
 #include <stdio.h>
@@ -8,6 +7,7 @@
 
 #include "console.h"
 #include "job.h"
+#include "util.h"
 
 #define GIB(x) ((double)(x) / (1024.0 * 1024 * 1024))
 
@@ -15,8 +15,9 @@ struct capacity_need
 capacity_need(uint64_t model, uint64_t acc, unsigned k, int stream)
 {
 	struct capacity_need n;
-	/* shm: the global model in /dev/shm, twice while a round's result
-	 * is published, and every update in flight is a segment. stream: the
+	/* shm: the global model in shared memory (memfds, counted as
+	 * memory), twice while a round's result is published, and every
+	 * update in flight is a segment. stream: the
 	 * global model is a file of the workspace (page cache the kernel can
 	 * write back and drop, not counted); a worker holds the model in its
 	 * own memory and the orchestrator stages the one update coming in
@@ -31,30 +32,15 @@ capacity_need(uint64_t model, uint64_t acc, unsigned k, int stream)
 	return n;
 }
 
-/* MemAvailable of /proc/meminfo in bytes (0 if unknown). */
-static uint64_t
-mem_available(void)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	unsigned long long kb = 0;
-	char line[256];
-	while (f != NULL && fgets(line, sizeof line, f) != NULL)
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-			break;
-	if (f != NULL)
-		fclose(f);
-	return (uint64_t)kb * 1024;
-}
-
 /* Most concurrent updates that fit (0 if none). */
 static unsigned
-fitting(uint64_t model, uint64_t acc, uint64_t shm, uint64_t ram, int stream)
+fitting(uint64_t model, uint64_t acc, uint64_t ram, int stream)
 {
 	unsigned k = 0;
 	while (k < 100000) {
 		struct capacity_need n =
 		    capacity_need(model, acc, k + 1, stream);
-		if (n.shm > shm || n.ram > ram)
+		if (n.ram > ram)
 			break;
 		k++;
 	}
@@ -73,50 +59,42 @@ capacity_plan(struct job *j)
 	                 : (uint64_t)(cpus > 0 ? cpus : 1);
 	if (k > (uint64_t)c->federation.fit_clients)
 		k = (uint64_t)c->federation.fit_clients;
-	uint64_t shm = 0;
-	struct ipc_error err;
-	if (shm_free_bytes(&shm, &err) < 0) {
-		console_err("%s", err.message);
-		return -1;
-	}
 	/* The model just read is freed once the global model is written. */
-	uint64_t ram = mem_available() + model;
+	uint64_t ram = mem_available_bytes() + model;
 	struct capacity_need viashm = capacity_need(model, acc, (unsigned)k, 0);
 	struct capacity_need viastream =
 	    capacity_need(model, acc, (unsigned)k, 1);
 	const char *mode = c->transport.mode;
 	int stream = strcmp(mode, "stream") == 0;
-	if (strcmp(mode, "auto") == 0 && viashm.shm > shm) {
+	if (strcmp(mode, "auto") == 0 && viashm.ram > ram &&
+	    viastream.ram <= ram && j->strategy.ops->kind == STRATEGY_STREAM) {
 		stream = 1;
-		console_out(
-		    "transport.mode auto: /dev/shm has %.2f GiB free, "
-		    "the shm transport needs %.2f GiB (model %.2f GiB x "
-		    "(2 + %llu updates in flight)); using the stream "
-		    "transport",
-		    GIB(shm), GIB(viashm.shm), GIB(model),
-		    (unsigned long long)k);
+		console_out("transport.mode auto: the shm transport needs %.2f "
+		            "GiB of memory (model %.2f GiB x (2 + %llu updates "
+		            "in flight) + accumulator), %.2f GiB available; "
+		            "using the stream transport",
+		            GIB(viashm.ram), GIB(model), (unsigned long long)k,
+		            GIB(ram));
 	}
 	if (stream && (j->strategy.ops->kind != STRATEGY_STREAM)) {
 		console_err("transport stream: strategy %s keeps updates in "
-		            "shared memory; set transport.mode=shm (and a "
-		            "bigger /dev/shm) or strategy.name=fedavg",
+		            "shared memory; set transport.mode=shm or "
+		            "strategy.name=fedavg",
 		            j->strategy.ops->name);
 		return -1;
 	}
 	struct capacity_need need = stream ? viastream : viashm;
-	if (need.shm > shm || need.ram > ram) {
-		unsigned kfit = fitting(model, acc, shm, ram, stream);
-		unsigned kother = fitting(model, acc, shm, ram, !stream);
+	if (need.ram > ram) {
+		unsigned kfit = fitting(model, acc, ram, stream);
+		unsigned kother = fitting(model, acc, ram, !stream);
 		console_err(
 		    "model too large for this machine with the %s transport: "
 		    "model %.2f GiB, accumulator %.2f GiB, %llu updates in "
-		    "flight need %.2f GiB of /dev/shm (%.2f GiB free) and %.2f "
-		    "GiB of memory (%.2f GiB available). Fix: %s%u "
-		    "(launcher.max_concurrent=%u)%s%s, or a bigger /dev/shm "
-		    "(mount -o remount,size=NG /dev/shm) and more memory",
+		    "flight need %.2f GiB of memory (%.2f GiB available). "
+		    "Fix: %s%u (launcher.max_concurrent=%u)%s%s, or more "
+		    "memory",
 		    stream ? "stream" : "shm", GIB(model), GIB(acc),
-		    (unsigned long long)k, GIB(need.shm), GIB(shm),
-		    GIB(need.ram), GIB(ram),
+		    (unsigned long long)k, GIB(need.ram), GIB(ram),
 		    kfit ? "fewer concurrent workers: at most "
 		         : "no worker "
 		           "count fits: ",
@@ -125,11 +103,11 @@ capacity_plan(struct job *j)
 		return -1;
 	}
 	console_log("capacity: model %.2f GiB, accumulator %.2f GiB, %llu "
-	            "in flight, %s transport: needs %.2f GiB /dev/shm (%.2f "
-	            "free), %.2f GiB memory (%.2f available)",
+	            "in flight, %s transport: needs %.2f GiB of memory, "
+	            "%.2f GiB of it shared (%.2f available)",
 	            GIB(model), GIB(acc), (unsigned long long)k,
-	            stream ? "stream" : "shm", GIB(need.shm), GIB(shm),
-	            GIB(need.ram), GIB(ram));
+	            stream ? "stream" : "shm", GIB(need.ram), GIB(need.shm),
+	            GIB(ram));
 	stream_init(&j->stream, stream, (size_t)c->transport.chunk_mb << 20,
 	            &j->model);
 	return 0;

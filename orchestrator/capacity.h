@@ -1,8 +1,9 @@
 /* capacity.h: before the first round, check that the model, the
- * accumulator and the updates in flight fit in /dev/shm and in memory,
- * and resolve transport.mode (auto picks stream when /dev/shm is too
- * small). A job that cannot fit fails up front with the numbers and the
- * fix, never with a SIGBUS or the OOM killer halfway through a round. */
+ * accumulator and the updates in flight fit in memory (shared memory is
+ * memfds: /dev/shm's size does not limit it), and resolve transport.mode
+ * (auto picks stream when only its smaller need fits). A job that cannot fit
+ * fails up front with the numbers and the fix, never with a SIGBUS or the OOM
+ * killer halfway through a round. */
 #ifndef COHORT_CAPACITY_H
 #define COHORT_CAPACITY_H
 
@@ -14,8 +15,8 @@ struct job;
 
 /* What one transport needs, in bytes. */
 struct capacity_need {
-	uint64_t shm; /* in /dev/shm */
-	uint64_t ram; /* in memory, /dev/shm included */
+	uint64_t shm; /* in shared memory (memfds) */
+	uint64_t ram; /* in memory, shared memory included */
 };
 
 /* Needs of a job with a model of model_bytes, an accumulator of acc_bytes

@@ -74,7 +74,7 @@ static int
 check_state(json_t *s, const char *path, const struct checkpoint_expect *want,
             struct ipc_error *err)
 {
-	json_int_t round, next_task, seed;
+	json_int_t round = 0, next_task = 0, seed = 0;
 	if (!json_is_object(s))
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "%s: not a JSON object", path);

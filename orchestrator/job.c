@@ -74,9 +74,10 @@ job_finish(struct job *j, int exit_code)
 
 /* A worker was reaped: leave the loop once finished and none is left. */
 static void
-on_exited(void *arg)
+on_exited(void *arg, pid_t pid)
 {
 	struct job *j = arg;
+	updates_worker_gone(&j->updates, pid, &j->closer);
 	if (j->finished && launcher_alive(j->launcher) == 0)
 		event_base_loopbreak(j->base);
 }
@@ -140,8 +141,8 @@ job_checkpoint(struct job *j)
 }
 
 /* The global models' name without the round: a file of the workspace's
- * run/ for the stream transport (a shm segment if that path is too long),
- * else a shm segment. */
+ * run/ for the stream transport (a memfd if that path is too long), else
+ * a memfd's label. */
 static void
 global_prefix(const struct job *j, char *buf, size_t size)
 {
@@ -150,7 +151,7 @@ global_prefix(const struct job *j, char *buf, size_t size)
 		if (n > 0 && (size_t)n + 10 < size) /* room for any round */
 			return;
 	}
-	snprintf(buf, size, "/cohort.%s.g", j->ws.jobkey);
+	snprintf(buf, size, "cohort.%s.g", j->ws.jobkey);
 }
 
 /* Restore counters and history from a checkpoint's state.json. */
@@ -254,10 +255,11 @@ load_model(struct job *j, int resuming)
 			shm_remove_prefix(name, NULL, NULL);
 		}
 		job_global_name(j, j->round + 1, name, sizeof name);
-		rc = shm_segment_create(&j->global, name, j->model.total_size,
-		                        &err);
+		rc = shm_segment_create_copy(&j->global, name,
+		                             j->model.total_size, region, &err);
+		if (rc == 0)
+			rc = stream_seal_global(j, &j->global, &err);
 		if (rc == 0) {
-			memcpy(j->global.addr, region, j->model.total_size);
 			stream_release_global(j);
 		} else {
 			console_err("global model: %s", err.message);
@@ -372,10 +374,16 @@ start_launcher(struct job *j)
 	    .kill_grace_s = c->launcher.kill_grace_s,
 	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,
 	};
-	struct launcher_hooks h = {
-	    round_encode_task,  round_on_result, round_on_metrics,
-	    round_on_failed,    on_exited,       j,
-	    stream_task_source, stream_on_chunk, stream_on_abort};
+	struct launcher_hooks h = {.encode_task = round_encode_task,
+	                           .task_fds = round_task_fds,
+	                           .result = round_on_result,
+	                           .metrics = round_on_metrics,
+	                           .failed = round_on_failed,
+	                           .exited = on_exited,
+	                           .arg = j,
+	                           .task_stream = stream_task_source,
+	                           .result_chunk = stream_on_chunk,
+	                           .result_abort = stream_on_abort};
 	struct ipc_error err;
 	struct gpuslots gpus;
 	if (gpuplan_make(c, o.max_concurrent, &gpus, &o.device, &err) < 0) {
@@ -384,21 +392,15 @@ start_launcher(struct job *j)
 		return -1;
 	}
 	o.gpus = &gpus;
-	/* One spare per update that can be in flight, for strategies that
-	 * drop each update once folded (the others keep theirs mapped); two
-	 * for small models in a pool, where a task sent ahead is handed its
-	 * spare before the one in hand has reported (the capacity check
-	 * counts one per worker: large models keep to that). */
-	unsigned spares = o.max_concurrent;
-	if (spares > (unsigned)c->federation.fit_clients)
-		spares = (unsigned)c->federation.fit_clients;
-	if (o.tasks_per_worker > 1 && j->model.total_size <= SHM_POPULATE_MAX)
-		spares *= 2;
-	if (j->stream.enabled || j->strategy.ops->kind != STRATEGY_STREAM)
-		spares = 0;
-	spares_init(&j->spares, j->ws.jobkey, j->model.total_size, spares);
-	/* Every spare plus the fresh segments of tasks that found none. */
-	shm_cache_init(&j->stream.maps, 2 * spares + 2);
+	/* Pool workers keep update segments of their own (updates.h). */
+	updates_init(&j->updates, j->model.total_size,
+	             o.tasks_per_worker > 1 && !j->stream.enabled &&
+	                 j->model.total_size <= SHM_POPULATE_MAX &&
+	                 stream_folds_mean(&j->strategy) &&
+	                 !strategy_is_relay(&j->strategy));
+	if (closer_start(&j->closer, &err) < 0)
+		console_log("update segments are closed on the event loop: %s",
+		            err.message);
 	j->launcher = launcher_create(j->base, &o, &h, &err);
 	gpuslots_free(&gpus);
 	free(logs);
@@ -488,11 +490,6 @@ open_workspace(struct job *j, const char *resume_dir)
 	if (j->ws.stale_temps > 0)
 		console_log("removed %u temporary files of interrupted writes",
 		            j->ws.stale_temps);
-	unsigned stale = 0;
-	if (workspace_reap_stale_shm(&stale, &err) == 0 && stale > 0)
-		console_log("removed %u shared-memory segments of dead "
-		            "orchestrators",
-		            stale);
 	if (!resume_dir) {
 		char *cfg = workspace_path(&j->ws, "config.json");
 		rc = config_save(c, cfg, &err);
@@ -538,19 +535,15 @@ cleanup(struct job *j)
 		event_free(j->sigterm);
 	preempt_free(j);
 	stream_free(&j->stream);
-	spares_free(&j->spares);
 	if (j->stream.enabled) /* the global model is a workspace file */
 		shm_segment_unlink(j->global.name, NULL);
 	shm_segment_close(&j->global);
-	if (j->ws.jobkey[0] != '\0') {
-		char *prefix = xasprintf("/cohort.%s.", j->ws.jobkey);
-		shm_remove_prefix(prefix, NULL, NULL);
-		free(prefix);
-	}
 	metrics_close(&j->metrics, NULL);
 	strategy_free(&j->strategy);
 	tensor_manifest_free(&j->model);
-	free(j->tasks);
+	round_tasks_free(j);
+	updates_free(&j->updates, &j->closer);
+	closer_stop(&j->closer);
 	fedeval_free(&j->fedeval);
 	free(j->consecutive_failures);
 	free(j->worker_path);

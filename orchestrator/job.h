@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "closer.h"
 #include "config.h"
 #include "fedavg.h"
 #include "fedeval.h"
@@ -16,10 +17,10 @@
 #include "metrics.h"
 #include "preempt.h"
 #include "shm.h"
-#include "spares.h"
 #include "strategy.h"
 #include "stream.h"
 #include "tracking.h"
+#include "updates.h"
 #include "workspace.h"
 
 /* Exit statuses of cohort-orchestrator. */
@@ -37,8 +38,14 @@ struct job_task {
 	uint64_t task_id;
 	int64_t client;
 	int done;
-	char spare[SPARE_NAME_MAX]; /* the spare segment handed to it, or "" */
-	int64_t metric_lines;       /* progress metric lines it added */
+	/* shm transport: the memfd its update goes into, made when its task
+	 * frame is sent to worker update_pid and closed when it ends (fd -1:
+	 * none), or that worker's own segment update_slot (updates.h; -1:
+	 * not one) */
+	struct shm_segment update;
+	pid_t update_pid;
+	int update_slot;
+	int64_t metric_lines; /* progress metric lines it added */
 };
 
 struct job {
@@ -49,8 +56,9 @@ struct job {
 	struct metrics metrics;
 	struct event *sigint, *sigterm;
 	struct preempt preempt;
-	struct stream stream; /* transport.mode stream: chunks, staging */
-	struct spares spares; /* folded update segments kept for reuse */
+	struct stream stream;   /* transport.mode stream: chunks, staging */
+	struct closer closer;   /* closes folded update segments off the loop */
+	struct updates updates; /* pool workers' own update segments */
 	char *worker_path;
 	json_t *prepared; /* data/prepared.json */
 
@@ -90,6 +98,10 @@ void round_start(struct job *j);
 /* Launcher hooks. */
 int round_encode_task(void *arg, uint64_t task_id, uint8_t **frame,
                       size_t *len);
+int round_task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds,
+                   unsigned cap);
+/* Close the update segments of the round's tasks and free them. */
+void round_tasks_free(struct job *j);
 void round_on_result(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_metrics(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_failed(void *arg, uint64_t task_id, const char *reason);

@@ -71,6 +71,7 @@ main(int argc, char **argv)
 	if (version_requested(argc, argv, "cohort-orchestrator"))
 		return 0;
 	log_init("cohort-orchestrator", LOG_INFO);
+	keep_private();
 	const char *config_file = NULL, *resume = NULL, *root = NULL;
 	const char *fixed = NULL;
 	const char **sets = xcalloc((size_t)argc, sizeof *sets);

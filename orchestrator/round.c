@@ -76,6 +76,8 @@ note_failure(struct job *j, int64_t client, uint64_t task, const char *why)
 }
 
 static void fits_done(struct job *j);
+static struct shm_segment *task_update(struct job *j, struct job_task *t);
+static void task_update_release(struct job *j, struct job_task *t);
 
 /* Relay strategies: submit the fit of hop j->relay_pos under a fresh task
  * id, or end the fits after the last hop. */
@@ -147,7 +149,7 @@ start_attempt(struct job *j)
 	    strategy_configure(&j->strategy, j->round, j->attempt, ids, want,
 	                       ids, avail, j->global.addr, order);
 	stream_release_global(j);
-	free(j->tasks);
+	round_tasks_free(j);
 	j->tasks = xcalloc(n ? n : 1, sizeof *j->tasks);
 	j->ntasks = n;
 	j->done = j->ok = j->failed = 0;
@@ -156,6 +158,8 @@ start_attempt(struct job *j)
 	for (unsigned i = 0; i < n; i++) {
 		j->tasks[i].task_id = j->next_task_id++;
 		j->tasks[i].client = order[i];
+		j->tasks[i].update.fd = -1;
+		j->tasks[i].update_slot = -1;
 	}
 	free(order);
 	free(ids);
@@ -314,7 +318,8 @@ publish_global(struct job *j)
 		return -1;
 	}
 	if (strategy_finish(&j->strategy, j->global.addr, next.addr, &err) <
-	    0) {
+	        0 ||
+	    stream_seal_global(j, &next, &err) < 0) {
 		console_err("round %u: %s", j->round, err.message);
 		shm_segment_unlink(next.name, NULL);
 		shm_segment_close(&next);
@@ -434,8 +439,7 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 	const struct config *c = j->cfg;
 	t->done = 1;
 	j->done++;
-	spares_settle(&j->spares, t->spare);
-	t->spare[0] = '\0';
+	task_update_release(j, t);
 	uint32_t *fails = &j->consecutive_failures[t->client];
 	if (ok) {
 		j->ok++;
@@ -512,24 +516,95 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 		kv_set_num(kv, "seed",
 		           (double)(task_seed(j, jt->client) >> 11));
 		kv_set_num(kv, "progress_every", 100);
-		if (!j->stream.enabled && (jt->spare[0] != '\0' ||
-		                           spares_take(&j->spares, jt->spare)))
-			kv_set_str(kv, "spare_shm", jt->spare);
 	}
-	t->params.where = PARAMS_SHM;
-	const char *from = j->global.name;
-	if (t->kind == TASK_FIT && strategy_is_relay(&j->strategy))
-		from = strategy_relay_model(&j->strategy);
-	snprintf(t->params.shm, sizeof t->params.shm, "%s", from);
+	/* Shared memory: descriptor 0 is the global model, 1 the update
+	 * (round_task_fds). */
+	t->params.where = PARAMS_FD;
+	t->params.fd = 0;
+	if (t->kind == TASK_FIT)
+		t->update_fd = 1;
 	t->params.size = j->model.total_size;
 	tensor_manifest_copy(&t->params.manifest, &j->model);
 	if (j->stream.enabled) {
 		t->params.where = PARAMS_STREAM;
+		t->update_fd = -1;
 		kv_set_num(kv, "chunk_bytes", (double)j->stream.chunk_bytes);
 	}
 	int rc = msg_encode_frame(&m, frame, len);
 	msg_free(&m);
 	return rc;
+}
+
+/* The update segment of task t: its own, or its worker's. */
+static struct shm_segment *
+task_update(struct job *j, struct job_task *t)
+{
+	if (t->update_slot >= 0)
+		return updates_get(&j->updates, t->update_pid, t->update_slot);
+	return &t->update;
+}
+
+/* Task t is done with its update segment: close its own, give its
+ * worker's back. */
+static void
+task_update_release(struct job *j, struct job_task *t)
+{
+	if (t->update_slot >= 0)
+		updates_put(&j->updates, t->update_pid, t->update_slot);
+	t->update_slot = -1;
+	closer_close(&j->closer, &t->update);
+}
+
+int
+round_task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds, unsigned cap)
+{
+	struct job *j = arg;
+	if (j->stream.enabled || cap < 2)
+		return 0;
+	fds[0] = j->global.fd;
+	if ((j->evaluating && task_id == j->eval_task_id) ||
+	    fedeval_find(&j->fedeval, task_id) != NULL)
+		return 1;
+	struct job_task *t = find_task(j, task_id);
+	if (t == NULL)
+		return -1;
+	if (strategy_is_relay(&j->strategy))
+		fds[0] = strategy_relay_fd(&j->strategy);
+	/* A task sent again (its first worker died) gets another segment:
+	 * whatever the first worker passed on may still write the old one. */
+	if (t->update_pid != pid)
+		task_update_release(j, t);
+	t->update_pid = pid;
+	struct ipc_error err;
+	struct shm_segment *mine = NULL;
+	if (t->update_slot < 0 && t->update.fd < 0)
+		mine = updates_take(&j->updates, pid, &t->update_slot, &err);
+	if (mine == NULL && t->update_slot < 0 && t->update.fd < 0) {
+		char label[96];
+		snprintf(label, sizeof label, "cohort.%s.u%llu", j->ws.jobkey,
+		         (unsigned long long)task_id);
+		if (shm_segment_create_empty(&t->update, label,
+		                             j->model.total_size, &err) < 0) {
+			console_err("round %u: task %llu: %s", j->round,
+			            (unsigned long long)task_id, err.message);
+			return -1;
+		}
+	}
+	struct shm_segment *u = task_update(j, t);
+	if (u == NULL)
+		return -1;
+	fds[1] = u->fd;
+	return 2;
+}
+
+void
+round_tasks_free(struct job *j)
+{
+	for (unsigned i = 0; j->tasks != NULL && i < j->ntasks; i++)
+		task_update_release(j, &j->tasks[i]);
+	free(j->tasks);
+	j->tasks = NULL;
+	j->ntasks = 0;
 }
 
 /* A federated evaluate task failed: logged and counted, never fatal. */
@@ -575,8 +650,6 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 {
 	struct job *j = arg;
 	const struct msg_result *r = &m->u.result;
-	char expect[PARAMS_SHM_MAX];
-	shm_update_name(expect, sizeof expect, j->ws.jobkey, task_id);
 	struct job_task *t = find_task(j, task_id);
 	/* Only a fit's streamed update is folded; any other is dropped. */
 	if (t == NULL)
@@ -605,19 +678,18 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 		fed_eval_ended(j, fe, r);
 		return;
 	}
-	if (t == NULL) {
-		shm_segment_unlink(expect, NULL);
+	if (t == NULL)
 		return;
-	}
 	int ok = 0;
 	double weight = 0;
 	uint64_t cap =
 	    prepare_examples_cap(j->prepared, t->client, EXAMPLES_TRAIN,
 	                         j->cfg->federation.max_examples);
-	if (r->params.where == PARAMS_SHM && strcmp(r->params.shm, expect) != 0)
+	if (r->params.where == PARAMS_FD && r->params.fd != 1)
 		ipc_error_set(&err, IPC_E_BAD_VALUE,
-		              "update segment is %s, expected %s",
-		              r->params.shm, expect);
+		              "result names descriptor %u; the task's update "
+		              "is descriptor 1",
+		              (unsigned)r->params.fd);
 	else if (r->num_examples > cap)
 		ipc_error_set(
 		    &err, IPC_E_BAD_VALUE,
@@ -629,12 +701,10 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	else if ((weight = strategy_weight(&j->strategy, r, &err)) <= 0)
 		ok = 0;
 	else if (stream_fold(&j->stream, &j->strategy, task_id, &r->params,
-	                     weight, &err) == 0)
+	                     task_update(j, t), t->update_slot >= 0, weight,
+	                     &err) == 0)
 		ok = 1;
-	if (ok && r->params.where == PARAMS_SHM)
-		spares_keep(&j->spares, expect);
-	else
-		shm_segment_unlink(expect, NULL);
+	task_update_release(j, t);
 	stream_drop(&j->stream, task_id);
 	if (ok) {
 		double loss = kv_get_num(&r->metrics, "loss", NAN);

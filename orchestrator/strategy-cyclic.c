@@ -2,8 +2,8 @@
  * through its clients one at a time: the global model goes to the first,
  * each result becomes the model the next one trains from, and the last good
  * result is the round's model. The relay model lives in its own segment
- * (/cohort.<key>.relay); after every hop the position in the order and the
- * relay model are checkpointed (checkpoints/cycle.json naming
+ * (a memfd, cohort.<key>.relay); after every hop the position in the order and
+ * the relay model are checkpointed (checkpoints/cycle.json naming
  * cycle-{0,1}.safetensors, written alternately) so --resume continues
  * mid-round. */
 #include "strategy.h"
@@ -42,8 +42,11 @@ cyclic_init(struct strategy *s, struct ipc_error *err)
 	    xcalloc((size_t)s->cfg->federation.clients, sizeof *c->order);
 	s->priv = c;
 	char name[256];
-	snprintf(name, sizeof name, "/cohort.%s.relay", s->jobkey);
-	return shm_segment_create(&c->relay, name, s->model->total_size, err);
+	snprintf(name, sizeof name, "cohort.%s.relay", s->jobkey);
+	if (shm_segment_create(&c->relay, name, s->model->total_size, err) < 0)
+		return -1;
+	/* Only the orchestrator's mapping writes it; hops read it. */
+	return shm_segment_seal_readonly(&c->relay, err);
 }
 
 /* Clients of strategy.cyclic_clients that are available, in list order. */
@@ -184,11 +187,11 @@ save_cycle(struct strategy *s)
 		            c->round, err.message);
 }
 
-const char *
-strategy_relay_model(const struct strategy *s)
+int
+strategy_relay_fd(const struct strategy *s)
 {
 	const struct cyclic *c = s->priv;
-	return c->relay.name;
+	return c->relay.fd;
 }
 
 unsigned
@@ -319,8 +322,6 @@ cyclic_free(struct strategy *s)
 	struct cyclic *c = s->priv;
 	if (c == NULL)
 		return;
-	if (c->relay.addr != NULL)
-		shm_segment_unlink(c->relay.name, NULL);
 	shm_segment_close(&c->relay);
 	free(c->order);
 	free(c);

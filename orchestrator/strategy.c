@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "safetensors.h"
+#include "util.h"
 
 static const struct strategy_ops *const registry[] = {
     &strategy_fedavg,  &strategy_fedprox, &strategy_fedavgm,
@@ -76,22 +77,20 @@ strategy_check_config(const struct config *c, struct ipc_error *err)
 	return check_cyclic_clients(c, err);
 }
 
-/* Check that /dev/shm can hold every update of a round at once. */
+/* Check that memory can hold every update of a round at once. */
 static int
 check_shm_room(const struct strategy *s, struct ipc_error *err)
 {
-	uint64_t free_bytes;
-	if (shm_free_bytes(&free_bytes, err) < 0)
-		return -1;
+	uint64_t free_bytes = mem_available_bytes();
 	uint64_t need =
 	    (uint64_t)s->cfg->federation.fit_clients * s->model->total_size;
 	if (need > free_bytes)
 		return ipc_error_set(
 		    err, IPC_E_SHM_NOSPACE,
 		    "strategy.name \"%s\" keeps every update of a round in "
-		    "/dev/shm: federation.fit_clients %lld x %.1f MiB = "
-		    "%.1f MiB, but /dev/shm has %.1f MiB free; sample fewer "
-		    "clients or enlarge /dev/shm (mount -o remount,size=...)",
+		    "shared memory: federation.fit_clients %lld x %.1f MiB = "
+		    "%.1f MiB, but only %.1f MiB of memory is available; "
+		    "sample fewer clients",
 		    s->ops->name, (long long)s->cfg->federation.fit_clients,
 		    (double)s->model->total_size / 1048576.0,
 		    (double)need / 1048576.0, (double)free_bytes / 1048576.0);
@@ -192,10 +191,10 @@ strategy_weight(const struct strategy *s, const struct msg_result *r,
 }
 
 int
-strategy_fold(struct strategy *s, const struct params_ref *p, double weight,
-              struct ipc_error *err)
+strategy_fold(struct strategy *s, const struct params_ref *p,
+              struct shm_segment *seg, double weight, struct ipc_error *err)
 {
-	if (p->where != PARAMS_SHM)
+	if (p->where != PARAMS_FD || seg->addr == NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "result carries no update in shared "
 		                     "memory");
@@ -203,18 +202,17 @@ strategy_fold(struct strategy *s, const struct params_ref *p, double weight,
 		ipc_error_prefix(err, "update layout differs from the model: ");
 		return -1;
 	}
-	struct shm_segment seg;
-	if (shm_segment_open(&seg, p->shm, 0, s->model->total_size, err) < 0)
+	if (seg->size < s->model->total_size)
+		return ipc_error_set(
+		    err, IPC_E_SHM_SIZE,
+		    "update segment holds %zu bytes, the model "
+		    "%zu",
+		    seg->size, s->model->total_size);
+	if (tensor_region_check_finite(s->model, seg->addr, err) < 0 ||
+	    s->ops->fold(s, seg->addr, weight, err) < 0)
 		return -1;
-	if (tensor_region_check_finite(s->model, seg.addr, err) < 0 ||
-	    s->ops->fold(s, seg.addr, weight, err) < 0) {
-		shm_segment_close(&seg);
-		return -1;
-	}
-	if (s->ops->kind != STRATEGY_ALL) {
-		shm_segment_close(&seg);
+	if (s->ops->kind != STRATEGY_ALL)
 		return 0;
-	}
 	if (s->nkept == s->capkept) {
 		s->capkept = s->capkept ? 2 * s->capkept : 8;
 		s->kept = xreallocarray(s->kept, s->capkept, sizeof *s->kept);
@@ -222,7 +220,9 @@ strategy_fold(struct strategy *s, const struct params_ref *p, double weight,
 		                               sizeof *s->kept_weight);
 	}
 	s->kept_weight[s->nkept] = weight;
-	s->kept[s->nkept++] = seg;
+	s->kept[s->nkept++] = *seg;
+	memset(seg, 0, sizeof *seg);
+	seg->fd = -1;
 	return 0;
 }
 

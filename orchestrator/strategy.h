@@ -77,7 +77,7 @@ struct strategy_ops {
 struct strategy_env {
 	const struct config *cfg;
 	const struct tensor_manifest *model;
-	const char *jobkey;   /* names the relay segment /cohort.<key>.relay */
+	const char *jobkey;   /* labels the relay segment cohort.<key>.relay */
 	const char *ckpt_dir; /* NULL: no checkpoints (unit tests) */
 };
 
@@ -144,10 +144,11 @@ unsigned strategy_configure(struct strategy *s, unsigned round,
  * (the result's "steps" metric); -1 with err when it has none. */
 double strategy_weight(const struct strategy *s, const struct msg_result *r,
                        struct ipc_error *err);
-/* Map the update p points to, check its layout equals the model's and its
- * values are finite, and fold it. The caller may unlink the segment after
- * this returns: strategies that keep updates keep the mapping. */
-int strategy_fold(struct strategy *s, const struct params_ref *p, double weight,
+/* Check the layout of the update p describes (mapped in seg, sealed) equals
+ * the model's and its values are finite, and fold it. Strategies that keep
+ * updates take seg (it is left closed); the caller closes it otherwise. */
+int strategy_fold(struct strategy *s, const struct params_ref *p,
+                  struct shm_segment *seg, double weight,
                   struct ipc_error *err);
 /* Write the round's new global model into out and release the round's
  * updates. */
@@ -155,8 +156,8 @@ int strategy_finish(struct strategy *s, const void *global, void *out,
                     struct ipc_error *err);
 /* True for strategies that train the round's clients one at a time. */
 int strategy_is_relay(const struct strategy *s);
-/* Relay: the segment the next fit task trains from. */
-const char *strategy_relay_model(const struct strategy *s);
+/* Relay: the descriptor of the segment the next fit task trains from. */
+int strategy_relay_fd(const struct strategy *s);
 /* Relay: where the round continues (0, or the hop after the last one
  * checkpointed before a restart) with the ok/failed counts so far. */
 unsigned strategy_relay_position(struct strategy *s, unsigned *ok,

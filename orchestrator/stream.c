@@ -1,10 +1,12 @@
 /* stream.c: staging of streamed updates and the page-releasing fold. */
 #include "stream.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "console.h"
@@ -130,8 +132,9 @@ stream_free(struct stream *s)
 		big_free(s->idle[i], s->model->total_size);
 	free(s->idle);
 	s->idle = NULL;
-	shm_cache_free(&s->maps);
 	s->nidle = s->idle_cap = 0;
+	free(s->copy);
+	s->copy = NULL;
 }
 
 /* A lazy mapping read tensor by tensor: each tensor's pages are faulted in
@@ -190,19 +193,84 @@ folds_mean(const struct strategy *st)
 	return st->ops->fold == strategy_fold_mean;
 }
 
+/* Seal a task's update against every writer, then map it read-only. */
+static int
+open_update(struct shm_segment *u, size_t size, int flags,
+            struct ipc_error *err)
+{
+	if (u->fd < 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "result names shared memory the task was "
+		                     "not given");
+	if (shm_segment_seal_write(u, err) < 0)
+		return -1;
+	char name[sizeof u->name];
+	snprintf(name, sizeof name, "%s", u->name);
+	int fd = u->fd;
+	u->fd = -1;
+	return shm_segment_map(u, name, fd, size, flags, err);
+}
+
+int
+stream_folds_mean(const struct strategy *st)
+{
+	return folds_mean(st);
+}
+
+/* Fold a worker's own (unsealed, small) update from a private copy: the
+ * worker may still write its segment, but only what was copied is checked
+ * and folded. */
+static int
+fold_copy(struct stream *s, struct strategy *st, struct shm_segment *u,
+          double weight, struct ipc_error *err)
+{
+	size_t size = st->model->total_size;
+	if (u == NULL)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "the worker's update segment is gone");
+	if (u->addr == NULL) {
+		/* Mapped once, read-only, for all the worker's tasks. */
+		void *addr = mmap(NULL, u->size, PROT_READ,
+		                  MAP_SHARED | MAP_POPULATE, u->fd, 0);
+		if (addr == MAP_FAILED)
+			return ipc_error_set(err, IPC_E_IO,
+			                     "mmap %s (%zu bytes): %s", u->name,
+			                     u->size, strerror(errno));
+		u->addr = addr;
+	}
+	if (s->copy == NULL)
+		s->copy = xmalloc(size);
+	memcpy(s->copy, u->addr, size);
+	if (tensor_region_check_finite(st->model, s->copy, err) < 0)
+		return -1;
+	return st->ops->fold(st, s->copy, weight, err);
+}
+
 int
 stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
-            const struct params_ref *p, double weight, struct ipc_error *err)
+            const struct params_ref *p, struct shm_segment *update, int mine,
+            double weight, struct ipc_error *err)
 {
 	struct fedavg *a = &st->acc;
-	if (p->where == PARAMS_SHM && !folds_mean(st))
-		return strategy_fold(st, p, weight, err);
+	size_t size = st->model->total_size;
+	if (p->where == PARAMS_FD && mine) {
+		if (tensor_manifest_equal(a->model, &p->manifest, err) < 0) {
+			ipc_error_prefix(
+			    err, "update layout differs from the model: ");
+			return -1;
+		}
+		return fold_copy(s, st, update, weight, err);
+	}
+	if (p->where == PARAMS_FD && !folds_mean(st))
+		return open_update(update, size, SHM_READ, err) < 0
+		           ? -1
+		           : strategy_fold(st, p, update, weight, err);
 	if (st->ops->kind != STRATEGY_STREAM)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "strategy %s keeps every update; set "
 		                     "transport.mode=shm",
 		                     st->ops->name);
-	if (p->where != PARAMS_SHM && p->where != PARAMS_STREAM)
+	if (p->where != PARAMS_FD && p->where != PARAMS_STREAM)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "result carries no update in shared "
 		                     "memory or a stream");
@@ -219,28 +287,31 @@ stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
 			return -1;
 		return st->ops->fold(st, u, weight, err);
 	}
-	struct shm_segment seg;
-	if (shm_cache_open(&s->maps, &seg, p->shm, SHM_READ | SHM_LAZY,
-	                   a->model->total_size, err) < 0)
+	if (open_update(update, size, SHM_READ | SHM_LAZY, err) < 0)
 		return -1;
-	struct window w = {.seg = seg.lazy ? &seg : NULL};
-	int rc = check_finite(a->model, seg.addr, &w, err);
+	struct window w = {.seg = update->lazy ? update : NULL};
+	int rc = check_finite(a->model, update->addr, &w, err);
 	if (rc == 0) {
-		fedavg_add_each(a, seg.addr, weight, window_next, &w);
+		fedavg_add_each(a, update->addr, weight, window_next, &w);
 		window_end(&w);
 	}
-	shm_segment_close(&seg);
+	shm_segment_unmap(update);
 	return rc;
+}
+
+int
+stream_seal_global(struct job *j, struct shm_segment *g, struct ipc_error *err)
+{
+	if (j->stream.enabled && g->name[0] == '/')
+		return 0;
+	return shm_segment_seal_readonly(g, err);
 }
 
 int
 stream_recycle_global(struct job *j, const char *name)
 {
-	if (j->strategy.ops->finish != strategy_finish_mean ||
-	    shm_segment_rename(j->global.name, name, NULL) != 0)
-		return 0;
-	snprintf(j->global.name, sizeof j->global.name, "%s", name);
-	return 1;
+	return j->strategy.ops->finish == strategy_finish_mean &&
+	       shm_segment_rename(&j->global, name, NULL) == 0;
 }
 
 /* The global model's mapping when it is large enough to be kept out of

@@ -34,7 +34,7 @@ struct stream {
 	unsigned staged_peak;       /* most updates staged at once */
 	uint8_t **idle;             /* staging buffers of dropped updates, */
 	unsigned nidle, idle_cap;   /* kept for the next (at most the peak) */
-	struct shm_cache maps;      /* small update segments stay mapped */
+	uint8_t *copy; /* private copy of a worker's own update (small) */
 };
 
 void stream_init(struct stream *s, int enabled, size_t chunk_bytes,
@@ -55,30 +55,44 @@ const void *stream_staged(const struct stream *s, uint64_t task_id);
 void stream_drop(struct stream *s, uint64_t task_id);
 void stream_free(struct stream *s);
 
-/* Fold the update a result carries (its shm segment, or its staged
- * stream) with weight into the strategy: every value is checked finite
- * first, then folded; for FedAvg/FedProx tensor by tensor, releasing
- * shared-memory pages as soon as they have been read. On error nothing is
- * added. Strategies that keep every update take shared memory only. */
+/* Fold the update a result carries (the task's update segment, or its
+ * staged stream) with weight into the strategy. The segment is sealed
+ * against writes first (refused while its worker still maps it writable:
+ * the task fails), so what is checked is what is folded; a worker's own
+ * segment (mine, updates.h) is not sealed but copied, and the copy checked
+ * and folded (it stays mapped for the worker's next task); every value is
+ * checked finite, then folded; for FedAvg/FedProx tensor by tensor,
+ * releasing pages as soon as they have been read. On error nothing is
+ * added. Strategies that keep every update take shared memory only, and
+ * take the segment (update is left closed). */
 int stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
-                const struct params_ref *p, double weight,
-                struct ipc_error *err);
+                const struct params_ref *p, struct shm_segment *update,
+                int mine, double weight, struct ipc_error *err);
+/* Whether strategy st folds each update into the mean and drops it (what
+ * a worker's own segments need). */
+int stream_folds_mean(const struct strategy *st);
+/* Seal a new global model (g) read-only for everyone but the mapping the
+ * orchestrator already has: a no-op for the stream transport's file,
+ * which no worker is given. */
+int stream_seal_global(struct job *j, struct shm_segment *g,
+                       struct ipc_error *err);
 
 /* Before the next global model is written: a strategy whose finish does
  * not read the old model (FedAvg, FedProx) reuses its segment, renamed to
- * name, and returns 1; the caller writes the new model over it. The old and
- * the new model never take memory together (the peak of a round is the
- * accumulator and one model, not two) and the new one is written into pages
- * already in memory. Returns 0 for other strategies, which keep the old
- * model until the new one is written. Every fit of the round has ended. */
+ * name (a memfd is only relabelled), and returns 1; the caller writes the new
+ * model over it. The old and the new model never take memory together (the peak
+ * of a round is the accumulator and one model, not two) and the new one is
+ * written into pages already in memory. Returns 0 for other strategies, which
+ * keep the old model until the new one is written. Every fit of the round has
+ * ended. */
 int stream_recycle_global(struct job *j, const char *name);
 /* Write the recycled global model (strategy_finish_mean's model) tensor by
  * tensor; a large model's pages leave the resident set as soon as they are
  * written. -1 when the aggregate is refused (strategy_check_peak). */
 int stream_finish_global(struct job *j, struct ipc_error *err);
 
-/* A large global model (over SHM_POPULATE_MAX) stays in /dev/shm but not
- * in the orchestrator's resident set: workers map it themselves, streamed
+/* A large global model (over SHM_POPULATE_MAX) stays in shared memory but
+ * not in the orchestrator's resident set: workers map it themselves, streamed
  * chunks and the checkpoint are copied from its file descriptor
  * (sendfile), and the orchestrator brings in only what it reads or writes
  * and drops it after. Release the whole mapping (after the orchestrator

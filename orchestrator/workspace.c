@@ -296,30 +296,3 @@ workspace_close(struct workspace *ws)
 	memset(ws, 0, sizeof *ws);
 	ws->lock_fd = -1;
 }
-
-int
-workspace_reap_stale_shm(unsigned *removed, struct ipc_error *err)
-{
-	*removed = 0;
-	DIR *d = opendir("/dev/shm");
-	if (d == NULL)
-		return ipc_error_set(err, IPC_E_IO, "/dev/shm: %s",
-		                     strerror(errno));
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		char *end;
-		if (strncmp(de->d_name, "cohort.", 7) != 0)
-			continue;
-		long pid = strtol(de->d_name + 7, &end, 10);
-		if (end == de->d_name + 7 || *end != '-' || pid <= 0)
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		char *name = xasprintf("/%s", de->d_name);
-		if (shm_segment_unlink(name, NULL) == 0)
-			(*removed)++;
-		free(name);
-	}
-	closedir(d);
-	return 0;
-}

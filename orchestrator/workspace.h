@@ -38,7 +38,5 @@ long workspace_running_pid(const char *dir);
 char *workspace_path(const struct workspace *ws, const char *rel);
 /* Remove the socket, pid file and fallback directory; free the strings. */
 void workspace_close(struct workspace *ws);
-/* Unlink /dev/shm/cohort.<pid>-* segments whose orchestrator pid is dead. */
-int workspace_reap_stale_shm(unsigned *removed, struct ipc_error *err);
 
 #endif

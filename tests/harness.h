@@ -24,6 +24,9 @@ int harness_finish(void);
 void harness_skip(const char *reason);
 /* Path to a fresh temporary directory, removed by harness_finish(). */
 const char *harness_tmpdir(void);
+/* Descriptors open in this process (entries of /proc/self/fd, counting
+ * the one that reads it), to check none leak. */
+int harness_open_fds(void);
 /* Build-tree path of a binary (COHORT_BUILD_DIR/<rel>); static buffer. */
 const char *harness_build_path(const char *rel);
 

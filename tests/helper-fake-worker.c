@@ -1,5 +1,5 @@
 /* helper-fake-worker.c: cohort-test-fake-worker, a stand-in for cohort-worker
- * that speaks protocol v1 from the same environment but "trains"
+ * that speaks protocol v2 from the same environment but "trains"
  * deterministically, so tests can check FedAvg results exactly, and that
  * misbehaves on request.
  *
@@ -27,7 +27,17 @@
  * model's chunks, sends a streamed result and half of the update's first
  * tensor, then is killed by SIGKILL), slowstream (stream transport: the fit's
  * update streamed back in four quarters of chunks of at most 1 MiB,
- * COHORT_FAKE_SLEEP_MS, default 500, before each quarter); "prepare" makes
+ * COHORT_FAKE_SLEEP_MS, default 500, before each quarter). Attacks on the
+ * shared memory (shm transport), each of which must cost at most its own
+ * task: shrink (after its result, a child shrinks and regrows the update
+ * and the global model in a loop for 0.3 s, from a session of its own so
+ * that it outlives the worker), writeglobal (tries to write
+ * into the global model every way it can: write(), a writable mapping, a
+ * punched hole, reopening the orchestrator's descriptors through /proc;
+ * logs each refusal, and writes NaN wherever it got in), keepmapped (keeps
+ * its update mapped writable after the result, a child writing NaN into
+ * it), bigframe (sends a 64 MiB frame but for its last byte, then hangs).
+ * "prepare" makes
  * --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every fit. With
  * COHORT_FAKE_EXEC=PATH every process whose client has no fault, and --prepare
  * unless the fault is "prepare", execs PATH instead, so a real worker prepares
@@ -35,6 +45,7 @@
  * appends "start PID CUDA_VISIBLE_DEVICES COHORT_DEVICE" after its hello and
  * "end PID CUDA_VISIBLE_DEVICES" when it exits normally ("-" for unset), so
  * tests can replay which workers overlapped on which GPU. */
+#define _GNU_SOURCE /* fallocate */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -42,7 +53,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +194,29 @@ send_or_die(int fd, struct msg *m)
 		fatal("send: %s", err.message);
 }
 
+/* bigframe: a frame declaring the largest payload allowed, sent but for
+ * its last byte; then wait to be killed. */
+static void
+big_frame(int fd)
+{
+	uint32_t len = FRAME_MAX_DEFAULT;
+	uint8_t head[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
+	                   (uint8_t)(len >> 8), (uint8_t)len};
+	size_t piece = 1u << 20;
+	uint8_t *junk = xcalloc(1, piece);
+	if (write_all(fd, head, sizeof head) < 0)
+		exit(1);
+	for (size_t sent = 0; sent + 1 < len;) {
+		size_t n = len - 1 - sent < piece ? len - 1 - sent : piece;
+		if (write_all(fd, junk, n) < 0)
+			exit(1);
+		sent += n;
+	}
+	signal(SIGTERM, SIG_IGN);
+	for (;;)
+		pause();
+}
+
 /* Act out a fault that replaces the reply; returns only for faults that
  * still answer (nan, wrongshape, slow). */
 static void
@@ -225,6 +261,8 @@ act_out(const char *fault, int fd)
 	} else if (strcmp(fault, "slow") == 0) {
 		const char *ms = getenv("COHORT_FAKE_SLEEP_MS");
 		sleep_ms(ms ? atol(ms) : 500);
+	} else if (strcmp(fault, "bigframe") == 0) {
+		big_frame(fd);
 	}
 }
 
@@ -331,9 +369,119 @@ slow_stream(int fd, const struct msg_task *t)
 	free(buf);
 }
 
-/* A fit task: the deterministic update in a fresh segment. */
+/* Fork a child in a session of its own (so that it outlives the worker's
+ * process group, killed when the worker exits): 0 in the child, 1 in the
+ * parent once the child has left the group. */
+static int
+fork_escaped(void)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		fatal("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		setsid();
+		close(p[0]);
+		close(p[1]);
+		return 0;
+	}
+	close(p[1]);
+	char c;
+	while (read(p[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	return 1;
+}
+
+/* shrink: a child truncates the update and the global model to 0 and
+ * back, over and over, for 0.3 s (the seals refuse it: F_SEAL_SHRINK). */
 static void
-fit(int fd, const struct msg_task *t, const char *job, const char *fault)
+shrink_loop(int ufd, int gfd)
+{
+	if (fork_escaped())
+		return;
+	unsigned refused = 0, done = 0;
+	double end = now_seconds() + 0.3;
+	off_t usize = lseek(ufd, 0, SEEK_END), gsize = lseek(gfd, 0, SEEK_END);
+	while (now_seconds() < end) {
+		int fds[2] = {ufd, gfd};
+		off_t sizes[2] = {usize, gsize};
+		for (int i = 0; i < 2; i++) {
+			int ok = ftruncate(fds[i], 0) == 0;
+			ok += ftruncate(fds[i], sizes[i] + 4096) == 0;
+			ok += ftruncate(fds[i], sizes[i]) == 0 && ok;
+			done += ok;
+			refused += ok == 0;
+		}
+	}
+	fprintf(stderr, "fake: shrink: %u truncations done, %u refused\n", done,
+	        refused);
+	_exit(0);
+}
+
+/* Log whether an attempt to write into the global model was refused. */
+static int
+attempt(const char *how, int ok)
+{
+	fprintf(stderr, "fake: writeglobal: %s %s%s\n", how,
+	        ok ? "succeeded" : "refused: ", ok ? "" : strerror(errno));
+	return ok;
+}
+
+/* writeglobal: write NaN into the global model every way there is. */
+static void
+write_global(int gfd, uint64_t size)
+{
+	float nan = NAN;
+	attempt("pwrite", pwrite(gfd, &nan, sizeof nan, 4) == sizeof nan);
+	void *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);
+	if (attempt("a writable mapping", w != MAP_FAILED)) {
+		((float *)w)[1] = nan;
+		munmap(w, size);
+	}
+	attempt("punching a hole",
+	        fallocate(gfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+	                  4096) == 0);
+	attempt("ftruncate", ftruncate(gfd, 0) == 0);
+	/* The orchestrator's own descriptors, reopened read-write (refused
+	 * unless this worker may ptrace it: root can). Only the global
+	 * model's is written to: the seal is the inode's, whoever opens it. */
+	struct stat gst, st;
+	fstat(gfd, &gst);
+	for (int i = 0; i < 64; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%ld/fd/%d", (long)getppid(),
+		         i);
+		int fd = open(path, O_RDWR);
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		if (!attempt(path, fd >= 0))
+			continue;
+		if (fstat(fd, &st) == 0 && st.st_ino == gst.st_ino)
+			attempt("pwrite through the reopened global model",
+			        pwrite(fd, &nan, sizeof nan, 4) == sizeof nan);
+		close(fd);
+	}
+}
+
+/* keepmapped: the update stays mapped writable after the result; a child
+ * writes NaN into it for 0.5 s. */
+static void
+scribble(void *u, const struct tensor_manifest *m)
+{
+	if (fork_escaped())
+		return;
+	double end = now_seconds() + 0.5;
+	while (now_seconds() < end)
+		((volatile float *)((char *)u + m->tensors[0].offset))[1] = NAN;
+	_exit(0);
+}
+
+/* A fit task: the deterministic update in the task's update segment. */
+static void
+fit(int fd, const struct msg_task *t, struct frame_fds *fds, const char *fault)
 {
 	struct ipc_error err;
 	const char *delay = getenv("COHORT_FAKE_SLEEP_MS");
@@ -347,22 +495,33 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 		slow_stream(fd, t);
 		return;
 	}
+	if (t->params.where != PARAMS_FD || t->update_fd < 0)
+		fatal("fit: the task carries no shared memory");
 	struct shm_segment g, u;
-	if (shm_segment_open(&g, t->params.shm, 0, t->params.size, &err) < 0)
-		fatal("%s", err.message);
-	char name[PARAMS_SHM_MAX];
-	shm_update_name(name, sizeof name, job, t->task_id);
-	if (shm_segment_create(&u, name, t->params.size, &err) < 0)
+	int gfd = frame_fds_take(fds, t->params.fd);
+	int ufd = frame_fds_take(fds, (unsigned)t->update_fd);
+	if (gfd < 0 || ufd < 0)
+		fatal("fit: the task frame carried no descriptors");
+	if (strcmp(fault, "writeglobal") == 0)
+		write_global(gfd, t->params.size);
+	if (shm_segment_from_fd(&g, gfd, "global", SHM_SEALED_READONLY,
+	                        SHM_READ, t->params.size, &err) < 0 ||
+	    shm_segment_from_fd(&u, ufd, "update", SHM_SEALED_SIZE, SHM_WRITE,
+	                        t->params.size, &err) < 0)
 		fatal("%s", err.message);
 	memcpy(u.addr, g.addr, t->params.size);
-	shm_segment_close(&g);
 	const struct tensor_manifest *m = &t->params.manifest;
 	perturb(u.addr, m, t->client_id);
 	if (strcmp(fault, "nan") == 0)
 		((float *)((char *)u.addr + m->tensors[0].offset))[1] = NAN;
 	if (strcmp(fault, "huge") == 0)
 		((float *)((char *)u.addr + m->tensors[0].offset))[1] = 3e38f;
-	shm_segment_close(&u);
+	int keep_u = dup(u.fd), keep_g = dup(g.fd);
+	if (strcmp(fault, "keepmapped") == 0)
+		scribble(u.addr, m);
+	else
+		shm_segment_close(&u);
+	shm_segment_close(&g);
 
 	struct msg step;
 	msg_init(&step, MSG_METRICS);
@@ -378,9 +537,8 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 
 	struct msg r;
 	fit_result(&r, t);
-	r.u.result.params.where = PARAMS_SHM;
-	snprintf(r.u.result.params.shm, sizeof r.u.result.params.shm, "%s",
-	         name);
+	r.u.result.params.where = PARAMS_FD;
+	r.u.result.params.fd = (uint32_t)t->update_fd;
 	r.u.result.params.size = t->params.size;
 	tensor_manifest_copy(&r.u.result.params.manifest, m);
 	if (strcmp(fault, "wrongshape") == 0) {
@@ -392,6 +550,10 @@ fit(int fd, const struct msg_task *t, const char *job, const char *fault)
 	}
 	send_or_die(fd, &r);
 	msg_free(&r);
+	if (strcmp(fault, "shrink") == 0)
+		shrink_loop(keep_u, keep_g);
+	close(keep_u);
+	close(keep_g);
 }
 
 /* An evaluate task: metrics only. */
@@ -451,6 +613,7 @@ main(int argc, char **argv)
 		fatal("COHORT_SOCKET, COHORT_TOKEN, COHORT_JOB and "
 		      "COHORT_CLIENT_ID must be set");
 	die_with_parent();
+	keep_private();
 	int64_t client_id = atoll(cid);
 	long max_tasks = ntasks ? atol(ntasks) : 1;
 	int fd = connect_socket(sock);
@@ -468,10 +631,13 @@ main(int argc, char **argv)
 	trace("start");
 	atexit(trace_end);
 
+	struct frame_fds fds;
+	frame_fds_init(&fds);
 	for (long done = 0; done < max_tasks; done++) {
 		struct msg m;
 		struct ipc_error err;
-		if (msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) < 0) {
+		frame_fds_close(&fds);
+		if (msg_recv_fds(fd, FRAME_MAX_DEFAULT, &m, &fds, &err) < 0) {
 			fprintf(stderr, "fake: receive: %s\n", err.message);
 			return 1;
 		}
@@ -489,7 +655,7 @@ main(int argc, char **argv)
 			return 0;
 		}
 		if (t->kind == TASK_FIT)
-			fit(fd, t, job, fault_for(t->client_id));
+			fit(fd, t, &fds, fault_for(t->client_id));
 		else
 			evaluate(fd, t, fault_for(t->client_id));
 		msg_free(&m);

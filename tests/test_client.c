@@ -128,10 +128,11 @@ wait_status(pid_t pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* A task message over the global model segment `global`. */
+/* A task message over the global model in descriptor 0 (and for a fit,
+ * its update in descriptor 1). */
 static void
 make_task(struct msg *m, enum task_kind kind, uint64_t id, int64_t client,
-          const char *global, const char *split)
+          const char *split)
 {
 	msg_init(m, MSG_TASK);
 	struct msg_task *t = &m->u.task;
@@ -150,9 +151,61 @@ make_task(struct msg *m, enum task_kind kind, uint64_t id, int64_t client,
 	kv_set_num(&t->config, "progress_every", 5);
 	kv_set_str(&t->config, "split", split);
 	tensor_manifest_copy(&t->params.manifest, &manifest);
-	t->params.where = PARAMS_SHM;
-	snprintf(t->params.shm, sizeof t->params.shm, "%s", global);
+	t->params.where = PARAMS_FD;
+	t->params.fd = 0;
+	t->update_fd = kind == TASK_FIT ? 1 : -1;
 	t->params.size = manifest.total_size;
+}
+
+/* Send task with the global model g and, for a fit, a new update segment
+ * into *u. */
+static void
+send_task(int fd, struct msg *task, const struct shm_segment *g,
+          struct shm_segment *u)
+{
+	struct ipc_error err;
+	int fds[2] = {g->fd, -1};
+	unsigned n = 1;
+	if (task->u.task.kind == TASK_FIT) {
+		CHECK(shm_segment_create_empty(u, "update", manifest.total_size,
+		                               &err) == 0);
+		fds[n++] = u->fd;
+	}
+	CHECK(msg_send_fds(fd, task, fds, n, &err) == 0);
+	msg_free(task);
+}
+
+/* The prepared initial model in a new global-model segment, sealed
+ * read-only unless sealed is 0; the model's bytes into *region. */
+static void
+make_global(struct shm_segment *g, void **region, int sealed)
+{
+	char initial[800];
+	struct ipc_error err;
+	snprintf(initial, sizeof initial, "%s/checkpoints/initial.safetensors",
+	         workspace);
+	tensor_manifest_free(&manifest);
+	CHECK(safetensors_read(initial, &manifest, region, NULL, &err) == 0);
+	CHECK(shm_segment_create_copy(g, "global", manifest.total_size, *region,
+	                              &err) == 0);
+	if (sealed)
+		CHECK(shm_segment_seal_readonly(g, &err) == 0);
+}
+
+/* Accept worker pid's connection and check its hello. */
+static int
+accept_worker(int lfd, pid_t pid, int client)
+{
+	struct ipc_error err;
+	struct msg m;
+	int fd = accept(lfd, NULL, NULL);
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_HELLO);
+	CHECK_EQ_INT(m.u.hello.client_id, client);
+	CHECK_EQ_INT(m.u.hello.pid, pid);
+	CHECK(strcmp(m.u.hello.token, TOKEN) == 0);
+	msg_free(&m);
+	return fd;
 }
 
 static void
@@ -164,36 +217,22 @@ test_fit_then_evaluate_in_pool_mode(void)
 	CHECK(prepare() == 0);
 
 	/* The global model: the prepared initial weights in a segment. */
-	char initial[800];
-	snprintf(initial, sizeof initial, "%s/checkpoints/initial.safetensors",
-	         workspace);
 	void *region = NULL;
 	struct ipc_error err;
-	CHECK(safetensors_read(initial, &manifest, &region, NULL, &err) == 0);
 	snprintf(job, sizeof job, "test%d", (int)getpid());
-	char gname[128];
-	snprintf(gname, sizeof gname, "/cohort.%s.g1", job);
-	struct shm_segment g = {.fd = -1};
-	CHECK(shm_segment_create(&g, gname, manifest.total_size, &err) == 0);
-	memcpy(g.addr, region, manifest.total_size);
+	struct shm_segment g = {.fd = -1}, u = {.fd = -1};
+	make_global(&g, &region, 1);
 
 	int lfd = listen_socket();
 	CHECK(lfd >= 0);
 	pid_t pid = spawn_worker(3, 3);
-	int fd = accept(lfd, NULL, NULL);
+	int fd = accept_worker(lfd, pid, 3);
 	struct msg m;
-	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
-	CHECK(m.type == MSG_HELLO);
-	CHECK_EQ_INT(m.u.hello.client_id, 3);
-	CHECK_EQ_INT(m.u.hello.pid, pid);
-	CHECK(strcmp(m.u.hello.token, TOKEN) == 0);
-	msg_free(&m);
 
 	/* fit: metrics frames, then a result naming the update segment. */
 	struct msg task;
-	make_task(&task, TASK_FIT, 41, 3, gname, "train");
-	CHECK(msg_send(fd, &task, &err) == 0);
-	msg_free(&task);
+	make_task(&task, TASK_FIT, 41, 3, "train");
+	send_task(fd, &task, &g, &u);
 	int metrics_frames = 0;
 	for (;;) {
 		CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
@@ -209,22 +248,24 @@ test_fit_then_evaluate_in_pool_mode(void)
 	struct msg_result *r = &m.u.result;
 	CHECK_EQ_INT(r->task_id, 41);
 	CHECK_EQ_INT(r->num_examples, 540); /* 600 per client, 10% held out */
-	CHECK(r->params.where == PARAMS_SHM);
+	CHECK(r->params.where == PARAMS_FD);
+	CHECK_EQ_INT(r->params.fd, 1);
 	CHECK(tensor_manifest_equal(&r->params.manifest, &manifest, &err) == 0);
-	struct shm_segment u = {.fd = -1};
-	CHECK(shm_segment_open(&u, r->params.shm, 0, manifest.total_size,
-	                       &err) == 0);
-	CHECK(tensor_region_check_finite(&manifest, u.addr, &err) == 0);
-	CHECK(memcmp(u.addr, g.addr, manifest.total_size) != 0);
+	/* The worker unmapped its update before reporting: it seals. */
+	CHECK(shm_segment_seal_write(&u, &err) == 0);
+	struct shm_segment um = {.fd = -1};
+	CHECK(shm_segment_map(&um, "update", dup(u.fd), manifest.total_size,
+	                      SHM_READ, &err) == 0);
+	CHECK(tensor_region_check_finite(&manifest, um.addr, &err) == 0);
+	CHECK(memcmp(um.addr, g.addr, manifest.total_size) != 0);
 	CHECK(memcmp(g.addr, region, manifest.total_size) == 0);
+	shm_segment_close(&um);
 	shm_segment_close(&u);
-	CHECK(shm_segment_unlink(r->params.shm, &err) == 0);
 	msg_free(&m);
 
 	/* evaluate on the held-out slice: no params back, sane metrics. */
-	make_task(&task, TASK_EVALUATE, 42, 3, gname, "holdout");
-	CHECK(msg_send(fd, &task, &err) == 0);
-	msg_free(&task);
+	make_task(&task, TASK_EVALUATE, 42, 3, "holdout");
+	send_task(fd, &task, &g, NULL);
 	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
 	CHECK(m.type == MSG_RESULT);
 	CHECK_EQ_INT(m.u.result.num_examples, 60);
@@ -235,26 +276,62 @@ test_fit_then_evaluate_in_pool_mode(void)
 
 	/* a task whose model does not match the segment earns an error frame.
 	 */
-	make_task(&task, TASK_FIT, 43, 3, gname, "train");
+	make_task(&task, TASK_FIT, 43, 3, "train");
 	kv_set_str(&task.u.task.config, "model", "cnn");
-	CHECK(msg_send(fd, &task, &err) == 0);
-	msg_free(&task);
+	send_task(fd, &task, &g, &u);
 	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
 	CHECK(m.type == MSG_ERROR);
 	CHECK_EQ_INT(m.u.error.task_id, 43);
 	CHECK_STR_CONTAINS(m.u.error.message, "does not fit model cnn");
 	msg_free(&m);
 
-	/* A failed task ends the worker with a non-zero status, leaving no
-	 * update segment behind. */
+	/* A failed task ends the worker with a non-zero status; it holds
+	 * nothing of its update any more (the seal would be refused). */
 	CHECK(wait_status(pid) == 1);
-	char leftover[128];
-	snprintf(leftover, sizeof leftover, "/dev/shm/cohort.%s.u43", job);
-	CHECK(access(leftover, F_OK) != 0);
+	CHECK(shm_segment_seal_write(&u, &err) == 0);
+	shm_segment_close(&u);
 	close(fd);
 	close(lfd);
 	shm_segment_close(&g);
-	shm_segment_unlink(gname, NULL);
+	free(region);
+}
+
+/* A worker maps only what is sealed as it expects: a global model others
+ * could still write, or a task frame without its descriptors, is a failed
+ * task with a reason, not a mapping. */
+static void
+test_refuses_unsealed_or_missing_memory(void)
+{
+	if (manifest.count == 0)
+		harness_skip("needs the prepared workspace of the first test");
+	struct ipc_error err;
+	void *region = NULL;
+	struct shm_segment g = {.fd = -1}, u = {.fd = -1};
+	make_global(&g, &region, 0);
+	int lfd = listen_socket();
+	for (int c = 0; c < 2; c++) {
+		pid_t pid = spawn_worker(1, 1);
+		int fd = accept_worker(lfd, pid, 1);
+		struct msg task, m;
+		make_task(&task, TASK_FIT, 50 + (uint64_t)c, 1, "train");
+		if (c == 0) {
+			send_task(fd, &task, &g, &u);
+		} else {
+			CHECK(msg_send(fd, &task, &err) == 0);
+			msg_free(&task);
+		}
+		CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+		CHECK(m.type == MSG_ERROR);
+		CHECK_STR_CONTAINS(m.u.error.message,
+		                   c == 0 ? "not sealed against writes"
+		                          : "carried no descriptor");
+		msg_free(&m);
+		CHECK(wait_status(pid) == 1);
+		close(fd);
+		shm_segment_close(&u);
+	}
+	close(lfd);
+	shm_segment_close(&g);
 	free(region);
 }
 
@@ -294,6 +371,7 @@ main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	RUN(test_fit_then_evaluate_in_pool_mode);
+	RUN(test_refuses_unsealed_or_missing_memory);
 	RUN(test_shutdown_and_missing_environment);
 	tensor_manifest_free(&manifest);
 	unlink(sock_path);

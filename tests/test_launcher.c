@@ -3,7 +3,6 @@
  * exit in both orders, bad hellos and frames, pool mode, stopping, GPU slots
  * (CUDA_VISIBLE_DEVICES and COHORT_DEVICE per worker, workers per GPU);
  * and that no segment or child process is left behind. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -29,6 +28,8 @@ struct ctx {
 	char global[64];
 	struct tensor_manifest manifest;
 	struct shm_segment g;
+	struct shm_segment u[MAX_TASKS]; /* update segments, made when sent */
+	int fds_at_setup;                /* descriptors open before setup */
 	int kind_evaluate;
 	unsigned submitted, results, failures, metrics;
 	char reasons[MAX_TASKS][512];
@@ -45,9 +46,9 @@ encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	m.u.task.kind = c->kind_evaluate ? TASK_EVALUATE : TASK_FIT;
 	m.u.task.round = 1;
 	m.u.task.client_id = (int64_t)(task_id % 4);
-	m.u.task.params.where = PARAMS_SHM;
-	snprintf(m.u.task.params.shm, sizeof m.u.task.params.shm, "%s",
-	         c->global);
+	m.u.task.params.where = PARAMS_FD;
+	m.u.task.params.fd = 0;
+	m.u.task.update_fd = c->kind_evaluate ? -1 : 1;
 	m.u.task.params.size = c->manifest.total_size;
 	tensor_manifest_copy(&m.u.task.params.manifest, &c->manifest);
 	int rc = msg_encode_frame(&m, frame, len);
@@ -55,14 +56,38 @@ encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	return rc;
 }
 
+/* The global model, and for a fit the task's update segment. */
+static int
+task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds, unsigned cap)
+{
+	(void)pid;
+	struct ctx *c = arg;
+	struct ipc_error err;
+	CHECK(cap >= 2);
+	fds[0] = c->g.fd;
+	if (c->kind_evaluate)
+		return 1;
+	if (task_id >= MAX_TASKS)
+		return -1;
+	if (c->u[task_id].fd < 0 &&
+	    shm_segment_create_empty(&c->u[task_id], "update",
+	                             c->manifest.total_size, &err) < 0)
+		harness_fail(__FILE__, __LINE__, "%s", err.message);
+	fds[1] = c->u[task_id].fd;
+	return 2;
+}
+
 static void
 on_result(void *arg, uint64_t task_id, const struct msg *m)
 {
 	struct ctx *c = arg;
-	(void)task_id;
 	c->results++;
-	if (m->u.result.params.where == PARAMS_SHM)
-		shm_segment_unlink(m->u.result.params.shm, NULL);
+	/* The worker unmapped its update before reporting: it seals. */
+	if (m->u.result.params.where == PARAMS_FD && task_id < MAX_TASKS) {
+		struct ipc_error err;
+		CHECK_EQ_INT(shm_segment_seal_write(&c->u[task_id], &err), 0);
+		shm_segment_close(&c->u[task_id]);
+	}
 }
 
 static void
@@ -85,8 +110,9 @@ on_failed(void *arg, uint64_t task_id, const char *reason)
 }
 
 static void
-on_exited(void *arg)
+on_exited(void *arg, pid_t pid)
 {
+	(void)pid;
 	(void)arg;
 }
 
@@ -101,20 +127,24 @@ setup(struct ctx *c, const char *fault, unsigned max_concurrent,
 {
 	static int seq;
 	memset(c, 0, sizeof *c);
+	c->fds_at_setup = harness_open_fds();
+	for (unsigned i = 0; i < MAX_TASKS; i++)
+		c->u[i].fd = -1;
 	if (fault != NULL)
 		setenv("COHORT_FAKE_FAULT", fault, 1);
 	else
 		unsetenv("COHORT_FAKE_FAULT");
 	c->base = event_base_new();
 	snprintf(c->jobkey, sizeof c->jobkey, "%ld-t%d", (long)getpid(), ++seq);
-	snprintf(c->global, sizeof c->global, "/cohort.%s.g1", c->jobkey);
+	snprintf(c->global, sizeof c->global, "cohort.%s.g1", c->jobkey);
 	struct ipc_error err;
 	tensor_manifest_init(&c->manifest);
 	uint64_t shape[2] = {4, 3};
 	tensor_manifest_add(&c->manifest, "a.weight", DTYPE_F32, 2, shape,
 	                    &err);
 	if (shm_segment_create(&c->g, c->global, c->manifest.total_size, &err) <
-	    0)
+	        0 ||
+	    shm_segment_seal_readonly(&c->g, &err) < 0)
 		harness_fail(__FILE__, __LINE__, "%s", err.message);
 	char sock[512], logs[512];
 	snprintf(sock, sizeof sock, "%s/s%d.sock", harness_tmpdir(), seq);
@@ -135,6 +165,7 @@ setup(struct ctx *c, const char *fault, unsigned max_concurrent,
 	    .gpus = setup_gpus,
 	};
 	struct launcher_hooks h = {.encode_task = encode_task,
+	                           .task_fds = task_fds,
 	                           .result = on_result,
 	                           .metrics = on_metrics,
 	                           .failed = on_failed,
@@ -172,34 +203,17 @@ run(struct ctx *c, double limit_s)
 	CHECK(now_seconds() < end);
 }
 
-/* Count /dev/shm entries of this context's job. */
-static int
-job_segments(const struct ctx *c)
-{
-	char prefix[64];
-	snprintf(prefix, sizeof prefix, "cohort.%s.", c->jobkey);
-	int n = 0;
-	DIR *d = opendir("/dev/shm");
-	struct dirent *de;
-	while (d != NULL && (de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
-		    strcmp(de->d_name, c->global + 1) != 0)
-			n++;
-	if (d != NULL)
-		closedir(d);
-	return n;
-}
-
-/* Free the launcher; assert no update segment and no child remain. */
+/* Free the launcher; assert no descriptor and no child remain. */
 static void
 teardown(struct ctx *c)
 {
 	launcher_free(c->l);
-	CHECK_EQ_INT(job_segments(c), 0);
+	for (unsigned i = 0; i < MAX_TASKS; i++)
+		shm_segment_close(&c->u[i]);
 	shm_segment_close(&c->g);
-	shm_segment_unlink(c->global, NULL);
 	tensor_manifest_free(&c->manifest);
 	event_base_free(c->base);
+	CHECK_EQ_INT(harness_open_fds(), c->fds_at_setup);
 	CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
 	unsetenv("COHORT_FAKE_FAULT");
 	unsetenv("COHORT_FAKE_SLEEP_MS");
@@ -260,6 +274,23 @@ test_timeout_term_then_kill(void)
 	CHECK_EQ_INT(s->sigkills, 1);
 	CHECK_EQ_INT(s->signalled, 1);
 	CHECK(took >= 0.45);
+	teardown(&c);
+}
+
+/* Workers that each send a whole 64 MiB frame but its last byte make the
+ * launcher hold at most its budget plus one frame, not 64 MiB apiece; the
+ * tasks time out as any that never answer. */
+static void
+test_partial_frames_budget(void)
+{
+	struct ctx c;
+	setup(&c, "bigframe", 4, 1, 3);
+	submit(&c, 4);
+	run(&c, 30);
+	CHECK_EQ_INT(c.failures, 4);
+	const struct launcher_stats *s = launcher_stats(c.l);
+	CHECK(s->peak_partial > LAUNCHER_PARTIAL_BUDGET);
+	CHECK(s->peak_partial <= LAUNCHER_PARTIAL_BUDGET + FRAME_MAX_DEFAULT);
 	teardown(&c);
 }
 
@@ -590,6 +621,7 @@ main(void)
 	RUN(test_slots);
 	RUN(test_timeout_term_then_kill);
 	RUN(test_exit_status);
+	RUN(test_partial_frames_budget);
 	RUN(test_close_then_exit);
 	RUN(test_exit_then_close);
 	RUN(test_bad_peers);

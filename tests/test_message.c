@@ -1,16 +1,20 @@
-/* test_message.c: protocol v1 messages round-trip, and every malformed
+/* test_message.c: protocol v2 messages round-trip, and every malformed
  * payload is a specific error naming the key, never a crash. */
+#define _GNU_SOURCE /* memfd_create */
 #include "frame.h"
 #include "harness.h"
 #include "message.h"
 #include "rng.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <msgpack.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A params_ref with two F32 tensors (fc.weight 3x4, fc.bias 3). */
@@ -26,8 +30,8 @@ make_params(struct params_ref *p, enum params_where where)
 	                        &err) != 0)
 		fatal("tensor_manifest_add: %s", err.message);
 	p->where = where;
-	if (where == PARAMS_SHM) {
-		strcpy(p->shm, "/cohort.test.g1");
+	if (where == PARAMS_FD) {
+		p->fd = 2;
 		p->size = p->manifest.total_size + 4096;
 	} else if (where == PARAMS_STREAM) {
 		p->size = p->manifest.total_size;
@@ -70,9 +74,11 @@ make_sample(int i, struct msg *m)
 		kv_set_num(&m->u.task.config, "local_epochs", 2);
 		kv_set_str(&m->u.task.config, "optimizer", "sgd");
 		kv_set_bool(&m->u.task.config, "shuffle", 1);
-		make_params(&m->u.task.params, i == 2   ? PARAMS_SHM
+		make_params(&m->u.task.params, i == 2   ? PARAMS_FD
 		                               : i == 3 ? PARAMS_INLINE
 		                                        : PARAMS_STREAM);
+		if (i == 2)
+			m->u.task.update_fd = 3;
 		return 1;
 	case 5:
 		msg_init(m, MSG_TASK);
@@ -87,7 +93,7 @@ make_sample(int i, struct msg *m)
 		kv_set_num(&m->u.result.metrics, "loss", 0.25);
 		kv_set_num(&m->u.result.metrics, "nan_is_kept", NAN);
 		kv_set_num(&m->u.result.metrics, "inf", -INFINITY);
-		make_params(&m->u.result.params, PARAMS_SHM);
+		make_params(&m->u.result.params, PARAMS_FD);
 		return 1;
 	case 7:
 		msg_init(m, MSG_RESULT);
@@ -277,7 +283,9 @@ pack_hello(struct pk *k, const char *skip, const char *wrong)
 		if (is_str)
 			pk_str(k, i == 1 ? "tok" : "cpu");
 		else
-			msgpack_pack_int(&k->p, i == 2 ? 3 : 1);
+			msgpack_pack_int(&k->p, i == 2   ? 3
+			                        : i == 0 ? PROTO_VERSION
+			                                 : 1);
 	}
 }
 
@@ -448,10 +456,11 @@ pack_tensor(struct pk *k, const char *name, uint64_t offset, int bad_dim)
 	msgpack_pack_uint64(&k->p, 64);
 }
 
-/* params with four tensors at offsets[], shm of the given size. */
+/* params with four tensors at offsets[], descriptor fd of the given
+ * size. */
 static void
 pack_params4(struct pk *k, const uint64_t offsets[4], uint64_t size,
-             int bad_dim_at, const char *shm)
+             int bad_dim_at, uint64_t fd)
 {
 	static const char *const names[] = {"a", "b", "c", "d"};
 	msgpack_pack_map(&k->p, 3);
@@ -459,8 +468,8 @@ pack_params4(struct pk *k, const uint64_t offsets[4], uint64_t size,
 	msgpack_pack_array(&k->p, 4);
 	for (int i = 0; i < 4; i++)
 		pack_tensor(k, names[i], offsets[i], i == bad_dim_at);
-	pk_str(k, "shm");
-	pk_str(k, shm);
+	pk_str(k, "fd");
+	msgpack_pack_uint64(&k->p, fd);
 	pk_str(k, "size");
 	msgpack_pack_uint64(&k->p, size);
 }
@@ -471,14 +480,14 @@ static const uint64_t good_offsets[4] = {0, 64, 128, 192};
 static void
 params_ok(struct pk *k)
 {
-	pack_params4(k, good_offsets, 256, -1, "/cohort.x.g1");
+	pack_params4(k, good_offsets, 256, -1, 0);
 }
 
 /* A string where shape[1] of tensor 3 belongs. */
 static void
 params_bad_dim(struct pk *k)
 {
-	pack_params4(k, good_offsets, 256, 3, "/cohort.x.g1");
+	pack_params4(k, good_offsets, 256, 3, 0);
 }
 
 /* Tensors b and c share bytes. */
@@ -486,24 +495,50 @@ static void
 params_overlap(struct pk *k)
 {
 	static const uint64_t o[4] = {0, 64, 64, 192};
-	pack_params4(k, o, 256, -1, "/cohort.x.g1");
+	pack_params4(k, o, 256, -1, 0);
 }
 
 /* Tensor d ends past the 200-byte segment. */
 static void
 params_out_of_bounds(struct pk *k)
 {
-	pack_params4(k, good_offsets, 200, -1, "/cohort.x.g1");
+	pack_params4(k, good_offsets, 200, -1, 0);
 }
 
-/* A shm name with an inner slash. */
+/* A descriptor index past the four a frame may carry. */
 static void
-params_bad_shm_name(struct pk *k)
+params_bad_fd(struct pk *k)
 {
-	pack_params4(k, good_offsets, 256, -1, "/cohort/x");
+	pack_params4(k, good_offsets, 256, -1, 4);
 }
 
-/* A manifest with no shm, inline or stream. */
+/* A descriptor without its size. */
+static void
+params_fd_no_size(struct pk *k)
+{
+	msgpack_pack_map(&k->p, 2);
+	pk_str(k, "manifest");
+	msgpack_pack_array(&k->p, 0);
+	pk_str(k, "fd");
+	msgpack_pack_uint64(&k->p, 0);
+}
+
+/* Both a descriptor and a stream. */
+static void
+params_fd_and_stream(struct pk *k)
+{
+	msgpack_pack_map(&k->p, 4);
+	pk_str(k, "manifest");
+	msgpack_pack_array(&k->p, 0);
+	pk_str(k, "fd");
+	msgpack_pack_uint64(&k->p, 0);
+	pk_str(k, "size");
+	msgpack_pack_uint64(&k->p, 64);
+	pk_str(k, "stream");
+	msgpack_pack_uint64(&k->p, 64);
+}
+
+/* A manifest with no fd, inline or stream. */
 static void
 params_no_source(struct pk *k)
 {
@@ -538,14 +573,118 @@ test_params_validation(void)
 	CHECK_EQ_INT(decode_task_with(params_out_of_bounds, &err),
 	             IPC_E_BOUNDS);
 	CHECK_STR_CONTAINS(err.message, "'d'");
-	CHECK_EQ_INT(decode_task_with(params_bad_shm_name, &err),
+	CHECK(decode_task_with(params_bad_fd, &err) != IPC_OK);
+	CHECK_STR_CONTAINS(err.message, "task.params.fd");
+	CHECK_EQ_INT(decode_task_with(params_fd_no_size, &err),
+	             IPC_E_MISSING_KEY);
+	CHECK_STR_CONTAINS(err.message, "size");
+	CHECK_EQ_INT(decode_task_with(params_fd_and_stream, &err),
 	             IPC_E_BAD_VALUE);
-	CHECK_STR_CONTAINS(err.message, "task.params.shm");
+	CHECK_STR_CONTAINS(err.message, "more than one of fd");
 	CHECK_EQ_INT(decode_task_with(params_no_source, &err),
 	             IPC_E_MISSING_KEY);
-	CHECK_STR_CONTAINS(err.message, "one of shm");
+	CHECK_STR_CONTAINS(err.message, "one of fd");
 	CHECK_EQ_INT(decode_task_with(params_inline_too_short, &err),
 	             IPC_E_BOUNDS);
+}
+
+/* A fit task whose params are descriptor 0, with update_fd as given
+ * (negative: none) and kind. */
+static int
+decode_update_fd(const char *kind, int64_t update_fd, struct ipc_error *err)
+{
+	struct pk k;
+	pk_init(&k);
+	msgpack_pack_map(&k.p, update_fd >= 0 ? 8 : 7);
+	pk_str(&k, "type");
+	pk_str(&k, "task");
+	pk_str(&k, "task_id");
+	msgpack_pack_uint64(&k.p, 5);
+	pk_str(&k, "kind");
+	pk_str(&k, kind);
+	pk_str(&k, "round");
+	msgpack_pack_uint64(&k.p, 1);
+	pk_str(&k, "client_id");
+	msgpack_pack_int(&k.p, 0);
+	pk_str(&k, "config");
+	msgpack_pack_map(&k.p, 0);
+	pk_str(&k, "params");
+	params_ok(&k);
+	if (update_fd >= 0) {
+		pk_str(&k, "update_fd");
+		msgpack_pack_int64(&k.p, update_fd);
+	}
+	return pk_decode(&k, err);
+}
+
+static void
+test_update_fd(void)
+{
+	struct ipc_error err;
+	CHECK_EQ_INT(decode_update_fd("fit", 1, &err), IPC_OK);
+	CHECK_EQ_INT(decode_update_fd("fit", -1, &err), IPC_OK);
+	/* The global model's own descriptor, one past the four a frame
+	 * carries, an evaluation: refused, naming the key. */
+	CHECK_EQ_INT(decode_update_fd("fit", 0, &err), IPC_E_BAD_VALUE);
+	CHECK_STR_CONTAINS(err.message, "task.update_fd");
+	CHECK(decode_update_fd("fit", 4, &err) != IPC_OK);
+	CHECK_STR_CONTAINS(err.message, "task.update_fd");
+	CHECK_EQ_INT(decode_update_fd("evaluate", 1, &err), IPC_E_BAD_VALUE);
+	CHECK_STR_CONTAINS(err.message, "only a fit task");
+}
+
+/* Descriptors sent with a frame arrive with it as new descriptors of the
+ * same files; a frame read without asking for them leaks none. */
+static void
+test_fds_over_socket(void)
+{
+	int sv[2];
+	CHECK_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int a = memfd_create("a", MFD_CLOEXEC), b = memfd_create("b", 0);
+	CHECK(a >= 0 && b >= 0);
+	struct ipc_error err;
+	struct msg m, back;
+	make_sample(2, &m);
+	int fds[2] = {a, b};
+	CHECK_EQ_INT(msg_send_fds(sv[0], &m, fds, 2, &err), 0);
+	struct frame_fds got;
+	frame_fds_init(&got);
+	CHECK_EQ_INT(msg_recv_fds(sv[1], FRAME_MAX_DEFAULT, &back, &got, &err),
+	             0);
+	CHECK(msg_equal(&m, &back));
+	CHECK_EQ_INT(got.n, 2);
+	CHECK_EQ_INT(got.dropped, 0);
+	struct stat sa, sb, ga, gb;
+	fstat(a, &sa);
+	fstat(b, &sb);
+	int ta = frame_fds_take(&got, 0), tb = frame_fds_take(&got, 1);
+	CHECK(ta >= 0 && tb >= 0 && ta != a && tb != b);
+	fstat(ta, &ga);
+	fstat(tb, &gb);
+	CHECK(ga.st_ino == sa.st_ino && gb.st_ino == sb.st_ino);
+	CHECK_EQ_INT(frame_fds_take(&got, 0), -1);
+	CHECK_EQ_INT(fcntl(ta, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	close(ta);
+	close(tb);
+	msg_free(&back);
+	/* No descriptors: none arrive. */
+	frame_fds_close(&got);
+	CHECK_EQ_INT(msg_send(sv[0], &m, &err), 0);
+	CHECK_EQ_INT(msg_recv_fds(sv[1], FRAME_MAX_DEFAULT, &back, &got, &err),
+	             0);
+	CHECK_EQ_INT(got.n, 0);
+	msg_free(&back);
+	/* Sent with descriptors, read without: the kernel drops them. */
+	int before = harness_open_fds();
+	CHECK_EQ_INT(msg_send_fds(sv[0], &m, fds, 2, &err), 0);
+	CHECK_EQ_INT(msg_recv(sv[1], FRAME_MAX_DEFAULT, &back, &err), 0);
+	CHECK_EQ_INT(harness_open_fds(), before);
+	msg_free(&back);
+	msg_free(&m);
+	close(a);
+	close(b);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 static void
@@ -554,17 +693,17 @@ test_values_and_versions(void)
 	struct ipc_error err;
 	struct pk k;
 
-	/* A v2 peer: its other keys are not checked against v1. */
+	/* A v3 peer: its other keys are not checked against v2. */
 	pk_init(&k);
 	msgpack_pack_map(&k.p, 3);
 	pk_str(&k, "type");
 	pk_str(&k, "hello");
 	pk_str(&k, "proto");
-	msgpack_pack_int(&k.p, 2);
+	msgpack_pack_int(&k.p, 3);
 	pk_str(&k, "token");
 	msgpack_pack_array(&k.p, 0);
 	CHECK_EQ_INT(pk_decode(&k, &err), IPC_E_PROTO_VERSION);
-	CHECK_STR_CONTAINS(err.message, "protocol 2");
+	CHECK_STR_CONTAINS(err.message, "protocol 3");
 
 	pk_init(&k);
 	msgpack_pack_map(&k.p, 1);
@@ -597,7 +736,7 @@ test_values_and_versions(void)
 	pk_str(&k, "type");
 	pk_str(&k, "hello");
 	pk_str(&k, "proto");
-	msgpack_pack_int(&k.p, 1);
+	msgpack_pack_int(&k.p, 2);
 	pk_str(&k, "token");
 	msgpack_pack_str_with_body(&k.p, "ab\0cd", 5);
 	CHECK_EQ_INT(pk_decode(&k, &err), IPC_E_BAD_VALUE);
@@ -612,7 +751,7 @@ test_values_and_versions(void)
 	pk_str(&k, "type");
 	pk_str(&k, "hello");
 	pk_str(&k, "proto");
-	msgpack_pack_int(&k.p, 1);
+	msgpack_pack_int(&k.p, 2);
 	pk_str(&k, "token");
 	pk_str(&k, token);
 	CHECK_EQ_INT(pk_decode(&k, &err), IPC_E_BAD_VALUE);
@@ -1022,6 +1161,8 @@ main(void)
 	RUN(test_framing_level_errors);
 	RUN(test_random_and_mutated_payloads);
 	RUN(test_send_recv_over_socket);
+	RUN(test_update_fd);
+	RUN(test_fds_over_socket);
 	RUN(test_fuzz_seeds_are_valid_frames);
 	RUN(test_chunk_head);
 	return harness_finish();

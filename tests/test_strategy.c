@@ -76,27 +76,38 @@ start(struct strategy *s, const struct config *c, const char *dir)
 }
 
 /* Fold one update of the given values like the round engine: a segment
- * written by "the worker", folded, then unlinked. */
+ * written by "the worker", sealed against writes, mapped read-only and
+ * folded; the strategies that keep updates take it. */
 static void
 fold(struct strategy *s, const float v[NUMEL], double weight)
 {
 	struct ipc_error err;
 	struct params_ref p;
 	params_ref_init(&p);
-	p.where = PARAMS_SHM;
-	snprintf(p.shm, sizeof p.shm, "/cohort.%s.u%u", jobkey, next_update++);
+	p.where = PARAMS_FD;
+	p.fd = 1;
 	p.size = model.total_size;
 	tensor_manifest_copy(&p.manifest, &model);
 	struct shm_segment seg;
-	CHECK_EQ_INT(shm_segment_create(&seg, p.shm, model.total_size, &err),
+	char label[96];
+	snprintf(label, sizeof label, "cohort.%.63s.u%u", jobkey,
+	         next_update++);
+	CHECK_EQ_INT(shm_segment_create(&seg, label, model.total_size, &err),
 	             0);
 	put(seg.addr, v);
-	shm_segment_close(&seg);
-	if (strategy_fold(s, &p, weight, &err) < 0)
+	shm_segment_unmap(&seg);
+	CHECK_EQ_INT(shm_segment_seal_write(&seg, &err), 0);
+	int fd = seg.fd;
+	CHECK_EQ_INT(
+	    shm_segment_map(&seg, label, fd, model.total_size, SHM_READ, &err),
+	    0);
+	if (strategy_fold(s, &p, &seg, weight, &err) < 0)
 		harness_fail(__FILE__, __LINE__, "fold: %s", err.message);
-	shm_segment_unlink(p.shm, NULL);
+	shm_segment_close(&seg);
 	params_ref_free(&p);
 }
+
+static int fds_at_start;
 
 /* Configure a round of n sampled clients 0..n-1 from global. */
 static void
@@ -126,15 +137,12 @@ finish_expect(struct strategy *s, void *global, const float want[NUMEL],
 	free(out);
 }
 
-/* No segment of this test is left in /dev/shm. */
+/* No segment of this test is still open: every update the strategy kept
+ * was closed when the round finished. */
 static void
 check_no_segments(void)
 {
-	char *prefix = xasprintf("/cohort.%s.", jobkey);
-	unsigned removed = 0;
-	shm_remove_prefix(prefix, &removed, NULL);
-	CHECK_EQ_INT(removed, 0);
-	free(prefix);
+	CHECK_EQ_INT(harness_open_fds(), fds_at_start);
 }
 
 static void
@@ -322,10 +330,11 @@ test_median(void)
 	fold(&s, (const float[]){1, 10, -1, 7}, 1);
 	fold(&s, (const float[]){5, 20, -3, 7}, 100);
 	fold(&s, (const float[]){3, 30, -2, 8}, 1);
-	/* The updates' segments are already unlinked: the kept mappings
-	 * still serve the round. */
-	check_no_segments();
+	/* The strategy holds the three (sealed) updates for the round... */
+	CHECK_EQ_INT(harness_open_fds(), fds_at_start + 3);
 	finish_expect(&s, g, (const float[]){3, 20, -2, 7}, 0);
+	/* ...and lets them go when it finishes. */
+	check_no_segments();
 	begin(&s, 2, 4, g);
 	fold(&s, (const float[]){1, 1, 0, 0}, 1);
 	fold(&s, (const float[]){2, 2, 0, 1}, 1);
@@ -489,8 +498,10 @@ test_cyclic_relay(void)
 	/* The relay model starts as the global model, then is each result. */
 	struct shm_segment rm;
 	struct ipc_error err;
-	CHECK_EQ_INT(shm_segment_open(&rm, strategy_relay_model(&s), 0,
-	                              model.total_size, &err),
+	CHECK_EQ_INT(shm_segment_from_fd(&rm, dup(strategy_relay_fd(&s)),
+	                                 "relay",
+	                                 SHM_SEALED_SIZE | SHM_SEALED_READONLY,
+	                                 SHM_READ, model.total_size, &err),
 	             0);
 	float v[NUMEL];
 	get(rm.addr, v);
@@ -551,7 +562,7 @@ test_config_checks(void)
 static void
 test_shm_room(void)
 {
-	/* A model of 4 GiB x 1000 clients cannot fit in /dev/shm. */
+	/* A model of 4 GiB x 1000 clients cannot fit in memory. */
 	struct tensor_manifest big;
 	struct ipc_error err;
 	uint64_t shape[1] = {1ull << 30};
@@ -565,7 +576,8 @@ test_shm_room(void)
 	struct strategy s;
 	struct strategy_env env = {&c, &big, jobkey, NULL};
 	CHECK_EQ_INT(strategy_init(&s, &env, &err), -1);
-	CHECK_STR_CONTAINS(err.message, "/dev/shm");
+	CHECK_STR_CONTAINS(err.message, "shared memory");
+	CHECK_STR_CONTAINS(err.message, "memory is available");
 	CHECK_STR_CONTAINS(err.message, "federation.fit_clients");
 	strategy_free(&s);
 	config_free(&c);
@@ -576,6 +588,7 @@ int
 main(void)
 {
 	make_model();
+	fds_at_start = harness_open_fds();
 	RUN(test_fedavg_weightings);
 	RUN(test_fedavgm_two_rounds);
 	RUN(test_fedopt_two_rounds);

@@ -112,8 +112,8 @@ test_interleaved_streams_fold(void)
 	CHECK(stream_staged(&s, 7) != NULL && stream_staged(&s, 9) != NULL);
 	struct params_ref p;
 	stream_params(&p);
-	CHECK_EQ_INT(stream_fold(&s, &st, 7, &p, 1.0, &err), 0);
-	CHECK_EQ_INT(stream_fold(&s, &st, 9, &p, 3.0, &err), 0);
+	CHECK_EQ_INT(stream_fold(&s, &st, 7, &p, NULL, 0, 1.0, &err), 0);
+	CHECK_EQ_INT(stream_fold(&s, &st, 9, &p, NULL, 0, 3.0, &err), 0);
 	stream_drop(&s, 7);
 	stream_drop(&s, 9);
 	CHECK(stream_staged(&s, 7) == NULL && s.inbox == NULL);
@@ -206,17 +206,17 @@ test_cut_stream_leaves_accumulator(void)
 	stream_params(&p);
 	uint8_t *u = update_of(1), *v = update_of(5);
 	CHECK_EQ_INT(send_all(&s, 1, u, 4096), 0);
-	CHECK_EQ_INT(stream_fold(&s, &st, 1, &p, 2.0, &err), 0);
+	CHECK_EQ_INT(stream_fold(&s, &st, 1, &p, NULL, 0, 2.0, &err), 0);
 	stream_drop(&s, 1);
 	snap(&st, &sn);
 	uint64_t mid =
 	    model.tensors[0].offset + model.tensors[0].nbytes / 2 + 2;
 	CHECK_EQ_INT(stream_receive(&s, 2, model.total_size, 0, v, mid, &err),
 	             0);
-	CHECK_EQ_INT(stream_fold(&s, &st, 2, &p, 1.0, &err), -1);
+	CHECK_EQ_INT(stream_fold(&s, &st, 2, &p, NULL, 0, 1.0, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_TRUNCATED);
 	stream_drop(&s, 2);
-	CHECK_EQ_INT(stream_fold(&s, &st, 2, &p, 1.0, &err), -1);
+	CHECK_EQ_INT(stream_fold(&s, &st, 2, &p, NULL, 0, 1.0, &err), -1);
 	CHECK(unchanged(&st, &sn));
 	CHECK(s.inbox == NULL);
 	free(u);
@@ -241,13 +241,13 @@ test_bad_update_leaves_accumulator(void)
 	stream_params(&p);
 	uint8_t *u = update_of(1);
 	CHECK_EQ_INT(send_all(&s, 1, u, 4096), 0);
-	CHECK_EQ_INT(stream_fold(&s, &st, 1, &p, 1.0, &err), 0);
+	CHECK_EQ_INT(stream_fold(&s, &st, 1, &p, NULL, 0, 1.0, &err), 0);
 	stream_drop(&s, 1);
 	snap(&st, &sn);
 	const struct tensor_desc *last = &model.tensors[model.count - 1];
 	((float *)(u + last->offset))[last->nbytes / 4 - 1] = NAN;
 	CHECK_EQ_INT(send_all(&s, 2, u, 4096), 0);
-	CHECK_EQ_INT(stream_fold(&s, &st, 2, &p, 1.0, &err), -1);
+	CHECK_EQ_INT(stream_fold(&s, &st, 2, &p, NULL, 0, 1.0, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_NONFINITE);
 	CHECK_STR_CONTAINS(err.message, "c.weight");
 	stream_drop(&s, 2);
@@ -256,7 +256,7 @@ test_bad_update_leaves_accumulator(void)
 	q.manifest.tensors[0].shape[0] = 33;
 	q.manifest.tensors[0].shape[1] = 70;
 	CHECK_EQ_INT(send_all(&s, 3, u, 4096), 0);
-	CHECK_EQ_INT(stream_fold(&s, &st, 3, &q, 1.0, &err), -1);
+	CHECK_EQ_INT(stream_fold(&s, &st, 3, &q, NULL, 0, 1.0, &err), -1);
 	CHECK_STR_CONTAINS(err.message, "layout differs");
 	CHECK(unchanged(&st, &sn));
 	free(u);
@@ -264,6 +264,22 @@ test_bad_update_leaves_accumulator(void)
 	params_ref_free(&q);
 	stream_free(&s);
 	strategy_free(&st);
+}
+
+/* An update segment holding u, mapped read-write as its worker has it,
+ * and the params of a result naming it. */
+static void
+shm_update(const uint8_t *u, struct params_ref *p, struct shm_segment *seg)
+{
+	struct ipc_error err;
+	params_ref_init(p);
+	p->where = PARAMS_FD;
+	p->fd = 1;
+	p->size = model.total_size;
+	tensor_manifest_copy(&p->manifest, &model);
+	CHECK_EQ_INT(
+	    shm_segment_create_copy(seg, "update", model.total_size, u, &err),
+	    0);
 }
 
 /* The shared-memory fold, which drops pages as it reads them, adds the
@@ -279,23 +295,21 @@ test_shm_fold_equals_stream_fold(void)
 	stream_init(&s, 0, 4096, &model);
 	uint8_t *u = update_of(0.25);
 	struct params_ref p;
-	params_ref_init(&p);
-	p.where = PARAMS_SHM;
-	snprintf(p.shm, sizeof p.shm, "/cohort.%s.u1", jobkey);
-	p.size = model.total_size;
-	tensor_manifest_copy(&p.manifest, &model);
-	struct shm_segment seg;
-	CHECK_EQ_INT(shm_segment_create(&seg, p.shm, model.total_size, &err),
+	struct shm_segment seg, view;
+	shm_update(u, &p, &seg);
+	shm_segment_unmap(&seg);
+	CHECK_EQ_INT(stream_fold(&s, &a, 0, &p, &seg, 0, 1.5, &err), 0);
+	CHECK_EQ_INT(shm_segment_from_fd(&view, dup(seg.fd), "update",
+	                                 SHM_SEALED_READONLY, SHM_READ,
+	                                 model.total_size, &err),
 	             0);
-	memcpy(seg.addr, u, model.total_size);
-	CHECK_EQ_INT(stream_fold(&s, &a, 0, &p, 1.5, &err), 0);
-	CHECK(memcmp(seg.addr, u, model.total_size) == 0);
+	CHECK(memcmp(view.addr, u, model.total_size) == 0);
+	shm_segment_close(&view);
 	shm_segment_close(&seg);
-	shm_segment_unlink(p.shm, NULL);
 	struct params_ref q;
 	stream_params(&q);
 	CHECK_EQ_INT(send_all(&s, 4, u, 1000), 0);
-	CHECK_EQ_INT(stream_fold(&s, &b, 4, &q, 1.5, &err), 0);
+	CHECK_EQ_INT(stream_fold(&s, &b, 4, &q, NULL, 0, 1.5, &err), 0);
 	CHECK(a.acc.numel == b.acc.numel &&
 	      memcmp(a.acc.acc, b.acc.acc, a.acc.numel * sizeof(double)) == 0);
 	CHECK(a.acc.weight == b.acc.weight);
@@ -407,6 +421,37 @@ test_many_tensor_framing(void)
 	tensor_manifest_free(&big);
 }
 
+/* An update its worker still maps writable cannot be sealed: refused
+ * with the reason, nothing added, and folded once the mapping is gone. */
+static void
+test_update_still_mapped_refused(void)
+{
+	struct strategy st;
+	struct stream s;
+	struct ipc_error err;
+	struct snapshot sn;
+	start(&st);
+	stream_init(&s, 0, 4096, &model);
+	uint8_t *u = update_of(2);
+	struct params_ref p;
+	struct shm_segment seg;
+	shm_update(u, &p, &seg);
+	snap(&st, &sn);
+	/* seg's own writable mapping stands for the worker's. */
+	CHECK_EQ_INT(stream_fold(&s, &st, 0, &p, &seg, 0, 1.0, &err), -1);
+	CHECK_EQ_INT(err.code, IPC_E_SHM_SEALS);
+	CHECK_STR_CONTAINS(err.message, "still maps it writable");
+	CHECK(unchanged(&st, &sn));
+	shm_segment_unmap(&seg);
+	CHECK_EQ_INT(stream_fold(&s, &st, 0, &p, &seg, 0, 1.0, &err), 0);
+	CHECK_EQ_INT(st.acc.folded, 1);
+	shm_segment_close(&seg);
+	free(u);
+	params_ref_free(&p);
+	stream_free(&s);
+	strategy_free(&st);
+}
+
 int
 main(void)
 {
@@ -418,10 +463,8 @@ main(void)
 	RUN(test_cut_stream_leaves_accumulator);
 	RUN(test_bad_update_leaves_accumulator);
 	RUN(test_shm_fold_equals_stream_fold);
+	RUN(test_update_still_mapped_refused);
 	RUN(test_many_tensor_framing);
-	char prefix[96];
-	snprintf(prefix, sizeof prefix, "cohort.%s.", jobkey);
-	shm_remove_prefix(prefix, NULL, NULL);
 	tensor_manifest_free(&model);
 	config_free(&cfg);
 	return harness_finish();

@@ -44,6 +44,7 @@ struct client {
 	uint64_t outgoing_size;
 	size_t chunk_bytes;    /* task config chunk_bytes (stream transport) */
 	struct shm_cache maps; /* small segments stay mapped across tasks */
+	struct frame_fds fds;  /* descriptors the task frame brought */
 	void *idle_buf;        /* a streamed model's buffer kept for the next */
 	size_t idle_size;      /* task of a pool (its pages are in memory) */
 };
@@ -317,7 +318,7 @@ task_map_global(struct client *cl, const struct msg_task *t,
 {
 	memset(g, 0, sizeof *g);
 	g->seg.fd = -1;
-	if (t->params.where != PARAMS_SHM && t->params.where != PARAMS_STREAM)
+	if (t->params.where != PARAMS_FD && t->params.where != PARAMS_STREAM)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "task %llu: params must be in shared "
 		                     "memory or streamed",
@@ -330,9 +331,18 @@ task_map_global(struct client *cl, const struct msg_task *t,
 		                 kv_get_str(&t->config, "model", "?"));
 		return -1;
 	}
-	if (t->params.where == PARAMS_SHM) {
-		if (shm_cache_open(&cl->maps, &g->seg, t->params.shm, SHM_READ,
-		                   mf->total_size, err) != 0)
+	if (t->params.where == PARAMS_FD) {
+		int fd = frame_fds_take(&cl->fds, t->params.fd);
+		if (fd < 0)
+			return ipc_error_set(
+			    err, IPC_E_BAD_VALUE,
+			    "task %llu: its frame carried no "
+			    "descriptor %u for the global model",
+			    (unsigned long long)t->task_id,
+			    (unsigned)t->params.fd);
+		if (shm_cache_open(&cl->maps, &g->seg, fd, "the global model",
+		                   SHM_SEALED_SIZE | SHM_SEALED_READONLY,
+		                   SHM_READ, mf->total_size, err) != 0)
 			return -1;
 		g->addr = g->seg.addr;
 		return 0;
@@ -357,24 +367,32 @@ task_region_free(struct client *cl, struct task_region *g)
 	g->seg.fd = -1;
 }
 
-/* Take the spare segment the orchestrator offered (task config spare_shm,
- * a folded update's segment) as our update segment name: its pages are
- * already in memory. Returns 0 when there is none or it does not fit; the
- * caller then creates a fresh one. */
+/* Our update segment: the descriptor the task frame brought, filled with
+ * the global model (pwrite: fresh pages are not zeroed first) and mapped
+ * read-write. It must be unmapped before the result is sent: the
+ * orchestrator then seals it against writes. */
 static int
-claim_spare(struct client *cl, const struct msg_task *t, const char *name,
-            size_t size, struct shm_segment *update)
+map_update(struct client *cl, const struct msg_task *t, const void *global,
+           size_t size, struct shm_segment *update, struct ipc_error *err)
 {
-	const char *spare = kv_get_str(&t->config, "spare_shm", NULL);
-	if (spare == NULL || shm_segment_rename(spare, name, NULL) != 0)
-		return 0;
-	if (shm_cache_open(&cl->maps, update, name, SHM_WRITE, size, NULL) ==
-	        0 &&
-	    update->size == size)
-		return 1;
-	shm_segment_close(update);
-	shm_segment_unlink(name, NULL);
-	return 0;
+	int fd = t->update_fd >= 0
+	             ? frame_fds_take(&cl->fds, (unsigned)t->update_fd)
+	             : -1;
+	struct stat st;
+	if (fd < 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "task %llu: its frame carried no update "
+		                     "descriptor",
+		                     (unsigned long long)t->task_id);
+	if (shm_fd_check(fd, "the update segment", SHM_SEALED_SIZE, size, &st,
+	                 err) != 0)
+		return -1;
+	if (shm_fd_fill(fd, "the update segment", global, size, err) != 0) {
+		close(fd);
+		return -1;
+	}
+	return shm_segment_map(update, "the update segment", fd, size,
+	                       SHM_WRITE, err);
 }
 
 /* Where the update goes: our own shm segment (a copy of the global model),
@@ -399,16 +417,8 @@ task_update_region(struct client *cl, const struct msg_task *t,
 		cl->outgoing_size = mf->total_size;
 		return 0;
 	}
-	char name[PARAMS_SHM_MAX];
-	shm_update_name(name, sizeof name, cl->job, t->task_id);
-	if (claim_spare(cl, t, name, mf->total_size, update)) {
-		memcpy(update->addr, g->addr, mf->total_size);
-	} else {
-		if (shm_segment_create_copy(update, name, mf->total_size,
-		                            g->addr, err) != 0)
-			return -1;
-		shm_cache_adopt(&cl->maps, update);
-	}
+	if (map_update(cl, t, g->addr, mf->total_size, update, err) != 0)
+		return -1;
 	*out = update->addr;
 	return 0;
 }
@@ -424,22 +434,15 @@ result_params(const struct client *cl, const struct msg_task *t,
 		r->params.where = PARAMS_STREAM;
 		return;
 	}
-	r->params.where = PARAMS_SHM;
-	shm_update_name(r->params.shm, sizeof r->params.shm, cl->job,
-	                t->task_id);
+	r->params.where = PARAMS_FD;
+	r->params.fd = (uint32_t)t->update_fd;
 }
 
 /* Drop an update that will not be sent (the task failed). */
 static void
-drop_update(struct client *cl, const struct msg_task *t,
-            struct shm_segment *update)
+drop_update(struct client *cl, struct shm_segment *update)
 {
-	if (update->addr != NULL) {
-		shm_segment_close(update);
-		char name[PARAMS_SHM_MAX];
-		shm_update_name(name, sizeof name, cl->job, t->task_id);
-		shm_segment_unlink(name, NULL);
-	}
+	shm_segment_close(update);
 	buf_put(cl, cl->outgoing, cl->outgoing_size);
 	cl->outgoing = NULL;
 }
@@ -521,7 +524,7 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	                            idx, n, &tc, &st, client_progress, cl, err);
 	task_region_free(cl, &global);
 	if (rc != 0) {
-		drop_update(cl, t, &update);
+		drop_update(cl, &update);
 		return -1;
 	}
 	shm_segment_close(&update);
@@ -629,6 +632,7 @@ client_main(void)
 	if (!socket_path || !token || !job || !client_id)
 		return 2;
 	die_with_parent();
+	keep_private();
 	const char *tasks_env = getenv("COHORT_TASKS");
 	long max_tasks = tasks_env ? strtol(tasks_env, NULL, 10) : 1;
 	if (max_tasks < 1)
@@ -662,14 +666,16 @@ client_main(void)
 		return 1;
 	}
 
-	/* The global model and the update segments that go round between
-	 * the pool's workers (spares: two per worker at most); at most two
-	 * mappings are in use at once, and one in use is never evicted. */
-	shm_cache_init(&cl.maps, 8);
+	/* The global model of this round and the last (FedAvg writes the
+	 * next model into the same memfd), the relay of cyclic rounds. */
+	shm_cache_init(&cl.maps, 4);
+	frame_fds_init(&cl.fds);
 	int status = 0;
 	for (long done = 0; done < max_tasks;) {
 		struct msg m;
-		if (msg_recv(cl.fd, FRAME_MAX_DEFAULT, &m, &err) != 0) {
+		frame_fds_close(&cl.fds);
+		if (msg_recv_fds(cl.fd, FRAME_MAX_DEFAULT, &m, &cl.fds, &err) !=
+		    0) {
 			if (err.code != IPC_E_CLOSED) {
 				log_error("bad frame from orchestrator: %s",
 				          err.message);
@@ -703,6 +709,7 @@ client_main(void)
 		if (status != 0)
 			break;
 	}
+	frame_fds_close(&cl.fds);
 	cache_free(&cl.cache);
 	shm_cache_free(&cl.maps);
 	big_free(cl.idle_buf, cl.idle_size);

@@ -30,13 +30,17 @@ GIB = 1024.0**3
 
 
 def shm_used():
-    """Bytes in use on /dev/shm now."""
-    s = os.statvfs("/dev/shm")
-    return (s.f_blocks - s.f_bfree) * s.f_frsize
+    """Bytes of shared memory in use on the machine now (Shmem of
+    /proc/meminfo: memfds and /dev/shm files alike)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Shmem:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 class ShmSampler(threading.Thread):
-    """Peak bytes in use on /dev/shm while a job runs."""
+    """Peak shared memory in use while a job runs."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -50,7 +54,8 @@ class ShmSampler(threading.Thread):
 
 
 def job(build, root, clients, sampled, rounds, sets):
-    """Run one job; returns (jobrun result, workspace, shm peak bytes)."""
+    """Run one job; returns (jobrun result, workspace, shared-memory peak
+    bytes)."""
     argv = [os.path.join(build, "orchestrator", "cohort-orchestrator"),
             str(clients), str(sampled), str(sampled), str(rounds),
             "--workspace-root", root,
@@ -96,7 +101,7 @@ def row(name, mode, k, res, ws, shm_peak, sampled):
 
 HEADER = ("| run | transport | concurrent | model GiB | orchestrator peak "
           "GiB (x model) | all processes peak Pss GiB | machine peak GiB "
-          "| /dev/shm peak GiB "
+          "| shared memory peak GiB "
           "| round s | GiB moved/s | job wall s |\n"
           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
           "| --- |")

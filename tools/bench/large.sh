@@ -7,7 +7,7 @@
 # tools/bench/large.py: gpt2-small exactness through both transports, the
 # NVFlare scenario (gpt2-large, 6 clients, exchange only, 3 rounds) through
 # shm and stream, and gpt2-small with 10 and 100 sampled clients. Needs
-# about 20 GiB of memory and /dev/shm; run nothing else big meanwhile.
+# about 20 GiB of memory; run nothing else big meanwhile.
 # Workspaces live in a temporary directory removed at the end.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
