@@ -17,14 +17,14 @@ capacity_need(uint64_t model, uint64_t acc, unsigned k, int stream)
 	struct capacity_need n;
 	/* shm: the global model in shared memory (memfds, counted as
 	 * memory), twice while a round's result is published, and every
-	 * update in flight is a segment. stream: the
-	 * global model is a file of the workspace (page cache the kernel can
-	 * write back and drop, not counted); a worker holds the model in its
-	 * own memory and the orchestrator stages the one update coming in
-	 * (the launcher lets one in at a time). */
+	 * update in flight is a segment. stream: the global model is a
+	 * memfd too (twice as well: FedAvgM and FedOpt hold the old and the
+	 * new one while publishing); a worker holds the model in its own
+	 * memory and the orchestrator stages the one update coming in (the
+	 * launcher lets one in at a time). */
 	if (stream) {
-		n.shm = 0;
-		n.ram = acc + (1 + (uint64_t)k) * model;
+		n.shm = 2 * model;
+		n.ram = acc + (3 + (uint64_t)k) * model;
 	} else {
 		n.shm = (2 + (uint64_t)k) * model;
 		n.ram = n.shm + acc;
@@ -66,16 +66,9 @@ capacity_plan(struct job *j)
 	    capacity_need(model, acc, (unsigned)k, 1);
 	const char *mode = c->transport.mode;
 	int stream = strcmp(mode, "stream") == 0;
-	if (strcmp(mode, "auto") == 0 && viashm.ram > ram &&
-	    viastream.ram <= ram && j->strategy.ops->kind == STRATEGY_STREAM) {
-		stream = 1;
-		console_out("transport.mode auto: the shm transport needs %.2f "
-		            "GiB of memory (model %.2f GiB x (2 + %llu updates "
-		            "in flight) + accumulator), %.2f GiB available; "
-		            "using the stream transport",
-		            GIB(viashm.ram), GIB(model), (unsigned long long)k,
-		            GIB(ram));
-	}
+	/* auto is shm: stream needs a model more (each worker's own copy,
+	 * the staged update) and only pays off where workers cannot share
+	 * memory with the orchestrator. */
 	if (stream && (j->strategy.ops->kind != STRATEGY_STREAM)) {
 		console_err("transport stream: strategy %s keeps updates in "
 		            "shared memory; set transport.mode=shm or "

@@ -1,7 +1,7 @@
 /* capacity.h: before the first round, check that the model, the
  * accumulator and the updates in flight fit in memory (shared memory is
  * memfds: /dev/shm's size does not limit it), and resolve transport.mode
- * (auto picks stream when only its smaller need fits). A job that cannot fit
+ * (auto is shm). A job that cannot fit
  * fails up front with the numbers and the fix, never with a SIGBUS or the OOM
  * killer halfway through a round. */
 #ifndef COHORT_CAPACITY_H

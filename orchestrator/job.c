@@ -140,17 +140,13 @@ job_checkpoint(struct job *j)
 	return rc;
 }
 
-/* The global models' name without the round: a file of the workspace's
- * run/ for the stream transport (a memfd if that path is too long), else
- * a memfd's label. */
+/* The global models' label without the round (a memfd's, whatever the
+ * transport: the stream transport's global model was a file of run/ that
+ * a worker of the same uid could truncate under the orchestrator's
+ * mapping). */
 static void
 global_prefix(const struct job *j, char *buf, size_t size)
 {
-	if (j->stream.enabled) {
-		int n = snprintf(buf, size, "%s/run/global.g", j->ws.dir);
-		if (n > 0 && (size_t)n + 10 < size) /* room for any round */
-			return;
-	}
 	snprintf(buf, size, "cohort.%s.g", j->ws.jobkey);
 }
 
@@ -247,13 +243,13 @@ load_model(struct job *j, int resuming)
 	if (rc == 0)
 		rc = capacity_plan(j);
 	if (rc == 0) {
-		/* A resumed stream job may find global models its crashed
-		 * run left in the workspace ("run/global.g" files). */
+		/* A workspace of an older version may hold the stream
+		 * transport's global models as files ("run/global.g"). */
 		char name[sizeof j->global.name];
-		if (j->stream.enabled) {
-			global_prefix(j, name, sizeof name);
+		int n =
+		    snprintf(name, sizeof name, "%s/run/global.g", j->ws.dir);
+		if (n > 0 && (size_t)n < sizeof name)
 			shm_remove_prefix(name, NULL, NULL);
-		}
 		job_global_name(j, j->round + 1, name, sizeof name);
 		rc = shm_segment_create_copy(&j->global, name,
 		                             j->model.total_size, region, &err);
@@ -535,8 +531,6 @@ cleanup(struct job *j)
 		event_free(j->sigterm);
 	preempt_free(j);
 	stream_free(&j->stream);
-	if (j->stream.enabled) /* the global model is a workspace file */
-		shm_segment_unlink(j->global.name, NULL);
 	shm_segment_close(&j->global);
 	metrics_close(&j->metrics, NULL);
 	strategy_free(&j->strategy);

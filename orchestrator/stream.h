@@ -72,8 +72,7 @@ int stream_fold(struct stream *s, struct strategy *st, uint64_t task_id,
  * a worker's own segments need). */
 int stream_folds_mean(const struct strategy *st);
 /* Seal a new global model (g) read-only for everyone but the mapping the
- * orchestrator already has: a no-op for the stream transport's file,
- * which no worker is given. */
+ * orchestrator already has. */
 int stream_seal_global(struct job *j, struct shm_segment *g,
                        struct ipc_error *err);
 
