@@ -83,8 +83,14 @@ struct worker {
 struct queued_task {
 	uint64_t task_id;
 	int64_t client_id;
+	char *reason; /* on launcher.failing: why it failed */
 	TAILQ_ENTRY(queued_task) entry;
 };
+
+/* Tries at starting a worker before the tasks waiting for one fail, and
+ * the first pause between tries (it doubles). */
+#define LAUNCHER_SPAWN_TRIES 3
+#define LAUNCHER_SPAWN_BACKOFF_S 0.05
 
 struct launcher {
 	struct event_base *base;
@@ -99,8 +105,16 @@ struct launcher {
 	TAILQ_HEAD(, queued_task) queue;
 	unsigned queued;
 	unsigned alive;
-	unsigned in_hand; /* tasks held by workers */
 	unsigned pool_seq;
+	/* Workers that could not be started: consecutive failures, the
+	 * last one's reason, the pause before the next try (schedule starts
+	 * none while it is pending), and tasks failed for it, reported from
+	 * the loop by report_failing (hooks may submit again). */
+	unsigned spawn_fails;
+	char spawn_reason[600];
+	struct event *spawn_retry;
+	TAILQ_HEAD(, queued_task) failing;
+	struct event *report_failing;
 	/* One streamed result comes in at a time (the owner stages each one
 	 * whole): the worker sending it, and a deferred event that lets the
 	 * next waiter in. */

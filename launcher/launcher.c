@@ -83,26 +83,9 @@ find_worker(struct launcher *l, pid_t pid)
 	return NULL;
 }
 
-struct spawn_failure {
-	struct launcher *l;
-	uint64_t task_id;
-	char reason[512];
-};
-
-/* Report a task whose worker could not be started, from the event loop. */
-static void
-spawn_failure_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct spawn_failure *f = arg;
-	(void)fd;
-	(void)what;
-	f->l->in_hand--;
-	launcher_task_failed(f->l, f->task_id, f->reason);
-	free(f);
-}
-
-/* Start one worker process; with has_task it is bound to task_id. */
-static void
+/* Start one worker process; with has_task it is bound to task_id. -1
+ * when it cannot be started, the reason in l->spawn_reason. */
+static int
 spawn_worker(struct launcher *l, int64_t client_id, int has_task,
              uint64_t task_id)
 {
@@ -143,13 +126,22 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	for (size_t i = 0; i < k; i++)
 		env[n + i] = mine[i];
 
+	/* The log is opened here, not by the child, so that a log that
+	 * cannot be opened is told apart from a worker that cannot run. */
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+	if (logfd < 0) {
+		snprintf(l->spawn_reason, sizeof l->spawn_reason,
+		         "cannot start worker %s: its log %s: %s",
+		         l->opt.worker_path, log, strerror(errno));
+		free(log);
+		return -1;
+	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, log,
-	                                 O_WRONLY | O_CREAT | O_APPEND, 0666);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_adddup2(&fa, logfd, 1);
+	posix_spawn_file_actions_adddup2(&fa, logfd, 2);
 	posix_spawnattr_init(&attr);
 	sigset_t none, all;
 	sigemptyset(&none);
@@ -167,26 +159,19 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	int rc = posix_spawn(&pid, l->opt.worker_path, &fa, &attr, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
+	close(logfd);
 	for (size_t i = 0; i < k; i++)
 		free(mine[i]);
 	free(env);
-
 	if (rc != 0) {
-		if (has_task) {
-			struct spawn_failure *f = xcalloc(1, sizeof *f);
-			f->l = l;
-			f->task_id = task_id;
-			snprintf(f->reason, sizeof f->reason,
-			         "cannot start worker %s (log %s): %s",
-			         l->opt.worker_path, log, strerror(rc));
-			l->in_hand++;
-			event_base_once(l->base, -1, EV_TIMEOUT,
-			                spawn_failure_cb, f, NULL);
-		}
+		snprintf(l->spawn_reason, sizeof l->spawn_reason,
+		         "cannot start worker %s (log %s): %s",
+		         l->opt.worker_path, log, strerror(rc));
 		free(log);
-		return;
+		return -1;
 	}
 	free(log);
+	l->spawn_fails = 0;
 	struct worker *w = worker_new(l, pid, has_task ? client_id : -1, tasks);
 	w->gpu_slot = slot;
 	if (slot >= 0)
@@ -198,6 +183,7 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		l->stats.peak_alive = l->alive;
 	if (has_task)
 		worker_assign(w, task_id);
+	return 0;
 }
 
 /* Pool workers about to take a task: starting up, or connected and idle. */
@@ -226,12 +212,77 @@ pop_task(struct launcher *l)
 	return q;
 }
 
-/* Hand queued tasks to idle workers and start workers in free slots. */
+static void schedule(struct launcher *l);
+
+/* Move every queued task to the failing list with reason and report them
+ * from the loop. */
+static void
+fail_queued(struct launcher *l, const char *reason)
+{
+	struct queued_task *q;
+	while ((q = pop_task(l)) != NULL) {
+		q->reason = xstrdup(reason);
+		TAILQ_INSERT_TAIL(&l->failing, q, entry);
+	}
+	event_active(l->report_failing, EV_TIMEOUT, 0);
+}
+
+/* report_failing: tell the owner of each task no worker could take. */
+static void
+report_failing_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct launcher *l = arg;
+	(void)fd;
+	(void)what;
+	struct queued_task *q;
+	while ((q = TAILQ_FIRST(&l->failing)) != NULL) {
+		TAILQ_REMOVE(&l->failing, q, entry);
+		launcher_task_failed(l, q->task_id, q->reason);
+		free(q->reason);
+		free(q);
+	}
+}
+
+/* A worker could not be started: try again after a pause that doubles;
+ * after LAUNCHER_SPAWN_TRIES in a row, fail the queued tasks unless a live
+ * worker may still take them (then keep trying at the longest pause). */
+static void
+spawn_failed(struct launcher *l)
+{
+	l->stats.spawn_failures++;
+	unsigned n = ++l->spawn_fails;
+	if (n >= LAUNCHER_SPAWN_TRIES && l->alive == 0) {
+		char *reason = xasprintf("%s (%u tries)", l->spawn_reason, n);
+		fail_queued(l, reason);
+		free(reason);
+		l->spawn_fails = 0;
+		return;
+	}
+	if (n > LAUNCHER_SPAWN_TRIES)
+		n = LAUNCHER_SPAWN_TRIES;
+	double pause = LAUNCHER_SPAWN_BACKOFF_S * (double)(1u << (n - 1));
+	struct timeval tv = {(time_t)pause,
+	                     (suseconds_t)((pause - (time_t)pause) * 1e6)};
+	evtimer_add(l->spawn_retry, &tv);
+}
+
+/* spawn_retry: the pause is over. */
+static void
+spawn_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	schedule(arg);
+}
+
+/* Hand queued tasks to idle workers and start workers in free slots (none
+ * while pausing after a failed start). */
 static void
 schedule(struct launcher *l)
 {
 	if (l->stopping)
 		return;
+	int pausing = evtimer_pending(l->spawn_retry, NULL);
 	if (l->opt.tasks_per_worker > 1) {
 		struct worker *w;
 		TAILQ_FOREACH(w, &l->workers, entry)
@@ -244,9 +295,12 @@ schedule(struct launcher *l)
 				free(q);
 			}
 		}
-		while (l->queued > pool_ready(l) &&
+		while (!pausing && l->queued > pool_ready(l) &&
 		       l->alive < l->opt.max_concurrent)
-			spawn_worker(l, -1, 0, 0);
+			if (spawn_worker(l, -1, 0, 0) < 0) {
+				spawn_failed(l);
+				break;
+			}
 		/* What no ready worker will take goes ahead to busy ones. */
 		TAILQ_FOREACH(w, &l->workers, entry)
 		{
@@ -256,10 +310,13 @@ schedule(struct launcher *l)
 		}
 		return;
 	}
-	while (l->queued > 0 && l->alive < l->opt.max_concurrent) {
-		struct queued_task *q = pop_task(l);
-		spawn_worker(l, q->client_id, 1, q->task_id);
-		free(q);
+	while (!pausing && l->queued > 0 && l->alive < l->opt.max_concurrent) {
+		struct queued_task *q = TAILQ_FIRST(&l->queue);
+		if (spawn_worker(l, q->client_id, 1, q->task_id) < 0) {
+			spawn_failed(l);
+			break;
+		}
+		free(pop_task(l));
 	}
 }
 
@@ -369,6 +426,7 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	l->env = inherit_env(l);
 	TAILQ_INIT(&l->workers);
 	TAILQ_INIT(&l->queue);
+	TAILQ_INIT(&l->failing);
 	l->listener = evconnlistener_new_bind(
 	    base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
 	    1024, (struct sockaddr *)&sun, sizeof sun);
@@ -382,7 +440,10 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	if (l->sigchld == NULL || evsignal_add(l->sigchld, NULL) < 0)
 		fatal("cannot watch SIGCHLD");
 	l->next_inbound = evtimer_new(base, worker_next_inbound, l);
-	if (l->next_inbound == NULL)
+	l->spawn_retry = evtimer_new(base, spawn_retry_cb, l);
+	l->report_failing = evtimer_new(base, report_failing_cb, l);
+	if (l->next_inbound == NULL || l->spawn_retry == NULL ||
+	    l->report_failing == NULL)
 		fatal("out of memory");
 	return l;
 }
@@ -433,12 +494,6 @@ unsigned
 launcher_alive(const struct launcher *l)
 {
 	return l->alive;
-}
-
-unsigned
-launcher_pending(const struct launcher *l)
-{
-	return l->queued + l->in_hand;
 }
 
 const struct launcher_stats *
@@ -520,12 +575,21 @@ launcher_free(struct launcher *l)
 	struct queued_task *q;
 	while ((q = pop_task(l)) != NULL)
 		free(q);
+	while ((q = TAILQ_FIRST(&l->failing)) != NULL) {
+		TAILQ_REMOVE(&l->failing, q, entry);
+		free(q->reason);
+		free(q);
+	}
 	if (l->listener != NULL)
 		evconnlistener_free(l->listener);
 	if (l->sigchld != NULL)
 		event_free(l->sigchld);
 	if (l->next_inbound != NULL)
 		event_free(l->next_inbound);
+	if (l->spawn_retry != NULL)
+		event_free(l->spawn_retry);
+	if (l->report_failing != NULL)
+		event_free(l->report_failing);
 	unlink(l->opt.socket_path);
 	for (size_t i = 0; l->env != NULL && l->env[i] != NULL; i++)
 		free(l->env[i]);

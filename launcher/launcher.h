@@ -78,16 +78,17 @@ struct launcher_hooks {
 
 struct launcher_stats {
 	unsigned spawned;
-	unsigned exited_ok;    /* exit status 0 */
-	unsigned exited_error; /* non-zero exit status */
-	unsigned signalled;    /* killed by a signal */
-	unsigned timeouts;     /* tasks that ran past task_timeout_s */
-	unsigned sigterms;     /* SIGTERMs sent */
-	unsigned sigkills;     /* SIGKILLs sent */
-	unsigned refused;      /* connections refused (uid, unknown pid) */
-	unsigned peak_alive;   /* most worker processes alive at once */
-	size_t peak_partial;   /* most bytes held of incomplete frames */
-	unsigned peak_gpu;     /* most workers on one GPU at once */
+	unsigned exited_ok;      /* exit status 0 */
+	unsigned exited_error;   /* non-zero exit status */
+	unsigned signalled;      /* killed by a signal */
+	unsigned timeouts;       /* tasks that ran past task_timeout_s */
+	unsigned sigterms;       /* SIGTERMs sent */
+	unsigned sigkills;       /* SIGKILLs sent */
+	unsigned refused;        /* connections refused (uid, unknown pid) */
+	unsigned peak_alive;     /* most worker processes alive at once */
+	size_t peak_partial;     /* most bytes held of incomplete frames */
+	unsigned peak_gpu;       /* most workers on one GPU at once */
+	unsigned spawn_failures; /* workers that could not be started */
 };
 
 /* Bytes of incomplete frames the launcher holds for all its workers
@@ -115,8 +116,6 @@ void launcher_submit(struct launcher *l, uint64_t task_id, int64_t client_id);
 void launcher_stop(struct launcher *l, int force);
 /* Worker processes alive (not yet reaped). */
 unsigned launcher_alive(const struct launcher *l);
-/* Tasks queued or in the hands of a worker. */
-unsigned launcher_pending(const struct launcher *l);
 const struct launcher_stats *launcher_stats(const struct launcher *l);
 /* SIGKILL and reap whatever is still alive, close the socket and free
  * everything. */

@@ -480,7 +480,6 @@ on_result(struct worker *w, const struct msg *m)
 	uint64_t task_id = w->task_id;
 	w->has_task = 0;
 	w->reason[0] = '\0';
-	l->in_hand--;
 	w->tasks_done++;
 	evtimer_del(w->timer);
 	if (w->has_next) {
@@ -829,13 +828,11 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 			reason =
 			    xasprintf("%s before reporting a result", status);
 		w->has_task = 0;
-		l->in_hand--;
 		launcher_task_failed(l, w->task_id, reason);
 		free(reason);
 	}
 	if (w->has_next) {
 		w->has_next = 0;
-		l->in_hand--;
 		launcher_requeue(l, w->next_task, w->next_client);
 	}
 	launcher_worker_gone(l, w);
@@ -875,7 +872,6 @@ worker_assign(struct worker *w, uint64_t task_id)
 	w->task_id = task_id;
 	w->timeout_waited = 0;
 	w->reason[0] = '\0';
-	w->l->in_hand++;
 	if (w->state == WORKER_CONNECTED && w->bev != NULL)
 		send_task(w);
 }
@@ -894,7 +890,6 @@ worker_send_next(struct worker *w, uint64_t task_id, int64_t client_id)
 	w->has_next = 1;
 	w->next_task = task_id;
 	w->next_client = client_id;
-	w->l->in_hand++;
 	write_task_frame(w, task_id);
 }
 

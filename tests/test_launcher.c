@@ -1,6 +1,7 @@
 /* test_launcher.c: the launcher with the fake worker: slots, timeouts
  * (SIGTERM then SIGKILL), exit-status accounting, socket close and process
- * exit in both orders, bad hellos and frames, pool mode, stopping, GPU slots
+ * exit in both orders, bad hellos and frames, pool mode, stopping, workers
+ * that cannot be started, GPU slots
  * (CUDA_VISIBLE_DEVICES and COHORT_DEVICE per worker, workers per GPU);
  * and that no segment or child process is left behind. */
 #include <errno.h>
@@ -116,9 +117,12 @@ on_exited(void *arg, pid_t pid)
 	(void)arg;
 }
 
-/* GPU slots and COHORT_DEVICE of the launchers setup() creates. */
+/* GPU slots, COHORT_DEVICE, worker and log directory of the launchers
+ * setup() creates (NULL: none, inherited, the fake worker, tmp/logs). */
 static const struct gpuslots *setup_gpus;
 static const char *setup_device;
+static const char *setup_worker;
+static const char *setup_logs;
 
 /* Start a launcher on a fresh socket with the fault given in the env. */
 static void
@@ -150,8 +154,13 @@ setup(struct ctx *c, const char *fault, unsigned max_concurrent,
 	snprintf(sock, sizeof sock, "%s/s%d.sock", harness_tmpdir(), seq);
 	snprintf(logs, sizeof logs, "%s/logs", harness_tmpdir());
 	mkdir(logs, 0755);
+	if (setup_logs != NULL)
+		snprintf(logs, sizeof logs, "%s", setup_logs);
 	struct launcher_options o = {
-	    .worker_path = harness_build_path("tests/cohort-test-fake-worker"),
+	    .worker_path =
+	        setup_worker != NULL
+	            ? setup_worker
+	            : harness_build_path("tests/cohort-test-fake-worker"),
 	    .socket_path = sock,
 	    .jobkey = c->jobkey,
 	    .token = "0123456789abcdef",
@@ -420,6 +429,67 @@ test_stop(void)
 	teardown(&c);
 }
 
+/* Tasks whose worker cannot be started (a log that cannot be opened, a
+ * worker binary gone since the launcher checked it) fail naming the
+ * cause, after a few tries, in a process per task and in a pool alike
+ * (the pool loop retried forever); a cause gone by the next try costs
+ * nothing. */
+static void
+test_spawn_failures(void)
+{
+	char logs[512], exe[512];
+	snprintf(exe, sizeof exe, "%s/gone-worker", harness_tmpdir());
+	for (unsigned pool = 0; pool < 2; pool++) {
+		struct ctx c;
+		snprintf(logs, sizeof logs, "%s/no/such/dir", harness_tmpdir());
+		setup_logs = logs;
+		setup(&c, NULL, 2, pool ? 4 : 1, 10);
+		setup_logs = NULL;
+		submit(&c, 5);
+		run(&c, 10);
+		CHECK_EQ_INT(c.failures, 5);
+		CHECK_EQ_INT(c.results, 0);
+		for (unsigned i = 0; i < 5; i++) {
+			CHECK_STR_CONTAINS(c.reasons[i], "cannot start worker");
+			CHECK_STR_CONTAINS(c.reasons[i], "no/such/dir/");
+			CHECK_STR_CONTAINS(c.reasons[i], "No such file");
+		}
+		CHECK_EQ_INT(launcher_stats(c.l)->spawned, 0);
+		CHECK(launcher_stats(c.l)->spawn_failures >= 3);
+		teardown(&c);
+
+		FILE *f = fopen(exe, "w");
+		CHECK(f != NULL && fputs("#!/bin/sh\n", f) >= 0 &&
+		      fclose(f) == 0 && chmod(exe, 0700) == 0);
+		setup_worker = exe;
+		setup(&c, NULL, 2, pool ? 4 : 1, 10);
+		setup_worker = NULL;
+		CHECK_EQ_INT(unlink(exe), 0);
+		submit(&c, 3);
+		run(&c, 10);
+		CHECK_EQ_INT(c.failures, 3);
+		for (unsigned i = 0; i < 3; i++)
+			CHECK_STR_CONTAINS(c.reasons[i], "gone-worker");
+		teardown(&c);
+
+		/* A cause gone before the next try costs nothing. */
+		snprintf(logs, sizeof logs, "%s/late-logs-%u", harness_tmpdir(),
+		         pool);
+		setup_logs = logs;
+		setup(&c, NULL, 2, pool ? 4 : 1, 10);
+		setup_logs = NULL;
+		submit(&c, 4);
+		CHECK_EQ_INT(launcher_stats(c.l)->spawn_failures, 1);
+		CHECK_EQ_INT(mkdir(logs, 0700), 0);
+		wait_results(&c, 4);
+		CHECK_EQ_INT(c.failures, 0);
+		CHECK_EQ_INT(launcher_stats(c.l)->spawn_failures, 1);
+		launcher_stop(c.l, 0);
+		run(&c, 10);
+		teardown(&c);
+	}
+}
+
 /* What the fake workers' trace says: per CUDA_VISIBLE_DEVICES value, the
  * workers started and the most alive at once. */
 struct trace {
@@ -627,6 +697,7 @@ main(void)
 	RUN(test_bad_peers);
 	RUN(test_pool);
 	RUN(test_stop);
+	RUN(test_spawn_failures);
 	RUN(test_gpu_slots);
 	RUN(test_gpu_pool_keeps_its_gpu);
 	RUN(test_cpu_job_environment_unchanged);
