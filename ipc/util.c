@@ -14,6 +14,9 @@
 
 static const char *log_prefix = "cohort";
 static enum log_level log_min = LOG_INFO;
+static log_writer log_fn;
+static void *log_arg;
+static const char *const log_names[] = {"debug", "info", "warning", "error"};
 
 void *
 xmalloc(size_t size)
@@ -180,28 +183,67 @@ log_init(const char *prefix, enum log_level level)
 {
 	log_prefix = prefix;
 	log_min = level;
+	const char *env = getenv("COHORT_LOG");
+	if (env == NULL || *env == '\0')
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(log_names); i++)
+		if (strcmp(env, log_names[i]) == 0) {
+			log_min = (enum log_level)i;
+			return;
+		}
+	log_warn("COHORT_LOG=%s: not a level (debug, info, warning or "
+	         "error); logging at %s",
+	         env, log_names[log_min]);
+}
+
+void
+log_set_level(enum log_level level)
+{
+	log_min = level;
+}
+
+int
+log_enabled(enum log_level level)
+{
+	return level >= log_min;
+}
+
+void
+log_set_writer(log_writer fn, void *arg)
+{
+	log_fn = fn;
+	log_arg = arg;
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+	return log_names[level];
 }
 
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	static const char *names[] = {"debug", "info", "warning", "error"};
 	if (level < log_min)
 		return;
-	char line[2048];
-	int off = snprintf(line, sizeof line, "%s: ", log_prefix);
-	if (level != LOG_INFO)
-		off += snprintf(line + off, sizeof line - (size_t)off,
-		                "%s: ", names[level]);
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	/* One write per line so concurrent processes never interleave a line.
-	 */
-	size_t len = strlen(line);
-	if (len < sizeof line - 1)
+	if (log_fn != NULL) {
+		log_fn(level, msg, log_arg);
+		return;
+	}
+	char line[2200];
+	int off = snprintf(line, sizeof line - 1, "%s: %s%s%s\n", log_prefix,
+	                   level != LOG_INFO ? log_names[level] : "",
+	                   level != LOG_INFO ? ": " : "", msg);
+	size_t len = off < (int)sizeof line - 1 ? (size_t)off : sizeof line - 2;
+	if (line[len - 1] != '\n')
 		line[len++] = '\n';
+	/* One write per line so concurrent processes never interleave a
+	 * line. */
 	(void)!write(STDERR_FILENO, line, len);
 }
 

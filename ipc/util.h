@@ -37,8 +37,19 @@ void fatal(const char *fmt, ...) COHORT_PRINTF(1, 2) COHORT_NORETURN;
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-/* Set the prefix (program name) and minimum level of log lines on stderr. */
+/* Set the prefix (program name) and minimum level of log lines; COHORT_LOG
+ * (debug, info, warning or error) overrides the level given. Lines go to
+ * stderr until a writer is set. */
 void log_init(const char *prefix, enum log_level level);
+void log_set_level(enum log_level level);
+/* True when lines of level are written (to skip building costly ones). */
+int log_enabled(enum log_level level);
+/* Where log lines go instead of stderr (NULL: stderr again). msg is the
+ * line without program name, level or newline. */
+typedef void (*log_writer)(enum log_level level, const char *msg, void *arg);
+void log_set_writer(log_writer fn, void *arg);
+/* "debug", "info", "warning" or "error". */
+const char *log_level_name(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) COHORT_PRINTF(2, 3);
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

@@ -1,4 +1,5 @@
-/* console.c: stdout/stderr output mirrored into the orchestrator's log. */
+/* console.c: stdout/stderr output mirrored into the orchestrator's log; the
+ * writer of every log_msg line while the log is open. */
 #include "console.h"
 
 #include <errno.h>
@@ -8,10 +9,13 @@
 #include <time.h>
 
 #include "error.h"
+#include "util.h"
 
 static FILE *log_file;
 static int progress_on;
 static int progress_shown;
+
+static void console_writer(enum log_level level, const char *msg, void *arg);
 
 int
 console_open_log(const char *path, struct ipc_error *err)
@@ -20,6 +24,7 @@ console_open_log(const char *path, struct ipc_error *err)
 	if (log_file == NULL)
 		return ipc_error_set(err, IPC_E_IO, "%s: cannot open: %s", path,
 		                     strerror(errno));
+	log_set_writer(console_writer, NULL);
 	return 0;
 }
 
@@ -32,6 +37,7 @@ console_set_progress(int enabled)
 void
 console_close_log(void)
 {
+	log_set_writer(NULL, NULL);
 	if (log_file != NULL)
 		fclose(log_file);
 	log_file = NULL;
@@ -88,6 +94,18 @@ console_err(const char *fmt, ...)
 	fflush(stdout);
 	fprintf(stderr, "cohort-orchestrator: %s\n", line);
 	to_log("", line);
+}
+
+/* log_msg's lines: on stderr as console_err's, level named unless info,
+ * and in the log. */
+static void
+console_writer(enum log_level level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level == LOG_INFO)
+		console_err("%s", msg);
+	else
+		console_err("%s: %s", log_level_name(level), msg);
 }
 
 void

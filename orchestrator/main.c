@@ -1,5 +1,6 @@
 /* main.c: cohort-orchestrator's command line: positional federation sizes,
- * --config, --set, --resume, --workspace-root, --workspace; then the job. */
+ * --config, --set, --resume, --workspace-root, --workspace, -v; then the
+ * job. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,9 @@ usage(FILE *out)
 	    "[--workspace-root DIR | --workspace DIR]\n"
 	    "       cohort-orchestrator --resume WORKSPACE [--set "
 	    "key.path=value ...]\n"
-	    "       cohort-orchestrator --help\n");
+	    "       cohort-orchestrator --help\n"
+	    "  -v, --verbose  debug lines (workers' too; also COHORT_LOG=debug)"
+	    "\n");
 }
 
 /* Print the usage and every configuration key. */
@@ -86,6 +89,11 @@ main(int argc, char **argv)
 			help();
 			free(sets);
 			return 0;
+		} else if (strcmp(a, "-v") == 0 ||
+		           strcmp(a, "--verbose") == 0) {
+			/* Debug lines here and in every worker. */
+			log_set_level(LOG_DEBUG);
+			setenv("COHORT_LOG", "debug", 1);
 		} else if (strcmp(a, "--config") == 0 && has_value) {
 			config_file = argv[++i];
 		} else if (strcmp(a, "--set") == 0 && has_value) {

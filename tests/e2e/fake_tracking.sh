@@ -68,6 +68,8 @@ grep -q '<svg id="chart-accuracy"' "$ws/results/report.html" || fail "report wit
 run "$tmp/down" --set tracking.mlflow_uri="http://127.0.0.1:$port" >"$tmp/down.out" 2>&1 ||
 	fail "job failed while MLflow was down: $(cat "$tmp/down.out")"
 ws=$(ls -d "$tmp"/down/*/)
+grep -q "warning: mlflow: http://127.0.0.1:$port: not everything was acknowledged" "$ws/logs/orchestrator.log" ||
+	fail "the MLflow warning is not in orchestrator.log: $(cat "$ws/logs/orchestrator.log")"
 start_server sync
 "$sync" "$ws" --uri "http://127.0.0.1:$port" >"$tmp/sync.out" 2>&1 || fail "sync failed: $(cat "$tmp/sync.out")"
 "$sync" "$ws" --uri "http://127.0.0.1:$port" >>"$tmp/sync.out" 2>&1 || fail "second sync failed"
