@@ -1,6 +1,7 @@
-/* internal.h: what launcher.c (processes, slots, queue, socket) and
- * worker.c (one worker's lifecycle and connection) share; private to
- * launcher/. */
+/* internal.h: what launcher.c (processes, slots, queue, socket), worker.c
+ * (one worker's two state machines: connection and process) and wire.c
+ * (streamed bytes, the upload gate, the partial-frame budget) share;
+ * private to launcher/. */
 #ifndef COHORT_LAUNCHER_INTERNAL_H
 #define COHORT_LAUNCHER_INTERNAL_H
 
@@ -16,66 +17,95 @@
 #include "gpuslots.h"
 #include "launcher.h"
 
-/* A worker's lifecycle. SPAWNED -> CONNECTED (hello ok) -> BUSY (task sent)
- * -> REPORTED (result in; a pool worker with tasks left goes back to
- * CONNECTED) -> EXITED. "Connection closed" and "process exited" may come in
- * either order from any state; the worker is finished once both happened. */
-enum worker_state {
-	WORKER_SPAWNED,
-	WORKER_CONNECTED,
-	WORKER_BUSY,
-	WORKER_REPORTED,
-	WORKER_EXITED,
+/* A worker's connection. NONE until it connects; HELLO until its hello is
+ * checked; then IDLE (no task), BUSY (a task sent, its outcome awaited) or
+ * UPLOADING (the chunks of its streamed result coming in); RETIRING once
+ * it was told to go or reported its last task (only EOF is expected);
+ * CLOSED once the socket is gone. worker_set_conn allows:
+ *   NONE -> HELLO -> IDLE | BUSY | CLOSED
+ *   IDLE -> BUSY | RETIRING | CLOSED
+ *   BUSY -> UPLOADING | IDLE | RETIRING | CLOSED
+ *   UPLOADING -> BUSY | IDLE | RETIRING | CLOSED
+ *   RETIRING -> CLOSED */
+enum worker_conn {
+	CONN_NONE,
+	CONN_HELLO,
+	CONN_IDLE,
+	CONN_BUSY,
+	CONN_UPLOADING,
+	CONN_RETIRING,
+	CONN_CLOSED,
 };
 
-struct worker {
-	struct launcher *l;
-	pid_t pid;
-	enum worker_state state;
-	int64_t client_id;  /* announced in COHORT_CLIENT_ID; -1 for a pool */
-	unsigned tasks_max; /* COHORT_TASKS */
-	unsigned tasks_done;
-	int gpu_slot; /* index into launcher.gpus, -1 = none */
+/* Its process: RUNNING, TERMINATING (SIGTERM sent; SIGKILL after the
+ * grace period), KILLED (SIGKILL sent), EXITED (reaped, status valid).
+ * Each state may only move right. The two machines are independent:
+ * "socket closed" and "process reaped" come in either order, and the
+ * worker is finished (its task's outcome decided) once the connection is
+ * NONE or CLOSED and the process EXITED. */
+enum worker_proc {
+	PROC_RUNNING,
+	PROC_TERMINATING,
+	PROC_KILLED,
+	PROC_EXITED,
+};
 
-	int has_task; /* task_id is in this worker's hands, unreported */
-	uint64_t task_id;
-	int has_next; /* pool: next_task's frame is sent ahead; it starts */
-	uint64_t next_task; /* (and its timeout runs) once task_id reports */
-	int64_t next_client;
-
-	struct bufferevent *bev; /* NULL before connecting and after closing */
-	int was_connected;
-	int closed_early; /* the peer hung up with a task in hand */
-	struct frame_decoder decoder;
-	/* the file streamed after the task frame (sendfile), NULL if none */
-	struct evbuffer_file_segment *out_seg;
+/* The bytes moving through a worker's socket besides whole frames
+ * (wire.c): the model streamed to it as sendfile'd chunk frames, its
+ * streamed result coming in (through the upload gate, chunks read
+ * straight into place), and its share of the partial-frame budget. */
+struct worker_wire {
+	struct evbuffer_file_segment *out_seg; /* NULL: nothing to send */
 	uint64_t out_size, out_sent;
-	int receiving; /* a streamed result is arriving into pending */
-	struct msg pending;
-	uint64_t in_have;
+	int receiving;        /* pending holds a streamed result */
+	struct msg pending;   /* ... whose chunks are arriving */
+	uint64_t in_have;     /* bytes of it in place */
+	uint64_t gate_ticket; /* waiting at the upload gate (reading off);
+	                       * the order waiters are let in; 0: not */
 	/* The rest of a chunk read from the socket straight into its place
 	 * (the bufferevent's reading is off meanwhile); NULL until needed. */
 	struct event *direct;
 	uint8_t *direct_to;
 	size_t direct_left, direct_len;
-	/* Its streamed result waits for another worker's to be in: reading
-	 * is off; the order in which the waiters are let in. */
-	uint64_t stream_wait;
 	/* Bytes of its incomplete frame counted in launcher.partial; reading
 	 * is off while another worker may use the budget alone. */
 	size_t partial;
 	int partial_paused;
+};
 
-	int exited; /* reaped; status is valid */
-	int status;
-	int kill_stage;       /* 0, 1 = SIGTERM sent, 2 = SIGKILL sent */
-	int timeout_waited;   /* the task's timeout waited once for bytes
-	                       * already in its socket */
+struct worker {
+	struct launcher *l;
+	pid_t pid;
+	enum worker_conn conn;
+	enum worker_proc proc;
+	int64_t client_id;  /* announced in COHORT_CLIENT_ID; -1 for a pool */
+	unsigned tasks_max; /* COHORT_TASKS */
+	unsigned tasks_done;
+	int gpu_slot; /* index into launcher.gpus, -1 = none */
+
+	/* The task in its hands (sent, or to send once it connects), and
+	 * in a pool the one sent ahead, which starts (and its timeout runs)
+	 * once the first reports. */
+	int has_task;
+	uint64_t task_id;
+	int has_next;
+	uint64_t next_task;
+	int64_t next_client;
+	/* How the task in hand fares: the first failure reason seen, the
+	 * peer hanging up on it, its timeout waited once for bytes already
+	 * in the socket. */
+	char reason[512];
+	int hung_up;
+	int timeout_waited;
+
+	struct bufferevent *bev; /* set from HELLO until CLOSED */
+	struct frame_decoder decoder;
+	struct worker_wire x;
+	int status;           /* wait status, once EXITED */
 	struct event *timer;  /* task timeout, then the kill grace period */
 	double timer_due;     /* when it fires (now_seconds clock) */
 	double timer_left;    /* paused while waiting to upload; -1: not */
 	struct event *finish; /* deferred finish once closed and exited */
-	char reason[512];     /* first failure seen, for the task's report */
 
 	TAILQ_ENTRY(worker) entry;
 };
@@ -119,7 +149,7 @@ struct launcher {
 	 * whole): the worker sending it, and a deferred event that lets the
 	 * next waiter in. */
 	struct worker *inbound;
-	uint64_t stream_waits;
+	uint64_t gate_tickets;
 	struct event *next_inbound;
 	/* Bytes held of incomplete frames (LAUNCHER_PARTIAL_BUDGET), and the
 	 * one worker that may go on over the budget. */
@@ -132,6 +162,12 @@ struct launcher {
 /* worker.c */
 struct worker *worker_new(struct launcher *l, pid_t pid, int64_t client_id,
                           unsigned tasks_max);
+/* Move the connection or the process to a new state, naming why (debug
+ * log); a move the machines above do not allow is a bug (fatal). */
+void worker_set_conn(struct worker *w, enum worker_conn to, const char *why);
+void worker_set_proc(struct worker *w, enum worker_proc to, const char *why);
+/* The socket is open: HELLO to RETIRING. */
+int worker_connected(const struct worker *w);
 /* Give the worker a task: sent now if it is connected and idle, else kept
  * until its hello. */
 void worker_assign(struct worker *w, uint64_t task_id);
@@ -146,19 +182,57 @@ void worker_terminate(struct worker *w, const char *reason);
 void worker_kill(struct worker *w);
 /* Ask an idle connected worker to exit. */
 void worker_shutdown(struct worker *w);
-/* True when the worker is connected, idle and may take another task. */
+/* True when the worker is connected, idle, running and may take another
+ * task. */
 int worker_idle(const struct worker *w);
-/* Unlink the update segment of the last task this worker was given (a
- * dead worker's leftover). */
 /* True when a busy pool worker may be sent a task ahead: it has room for
  * two more tasks and none is queued in its socket yet. */
 int worker_can_take_next(const struct worker *w);
-/* Let the next worker whose streamed result waits send it (the
- * next_inbound event's callback). */
-void worker_next_inbound(evutil_socket_t fd, short what, void *arg);
 /* Send task_id (client_id, kept to requeue it) ahead to a busy worker. */
 void worker_send_next(struct worker *w, uint64_t task_id, int64_t client_id);
+/* A decoded frame from the worker, acted on by its connection state. */
+void worker_on_message(struct worker *w, struct msg *m);
+/* The result of the task in hand (a streamed one once its last byte is
+ * in): hand it over, then go idle, on to the next task, or retire. */
+void worker_on_result(struct worker *w, const struct msg *m);
+/* A protocol violation: tell the peer, fail its task, hang up, kill it. */
+void worker_protocol_error(struct worker *w, const char *code,
+                           const char *what);
+/* The peer hung up (or its socket failed). */
+void worker_hung_up(struct worker *w);
+/* Stop the task's clock while it waits at the upload gate (the wait is
+ * ours, not the worker's), and start it again with what was left. */
+void worker_pause_timer(struct worker *w);
+void worker_resume_timer(struct worker *w);
 void worker_free(struct worker *w);
+
+/* wire.c */
+/* Reading callback: decode every whole frame (whole chunks of a streamed
+ * result taken without the decoder) and act on it. */
+void wire_read_cb(struct bufferevent *bev, void *arg);
+/* Writing callback: the output drained to its low watermark. */
+void wire_write_cb(struct bufferevent *bev, void *arg);
+/* Stream the first size bytes of fd after the task frame as chunk frames
+ * of task_id (sendfile; a few chunks buffered at a time). */
+void wire_send_file(struct worker *w, int fd, uint64_t size);
+/* A model is still being streamed to the worker. */
+int wire_sending(const struct worker *w);
+/* A streamed result's head arrived (taken from m): receive its chunks,
+ * now or once the upload gate lets the worker in. */
+void wire_receive(struct worker *w, struct msg *m);
+/* A chunk of the streamed result decoded the general way. */
+void wire_on_chunk(struct worker *w, const struct msg_chunk *c);
+/* Drop a streamed result cut off (the owner drops what arrived). */
+void wire_abort(struct worker *w);
+/* Count the decoder's incomplete frame against the launcher's budget: 1
+ * when the worker must stop reading for now. */
+int wire_account_partial(struct worker *w);
+/* The socket is closing: stop sending, leave the gate, stop reading
+ * directly, give back the budget. */
+void wire_close(struct worker *w);
+/* Let the next worker whose streamed result waits send it (the
+ * next_inbound event's callback). */
+void wire_next_inbound(evutil_socket_t fd, short what, void *arg);
 
 /* launcher.c, called by worker.c */
 /* An idle worker may take the next queued task. */

@@ -170,7 +170,6 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		free(log);
 		return -1;
 	}
-	free(log);
 	l->spawn_fails = 0;
 	struct worker *w = worker_new(l, pid, has_task ? client_id : -1, tasks);
 	w->gpu_slot = slot;
@@ -181,6 +180,14 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	l->stats.spawned++;
 	if (l->alive > l->stats.peak_alive)
 		l->stats.peak_alive = l->alive;
+	if (has_task)
+		log_debug("launcher: worker %ld started for task %llu, log %s",
+		          (long)pid, (unsigned long long)task_id, log);
+	else
+		log_debug("launcher: worker %ld started for up to %u tasks, "
+		          "log %s",
+		          (long)pid, tasks, log);
+	free(log);
 	if (has_task)
 		worker_assign(w, task_id);
 	return 0;
@@ -193,8 +200,8 @@ pool_ready(struct launcher *l)
 	unsigned n = 0;
 	struct worker *w;
 	TAILQ_FOREACH(w, &l->workers, entry)
-	if ((w->state == WORKER_SPAWNED && !w->has_task && !w->exited &&
-	     w->kill_stage == 0) ||
+	if ((w->conn <= CONN_HELLO && !w->has_task &&
+	     w->proc == PROC_RUNNING) ||
 	    worker_idle(w))
 		n++;
 	return n;
@@ -251,6 +258,7 @@ spawn_failed(struct launcher *l)
 {
 	l->stats.spawn_failures++;
 	unsigned n = ++l->spawn_fails;
+	log_debug("launcher: %s (try %u)", l->spawn_reason, n);
 	if (n >= LAUNCHER_SPAWN_TRIES && l->alive == 0) {
 		char *reason = xasprintf("%s (%u tries)", l->spawn_reason, n);
 		fail_queued(l, reason);
@@ -330,7 +338,7 @@ sigchld_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w;
 	TAILQ_FOREACH(w, &l->workers, entry)
 	{
-		if (w->exited)
+		if (w->proc == PROC_EXITED)
 			continue;
 		/* Seen exited but not reaped, its pid is still its own: its
 		 * group (what it left running) is killed before the pid can
@@ -366,7 +374,7 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
 	    cred.uid == getuid())
 		w = find_worker(l, cred.pid);
-	if (w == NULL || w->was_connected || w->exited || w->kill_stage > 0) {
+	if (w == NULL || w->conn != CONN_NONE || w->proc != PROC_RUNNING) {
 		l->stats.refused++;
 		close(fd);
 		return;
@@ -439,7 +447,7 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	l->sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, l);
 	if (l->sigchld == NULL || evsignal_add(l->sigchld, NULL) < 0)
 		fatal("cannot watch SIGCHLD");
-	l->next_inbound = evtimer_new(base, worker_next_inbound, l);
+	l->next_inbound = evtimer_new(base, wire_next_inbound, l);
 	l->spawn_retry = evtimer_new(base, spawn_retry_cb, l);
 	l->report_failing = evtimer_new(base, report_failing_cb, l);
 	if (l->next_inbound == NULL || l->spawn_retry == NULL ||
@@ -485,7 +493,7 @@ launcher_stop(struct launcher *l, int force)
 			worker_kill(w);
 		else if (worker_idle(w))
 			worker_shutdown(w);
-		else if (w->state != WORKER_REPORTED)
+		else if (w->conn != CONN_RETIRING)
 			worker_terminate(w, "orchestrator stopping");
 	}
 }
@@ -543,6 +551,8 @@ launcher_worker_gone(struct launcher *l, struct worker *w)
 	if (w->gpu_slot >= 0)
 		l->gpu_busy[w->gpu_slot] = 0;
 	pid_t pid = w->pid;
+	log_debug("launcher: worker %ld finished after %u tasks", (long)pid,
+	          w->tasks_done);
 	worker_free(w);
 	l->alive--;
 	schedule(l);
@@ -555,6 +565,8 @@ launcher_task_failed(struct launcher *l, uint64_t task_id, const char *reason)
 {
 	if (l->stopping)
 		return;
+	log_debug("launcher: task %llu failed: %s", (unsigned long long)task_id,
+	          reason);
 	l->hooks.failed(l->hooks.arg, task_id, reason);
 }
 
@@ -563,7 +575,7 @@ launcher_free(struct launcher *l)
 {
 	struct worker *w;
 	while ((w = TAILQ_FIRST(&l->workers)) != NULL) {
-		if (!w->exited) {
+		if (w->proc != PROC_EXITED) {
 			kill(-w->pid, SIGKILL);
 			kill(w->pid, SIGKILL);
 			while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)

@@ -1,10 +1,13 @@
-/* worker.c: one worker process's lifecycle as seen by the launcher: its
- * connection (hello, task, result/metrics/error frames), its timers, and
- * finishing once both its connection closed and its process was reaped. */
+/* worker.c: one worker process as the launcher sees it: two state machines,
+ * its connection (hello, task, result/metrics/error frames) and its process
+ * (signals, reaping), changed only through worker_set_conn and
+ * worker_set_proc; its timers; and finishing once the connection is closed
+ * and the process reaped. */
 #include "internal.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -13,10 +16,96 @@
 
 #include <event2/buffer.h>
 
-#include "shm.h"
+static const char *const conn_names[] = {
+    "none", "hello", "idle", "busy", "uploading", "retiring", "closed",
+};
+static const char *const proc_names[] = {
+    "running",
+    "terminating",
+    "killed",
+    "exited",
+};
 
-static void worker_maybe_finish(struct worker *w);
-static void on_result(struct worker *w, const struct msg *m);
+/* Allowed moves of each machine: bit "to" of row "from". */
+#define TO(s) (1u << (s))
+static const unsigned conn_moves[] = {
+    [CONN_NONE] = TO(CONN_HELLO),
+    [CONN_HELLO] = TO(CONN_IDLE) | TO(CONN_BUSY) | TO(CONN_CLOSED),
+    [CONN_IDLE] = TO(CONN_BUSY) | TO(CONN_RETIRING) | TO(CONN_CLOSED),
+    [CONN_BUSY] = TO(CONN_UPLOADING) | TO(CONN_IDLE) | TO(CONN_RETIRING) |
+                  TO(CONN_CLOSED),
+    [CONN_UPLOADING] =
+        TO(CONN_BUSY) | TO(CONN_IDLE) | TO(CONN_RETIRING) | TO(CONN_CLOSED),
+    [CONN_RETIRING] = TO(CONN_CLOSED),
+    [CONN_CLOSED] = 0,
+};
+static const unsigned proc_moves[] = {
+    [PROC_RUNNING] = TO(PROC_TERMINATING) | TO(PROC_KILLED) | TO(PROC_EXITED),
+    [PROC_TERMINATING] = TO(PROC_KILLED) | TO(PROC_EXITED),
+    [PROC_KILLED] = TO(PROC_EXITED),
+    [PROC_EXITED] = 0,
+};
+
+/* "worker PID (client N)", "(pool)" or "(central evaluation)", for log
+ * lines. */
+static const char *
+worker_name(const struct worker *w, char *buf, size_t size)
+{
+	if (w->client_id >= 0)
+		snprintf(buf, size, "worker %ld (client %lld)", (long)w->pid,
+		         (long long)w->client_id);
+	else
+		snprintf(buf, size, "worker %ld (%s)", (long)w->pid,
+		         w->tasks_max > 1 ? "pool" : "central evaluation");
+	return buf;
+}
+
+/* Check and log one move of machine what (names, moves) from *state. */
+static void
+set_state(struct worker *w, const char *what, const char *const *names,
+          const unsigned *moves, unsigned *state, unsigned to, const char *why)
+{
+	char name[64];
+	if (!(moves[*state] & TO(to)))
+		fatal("launcher: %s: %s %s -> %s is not a move its state "
+		      "machine allows (%s)",
+		      worker_name(w, name, sizeof name), what, names[*state],
+		      names[to], why);
+	if (log_enabled(LOG_DEBUG)) {
+		char task[40] = "";
+		if (w->has_task)
+			snprintf(task, sizeof task, ", task %llu",
+			         (unsigned long long)w->task_id);
+		log_debug("%s: %s %s -> %s: %s%s",
+		          worker_name(w, name, sizeof name), what,
+		          names[*state], names[to], why, task);
+	}
+	*state = to;
+}
+
+void
+worker_set_conn(struct worker *w, enum worker_conn to, const char *why)
+{
+	unsigned s = w->conn;
+	set_state(w, "connection", conn_names, conn_moves, &s, to, why);
+	w->conn = (enum worker_conn)s;
+}
+
+void
+worker_set_proc(struct worker *w, enum worker_proc to, const char *why)
+{
+	unsigned s = w->proc;
+	set_state(w, "process", proc_names, proc_moves, &s, to, why);
+	w->proc = (enum worker_proc)s;
+}
+
+int
+worker_connected(const struct worker *w)
+{
+	return w->conn != CONN_NONE && w->conn != CONN_CLOSED;
+}
+
+static void maybe_finish(struct worker *w);
 
 /* Arm the worker's timer for the given number of seconds. */
 static void
@@ -30,10 +119,8 @@ arm_timer(struct worker *w, double seconds)
 	w->timer_left = -1;
 }
 
-/* Stop the task's clock while it waits for its turn to upload: the wait is
- * ours, not the worker's. */
-static void
-pause_timer(struct worker *w)
+void
+worker_pause_timer(struct worker *w)
 {
 	if (!evtimer_pending(w->timer, NULL))
 		return;
@@ -42,12 +129,12 @@ pause_timer(struct worker *w)
 	w->timer_left = left > 0 ? left : 0;
 }
 
-/* Start the task's clock again with what was left of it (a worker that
- * exited meanwhile gets the grace period worker_exited held back). */
-static void
-resume_timer(struct worker *w)
+/* A worker that exited meanwhile gets the grace period worker_exited held
+ * back. */
+void
+worker_resume_timer(struct worker *w)
 {
-	if (w->exited)
+	if (w->proc == PROC_EXITED)
 		arm_timer(w, w->l->opt.kill_grace_s + 1.0);
 	else if (w->timer_left >= 0)
 		arm_timer(w, w->timer_left);
@@ -67,7 +154,7 @@ note_reason(struct worker *w, const char *reason)
 static void
 send_signal(struct worker *w, int sig)
 {
-	if (w->exited)
+	if (w->proc == PROC_EXITED)
 		return;
 	if (kill(-w->pid, sig) == 0 || kill(w->pid, sig) == 0) {
 		if (sig == SIGTERM)
@@ -77,92 +164,25 @@ send_signal(struct worker *w, int sig)
 	}
 }
 
-static void read_cb(struct bufferevent *bev, void *arg);
-static void inbound_done(struct worker *w);
-
-/* Stop streaming: drop our reference to the file segment (chunks still
- * queued keep theirs until the socket takes them). */
-static void
-stream_end(struct worker *w)
-{
-	if (w->out_seg != NULL)
-		evbuffer_file_segment_free(w->out_seg);
-	w->out_seg = NULL;
-}
-
-/* Stop reading a chunk straight into its place (its socket is closing). */
-static void
-direct_end(struct worker *w)
-{
-	if (w->direct != NULL)
-		event_free(w->direct);
-	w->direct = NULL;
-	w->direct_left = 0;
-}
-
-/* Reading may go on: nothing else holds it off. */
-static int
-may_read(const struct worker *w)
-{
-	return w->bev != NULL && !w->partial_paused && w->stream_wait == 0 &&
-	       w->direct_left == 0;
-}
-
-/* Count what w's decoder holds of an incomplete frame against the
- * launcher's budget: 1 when w must stop reading until the worker allowed
- * over the budget is done with its frame. */
-static int
-account_partial(struct worker *w)
-{
-	struct launcher *l = w->l;
-	size_t now = w->bev != NULL ? frame_decoder_pending(&w->decoder) : 0;
-	l->partial = l->partial - w->partial + now;
-	w->partial = now;
-	if (l->partial > l->stats.peak_partial)
-		l->stats.peak_partial = l->partial;
-	if (now == 0 && l->partial_big == w) {
-		struct worker *o;
-		l->partial_big = NULL;
-		TAILQ_FOREACH(o, &l->workers, entry)
-		if (o->partial_paused) {
-			o->partial_paused = 0;
-			if (may_read(o))
-				bufferevent_enable(o->bev, EV_READ);
-		}
-	}
-	if (now == 0 || l->partial <= LAUNCHER_PARTIAL_BUDGET ||
-	    l->partial_big == w)
-		return 0;
-	if (l->partial_big == NULL) {
-		l->partial_big = w;
-		return 0;
-	}
-	w->partial_paused = 1;
-	bufferevent_disable(w->bev, EV_READ);
-	return 1;
-}
-
 /* Close the connection; the worker finishes once its process is reaped. */
 static void
-close_connection(struct worker *w)
+close_connection(struct worker *w, const char *why)
 {
-	if (w->bev == NULL)
+	if (!worker_connected(w))
 		return;
-	stream_end(w);
-	inbound_done(w);
-	direct_end(w);
-	w->partial_paused = 0;
+	wire_close(w);
 	bufferevent_free(w->bev);
 	w->bev = NULL;
-	account_partial(w);
-	worker_maybe_finish(w);
+	worker_set_conn(w, CONN_CLOSED, why);
+	wire_account_partial(w);
+	maybe_finish(w);
 }
 
 /* Best-effort error frame to the peer before we hang up on it. */
 static void
 send_error(struct worker *w, const char *code, const char *message)
 {
-	if (w->bev == NULL)
+	if (!worker_connected(w))
 		return;
 	struct msg m;
 	msg_init(&m, MSG_ERROR);
@@ -179,9 +199,8 @@ send_error(struct worker *w, const char *code, const char *message)
 	msg_free(&m);
 }
 
-/* A protocol violation: tell the peer, fail its task, hang up, kill it. */
-static void
-protocol_error(struct worker *w, const char *code, const char *what)
+void
+worker_protocol_error(struct worker *w, const char *code, const char *what)
 {
 	send_error(w, code, what);
 	char *reason = xasprintf("protocol error: %s", what);
@@ -189,63 +208,12 @@ protocol_error(struct worker *w, const char *code, const char *what)
 	free(reason);
 }
 
-/* Free a chunk frame once the socket has taken it. */
-static void
-free_frame(const void *data, size_t len, void *arg)
+void
+worker_hung_up(struct worker *w)
 {
-	(void)len;
-	(void)arg;
-	free((void *)data);
-}
-
-/* Queue chunk frames of the region being streamed to the worker while the
- * output buffer is below two chunks; the write callback calls again when
- * it drains (libevent's write low watermark), so at most a few chunks are
- * ever buffered. */
-static void
-pump_stream(struct worker *w)
-{
-	struct launcher *l = w->l;
-	size_t chunk = l->opt.chunk_bytes;
-	struct evbuffer *out = bufferevent_get_output(w->bev);
-	while (w->out_seg != NULL && evbuffer_get_length(out) < 2 * chunk) {
-		struct msg m;
-		msg_init(&m, MSG_CHUNK);
-		m.u.chunk.task_id = w->task_id;
-		m.u.chunk.offset = w->out_sent;
-		m.u.chunk.len = w->out_size - w->out_sent < chunk
-		                    ? (size_t)(w->out_size - w->out_sent)
-		                    : chunk;
-		/* The head is encoded; the data is queued as a range of the
-		 * file, which libevent hands to the socket with sendfile:
-		 * no copy in user space, and the file's pages never enter
-		 * the orchestrator's resident set. */
-		uint64_t at = w->out_sent;
-		size_t clen = m.u.chunk.len;
-		uint8_t *head;
-		size_t hlen;
-		int rc = msg_encode_chunk_head(&m, &head, &hlen);
-		w->out_sent += clen;
-		msg_free(&m);
-		if (rc < 0 ||
-		    evbuffer_add_reference(out, head, hlen, free_frame, NULL) <
-		        0 ||
-		    evbuffer_add_file_segment(out, w->out_seg, (ev_off_t)at,
-		                              (ev_off_t)clen) < 0)
-			fatal("cannot queue a chunk frame");
-		if (w->out_sent == w->out_size)
-			stream_end(w);
-	}
-}
-
-/* The output buffer drained to the low watermark: send more chunks. */
-static void
-write_cb(struct bufferevent *bev, void *arg)
-{
-	struct worker *w = arg;
-	(void)bev;
-	if (w->out_seg != NULL)
-		pump_stream(w);
+	if (w->has_task)
+		w->hung_up = 1;
+	close_connection(w, "the peer hung up");
 }
 
 /* Send the first bytes of a task frame with the task's descriptors
@@ -319,133 +287,15 @@ send_task(struct worker *w)
 	struct launcher *l = w->l;
 	if (write_task_frame(w, w->task_id) < 0)
 		return;
-	w->state = WORKER_BUSY;
+	worker_set_conn(w, CONN_BUSY, "task sent");
 	if (w->tasks_max > 1)
 		arm_timer(w, l->opt.task_timeout_s);
 	if (l->hooks.task_stream != NULL) {
-		int fd = l->hooks.task_stream(l->hooks.arg, w->task_id,
-		                              &w->out_size);
-		w->out_sent = 0;
-		stream_end(w);
-		if (fd >= 0 && w->out_size > 0) {
-			w->out_seg = evbuffer_file_segment_new(
-			    fd, 0, (ev_off_t)w->out_size,
-			    EVBUF_FS_DISABLE_LOCKING);
-			if (w->out_seg == NULL)
-				fatal("cannot stream the model: "
-				      "evbuffer_file_segment_new failed");
-			pump_stream(w);
-		}
+		uint64_t size = 0;
+		int fd = l->hooks.task_stream(l->hooks.arg, w->task_id, &size);
+		wire_send_file(w, fd, size);
 	}
 	launcher_worker_busy(l, w);
-}
-
-/* w's streamed result is no longer coming in (complete, cut off, or its
- * connection gone): let the next waiting worker send its own. */
-static void
-inbound_done(struct worker *w)
-{
-	struct launcher *l = w->l;
-	w->stream_wait = 0;
-	if (l->inbound != w)
-		return;
-	l->inbound = NULL;
-	event_active(l->next_inbound, EV_TIMEOUT, 0);
-}
-
-/* The worker whose streamed result has waited longest, or NULL. */
-static struct worker *
-oldest_waiter(struct launcher *l)
-{
-	struct worker *w, *first = NULL;
-	TAILQ_FOREACH(w, &l->workers, entry)
-	if (w->stream_wait != 0 &&
-	    (first == NULL || w->stream_wait < first->stream_wait))
-		first = w;
-	return first;
-}
-
-void
-worker_next_inbound(evutil_socket_t fd, short what, void *arg)
-{
-	struct launcher *l = arg;
-	(void)fd;
-	(void)what;
-	if (l->inbound != NULL)
-		return;
-	struct worker *first = oldest_waiter(l);
-	if (first == NULL || first->bev == NULL)
-		return;
-	first->stream_wait = 0;
-	l->inbound = first;
-	resume_timer(first);
-	bufferevent_enable(first->bev, EV_READ);
-	/* What arrived before reading stopped is already buffered. */
-	read_cb(first->bev, first);
-}
-
-/* Stop receiving a streamed result: the owner drops what arrived. */
-static void
-abort_receiving(struct worker *w)
-{
-	inbound_done(w);
-	if (!w->receiving)
-		return;
-	w->receiving = 0;
-	msg_free(&w->pending);
-	if (w->l->hooks.result_abort != NULL)
-		w->l->hooks.result_abort(w->l->hooks.arg, w->task_id);
-}
-
-/* Where the len bytes of the chunk at offset of task_id's streamed result
- * go; NULL after refusing it (the connection is closed). */
-static uint8_t *
-chunk_dest(struct worker *w, uint64_t task_id, uint64_t offset, size_t len)
-{
-	struct launcher *l = w->l;
-	struct ipc_error err;
-	uint8_t *to = NULL;
-	if (task_id != w->task_id)
-		ipc_error_set(&err, IPC_E_BAD_VALUE,
-		              "chunk for task %llu, expected task %llu",
-		              (unsigned long long)task_id,
-		              (unsigned long long)w->task_id);
-	else
-		to = l->hooks.result_chunk(l->hooks.arg, w->task_id,
-		                           w->pending.u.result.params.size,
-		                           offset, len, &err);
-	if (to == NULL) {
-		abort_receiving(w);
-		protocol_error(w, ipc_code_name(err.code), err.message);
-	}
-	return to;
-}
-
-/* len more bytes of the streamed result are in place; the result is handed
- * over once its last byte is. */
-static void
-chunk_in(struct worker *w, size_t len)
-{
-	w->in_have += len;
-	if (w->in_have < w->pending.u.result.params.size)
-		return;
-	w->receiving = 0;
-	inbound_done(w);
-	struct msg m = w->pending;
-	memset(&w->pending, 0, sizeof w->pending);
-	on_result(w, &m);
-	msg_free(&m);
-}
-
-/* A chunk of the streamed result decoded the general way. */
-static void
-on_chunk(struct worker *w, const struct msg_chunk *c)
-{
-	uint8_t *to = chunk_dest(w, c->task_id, c->offset, c->len);
-	if (to == NULL)
-		return;
-	memcpy(to, c->data, c->len);
-	chunk_in(w, c->len);
 }
 
 /* Check a hello against this worker's identity and the job token. */
@@ -460,25 +310,23 @@ on_hello(struct worker *w, const struct msg_hello *h)
 	else if (h->client_id != w->client_id)
 		bad = "hello client_id differs from COHORT_CLIENT_ID";
 	if (bad != NULL) {
-		protocol_error(w, "bad-hello", bad);
+		worker_protocol_error(w, "bad-hello", bad);
 		return;
 	}
-	w->state = WORKER_CONNECTED;
 	if (w->has_task) {
 		send_task(w);
 		return;
 	}
+	worker_set_conn(w, CONN_IDLE, "hello checked");
 	evtimer_del(w->timer);
 	launcher_worker_idle(w->l, w);
 }
 
-/* A result for the task in hand: hand it over, then go idle or retire. */
-static void
-on_result(struct worker *w, const struct msg *m)
+void
+worker_on_result(struct worker *w, const struct msg *m)
 {
 	struct launcher *l = w->l;
 	uint64_t task_id = w->task_id;
-	w->has_task = 0;
 	w->reason[0] = '\0';
 	w->tasks_done++;
 	evtimer_del(w->timer);
@@ -486,272 +334,139 @@ on_result(struct worker *w, const struct msg *m)
 		/* The task sent ahead is the worker's now: it is already
 		 * reading it. Its timeout starts here. */
 		w->has_next = 0;
-		w->has_task = 1;
 		w->task_id = w->next_task;
+		w->timeout_waited = 0;
+		if (w->conn != CONN_BUSY)
+			worker_set_conn(w, CONN_BUSY, "result in");
+		log_debug("launcher: task %llu in; task %llu (sent ahead) "
+		          "starts",
+		          (unsigned long long)task_id,
+		          (unsigned long long)w->task_id);
 		arm_timer(w, l->opt.task_timeout_s);
 		if (!l->stopping)
 			launcher_worker_busy(l, w);
 	} else if (w->tasks_done < w->tasks_max) {
-		w->state = WORKER_CONNECTED;
+		w->has_task = 0;
+		worker_set_conn(w, CONN_IDLE, "result in");
 	} else {
 		/* It exits by itself after COHORT_TASKS tasks; a worker that
 		 * lingers is told to go after the grace period. */
-		w->state = WORKER_REPORTED;
+		w->has_task = 0;
+		worker_set_conn(w, CONN_RETIRING, "result of its last task in");
 		arm_timer(w, l->opt.kill_grace_s + 1.0);
 	}
 	/* Hand out the next queued task before the result hook folds this
 	 * one (send_task writes it at once), so the worker trains while the
 	 * orchestrator aggregates; a task the hook queues finds the worker
 	 * through launcher_submit. */
-	if (w->state == WORKER_CONNECTED && w->bev != NULL && !l->stopping)
+	if (worker_idle(w) && !l->stopping)
 		launcher_worker_idle(l, w);
 	l->hooks.result(l->hooks.arg, task_id, m);
 }
 
-/* Dispatch one decoded frame according to the worker's state. */
-static void
-on_message(struct worker *w, struct msg *m)
+/* The task id a result, metrics or error frame names; -1 for any other
+ * frame. */
+static int
+frame_task(const struct msg *m, uint64_t *id)
+{
+	switch (m->type) {
+	case MSG_RESULT:
+		*id = m->u.result.task_id;
+		return 0;
+	case MSG_METRICS:
+		*id = m->u.metrics.task_id;
+		return 0;
+	case MSG_ERROR:
+		*id = m->u.error.task_id;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+void
+worker_on_message(struct worker *w, struct msg *m)
 {
 	struct launcher *l = w->l;
 	char what[600];
-	if (w->state == WORKER_SPAWNED) {
-		if (m->type != MSG_HELLO) {
-			snprintf(what, sizeof what, "expected hello, got %s",
-			         msg_type_name(m->type));
-			protocol_error(w, "protocol", what);
+	uint64_t id = 0;
+	switch (w->conn) {
+	case CONN_HELLO:
+		if (m->type == MSG_HELLO) {
+			on_hello(w, &m->u.hello);
 			return;
 		}
-		on_hello(w, &m->u.hello);
-		return;
-	}
-	if (w->state != WORKER_BUSY) {
-		snprintf(what, sizeof what, "unexpected %s frame while idle",
+		snprintf(what, sizeof what, "expected hello, got %s",
 		         msg_type_name(m->type));
-		protocol_error(w, "protocol", what);
-		return;
-	}
-	if (w->receiving) {
+		break;
+	case CONN_UPLOADING:
 		if (m->type == MSG_CHUNK) {
-			on_chunk(w, &m->u.chunk);
+			wire_on_chunk(w, &m->u.chunk);
 			return;
 		}
 		snprintf(what, sizeof what,
 		         "%s frame in the middle of a streamed result",
 		         msg_type_name(m->type));
-		abort_receiving(w);
-		protocol_error(w, "protocol", what);
+		wire_abort(w);
+		break;
+	case CONN_BUSY:
+		if (frame_task(m, &id) < 0) {
+			snprintf(what, sizeof what,
+			         "unexpected %s frame during a task",
+			         msg_type_name(m->type));
+			break;
+		}
+		if (id != w->task_id && m->type != MSG_ERROR) {
+			snprintf(what, sizeof what,
+			         "%s for task %llu, expected task %llu",
+			         msg_type_name(m->type), (unsigned long long)id,
+			         (unsigned long long)w->task_id);
+			break;
+		}
+		if (m->type == MSG_RESULT &&
+		    m->u.result.params.where == PARAMS_STREAM) {
+			if (l->hooks.result_chunk == NULL ||
+			    m->u.result.params.size == 0) {
+				snprintf(what, sizeof what,
+				         "streamed result but the stream "
+				         "transport is off");
+				break;
+			}
+			worker_set_conn(w, CONN_UPLOADING,
+			                "streamed result announced");
+			wire_receive(w, m);
+		} else if (m->type == MSG_RESULT) {
+			worker_on_result(w, m);
+		} else if (m->type == MSG_METRICS) {
+			l->hooks.metrics(l->hooks.arg, w->task_id, m);
+		} else {
+			snprintf(what, sizeof what, "worker error %s: %s",
+			         m->u.error.code, m->u.error.message);
+			worker_terminate(w, what);
+		}
 		return;
-	}
-	uint64_t id = 0;
-	switch (m->type) {
-	case MSG_RESULT:
-		id = m->u.result.task_id;
-		break;
-	case MSG_METRICS:
-		id = m->u.metrics.task_id;
-		break;
-	case MSG_ERROR:
-		id = m->u.error.task_id;
-		break;
-	default:
-		snprintf(what, sizeof what, "unexpected %s frame during a task",
+	default: /* IDLE, RETIRING */
+		snprintf(what, sizeof what, "unexpected %s frame while idle",
 		         msg_type_name(m->type));
-		protocol_error(w, "protocol", what);
-		return;
+		break;
 	}
-	if (id != w->task_id && m->type != MSG_ERROR) {
-		snprintf(what, sizeof what,
-		         "%s for task %llu, expected task %llu",
-		         msg_type_name(m->type), (unsigned long long)id,
-		         (unsigned long long)w->task_id);
-		protocol_error(w, "protocol", what);
-		return;
-	}
-	if (m->type == MSG_RESULT &&
-	    m->u.result.params.where == PARAMS_STREAM) {
-		if (l->hooks.result_chunk == NULL ||
-		    m->u.result.params.size == 0) {
-			protocol_error(
-			    w, "protocol",
-			    "streamed result but the stream transport "
-			    "is off");
-			return;
-		}
-		/* Keep the result until its chunks are in. One streamed
-		 * result at a time: while another comes in, this one waits
-		 * in its socket (the worker blocks in its send). */
-		w->pending = *m;
-		memset(m, 0, sizeof *m);
-		w->receiving = 1;
-		w->in_have = 0;
-		/* Behind any waiter: the gate may be free only until the
-		 * deferred worker_next_inbound lets the oldest in. */
-		if (l->inbound == NULL && oldest_waiter(l) == NULL) {
-			l->inbound = w;
-		} else if (l->inbound != w) {
-			w->stream_wait = ++l->stream_waits;
-			bufferevent_disable(w->bev, EV_READ);
-			pause_timer(w);
-		}
-	} else if (m->type == MSG_RESULT) {
-		on_result(w, m);
-	} else if (m->type == MSG_METRICS) {
-		l->hooks.metrics(l->hooks.arg, w->task_id, m);
-	} else {
-		snprintf(what, sizeof what, "worker error %s: %s",
-		         m->u.error.code, m->u.error.message);
-		worker_terminate(w, what);
-	}
-}
-
-/* The socket has more of the chunk being read straight into its place. */
-static void
-direct_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker *w = arg;
-	(void)what;
-	while (w->direct_left > 0) {
-		ssize_t n = read(fd, w->direct_to, w->direct_left);
-		if (n > 0) {
-			w->direct_to += n;
-			w->direct_left -= (size_t)n;
-		} else if (n < 0 && errno == EINTR) {
-			continue;
-		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			return;
-		} else { /* the peer hung up (or the socket failed) mid-chunk */
-			if (w->has_task)
-				w->closed_early = 1;
-			close_connection(w);
-			return;
-		}
-	}
-	event_del(w->direct);
-	bufferevent_enable(w->bev, EV_READ);
-	chunk_in(w, w->direct_len);
-}
-
-/* While a streamed result arrives, take its next chunk frame without the
- * frame decoder: what the input buffer holds of its data is copied to its
- * place, the rest is read from the socket straight there (direct_cb), so
- * each byte is copied once, in large reads. Returns 1 when a chunk was
- * taken, 0 when more bytes must come first (or the rest of the chunk is
- * being read directly), -1 when the next bytes are anything else (decoded
- * the general way). */
-static int
-take_chunk_frame(struct worker *w, struct evbuffer *in)
-{
-	enum { HEAD_MAX = FRAME_HEADER_SIZE + 64 };
-	uint8_t head[HEAD_MAX];
-	size_t have = evbuffer_get_length(in);
-	if (!w->receiving || w->state != WORKER_BUSY ||
-	    !frame_decoder_between(&w->decoder))
-		return -1;
-	if (have < FRAME_HEADER_SIZE)
-		return 0; /* not even a header: wait rather than gather */
-	ev_ssize_t got = evbuffer_copyout(in, head, HEAD_MAX);
-	uint64_t task_id, offset;
-	size_t plen, at;
-	if (frame_header_check(head, w->decoder.max_frame, &plen, NULL) != 0)
-		return -1; /* the decoder reports it */
-	if (msg_chunk_head_parse(head + FRAME_HEADER_SIZE,
-	                         (size_t)got - FRAME_HEADER_SIZE, plen,
-	                         &task_id, &offset, &at) != 0)
-		/* a chunk head cut short: wait for the rest of it */
-		return (size_t)got < HEAD_MAX &&
-		               (size_t)got < FRAME_HEADER_SIZE + plen
-		           ? 0
-		           : -1;
-	evbuffer_drain(in, FRAME_HEADER_SIZE + at);
-	size_t len = plen - at;
-	uint8_t *to = chunk_dest(w, task_id, offset, len);
-	if (to == NULL)
-		return 1;
-	size_t now = evbuffer_get_length(in);
-	if (now > len)
-		now = len;
-	evbuffer_remove(in, to, now);
-	if (now == len) {
-		chunk_in(w, len);
-		return 1;
-	}
-	if (w->direct == NULL)
-		w->direct = event_new(w->l->base, bufferevent_getfd(w->bev),
-		                      EV_READ | EV_PERSIST, direct_cb, w);
-	if (w->direct == NULL)
-		fatal("cannot create a read event");
-	w->direct_to = to + now;
-	w->direct_left = len - now;
-	w->direct_len = len;
-	bufferevent_disable(w->bev, EV_READ);
-	event_add(w->direct, NULL);
-	return 0;
-}
-
-/* Bytes arrived: decode every whole frame and act on it. */
-static void
-read_cb(struct bufferevent *bev, void *arg)
-{
-	struct worker *w = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	while (w->bev != NULL && w->stream_wait == 0 && w->direct_left == 0) {
-		int taken = take_chunk_frame(w, in);
-		if (taken == 1)
-			continue;
-		if (taken == 0)
-			break;
-		size_t len = evbuffer_get_length(in);
-		if (len == 0)
-			break;
-		const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
-		size_t used;
-		struct ipc_error err;
-		int rc =
-		    frame_decoder_feed(&w->decoder, data, len, &used, &err);
-		if (rc < 0) {
-			protocol_error(w, ipc_code_name(err.code), err.message);
-			return;
-		}
-		if (rc == 0) {
-			evbuffer_drain(in, used);
-			account_partial(w);
-			break;
-		}
-		account_partial(w);
-		size_t plen;
-		const uint8_t *payload =
-		    frame_decoder_payload(&w->decoder, &plen);
-		struct msg m;
-		rc = msg_decode(payload, plen, &m, &err);
-		if (rc < 0) {
-			protocol_error(w, ipc_code_name(err.code), err.message);
-			return;
-		}
-		on_message(w, &m);
-		msg_free(&m);
-		if (w->bev != NULL)
-			evbuffer_drain(in, used);
-	}
+	worker_protocol_error(w, "protocol", what);
 }
 
 /* The peer hung up or the socket failed. */
 static void
 event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct worker *w = arg;
 	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (w->has_task)
-			w->closed_early = 1;
-		close_connection(w);
-	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		worker_hung_up(arg);
 }
 
 /* Whether bytes from the worker wait in its socket or its input buffer. */
 static int
 socket_has_bytes(const struct worker *w)
 {
-	if (w->bev == NULL)
+	if (!worker_connected(w))
 		return 0;
 	int n = 0;
 	return evbuffer_get_length(bufferevent_get_input(w->bev)) > 0 ||
@@ -766,12 +481,12 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct launcher *l = w->l;
 	(void)fd;
 	(void)what;
-	if (w->exited) {
+	switch (w->proc) {
+	case PROC_EXITED:
 		/* Reaped but something still holds its socket open. */
-		close_connection(w);
-		return;
-	}
-	if (w->kill_stage == 0) {
+		close_connection(w, "reaped, and its socket still open");
+		break;
+	case PROC_RUNNING:
 		/* The orchestrator itself may have been stopped (SIGSTOP, a
 		 * loaded machine) while the result arrived: what is in the
 		 * socket before the deadline is read first, once. */
@@ -788,8 +503,12 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 			l->stats.timeouts++;
 		}
 		worker_terminate(w, NULL);
-	} else if (w->kill_stage == 1) {
+		break;
+	case PROC_TERMINATING:
 		worker_kill(w);
+		break;
+	case PROC_KILLED:
+		break;
 	}
 }
 
@@ -801,8 +520,7 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	struct launcher *l = w->l;
 	(void)fd;
 	(void)what;
-	w->state = WORKER_EXITED;
-	abort_receiving(w);
+	wire_abort(w);
 	if (w->has_task) {
 		char status[128];
 		if (WIFSIGNALED(w->status))
@@ -818,11 +536,11 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 		int clean = WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0;
 		if (w->reason[0] != '\0')
 			reason = xasprintf("%s; %s", w->reason, status);
-		else if (w->closed_early && clean)
+		else if (w->hung_up && clean)
 			reason = xasprintf("connection closed without a "
 			                   "result; %s",
 			                   status);
-		else if (!w->was_connected)
+		else if (w->conn == CONN_NONE)
 			reason = xasprintf("%s before connecting", status);
 		else
 			reason =
@@ -838,11 +556,12 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	launcher_worker_gone(l, w);
 }
 
-/* Schedule the finish once the connection is closed and the process reaped. */
+/* Schedule the finish once the connection is closed (or never opened) and
+ * the process reaped. */
 static void
-worker_maybe_finish(struct worker *w)
+maybe_finish(struct worker *w)
 {
-	if (w->exited && w->bev == NULL)
+	if (w->proc == PROC_EXITED && !worker_connected(w))
 		event_active(w->finish, EV_TIMEOUT, 0);
 }
 
@@ -852,7 +571,8 @@ worker_new(struct launcher *l, pid_t pid, int64_t client_id, unsigned tasks_max)
 	struct worker *w = xcalloc(1, sizeof *w);
 	w->l = l;
 	w->pid = pid;
-	w->state = WORKER_SPAWNED;
+	w->conn = CONN_NONE;
+	w->proc = PROC_RUNNING;
 	w->client_id = client_id;
 	w->tasks_max = tasks_max;
 	frame_decoder_init(&w->decoder, FRAME_MAX_DEFAULT);
@@ -871,17 +591,18 @@ worker_assign(struct worker *w, uint64_t task_id)
 	w->has_task = 1;
 	w->task_id = task_id;
 	w->timeout_waited = 0;
+	w->hung_up = 0;
 	w->reason[0] = '\0';
-	if (w->state == WORKER_CONNECTED && w->bev != NULL)
+	if (w->conn == CONN_IDLE)
 		send_task(w);
 }
 
 int
 worker_can_take_next(const struct worker *w)
 {
-	return w->state == WORKER_BUSY && w->has_task && !w->has_next &&
-	       w->bev != NULL && w->kill_stage == 0 && w->out_seg == NULL &&
-	       !w->receiving && w->tasks_done + 2 <= w->tasks_max;
+	return w->conn == CONN_BUSY && w->proc == PROC_RUNNING &&
+	       !w->has_next && !wire_sending(w) &&
+	       w->tasks_done + 2 <= w->tasks_max;
 }
 
 void
@@ -890,6 +611,8 @@ worker_send_next(struct worker *w, uint64_t task_id, int64_t client_id)
 	w->has_next = 1;
 	w->next_task = task_id;
 	w->next_client = client_id;
+	log_debug("launcher: task %llu sent ahead to worker %ld",
+	          (unsigned long long)task_id, (long)w->pid);
 	write_task_frame(w, task_id);
 }
 
@@ -899,8 +622,8 @@ worker_attach(struct worker *w, int fd)
 	w->bev = bufferevent_socket_new(w->l->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (w->bev == NULL)
 		fatal("cannot create a bufferevent");
-	w->was_connected = 1;
-	bufferevent_setcb(w->bev, read_cb, write_cb, event_cb, w);
+	worker_set_conn(w, CONN_HELLO, "connected");
+	bufferevent_setcb(w->bev, wire_read_cb, wire_write_cb, event_cb, w);
 	/* Backpressure: stop reading the socket while two chunks wait to be
 	 * decoded; refill the output when it drains below one chunk. */
 	size_t chunk = w->l->opt.chunk_bytes;
@@ -916,7 +639,14 @@ worker_attach(struct worker *w, int fd)
 void
 worker_exited(struct worker *w, int status)
 {
-	w->exited = 1;
+	char why[96];
+	if (WIFSIGNALED(status))
+		snprintf(why, sizeof why, "reaped: killed by signal %d",
+		         WTERMSIG(status));
+	else
+		snprintf(why, sizeof why, "reaped: exit status %d",
+		         WEXITSTATUS(status));
+	worker_set_proc(w, PROC_EXITED, why);
 	w->status = status;
 	struct launcher_stats *s = &w->l->stats;
 	if (WIFSIGNALED(status))
@@ -928,39 +658,41 @@ worker_exited(struct worker *w, int status)
 	/* Its socket reaches EOF soon; the timer closes it if a stray child
 	 * keeps it open. Not while its streamed result waits for its turn:
 	 * the result lies whole in the socket, read once it is let in. */
-	if (w->bev != NULL && w->stream_wait == 0) {
+	if (worker_connected(w) && w->x.gate_ticket == 0) {
 		arm_timer(w, w->l->opt.kill_grace_s + 1.0);
 	} else {
 		evtimer_del(w->timer);
 		w->timer_left = -1;
 	}
-	worker_maybe_finish(w);
+	maybe_finish(w);
 }
 
 void
 worker_terminate(struct worker *w, const char *reason)
 {
 	note_reason(w, reason);
-	close_connection(w);
-	if (w->exited || w->kill_stage > 0)
+	if (w->reason[0] != '\0')
+		log_debug("launcher: worker %ld: %s", (long)w->pid, w->reason);
+	close_connection(w, "terminated");
+	if (w->proc != PROC_RUNNING)
 		return;
 	if (w->l->opt.kill_grace_s <= 0) {
 		worker_kill(w);
 		return;
 	}
 	send_signal(w, SIGTERM);
-	w->kill_stage = 1;
+	worker_set_proc(w, PROC_TERMINATING, "SIGTERM sent");
 	arm_timer(w, w->l->opt.kill_grace_s);
 }
 
 void
 worker_kill(struct worker *w)
 {
-	close_connection(w);
-	if (w->exited || w->kill_stage >= 2)
+	close_connection(w, "killed");
+	if (w->proc == PROC_EXITED || w->proc == PROC_KILLED)
 		return;
 	send_signal(w, SIGKILL);
-	w->kill_stage = 2;
+	worker_set_proc(w, PROC_KILLED, "SIGKILL sent");
 	evtimer_del(w->timer);
 }
 
@@ -977,28 +709,25 @@ worker_shutdown(struct worker *w)
 		free(frame);
 	}
 	msg_free(&m);
-	w->state = WORKER_REPORTED;
+	worker_set_conn(w, CONN_RETIRING, "shutdown sent");
 	arm_timer(w, w->l->opt.kill_grace_s + 1.0);
 }
 
 int
 worker_idle(const struct worker *w)
 {
-	return w->state == WORKER_CONNECTED && w->bev != NULL && !w->has_task &&
-	       w->tasks_done < w->tasks_max;
+	return w->conn == CONN_IDLE && w->proc == PROC_RUNNING;
 }
 
 void
 worker_free(struct worker *w)
 {
-	stream_end(w);
-	inbound_done(w);
-	direct_end(w);
+	wire_close(w);
 	if (w->bev != NULL)
 		bufferevent_free(w->bev);
 	event_free(w->timer);
 	event_free(w->finish);
 	frame_decoder_free(&w->decoder);
-	msg_free(&w->pending);
+	msg_free(&w->x.pending);
 	free(w);
 }

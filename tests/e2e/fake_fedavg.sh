@@ -3,7 +3,7 @@
 # result of its deterministic updates, identical reruns with the same seed,
 # pool mode equal to spawn mode, command-line errors (exit 2), and a
 # workspace only its owner can read (directories 0700, files 0600) unless
-# job.shared_workspace.
+# job.shared_workspace, and debug lines with -v or COHORT_LOG=debug.
 . "$(dirname "$0")/lib/fake.sh"
 
 # Exact FedAvg: 4 clients all sampled, 3 rounds, examples weighting.
@@ -82,4 +82,21 @@ run 2 2 2 1 --set job.shared_workspace=true --workspace-root "$tmp/shared" >/dev
 sws=$(ls -d "$tmp"/shared/*/)
 modes "$sws" | awk '($1 == "d" && $2 != "755") || ($1 == "f" && $2 != "644")' >"$tmp/shared.modes"
 [ ! -s "$tmp/shared.modes" ] || fail "job.shared_workspace: $(head "$tmp/shared.modes")"
+
+# Debug lines: none by default; with -v (or COHORT_LOG=debug) every move of
+# each worker's two state machines, in orchestrator.log.
+grep -q " debug: " "$ws/logs/orchestrator.log" && fail "debug lines without -v"
+for how in -v env; do
+	if [ $how = -v ]; then
+		run 2 2 2 1 -v --workspace-root "$tmp/v-$how" >/dev/null 2>&1
+	else
+		COHORT_LOG=debug run 2 2 2 1 --workspace-root "$tmp/v-$how" >/dev/null 2>&1
+	fi
+	log=$(ls "$tmp"/v-$how/*/logs/orchestrator.log)
+	for move in "connection none -> hello: connected" "connection hello -> busy: task sent" \
+		"connection busy -> retiring: result of its last task in" "process running -> exited: reaped: exit status 0" \
+		"-> closed: the peer hung up" "finished after 1 tasks"; do
+		[ "$(grep -c "debug: .*$move" "$log")" -ge 2 ] || fail "$how: no '$move' in $log"
+	done
+done
 echo "fake_fedavg: ok"
