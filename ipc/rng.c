@@ -2,6 +2,7 @@
 #include "rng.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static uint64_t
 rotl(uint64_t x, int k)
@@ -97,6 +98,26 @@ rng_shuffle_u32(struct rng *r, uint32_t *a, size_t n)
 		a[i - 1] = a[j];
 		a[j] = t;
 	}
+}
+
+/* Ascending order for uint32 values. */
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+void
+rng_sample_u32(struct rng *r, uint32_t *a, size_t n, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		size_t j = i + (size_t)rng_below(r, n - i);
+		uint32_t t = a[i];
+		a[i] = a[j];
+		a[j] = t;
+	}
+	qsort(a, k, sizeof *a, cmp_u32);
 }
 
 uint64_t

@@ -32,6 +32,10 @@ double rng_normal(struct rng *r);
 double rng_gamma(struct rng *r, double shape);
 /* Fisher-Yates shuffle. */
 void rng_shuffle_u32(struct rng *r, uint32_t *a, size_t n);
+/* A uniform sample of k of the n values of a, without replacement, into
+ * a[0..k) in ascending order (a partial Fisher-Yates shuffle: k draws); the
+ * rest of a keeps the other values. k <= n. */
+void rng_sample_u32(struct rng *r, uint32_t *a, size_t n, size_t k);
 
 /* Derive a sub-seed from the job seed, a purpose label and an index
  * (e.g. rng_derive(seed, "sample", round)). */

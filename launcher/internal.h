@@ -162,12 +162,6 @@ struct launcher {
 /* worker.c */
 struct worker *worker_new(struct launcher *l, pid_t pid, int64_t client_id,
                           unsigned tasks_max);
-/* Move the connection or the process to a new state, naming why (debug
- * log); a move the machines above do not allow is a bug (fatal). */
-void worker_set_conn(struct worker *w, enum worker_conn to, const char *why);
-void worker_set_proc(struct worker *w, enum worker_proc to, const char *why);
-/* The socket is open: HELLO to RETIRING. */
-int worker_connected(const struct worker *w);
 /* Give the worker a task: sent now if it is connected and idle, else kept
  * until its hello. */
 void worker_assign(struct worker *w, uint64_t task_id);

@@ -83,7 +83,9 @@ set_state(struct worker *w, const char *what, const char *const *names,
 	*state = to;
 }
 
-void
+/* Move the connection or the process to a new state, naming why (debug
+ * log); a move the machines of internal.h do not allow is a bug (fatal). */
+static void
 worker_set_conn(struct worker *w, enum worker_conn to, const char *why)
 {
 	unsigned s = w->conn;
@@ -91,7 +93,7 @@ worker_set_conn(struct worker *w, enum worker_conn to, const char *why)
 	w->conn = (enum worker_conn)s;
 }
 
-void
+static void
 worker_set_proc(struct worker *w, enum worker_proc to, const char *why)
 {
 	unsigned s = w->proc;
@@ -99,7 +101,8 @@ worker_set_proc(struct worker *w, enum worker_proc to, const char *why)
 	w->proc = (enum worker_proc)s;
 }
 
-int
+/* The socket is open: HELLO to RETIRING. */
+static int
 worker_connected(const struct worker *w)
 {
 	return w->conn != CONN_NONE && w->conn != CONN_CLOSED;

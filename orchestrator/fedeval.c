@@ -21,14 +21,6 @@ fedeval_count(double fraction, unsigned navail)
 	return want > (double)navail ? navail : (unsigned)want;
 }
 
-/* Ascending order for uint32 ids. */
-static int
-cmp_id(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return (x > y) - (x < y);
-}
-
 unsigned
 fedeval_sample(uint64_t seed, unsigned round, double fraction,
                const uint32_t *avail, unsigned navail, uint32_t *out)
@@ -40,14 +32,7 @@ fedeval_sample(uint64_t seed, unsigned round, double fraction,
 	memcpy(pool, avail, navail * sizeof *pool);
 	struct rng r;
 	rng_seed(&r, rng_derive(seed, "fed_eval", round), 0);
-	/* A partial Fisher-Yates shuffle: the first n are the sample. */
-	for (unsigned i = 0; i < n; i++) {
-		unsigned k = i + (unsigned)rng_below(&r, navail - i);
-		uint32_t t = pool[i];
-		pool[i] = pool[k];
-		pool[k] = t;
-	}
-	qsort(pool, n, sizeof *pool, cmp_id);
+	rng_sample_u32(&r, pool, navail, n);
 	memcpy(out, pool, n * sizeof *out);
 	free(pool);
 	return n;

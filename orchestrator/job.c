@@ -20,7 +20,7 @@
 #include "console.h"
 #include "files.h"
 #include "gpuplan.h"
-#include "prepare.h"
+#include "prepare-run.h"
 #include "safetensors.h"
 
 /* The worker binary: launcher.worker, else cohort-worker beside this

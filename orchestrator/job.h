@@ -106,15 +106,9 @@ void round_on_result(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_metrics(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_failed(void *arg, uint64_t task_id, const char *reason);
 
-/* stream.c: launcher hooks of the stream transport. */
-int stream_task_source(void *arg, uint64_t task_id, uint64_t *size);
-uint8_t *stream_on_chunk(void *arg, uint64_t task_id, uint64_t total,
-                         uint64_t offset, size_t len, struct ipc_error *err);
-void stream_on_abort(void *arg, uint64_t task_id);
-
 /* job.c, called by round.c */
-/* The name of round's global model: a file of the workspace's run/ under
- * the stream transport (no /dev/shm needed), else a shm segment. */
+/* The label of round's global model (its memfd's name, seen in
+ * /proc/PID/fd and /proc/PID/maps). */
 void job_global_name(const struct job *j, unsigned round, char *buf,
                      size_t size);
 /* Stop launching and end the loop once every worker is gone. */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "console.h"
-#include "prepare.h"
+#include "prepare-run.h"
 #include "rng.h"
 
 /* A string field of prepared.json ("" if absent). */
@@ -53,14 +53,6 @@ available_clients(const struct job *j, uint32_t *ids, unsigned *excluded,
 			ids[n++] = id;
 	}
 	return n;
-}
-
-/* Ascending order for uint32 ids. */
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return (x > y) - (x < y);
 }
 
 /* Append a failure reason to the round's notes. */
@@ -136,13 +128,7 @@ start_attempt(struct job *j)
 	if (j->attempt > 0)
 		key = rng_derive(key, "attempt", j->attempt);
 	rng_seed(&r, key, 0);
-	for (unsigned i = 0; i < want; i++) {
-		unsigned k = i + (unsigned)rng_below(&r, avail - i);
-		uint32_t t = ids[i];
-		ids[i] = ids[k];
-		ids[k] = t;
-	}
-	qsort(ids, want, sizeof *ids, cmp_u32);
+	rng_sample_u32(&r, ids, avail, want);
 
 	uint32_t *order = xcalloc(clients, sizeof *order);
 	unsigned n =
@@ -228,21 +214,42 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	            "%s  test_loss %s  test_acc %s%s  %.2fs",
 	            j->round, (long long)c->federation.rounds, j->ntasks, j->ok,
 	            j->failed, tr, tl, ta, fed, secs);
-	metrics_round(&j->metrics, j->round, "train_loss", train_loss);
-	metrics_round(&j->metrics, j->round, "test_loss", test_loss);
-	metrics_round(&j->metrics, j->round, "test_accuracy", test_acc);
-	metrics_round(&j->metrics, j->round, "fit_ok", j->ok);
-	metrics_round(&j->metrics, j->round, "fit_failed", j->failed);
-	if (fed_on) {
-		metrics_round(&j->metrics, j->round, "fed_eval_loss", fed_loss);
-		metrics_round(&j->metrics, j->round, "fed_eval_accuracy",
-		              fed_acc);
-		metrics_round(&j->metrics, j->round, "fed_eval_ok",
-		              j->fedeval.ok);
-		metrics_round(&j->metrics, j->round, "fed_eval_failed",
-		              j->fedeval.failed);
+	/* The round's values, as metrics.jsonl lines (metric) and as its
+	 * entry of state.json's history (key); NULL: not there. */
+	struct {
+		const char *metric, *key;
+		double v;
+		int integer;
+	} vals[] = {
+	    {NULL, "sampled", j->ntasks, 1},
+	    {"train_loss", "train_loss", train_loss, 0},
+	    {"test_loss", "test_loss", test_loss, 0},
+	    {"test_accuracy", "test_accuracy", test_acc, 0},
+	    {"fit_ok", "ok", j->ok, 1},
+	    {"fit_failed", "failed", j->failed, 1},
+	    {"fed_eval_loss", "fed_eval_loss", fed_loss, 0},
+	    {"fed_eval_accuracy", "fed_eval_accuracy", fed_acc, 0},
+	    {"fed_eval_ok", "fed_eval_ok", j->fedeval.ok, 1},
+	    {"fed_eval_failed", "fed_eval_failed", j->fedeval.failed, 1},
+	    {"round_seconds", NULL, secs, 0},
+	};
+	json_t *h = json_object();
+	json_object_set_new(h, "round", json_integer(j->round));
+	for (size_t i = 0; i < ARRAY_LEN(vals); i++) {
+		if (!fed_on && strncmp(vals[i].key ? vals[i].key : "",
+		                       "fed_eval_", 9) == 0)
+			continue;
+		if (vals[i].metric != NULL)
+			metrics_round(&j->metrics, j->round, vals[i].metric,
+			              vals[i].v);
+		if (vals[i].key == NULL)
+			continue;
+		json_t *v = vals[i].integer
+		                ? json_integer((json_int_t)vals[i].v)
+		            : isfinite(vals[i].v) ? json_real(vals[i].v)
+		                                  : json_null();
+		json_object_set_new(h, vals[i].key, v);
 	}
-	metrics_round(&j->metrics, j->round, "round_seconds", secs);
 	struct ipc_error err;
 	if (metrics_flush(&j->metrics, &err) < 0) {
 		/* Not checkpointed: a resume runs this round again and drops
@@ -250,38 +257,12 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		console_err("round %u: %s; the job stops before checkpointing "
 		            "the round (free space, then --resume %s)",
 		            j->round, err.message, j->ws.dir);
+		json_decref(h);
 		job_finish(j, JOB_EXIT_FAILED);
 		return;
 	}
 	if (j->tracking != NULL)
 		tracking_round(j->tracking, j->round);
-
-	json_t *h = json_object();
-	json_object_set_new(h, "round", json_integer(j->round));
-	json_object_set_new(h, "sampled", json_integer(j->ntasks));
-	json_object_set_new(h, "ok", json_integer(j->ok));
-	json_object_set_new(h, "failed", json_integer(j->failed));
-	json_object_set_new(h, "train_loss",
-	                    isfinite(train_loss) ? json_real(train_loss)
-	                                         : json_null());
-	json_object_set_new(h, "test_loss",
-	                    isfinite(test_loss) ? json_real(test_loss)
-	                                        : json_null());
-	json_object_set_new(h, "test_accuracy",
-	                    isfinite(test_acc) ? json_real(test_acc)
-	                                       : json_null());
-	if (fed_on) {
-		json_object_set_new(h, "fed_eval_loss",
-		                    isfinite(fed_loss) ? json_real(fed_loss)
-		                                       : json_null());
-		json_object_set_new(h, "fed_eval_accuracy",
-		                    isfinite(fed_acc) ? json_real(fed_acc)
-		                                      : json_null());
-		json_object_set_new(h, "fed_eval_ok",
-		                    json_integer(j->fedeval.ok));
-		json_object_set_new(h, "fed_eval_failed",
-		                    json_integer(j->fedeval.failed));
-	}
 	json_array_append_new(j->history, h);
 	if (job_checkpoint(j) < 0) {
 		job_finish(j, JOB_EXIT_FAILED);

@@ -18,7 +18,7 @@ static const struct strategy_ops *const registry[] = {
     &strategy_cyclic,
 };
 
-const struct strategy_ops *
+static const struct strategy_ops *
 strategy_find(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_LEN(registry); i++)

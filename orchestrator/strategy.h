@@ -122,8 +122,6 @@ void strategy_reduce_sorted(struct strategy *s, void *out,
                                             const void *ctx),
                             const void *ctx);
 
-/* The strategy named name, or NULL. */
-const struct strategy_ops *strategy_find(const char *name);
 /* Check the strategy.* keys against the rest of the config;
  * the message names the key and the fix. */
 int strategy_check_config(const struct config *c, struct ipc_error *err);

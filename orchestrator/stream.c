@@ -34,7 +34,10 @@ find_inbox(const struct stream *s, uint64_t task_id)
 	return NULL;
 }
 
-uint8_t *
+/* Where bytes [offset, offset + len) of task_id's streamed update of
+ * total bytes go, counted as received (see stream_receive); NULL (err set)
+ * otherwise. The caller writes them there before the update is folded. */
+static uint8_t *
 stream_reserve(struct stream *s, uint64_t task_id, uint64_t total,
                uint64_t offset, size_t len, struct ipc_error *err)
 {

@@ -39,13 +39,9 @@ struct stream {
 
 void stream_init(struct stream *s, int enabled, size_t chunk_bytes,
                  const struct tensor_manifest *model);
-/* Where bytes [offset, offset + len) of task_id's streamed update of total
- * bytes go, counted as received: in order, no gap or overlap, total equal
- * to the model's size; NULL (err set) otherwise. The caller writes them
- * there before the update is folded. */
-uint8_t *stream_reserve(struct stream *s, uint64_t task_id, uint64_t total,
-                        uint64_t offset, size_t len, struct ipc_error *err);
-/* stream_reserve, then copy data there. */
+/* Copy bytes [offset, offset + len) of task_id's streamed update of total
+ * bytes into its staging, counted as received: in order, no gap or
+ * overlap, total equal to the model's size; -1 (err set) otherwise. */
 int stream_receive(struct stream *s, uint64_t task_id, uint64_t total,
                    uint64_t offset, const uint8_t *data, size_t len,
                    struct ipc_error *err);
@@ -97,5 +93,13 @@ int stream_finish_global(struct job *j, struct ipc_error *err);
  * and drops it after. Release the whole mapping (after the orchestrator
  * has read or written all of it). */
 void stream_release_global(struct job *j);
+
+/* Launcher hooks of the stream transport (arg is the job): the global
+ * model's memfd to send after a task frame, where a streamed result's chunk
+ * goes, and a streamed result cut off. */
+int stream_task_source(void *arg, uint64_t task_id, uint64_t *size);
+uint8_t *stream_on_chunk(void *arg, uint64_t task_id, uint64_t total,
+                         uint64_t offset, size_t len, struct ipc_error *err);
+void stream_on_abort(void *arg, uint64_t task_id);
 
 #endif

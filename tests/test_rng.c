@@ -77,6 +77,36 @@ test_shuffle_is_permutation(void)
 	CHECK(moved > 80);
 }
 
+/* A sample is k distinct values of the input, sorted, the rest of the
+ * input the other values; every value is drawn about equally often. */
+static void
+test_sample(void)
+{
+	struct rng r;
+	rng_seed(&r, 11, 0);
+	unsigned drawn[20] = {0};
+	for (int t = 0; t < 20000; t++) {
+		uint32_t a[20];
+		for (uint32_t i = 0; i < 20; i++)
+			a[i] = 100 + i;
+		rng_sample_u32(&r, a, 20, 5);
+		int seen[20] = {0};
+		for (int i = 0; i < 20; i++) {
+			CHECK(a[i] >= 100 && a[i] < 120);
+			seen[a[i] - 100]++;
+		}
+		for (int i = 0; i < 20; i++)
+			CHECK(seen[i] == 1);
+		for (int i = 0; i < 5; i++) {
+			CHECK(i == 0 || a[i - 1] < a[i]);
+			drawn[a[i] - 100]++;
+		}
+	}
+	/* 20000 * 5 / 20 = 5000 each. */
+	for (int i = 0; i < 20; i++)
+		CHECK(drawn[i] > 4700 && drawn[i] < 5300);
+}
+
 static void
 test_hash_uniform_range(void)
 {
@@ -99,6 +129,7 @@ main(void)
 	RUN(test_below_is_uniform_and_in_range);
 	RUN(test_gamma_mean);
 	RUN(test_shuffle_is_permutation);
+	RUN(test_sample);
 	RUN(test_hash_uniform_range);
 	return harness_finish();
 }

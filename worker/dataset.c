@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "atomicfile.h"
+#include "files.h"
 #include "mapfile.h"
 #include "rng.h"
 #include "util.h"
@@ -212,28 +213,12 @@ resolve_sources(const char *name, const char *dir, const char *split,
 	return resolve_cifar(dir, split, s, err);
 }
 
-/* mkdir -p. */
+/* mkdir -p of the cache directory, which must end a directory. */
 static int
 make_dirs(const char *path, struct ipc_error *err)
 {
-	char *p = xstrdup(path);
-	for (char *q = p + 1;; q++) {
-		if (*q != '/' && *q != '\0')
-			continue;
-		char saved = *q;
-		*q = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			ipc_error_set(err, IPC_E_IO,
-			              "cannot create cache directory %s: %s", p,
-			              strerror(errno));
-			free(p);
-			return -1;
-		}
-		*q = saved;
-		if (saved == '\0')
-			break;
-	}
-	free(p);
+	if (files_mkdirs(path, 0755, err) < 0)
+		return -1;
 	struct stat st;
 	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
 		return ipc_error_set(err, IPC_E_IO,

@@ -1,5 +1,5 @@
-/* prepare.c: running the worker's --prepare step and reading its output. */
-#include "prepare.h"
+/* prepare-run.c: running the worker's --prepare step and reading its output. */
+#include "prepare-run.h"
 
 #include <errno.h>
 #include <fcntl.h>

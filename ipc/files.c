@@ -1,4 +1,4 @@
-/* files.c: small filesystem helpers for the workspace. */
+/* files.c: small filesystem helpers both sides use. */
 #include "files.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* prepare.h: the once-per-job preparation before round 1: running
+/* prepare-run.h: the once-per-job preparation before round 1: running
  * `cohort-worker --prepare WORKSPACE` (data cache, partition, initial model)
  * and reading the data/prepared.json it leaves. */
 #ifndef COHORT_PREPARE_RUN_H

@@ -1,5 +1,5 @@
-/* files.h: small filesystem helpers for the workspace: atomic writes
- * (tmp + fsync + rename), directory creation, whole-file reads. */
+/* files.h: small filesystem helpers both sides use: directory creation,
+ * whole-file reads, existence (atomic writes are atomicfile.h's). */
 #ifndef COHORT_FILES_H
 #define COHORT_FILES_H
 
