@@ -64,9 +64,12 @@ resolve_worker(const char *configured)
 void
 job_finish(struct job *j, int exit_code)
 {
-	if (!j->finished)
+	if (!round_stopped(j)) {
 		j->exit_code = exit_code;
-	j->finished = 1;
+		char why[32];
+		snprintf(why, sizeof why, "exit status %d", exit_code);
+		round_set_phase(j, ROUND_STOPPED, why);
+	}
 	launcher_stop(j->launcher, 0);
 	if (launcher_alive(j->launcher) == 0)
 		event_base_loopbreak(j->base);
@@ -78,7 +81,7 @@ on_exited(void *arg, pid_t pid)
 {
 	struct job *j = arg;
 	updates_worker_gone(&j->updates, pid, &j->closer);
-	if (j->finished && launcher_alive(j->launcher) == 0)
+	if (round_stopped(j) && launcher_alive(j->launcher) == 0)
 		event_base_loopbreak(j->base);
 }
 
@@ -98,7 +101,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(j->base);
 		return;
 	}
-	if (j->finished)
+	if (round_stopped(j))
 		return;
 	console_err("%s: stopping workers (again to kill them at once)",
 	            sig == SIGINT ? "interrupted" : "terminated");
@@ -591,7 +594,7 @@ job_run(struct config *cfg, const char *resume_dir)
 	} else {
 		j.round++;
 		round_start(&j);
-		if (!j.finished || launcher_alive(j.launcher) > 0)
+		if (!round_stopped(&j) || launcher_alive(j.launcher) > 0)
 			event_base_dispatch(j.base);
 	}
 	code = j.exit_code;

@@ -33,6 +33,23 @@ enum {
 	JOB_EXIT_SIGTERM = 143,
 };
 
+/* Where the job's current round stands; round_set_phase allows:
+ *   IDLE -> FIT          round_start (round 1, or the first after a resume)
+ *   FIT -> FIT           a retry with a new sample (federation.round_retries)
+ *   FIT -> EVALUATE      enough fits ended: the new global model is published
+ *                        and the central and federated evaluations run
+ *   EVALUATE -> DONE     reported, recorded and checkpointed
+ *   DONE -> FIT          the next round
+ *   any -> STOPPED       job_finish: no task is started any more; the loop
+ *                        ends once every worker is gone */
+enum round_phase {
+	ROUND_IDLE,
+	ROUND_FIT,
+	ROUND_EVALUATE,
+	ROUND_DONE,
+	ROUND_STOPPED,
+};
+
 /* A fit task of the current round attempt. */
 struct job_task {
 	uint64_t task_id;
@@ -71,10 +88,11 @@ struct job {
 
 	unsigned round; /* current (1-based) */
 	unsigned attempt;
+	enum round_phase phase;
 	struct job_task *tasks;
 	unsigned ntasks, done, ok, failed;
 	uint64_t next_task_id;
-	int evaluating; /* the central evaluate task is running */
+	int central_pending; /* EVALUATE: the central evaluate task runs */
 	uint64_t eval_task_id;
 	double test_loss, test_acc; /* central evaluation of the round */
 	struct fedeval fedeval;     /* evaluate.fraction tasks of the round */
@@ -84,7 +102,6 @@ struct job {
 	json_t *history;           /* array of per-round summaries */
 	struct tracking *tracking; /* MLflow, TensorBoard, report */
 
-	int finished; /* no more rounds; waiting for workers */
 	int exit_code;
 	unsigned sigints;
 };
@@ -95,6 +112,11 @@ int job_run(struct config *cfg, const char *resume_dir);
 /* round.c */
 /* Start round job->round (attempt 0). */
 void round_start(struct job *j);
+/* Move the round to phase to, naming why (logged at debug level); a move
+ * the table above does not allow is a bug (fatal). */
+void round_set_phase(struct job *j, enum round_phase to, const char *why);
+/* The job is finishing: no task may start. */
+int round_stopped(const struct job *j);
 /* Launcher hooks. */
 int round_encode_task(void *arg, uint64_t task_id, uint8_t **frame,
                       size_t *len);

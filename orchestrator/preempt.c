@@ -57,7 +57,7 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct job *j = arg;
 	(void)fd;
 	(void)what;
-	if (!j->finished)
+	if (!round_stopped(j))
 		abandon(j, "preempt.deadline_s passed before it ended");
 }
 
@@ -116,7 +116,7 @@ preempt_begin(struct job *j)
 {
 	struct preempt *p = &j->preempt;
 	double deadline = j->cfg->preempt.deadline_s;
-	if (j->finished)
+	if (round_stopped(j))
 		return;
 	if (p->requested) {
 		abandon(j, "a second pre-emption signal");

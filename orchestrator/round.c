@@ -67,6 +67,36 @@ note_failure(struct job *j, int64_t client, uint64_t task, const char *why)
 	         (long long)client, (unsigned long long)task, why);
 }
 
+static const char *const phase_names[] = {
+    "idle", "fit", "evaluate", "done", "stopped",
+};
+#define TO(p) (1u << (p))
+static const unsigned phase_moves[] = {
+    [ROUND_IDLE] = TO(ROUND_FIT) | TO(ROUND_STOPPED),
+    [ROUND_FIT] = TO(ROUND_FIT) | TO(ROUND_EVALUATE) | TO(ROUND_STOPPED),
+    [ROUND_EVALUATE] = TO(ROUND_DONE) | TO(ROUND_STOPPED),
+    [ROUND_DONE] = TO(ROUND_FIT) | TO(ROUND_STOPPED),
+    [ROUND_STOPPED] = 0,
+};
+
+void
+round_set_phase(struct job *j, enum round_phase to, const char *why)
+{
+	if (!(phase_moves[j->phase] & TO(to)))
+		fatal("round %u: phase %s -> %s is not a move the round "
+		      "allows (%s)",
+		      j->round, phase_names[j->phase], phase_names[to], why);
+	log_debug("round %u: %s -> %s: %s", j->round, phase_names[j->phase],
+	          phase_names[to], why);
+	j->phase = to;
+}
+
+int
+round_stopped(const struct job *j)
+{
+	return j->phase == ROUND_STOPPED;
+}
+
 static void fits_done(struct job *j);
 static struct shm_segment *task_update(struct job *j, struct job_task *t);
 static void task_update_release(struct job *j, struct job_task *t);
@@ -105,6 +135,8 @@ static void
 start_attempt(struct job *j)
 {
 	const struct config *c = j->cfg;
+	round_set_phase(j, ROUND_FIT,
+	                j->attempt ? "retry with a new sample" : "started");
 	unsigned clients = (unsigned)c->federation.clients;
 	uint32_t *ids = xcalloc(clients, sizeof *ids);
 	unsigned excluded, offline;
@@ -140,7 +172,7 @@ start_attempt(struct job *j)
 	j->ntasks = n;
 	j->done = j->ok = j->failed = 0;
 	j->loss_sum = j->loss_weight = 0;
-	j->evaluating = 0;
+	j->central_pending = 0;
 	for (unsigned i = 0; i < n; i++) {
 		j->tasks[i].task_id = j->next_task_id++;
 		j->tasks[i].client = order[i];
@@ -157,7 +189,7 @@ start_attempt(struct job *j)
 		relay_start(j);
 		return;
 	}
-	for (unsigned i = 0; i < n && !j->finished; i++)
+	for (unsigned i = 0; i < n && !round_stopped(j); i++)
 		launcher_submit(j->launcher, j->tasks[i].task_id,
 		                j->tasks[i].client);
 }
@@ -193,6 +225,7 @@ static void
 round_complete(struct job *j, double test_loss, double test_acc)
 {
 	const struct config *c = j->cfg;
+	round_set_phase(j, ROUND_DONE, "evaluations ended");
 	double train_loss =
 	    j->loss_weight > 0 ? j->loss_sum / j->loss_weight : NAN;
 	double secs = now_seconds() - j->round_start;
@@ -318,7 +351,8 @@ publish_global(struct job *j)
 static void
 evals_ended(struct job *j)
 {
-	if (j->evaluating || fedeval_pending(&j->fedeval))
+	if (j->phase != ROUND_EVALUATE || j->central_pending ||
+	    fedeval_pending(&j->fedeval))
 		return;
 	round_complete(j, j->test_loss, j->test_acc);
 }
@@ -333,8 +367,8 @@ evaluate_round(struct job *j)
 	/* The synthetic model has no data to evaluate on. */
 	int data = strcmp(c->model.name, "synthetic") != 0;
 	j->test_loss = j->test_acc = NAN;
-	j->evaluating = data && c->evaluate.central;
-	if (j->evaluating)
+	j->central_pending = data && c->evaluate.central;
+	if (j->central_pending)
 		j->eval_task_id = j->next_task_id++;
 	unsigned n = 0;
 	uint32_t *ids = NULL;
@@ -351,15 +385,15 @@ evaluate_round(struct job *j)
 	}
 	fedeval_begin(&j->fedeval, ids, n, &j->next_task_id);
 	free(ids);
-	if (!j->evaluating && n == 0) {
+	if (!j->central_pending && n == 0) {
 		evals_ended(j);
 		return;
 	}
 	console_progress("round %u/%lld  evaluating", j->round,
 	                 (long long)c->federation.rounds);
-	if (j->evaluating)
+	if (j->central_pending)
 		launcher_submit(j->launcher, j->eval_task_id, -1);
-	for (unsigned i = 0; i < n && !j->finished; i++)
+	for (unsigned i = 0; i < n && !round_stopped(j); i++)
 		launcher_submit(j->launcher, j->fedeval.tasks[i].task_id,
 		                j->fedeval.tasks[i].client);
 }
@@ -375,6 +409,10 @@ fits_done(struct job *j)
 			job_finish(j, JOB_EXIT_FAILED);
 			return;
 		}
+		char why[64];
+		snprintf(why, sizeof why, "%u of %u fits in, model published",
+		         j->ok, j->ntasks);
+		round_set_phase(j, ROUND_EVALUATE, why);
 		evaluate_round(j);
 		return;
 	}
@@ -442,11 +480,11 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 	console_progress("round %u/%lld  tasks %u/%u", j->round,
 	                 (long long)c->federation.rounds, j->done, j->ntasks);
 	if (strategy_is_relay(&j->strategy)) {
-		if (!j->finished)
+		if (j->phase == ROUND_FIT)
 			relay_next(j, t, ok);
 		return;
 	}
-	if (j->done == j->ntasks && !j->finished)
+	if (j->done == j->ntasks && j->phase == ROUND_FIT)
 		fits_done(j);
 }
 
@@ -467,7 +505,7 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	kv_set_str(kv, "partition", prepared_str(j, "partition"));
 	kv_set_num(kv, "batch_size", (double)c->train.batch_size);
 	const struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
-	if (j->evaluating && task_id == j->eval_task_id) {
+	if (j->central_pending && task_id == j->eval_task_id) {
 		t->kind = TASK_EVALUATE;
 		t->client_id = -1;
 		kv_set_str(kv, "split", "test");
@@ -543,7 +581,7 @@ round_task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds, unsigned cap)
 	if (j->stream.enabled || cap < 2)
 		return 0;
 	fds[0] = j->global.fd;
-	if ((j->evaluating && task_id == j->eval_task_id) ||
+	if ((j->central_pending && task_id == j->eval_task_id) ||
 	    fedeval_find(&j->fedeval, task_id) != NULL)
 		return 1;
 	struct job_task *t = find_task(j, task_id);
@@ -636,8 +674,8 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	if (t == NULL)
 		stream_drop(&j->stream, task_id);
 	struct ipc_error err;
-	if (j->evaluating && task_id == j->eval_task_id) {
-		j->evaluating = 0;
+	if (j->central_pending && task_id == j->eval_task_id) {
+		j->central_pending = 0;
 		double loss = kv_get_num(&r->metrics, "loss", NAN);
 		double acc = kv_get_num(&r->metrics, "accuracy", NAN);
 		uint64_t cap =
@@ -738,8 +776,8 @@ void
 round_on_failed(void *arg, uint64_t task_id, const char *reason)
 {
 	struct job *j = arg;
-	if (j->evaluating && task_id == j->eval_task_id) {
-		j->evaluating = 0;
+	if (j->central_pending && task_id == j->eval_task_id) {
+		j->central_pending = 0;
 		console_err("round %u: central evaluation failed: %s", j->round,
 		            reason);
 		evals_ended(j);

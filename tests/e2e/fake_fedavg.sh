@@ -84,7 +84,8 @@ modes "$sws" | awk '($1 == "d" && $2 != "755") || ($1 == "f" && $2 != "644")' >"
 [ ! -s "$tmp/shared.modes" ] || fail "job.shared_workspace: $(head "$tmp/shared.modes")"
 
 # Debug lines: none by default; with -v (or COHORT_LOG=debug) every move of
-# each worker's two state machines, in orchestrator.log.
+# each worker's two state machines and of the round's phase, in
+# orchestrator.log.
 grep -q " debug: " "$ws/logs/orchestrator.log" && fail "debug lines without -v"
 for how in -v env; do
 	if [ $how = -v ]; then
@@ -97,6 +98,10 @@ for how in -v env; do
 		"connection busy -> retiring: result of its last task in" "process running -> exited: reaped: exit status 0" \
 		"-> closed: the peer hung up" "finished after 1 tasks"; do
 		[ "$(grep -c "debug: .*$move" "$log")" -ge 2 ] || fail "$how: no '$move' in $log"
+	done
+	for move in "round 1: idle -> fit: started" "round 1: fit -> evaluate: 2 of 2 fits in" \
+		"round 1: evaluate -> done: evaluations ended" "round 1: done -> stopped: exit status 0"; do
+		grep -q "debug: $move" "$log" || fail "$how: no '$move' in $log"
 	done
 done
 echo "fake_fedavg: ok"
