@@ -10,6 +10,7 @@
 
 #include "console.h"
 #include "prepare-run.h"
+#include "taskconf.h"
 #include "rng.h"
 
 /* A string field of prepared.json ("" if absent). */
@@ -499,23 +500,23 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	t->task_id = task_id;
 	t->round = j->round;
 	struct kv_list *kv = &t->config;
-	kv_set_str(kv, "model", prepared_str(j, "model"));
-	kv_set_str(kv, "train_data", prepared_str(j, "train"));
-	kv_set_str(kv, "test_data", prepared_str(j, "test"));
-	kv_set_str(kv, "partition", prepared_str(j, "partition"));
-	kv_set_num(kv, "batch_size", (double)c->train.batch_size);
+	taskconf_set_str(kv, TK_MODEL, prepared_str(j, "model"));
+	taskconf_set_str(kv, TK_TRAIN_DATA, prepared_str(j, "train"));
+	taskconf_set_str(kv, TK_TEST_DATA, prepared_str(j, "test"));
+	taskconf_set_str(kv, TK_PARTITION, prepared_str(j, "partition"));
+	taskconf_set_num(kv, TK_BATCH_SIZE, (double)c->train.batch_size);
 	const struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
 	if (j->central_pending && task_id == j->eval_task_id) {
 		t->kind = TASK_EVALUATE;
 		t->client_id = -1;
-		kv_set_str(kv, "split", "test");
-		kv_set_num(kv, "seed", (double)(task_seed(j, -1) >> 11));
+		taskconf_set_str(kv, TK_SPLIT, "test");
+		taskconf_set_num(kv, TK_SEED, (double)(task_seed(j, -1) >> 11));
 	} else if (fe != NULL) {
 		t->kind = TASK_EVALUATE;
 		t->client_id = fe->client;
-		kv_set_str(kv, "split", "holdout");
-		kv_set_num(kv, "seed",
-		           (double)(task_seed(j, fe->client) >> 11));
+		taskconf_set_str(kv, TK_SPLIT, "holdout");
+		taskconf_set_num(kv, TK_SEED,
+		                 (double)(task_seed(j, fe->client) >> 11));
 	} else {
 		struct job_task *jt = find_task(j, task_id);
 		if (jt == NULL) {
@@ -524,17 +525,17 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 		}
 		t->kind = TASK_FIT;
 		t->client_id = jt->client;
-		kv_set_str(kv, "split", "train");
-		kv_set_num(kv, "epochs", (double)c->train.epochs);
-		kv_set_num(kv, "lr", c->train.lr);
-		kv_set_num(kv, "momentum", c->train.momentum);
-		kv_set_num(kv, "weight_decay", c->train.weight_decay);
-		kv_set_str(kv, "optimizer", c->train.optimizer);
-		kv_set_num(kv, "mu", c->train.mu);
+		taskconf_set_str(kv, TK_SPLIT, "train");
+		taskconf_set_num(kv, TK_EPOCHS, (double)c->train.epochs);
+		taskconf_set_num(kv, TK_LR, c->train.lr);
+		taskconf_set_num(kv, TK_MOMENTUM, c->train.momentum);
+		taskconf_set_num(kv, TK_WEIGHT_DECAY, c->train.weight_decay);
+		taskconf_set_str(kv, TK_OPTIMIZER, c->train.optimizer);
+		taskconf_set_num(kv, TK_MU, c->train.mu);
 		/* 53 bits: the seed travels as a msgpack double. */
-		kv_set_num(kv, "seed",
-		           (double)(task_seed(j, jt->client) >> 11));
-		kv_set_num(kv, "progress_every", 100);
+		taskconf_set_num(kv, TK_SEED,
+		                 (double)(task_seed(j, jt->client) >> 11));
+		taskconf_set_num(kv, TK_PROGRESS_EVERY, 100);
 	}
 	/* Shared memory: descriptor 0 is the global model, 1 the update
 	 * (round_task_fds). */
@@ -547,7 +548,8 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	if (j->stream.enabled) {
 		t->params.where = PARAMS_STREAM;
 		t->update_fd = -1;
-		kv_set_num(kv, "chunk_bytes", (double)j->stream.chunk_bytes);
+		taskconf_set_num(kv, TK_CHUNK_BYTES,
+		                 (double)j->stream.chunk_bytes);
 	}
 	int rc = msg_encode_frame(&m, frame, len);
 	msg_free(&m);

@@ -61,6 +61,7 @@ prepare(void)
 	    "\"federation\":{\"clients\":100},\"model\":{\"name\":\"mlp\"},"
 	    "\"data\":{\"dataset\":\"fashion-mnist\",\"dir\":\"%s\","
 	    "\"cache_dir\":\"%s/cache\",\"partition\":\"iid\","
+	    "\"alpha\":0.5,\"shards_per_client\":2,"
 	    "\"holdout\":0.1}}' > %s/config.json && %s --prepare %s",
 	    workspace, FMNIST_DIR, harness_tmpdir(), workspace,
 	    harness_build_path("worker/cohort-worker"), workspace);
@@ -147,6 +148,10 @@ make_task(struct msg *m, enum task_kind kind, uint64_t id, int64_t client,
 	kv_set_num(&t->config, "epochs", 1);
 	kv_set_num(&t->config, "batch_size", 32);
 	kv_set_num(&t->config, "lr", 0.05);
+	kv_set_num(&t->config, "momentum", 0.9);
+	kv_set_num(&t->config, "weight_decay", 0);
+	kv_set_str(&t->config, "optimizer", "sgd");
+	kv_set_num(&t->config, "mu", 0);
 	kv_set_num(&t->config, "seed", 11);
 	kv_set_num(&t->config, "progress_every", 5);
 	kv_set_str(&t->config, "split", split);
@@ -335,6 +340,90 @@ test_refuses_unsealed_or_missing_memory(void)
 	free(region);
 }
 
+/* A task whose config lacks a key its kind needs, or holds one of another
+ * type or out of range, fails naming the key: the worker has no defaults
+ * of its own to fall back on (a fit without lr trained at 0.01). */
+static void
+test_task_config_checked(void)
+{
+	if (manifest.count == 0)
+		harness_skip("needs the prepared workspace of the first test");
+	struct ipc_error err;
+	void *region = NULL;
+	struct shm_segment g = {.fd = -1}, u = {.fd = -1};
+	make_global(&g, &region, 1);
+	int lfd = listen_socket();
+	static const char *const want[] = {
+	    "task 60: config.lr is missing",
+	    "task 61: config.lr: expected a number",
+	    "task 62: config.batch_size: 0 is outside [1, 1e+06]",
+	    "task 63: config.split is missing",
+	};
+	for (int c = 0; c < 4; c++) {
+		pid_t pid = spawn_worker(1, 1);
+		int fd = accept_worker(lfd, pid, 1);
+		struct msg task, m;
+		make_task(&task, c == 3 ? TASK_EVALUATE : TASK_FIT,
+		          60 + (uint64_t)c, 1, "train");
+		struct kv_list *kv = &task.u.task.config;
+		struct kv_list fixed = {0};
+		for (size_t i = 0; i < kv->count; i++) {
+			const struct kv_entry *e = &kv->entries[i];
+			const char *drop = c == 0 || c == 1 ? "lr"
+			                   : c == 3         ? "split"
+			                                    : "";
+			if (strcmp(e->key, drop) == 0)
+				continue;
+			if (c == 2 && strcmp(e->key, "batch_size") == 0)
+				kv_set_num(&fixed, e->key, 0);
+			else if (e->type == KV_NUM)
+				kv_set_num(&fixed, e->key, e->num);
+			else
+				kv_set_str(&fixed, e->key, e->str);
+		}
+		if (c == 1)
+			kv_set_str(&fixed, "lr", "0.1");
+		kv_free(kv);
+		*kv = fixed;
+		send_task(fd, &task, &g, &u);
+		CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+		CHECK(m.type == MSG_ERROR);
+		CHECK_STR_CONTAINS(m.u.error.message, want[c]);
+		msg_free(&m);
+		CHECK(wait_status(pid) == 1);
+		close(fd);
+		shm_segment_close(&u);
+	}
+	close(lfd);
+	shm_segment_close(&g);
+	free(region);
+}
+
+/* The prepare step reads every key it needs from config.json and names
+ * one that is missing instead of assuming a default. */
+static void
+test_prepare_names_missing_key(void)
+{
+	char ws[700], cmd[4096], out[800];
+	snprintf(ws, sizeof ws, "%s/ws-missing", harness_tmpdir());
+	snprintf(out, sizeof out, "%s/prepare.err", harness_tmpdir());
+	snprintf(cmd, sizeof cmd,
+	         "mkdir -p %s && printf '%%s' '{\"job\":{\"seed\":7},"
+	         "\"federation\":{\"clients\":4},\"model\":{\"name\":"
+	         "\"mlp\"},\"data\":{\"dataset\":\"fashion-mnist\"}}' > "
+	         "%s/config.json && %s --prepare %s 2>%s",
+	         ws, ws, harness_build_path("worker/cohort-worker"), ws, out);
+	CHECK(run(cmd) != 0);
+	char msg[2048] = "";
+	FILE *f = fopen(out, "r");
+	CHECK(f != NULL);
+	if (f != NULL) {
+		msg[fread(msg, 1, sizeof msg - 1, f)] = '\0';
+		fclose(f);
+	}
+	CHECK_STR_CONTAINS(msg, "config.json: data.dir is missing");
+}
+
 static void
 test_shutdown_and_missing_environment(void)
 {
@@ -372,6 +461,8 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	RUN(test_fit_then_evaluate_in_pool_mode);
 	RUN(test_refuses_unsealed_or_missing_memory);
+	RUN(test_task_config_checked);
+	RUN(test_prepare_names_missing_key);
 	RUN(test_shutdown_and_missing_environment);
 	tensor_manifest_free(&manifest);
 	unlink(sock_path);

@@ -21,6 +21,7 @@
 #include "shm.h"
 #include "shmcache.h"
 #include "synthetic.h"
+#include "taskconf.h"
 #include "train.h"
 #include "transfer.h"
 
@@ -182,18 +183,6 @@ cache_free(struct client_cache *c)
 	memset(c, 0, sizeof *c);
 }
 
-/* Fetch a required string key of the task config. */
-static const char *
-task_str(const struct msg_task *t, const char *key, struct ipc_error *err)
-{
-	const char *v = kv_get_str(&t->config, key, NULL);
-	if (v == NULL)
-		ipc_error_set(err, IPC_E_MISSING_KEY,
-		              "task %llu: config.%s is missing",
-		              (unsigned long long)t->task_id, key);
-	return v;
-}
-
 /* The sample indices the task's split names: the whole test set, or this
  * client's training or held-out slice. */
 static int
@@ -202,12 +191,10 @@ task_samples(struct client *cl, const struct msg_task *t,
              struct ipc_error *err)
 {
 	struct client_cache *c = &cl->cache;
-	const char *split = kv_get_str(&t->config, "split",
-	                               t->kind == TASK_FIT ? "train" : "test");
+	const char *split = taskconf_str(t, TK_SPLIT);
 	if (strcmp(split, "test") == 0) {
-		const char *path = task_str(t, "test_data", err);
-		if (path == NULL ||
-		    cache_dataset(&c->test_path, &c->test, path, err) != 0)
+		const char *path = taskconf_str(t, TK_TEST_DATA);
+		if (cache_dataset(&c->test_path, &c->test, path, err) != 0)
 			return -1;
 		*ds = &c->test;
 		*idx = NULL;
@@ -219,10 +206,9 @@ task_samples(struct client *cl, const struct msg_task *t,
 		                     "task %llu: config.split \"%s\": expected "
 		                     "train, holdout or test",
 		                     (unsigned long long)t->task_id, split);
-	const char *data = task_str(t, "train_data", err);
-	const char *part = data ? task_str(t, "partition", err) : NULL;
-	if (part == NULL ||
-	    cache_dataset(&c->train_path, &c->train, data, err) != 0)
+	const char *data = taskconf_str(t, TK_TRAIN_DATA);
+	const char *part = taskconf_str(t, TK_PARTITION);
+	if (cache_dataset(&c->train_path, &c->train, data, err) != 0)
 		return -1;
 	if (cache_path_changed(&c->partition_path, part)) {
 		partition_close(&c->partition);
@@ -260,26 +246,17 @@ static int
 task_train_config(const struct msg_task *t, struct train_config *tc,
                   struct ipc_error *err)
 {
+	/* Adam's betas and epsilon are not task keys: the engine's. */
 	train_config_defaults(tc);
-	const struct kv_list *c = &t->config;
-	double epochs = kv_get_num(c, "epochs", tc->epochs);
-	double batch = kv_get_num(c, "batch_size", tc->batch_size);
-	if (epochs < 0 || epochs > 1e6 || batch < 1 || batch > 1e6)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "task %llu: epochs %g / batch_size %g out "
-		                     "of range",
-		                     (unsigned long long)t->task_id, epochs,
-		                     batch);
-	tc->epochs = (uint32_t)epochs;
-	tc->batch_size = (uint32_t)batch;
-	tc->lr = (float)kv_get_num(c, "lr", tc->lr);
-	tc->momentum = (float)kv_get_num(c, "momentum", tc->momentum);
-	tc->weight_decay =
-	    (float)kv_get_num(c, "weight_decay", tc->weight_decay);
-	tc->prox_mu = (float)kv_get_num(c, "mu", 0.0);
-	tc->seed = (uint64_t)kv_get_num(c, "seed", (double)t->task_id);
-	return optimizer_parse(kv_get_str(c, "optimizer", "sgd"),
-	                       &tc->optimizer, err);
+	tc->epochs = (uint32_t)taskconf_num(t, TK_EPOCHS);
+	tc->batch_size = (uint32_t)taskconf_num(t, TK_BATCH_SIZE);
+	tc->lr = (float)taskconf_num(t, TK_LR);
+	tc->momentum = (float)taskconf_num(t, TK_MOMENTUM);
+	tc->weight_decay = (float)taskconf_num(t, TK_WEIGHT_DECAY);
+	tc->prox_mu = (float)taskconf_num(t, TK_MU);
+	tc->seed = (uint64_t)taskconf_num(t, TK_SEED);
+	return optimizer_parse(taskconf_str(t, TK_OPTIMIZER), &tc->optimizer,
+	                       err);
 }
 
 /* CPU seconds this process has used so far. */
@@ -328,7 +305,7 @@ task_map_global(struct client *cl, const struct msg_task *t,
 		                 "task %llu: global model does not fit "
 		                 "model %s: ",
 		                 (unsigned long long)t->task_id,
-		                 kv_get_str(&t->config, "model", "?"));
+		                 taskconf_str(t, TK_MODEL));
 		return -1;
 	}
 	if (t->params.where == PARAMS_FD) {
@@ -350,9 +327,7 @@ task_map_global(struct client *cl, const struct msg_task *t,
 	g->buf = buf_get(cl, mf->total_size);
 	g->size = mf->total_size;
 	g->addr = g->buf;
-	double chunk = kv_get_num(&t->config, "chunk_bytes", 4 << 20);
-	cl->chunk_bytes =
-	    chunk >= 1 && chunk <= (64 << 20) - 4096 ? (size_t)chunk : 4 << 20;
+	cl->chunk_bytes = (size_t)taskconf_num(t, TK_CHUNK_BYTES);
 	return transfer_receive(cl->fd, t->task_id, g->buf, mf->total_size,
 	                        err);
 }
@@ -462,11 +437,7 @@ task_fit_synthetic(struct client *cl, const struct msg_task *t,
 			    "F32",
 			    mf->tensors[i].name,
 			    tensor_dtype_name(mf->tensors[i].dtype));
-	double epochs = kv_get_num(&t->config, "epochs", 1);
-	if (epochs < 0 || epochs > 1e6)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "task %llu: epochs %g out of range",
-		                     (unsigned long long)t->task_id, epochs);
+	double epochs = taskconf_num(t, TK_EPOCHS);
 	double t0 = now_seconds();
 	struct task_region g;
 	struct shm_segment update = {.fd = -1};
@@ -501,8 +472,8 @@ task_fit(struct client *cl, const struct msg_task *t, struct msg *result,
 	if (task_samples(cl, t, &ds, &idx, &n, err) != 0 ||
 	    task_train_config(t, &tc, err) != 0)
 		return -1;
-	const char *model = task_str(t, "model", err);
-	if (model == NULL || cache_model(&cl->cache, model, ds, err) != 0)
+	const char *model = taskconf_str(t, TK_MODEL);
+	if (cache_model(&cl->cache, model, ds, err) != 0)
 		return -1;
 
 	const struct tensor_manifest *mf = model_manifest(cl->cache.model);
@@ -553,8 +524,8 @@ task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
 	size_t n;
 	if (task_samples(cl, t, &ds, &idx, &n, err) != 0)
 		return -1;
-	const char *model = task_str(t, "model", err);
-	if (model == NULL || cache_model(&cl->cache, model, ds, err) != 0)
+	const char *model = taskconf_str(t, TK_MODEL);
+	if (cache_model(&cl->cache, model, ds, err) != 0)
 		return -1;
 	struct task_region global;
 	if (task_map_global(cl, t, model_manifest(cl->cache.model), &global,
@@ -563,10 +534,10 @@ task_evaluate(struct client *cl, const struct msg_task *t, struct msg *result,
 		return -1;
 	}
 	double loss, acc;
-	uint32_t batch = (uint32_t)kv_get_num(&t->config, "batch_size", 256);
-	int rc = cl->backend->evaluate(cl->backend, cl->cache.model,
-	                               global.addr, ds, idx, n,
-	                               batch ? batch : 256, &loss, &acc, err);
+	uint32_t batch = (uint32_t)taskconf_num(t, TK_BATCH_SIZE);
+	int rc =
+	    cl->backend->evaluate(cl->backend, cl->cache.model, global.addr, ds,
+	                          idx, n, batch, &loss, &acc, err);
 	task_region_free(cl, &global);
 	if (rc != 0)
 		return -1;
@@ -585,10 +556,15 @@ client_serve(struct client *cl, const struct msg_task *t)
 	struct msg reply;
 	struct ipc_error err = {0};
 	msg_init(&reply, MSG_RESULT);
+	int rc = taskconf_check(t, &err);
 	int synthetic =
-	    strcmp(kv_get_str(&t->config, "model", ""), "synthetic") == 0;
-	int rc;
-	if (t->kind == TASK_FIT)
+	    rc == 0 && strcmp(taskconf_str(t, TK_MODEL), "synthetic") == 0;
+	cl->progress_every = rc == 0 && t->kind == TASK_FIT
+	                         ? (uint64_t)taskconf_num(t, TK_PROGRESS_EVERY)
+	                         : 0;
+	if (rc != 0)
+		; /* reported below */
+	else if (t->kind == TASK_FIT)
 		rc = synthetic ? task_fit_synthetic(cl, t, &reply, &err)
 		               : task_fit(cl, t, &reply, &err);
 	else if (synthetic)
@@ -700,8 +676,6 @@ client_main(void)
 			msg_free(&m);
 			break;
 		}
-		cl.progress_every =
-		    (uint64_t)kv_get_num(&m.u.task.config, "progress_every", 0);
 		if (client_serve(&cl, &m.u.task) != 0)
 			status = 1;
 		msg_free(&m);

@@ -55,14 +55,27 @@ config_get(json_t *root, const char *section, const char *key)
 	return s != NULL ? json_object_get(s, key) : NULL;
 }
 
-/* Read a string key, keeping the default when absent. */
+/* The error of a key config.json lacks: the orchestrator writes every key
+ * (the defaults are its configuration schema's), so one missing is a file
+ * written by hand or by another version. */
+static int
+missing_key(const char *path, const char *section, const char *key,
+            struct ipc_error *err)
+{
+	return ipc_error_set(err, IPC_E_MISSING_KEY,
+	                     "%s: %s.%s is missing (cohort-orchestrator writes "
+	                     "every key of the job's configuration there)",
+	                     path, section, key);
+}
+
+/* Read a string key. */
 static int
 config_string(json_t *root, const char *section, const char *key,
               const char **out, const char *path, struct ipc_error *err)
 {
 	json_t *v = config_get(root, section, key);
 	if (v == NULL)
-		return 0;
+		return missing_key(path, section, key, err);
 	if (!json_is_string(v))
 		return ipc_error_set(err, IPC_E_WRONG_TYPE,
 		                     "%s: %s.%s: expected a string", path,
@@ -71,14 +84,14 @@ config_string(json_t *root, const char *section, const char *key,
 	return 0;
 }
 
-/* Read a number key, keeping the default when absent. */
+/* Read a number key. */
 static int
 config_number(json_t *root, const char *section, const char *key, double *out,
               const char *path, struct ipc_error *err)
 {
 	json_t *v = config_get(root, section, key);
 	if (v == NULL)
-		return 0;
+		return missing_key(path, section, key, err);
 	if (!json_is_number(v))
 		return ipc_error_set(err, IPC_E_WRONG_TYPE,
 		                     "%s: %s.%s: expected a number", path,
@@ -92,14 +105,7 @@ static int
 prepare_read_config(json_t *root, const char *path, struct prepare_config *cfg,
                     struct ipc_error *err)
 {
-	double seed = 1, clients = 2, shards = 2;
-	cfg->model = "mlp";
-	cfg->dataset = "fashion-mnist";
-	cfg->data_dir = "/usr/share/datasets/fashion-mnist";
-	cfg->cache_dir = "";
-	cfg->partition = "iid";
-	cfg->alpha = 0.5;
-	cfg->holdout = 0.0;
+	double seed, clients, shards;
 	if (config_number(root, "job", "seed", &seed, path, err) != 0 ||
 	    config_number(root, "federation", "clients", &clients, path, err) !=
 	        0 ||
