@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "models.h"
 #include "atomicfile.h"
 #include "files.h"
 #include "gpuslots.h"
@@ -63,8 +64,7 @@ static const struct key keys[] = {
      "failed tasks in a row after which a client is excluded"},
     {"federation.availability", KEY_NUM, OFF(federation.availability), "1.0", 0,
      1, NULL, "probability that a client is online in a round (seeded)"},
-    {"model.name", KEY_CHOICE, OFF(model.name), "mlp", 0, 0,
-     "mlp|cnn|synthetic",
+    {"model.name", KEY_CHOICE, OFF(model.name), "mlp", 0, 0, MODELS_CHOICES,
      "model architecture (synthetic: GPT-2-shaped weights, no dataset, "
      "closed-form updates; see docs/large-models.md)"},
     {"model.preset", KEY_CHOICE, OFF(model.preset), "tiny", 0, 0,
@@ -108,9 +108,7 @@ static const struct key keys[] = {
     {"train.mu", KEY_NUM, OFF(train.mu), "0.0", 0, 1e3, NULL,
      "FedProx proximal term (0 = plain FedAvg)"},
     {"strategy.name", KEY_CHOICE, OFF(strategy.name), "fedavg", 0, 0,
-     "fedavg|fedprox|fedavgm|fedadam|fedyogi|fedadagrad|median|trimmed|krum|"
-     "cyclic",
-     "aggregation strategy (docs/strategies.md)"},
+     STRATEGY_CHOICES, "aggregation strategy (docs/strategies.md)"},
     {"strategy.max_weight", KEY_NUM, OFF(strategy.max_weight), "1e15", 1, NOMAX,
      NULL,
      "largest magnitude a weight of the new global model may have: an "

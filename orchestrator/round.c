@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "models.h"
 #include "prepare-run.h"
 #include "taskconf.h"
 #include "rng.h"
@@ -365,8 +366,8 @@ static void
 evaluate_round(struct job *j)
 {
 	const struct config *c = j->cfg;
-	/* The synthetic model has no data to evaluate on. */
-	int data = strcmp(c->model.name, "synthetic") != 0;
+	const struct model_info *mi = models_find(c->model.name);
+	int data = mi != NULL && mi->has_data;
 	j->test_loss = j->test_acc = NAN;
 	j->central_pending = data && c->evaluate.central;
 	if (j->central_pending)

@@ -18,6 +18,12 @@ static const struct strategy_ops *const registry[] = {
     &strategy_cyclic,
 };
 
+const char *
+strategy_registry_name(size_t i)
+{
+	return i < ARRAY_LEN(registry) ? registry[i]->name : NULL;
+}
+
 static const struct strategy_ops *
 strategy_find(const char *name)
 {

@@ -189,8 +189,18 @@ int strategy_load_vectors(struct strategy *s, const json_t *obj,
                           const char *const *names, double *const *vecs,
                           size_t count, struct ipc_error *err);
 
+/* The strategies (a new one: its strategy-NAME.c, a name here and in
+ * STRATEGY_CHOICES, a line in strategy.c's registry; test_strategy checks
+ * the choices and the registry agree). */
 extern const struct strategy_ops strategy_fedavg, strategy_fedprox,
     strategy_fedavgm, strategy_fedadam, strategy_fedyogi, strategy_fedadagrad,
     strategy_median, strategy_trimmed, strategy_krum, strategy_cyclic;
+/* strategy.name's choices for the configuration schema: the registry's
+ * names in order, joined by '|'. */
+#define STRATEGY_CHOICES                                                       \
+	"fedavg|fedprox|fedavgm|fedadam|fedyogi|fedadagrad|median|trimmed|"    \
+	"krum|cyclic"
+/* The name of registry entry i, NULL past the last. */
+const char *strategy_registry_name(size_t i);
 
 #endif

@@ -584,11 +584,26 @@ test_shm_room(void)
 	tensor_manifest_free(&big);
 }
 
+/* The configuration schema offers exactly the registry's strategies. */
+static void
+test_registry_is_the_choice_list(void)
+{
+	char joined[512] = "";
+	const char *name;
+	for (size_t i = 0; (name = strategy_registry_name(i)) != NULL; i++) {
+		if (i > 0)
+			strcat(joined, "|");
+		strcat(joined, name);
+	}
+	CHECK(strcmp(joined, STRATEGY_CHOICES) == 0);
+}
+
 int
 main(void)
 {
 	make_model();
 	fds_at_start = harness_open_fds();
+	RUN(test_registry_is_the_choice_list);
 	RUN(test_fedavg_weightings);
 	RUN(test_fedavgm_two_rounds);
 	RUN(test_fedopt_two_rounds);

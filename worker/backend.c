@@ -183,8 +183,7 @@ describe_model(const struct model *m, struct cuda_model_desc *d)
 	const struct model_shape *s = model_input_shape(m);
 	const struct tensor_manifest *mf = model_manifest(m);
 	memset(d, 0, sizeof *d);
-	d->kind =
-	    strcmp(model_name(m), "mlp") == 0 ? CUDA_MODEL_MLP : CUDA_MODEL_CNN;
+	d->kind = model_id(m) == MODEL_MLP ? CUDA_MODEL_MLP : CUDA_MODEL_CNN;
 	d->channels = s->channels;
 	d->height = s->height;
 	d->width = s->width;

@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "message.h"
 #include "model.h"
+#include "models.h"
 #include "partition.h"
 #include "shm.h"
 #include "shmcache.h"
@@ -557,8 +558,16 @@ client_serve(struct client *cl, const struct msg_task *t)
 	struct ipc_error err = {0};
 	msg_init(&reply, MSG_RESULT);
 	int rc = taskconf_check(t, &err);
-	int synthetic =
-	    rc == 0 && strcmp(taskconf_str(t, TK_MODEL), "synthetic") == 0;
+	const struct model_info *mi =
+	    rc == 0 ? models_find(taskconf_str(t, TK_MODEL)) : NULL;
+	if (rc == 0 && mi == NULL)
+		rc =
+		    ipc_error_set(&err, IPC_E_BAD_VALUE,
+		                  "task %llu: config.model \"%s\": not a model "
+		                  "this worker knows (%s)",
+		                  (unsigned long long)t->task_id,
+		                  taskconf_str(t, TK_MODEL), MODELS_CHOICES);
+	int synthetic = mi != NULL && mi->closed_form;
 	cl->progress_every = rc == 0 && t->kind == TASK_FIT
 	                         ? (uint64_t)taskconf_num(t, TK_PROGRESS_EVERY)
 	                         : 0;
@@ -567,9 +576,10 @@ client_serve(struct client *cl, const struct msg_task *t)
 	else if (t->kind == TASK_FIT)
 		rc = synthetic ? task_fit_synthetic(cl, t, &reply, &err)
 		               : task_fit(cl, t, &reply, &err);
-	else if (synthetic)
+	else if (!mi->has_data)
 		rc = ipc_error_set(&err, IPC_E_BAD_VALUE,
-		                   "the synthetic model has no evaluation");
+		                   "model %s has no data to evaluate on",
+		                   mi->name);
 	else
 		rc = task_evaluate(cl, t, &reply, &err);
 	if (rc != 0) {

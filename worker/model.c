@@ -19,10 +19,8 @@
 #define CNN_F2 84
 #define MODEL_MAX_TENSORS 10
 
-enum model_kind { MODEL_MLP, MODEL_CNN };
-
 struct model {
-	enum model_kind kind;
+	enum model_id kind;
 	struct model_shape shape;
 	struct tensor_manifest manifest;
 	size_t off[MODEL_MAX_TENSORS]; /* float offset of each tensor */
@@ -112,17 +110,16 @@ struct model *
 model_create(const char *name, const struct model_shape *shape,
              struct ipc_error *err)
 {
-	enum model_kind kind;
-	if (name != NULL && strcmp(name, "mlp") == 0)
-		kind = MODEL_MLP;
-	else if (name != NULL && strcmp(name, "cnn") == 0)
-		kind = MODEL_CNN;
-	else {
+	const struct model_info *mi = models_find(name);
+	if (mi == NULL || mi->closed_form) {
 		ipc_error_set(err, IPC_E_BAD_VALUE,
-		              "model: unknown model \"%s\" (choose mlp or cnn)",
+		              "model: %s model \"%s\" (the engine builds mlp "
+		              "or cnn)",
+		              mi == NULL ? "unknown" : "no layers to build for",
 		              name != NULL ? name : "(null)");
 		return NULL;
 	}
+	enum model_id kind = mi->id;
 	const int limit = 4096;
 	if (shape->channels < 1 || shape->channels > 3 || shape->height < 1 ||
 	    shape->height > limit || shape->width < 1 || shape->width > limit ||
@@ -183,11 +180,16 @@ model_free(struct model *m)
 	free(m);
 }
 
-/* "mlp" or "cnn". */
 const char *
 model_name(const struct model *m)
 {
-	return m->kind == MODEL_MLP ? "mlp" : "cnn";
+	return models[m->kind].name;
+}
+
+enum model_id
+model_id(const struct model *m)
+{
+	return m->kind;
 }
 
 /* The shape given to model_create. */

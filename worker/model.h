@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "models.h"
 #include "tensor.h"
 
 /* The drop probability of the mlp's dropout layer (the CPU engine and its
@@ -29,8 +30,9 @@ struct model;
 struct model *model_create(const char *name, const struct model_shape *shape,
                            struct ipc_error *err);
 void model_free(struct model *m);
-/* The model's name as given to model_create. */
+/* The model's name as given to model_create, and its entry (models.h). */
 const char *model_name(const struct model *m);
+enum model_id model_id(const struct model *m);
 /* The input shape and class count the model was built for. */
 const struct model_shape *model_input_shape(const struct model *m);
 /* Tensor names, shapes and offsets of the parameter region. */

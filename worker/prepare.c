@@ -13,6 +13,7 @@
 
 #include "dataset.h"
 #include "model.h"
+#include "models.h"
 #include "partition.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -288,7 +289,14 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	if (prepare_read_config(root, config_path, &cfg, err) != 0 ||
 	    ensure_dir(data_dir, err) != 0 || ensure_dir(ckpt_dir, err) != 0)
 		goto out;
-	if (strcmp(cfg.model, "synthetic") == 0) {
+	const struct model_info *mi = models_find(cfg.model);
+	if (mi == NULL) {
+		ipc_error_set(err, IPC_E_BAD_VALUE,
+		              "%s: model.name \"%s\": expected %s", config_path,
+		              cfg.model, MODELS_CHOICES);
+		goto out;
+	}
+	if (mi->closed_form) {
 		rc = prepare_synthetic(root, config_path, workspace,
 		                       initial_path, &cfg, err);
 		goto out;

@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "dataset.h"
 #include "model.h"
+#include "models.h"
 #include "prepare.h"
 #include "rng.h"
 #include "train.h"
@@ -136,7 +137,8 @@ parse_options(int argc, char **argv, struct options *o)
 		const char *a = optarg, *name = argv[optind - 1];
 		switch (c) {
 		case O_MODEL:
-			if (strcmp(a, "mlp") != 0 && strcmp(a, "cnn") != 0)
+			if (models_find(a) == NULL ||
+			    models_find(a)->closed_form)
 				return bad_option("%s: unknown model \"%s\" "
 				                  "(choose mlp or cnn)",
 				                  "--model", a);
