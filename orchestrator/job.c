@@ -70,9 +70,18 @@ job_finish(struct job *j, int exit_code)
 		snprintf(why, sizeof why, "exit status %d", exit_code);
 		round_set_phase(j, ROUND_STOPPED, why);
 	}
+	if (j->launcher == NULL)
+		return;
 	launcher_stop(j->launcher, 0);
 	if (launcher_alive(j->launcher) == 0)
 		event_base_loopbreak(j->base);
+}
+
+/* The round engine's submit: the launcher's queue. */
+static void
+submit_to_launcher(struct job *j, uint64_t task_id, int64_t client)
+{
+	launcher_submit(j->launcher, task_id, client);
 }
 
 /* A worker was reaped: leave the loop once finished and none is left. */
@@ -401,6 +410,7 @@ start_launcher(struct job *j)
 		console_log("update segments are closed on the event loop: %s",
 		            err.message);
 	j->launcher = launcher_create(j->base, &o, &h, &err);
+	j->submit = submit_to_launcher;
 	gpuslots_free(&gpus);
 	free(logs);
 	if (j->launcher == NULL) {
@@ -522,9 +532,8 @@ open_workspace(struct job *j, const char *resume_dir)
 	return 0;
 }
 
-/* Release everything; unlink every segment of this run. */
-static void
-cleanup(struct job *j)
+void
+job_close(struct job *j)
 {
 	if (j->launcher != NULL)
 		launcher_free(j->launcher);
@@ -553,36 +562,45 @@ cleanup(struct job *j)
 }
 
 int
-job_run(struct config *cfg, const char *resume_dir)
+job_open(struct job *j, struct config *cfg, const char *resume_dir)
 {
-	struct job j;
-	memset(&j, 0, sizeof j);
-	j.cfg = cfg;
-	j.history = json_array();
-	j.global.fd = -1;
-	j.consecutive_failures =
+	memset(j, 0, sizeof *j);
+	j->cfg = cfg;
+	j->history = json_array();
+	j->global.fd = -1;
+	j->consecutive_failures =
 	    xcalloc((size_t)cfg->federation.clients, sizeof(uint32_t));
-	j.worker_path = resolve_worker(cfg->launcher.worker);
+	j->worker_path = resolve_worker(cfg->launcher.worker);
 	const char *progress = cfg->output.progress;
 	console_set_progress(
 	    strcmp(progress, "always") == 0 ||
 	    (strcmp(progress, "auto") == 0 && isatty(STDOUT_FILENO)));
 	signal(SIGPIPE, SIG_IGN);
-	preempt_init(&j);
-	double t0 = now_seconds();
-	int code = JOB_EXIT_FAILED;
-	if (open_workspace(&j, resume_dir) < 0 ||
-	    load_model(&j, resume_dir != NULL) < 0)
-		goto out;
+	preempt_init(j);
+	if (open_workspace(j, resume_dir) < 0 ||
+	    load_model(j, resume_dir != NULL) < 0)
+		return -1;
 	struct ipc_error err;
-	char *mpath = workspace_path(&j.ws, "metrics/metrics.jsonl");
-	int rc = metrics_open(&j.metrics, mpath,
-	                      resume_dir ? (long)j.round : -1, &err);
+	char *mpath = workspace_path(&j->ws, "metrics/metrics.jsonl");
+	int rc = metrics_open(&j->metrics, mpath,
+	                      resume_dir ? (long)j->round : -1, &err);
 	free(mpath);
 	if (rc < 0) {
 		console_err("%s", err.message);
-		goto out;
+		return -1;
 	}
+	return 0;
+}
+
+int
+job_run(struct config *cfg, const char *resume_dir)
+{
+	struct job j;
+	double t0 = now_seconds();
+	int code = JOB_EXIT_FAILED;
+	struct ipc_error err;
+	if (job_open(&j, cfg, resume_dir) < 0)
+		goto out;
 	j.base = event_base_new();
 	if (j.base == NULL)
 		fatal("cannot create an event base");
@@ -622,6 +640,6 @@ job_run(struct config *cfg, const char *resume_dir)
 		j.tracking = NULL;
 	}
 out:
-	cleanup(&j);
+	job_close(&j);
 	return code;
 }

@@ -78,6 +78,9 @@ struct job {
 	struct updates updates; /* pool workers' own update segments */
 	char *worker_path;
 	json_t *prepared; /* data/prepared.json */
+	/* Where the round engine sends tasks: the launcher's queue
+	 * (start_launcher), or a test's stand-in (tests/test_round.c). */
+	void (*submit)(struct job *j, uint64_t task_id, int64_t client);
 
 	struct tensor_manifest model;
 	struct shm_segment
@@ -108,6 +111,13 @@ struct job {
 
 /* Run a new job (resume_dir NULL) or resume one; returns the exit status. */
 int job_run(struct config *cfg, const char *resume_dir);
+/* What job_run does before it starts the launcher: open or create the
+ * workspace, run the prepare step, load the model (the capacity check and
+ * the transport included) and open metrics; -1 when one failed (reported
+ * on the console). job_close releases what it and the run made. The round
+ * engine's tests run rounds on such a job with a stand-in submit. */
+int job_open(struct job *j, struct config *cfg, const char *resume_dir);
+void job_close(struct job *j);
 
 /* round.c */
 /* Start round job->round (attempt 0). */

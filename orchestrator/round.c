@@ -116,7 +116,7 @@ relay_submit(struct job *j)
 	t->task_id = j->next_task_id++;
 	t->done = 0;
 	t->metric_lines = 0;
-	launcher_submit(j->launcher, t->task_id, t->client);
+	j->submit(j, t->task_id, t->client);
 }
 
 /* Relay strategies: start at the first hop, or where a checkpointed cycle
@@ -192,8 +192,7 @@ start_attempt(struct job *j)
 		return;
 	}
 	for (unsigned i = 0; i < n && !round_stopped(j); i++)
-		launcher_submit(j->launcher, j->tasks[i].task_id,
-		                j->tasks[i].client);
+		j->submit(j, j->tasks[i].task_id, j->tasks[i].client);
 }
 
 void
@@ -394,10 +393,10 @@ evaluate_round(struct job *j)
 	console_progress("round %u/%lld  evaluating", j->round,
 	                 (long long)c->federation.rounds);
 	if (j->central_pending)
-		launcher_submit(j->launcher, j->eval_task_id, -1);
+		j->submit(j, j->eval_task_id, -1);
 	for (unsigned i = 0; i < n && !round_stopped(j); i++)
-		launcher_submit(j->launcher, j->fedeval.tasks[i].task_id,
-		                j->fedeval.tasks[i].client);
+		j->submit(j, j->fedeval.tasks[i].task_id,
+		          j->fedeval.tasks[i].client);
 }
 
 /* Every fit of the attempt ended: aggregate, retry or fail. */
