@@ -100,6 +100,16 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		log = xasprintf("%s/client-%lld.log", l->opt.log_dir,
 		                (long long)client_id);
 
+	/* The log is opened here, not by the child, so that a log that
+	 * cannot be opened is told apart from a worker that cannot run. */
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+	if (logfd < 0) {
+		snprintf(l->spawn_reason, sizeof l->spawn_reason,
+		         "cannot start worker %s: its log %s: %s",
+		         l->opt.worker_path, log, strerror(errno));
+		free(log);
+		return -1;
+	}
 	/* A GPU worker sees one GPU, its slot's, as device 0. */
 	int slot =
 	    l->gpus.nslots > 0 ? gpuslots_pick(&l->gpus, l->gpu_busy) : -1;
@@ -126,16 +136,6 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	for (size_t i = 0; i < k; i++)
 		env[n + i] = mine[i];
 
-	/* The log is opened here, not by the child, so that a log that
-	 * cannot be opened is told apart from a worker that cannot run. */
-	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-	if (logfd < 0) {
-		snprintf(l->spawn_reason, sizeof l->spawn_reason,
-		         "cannot start worker %s: its log %s: %s",
-		         l->opt.worker_path, log, strerror(errno));
-		free(log);
-		return -1;
-	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_init(&fa);
