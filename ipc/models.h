@@ -4,7 +4,7 @@
  * the model, picks its training path and its GPU kernels from the same
  * entry. Nothing compares model names anywhere else.
  *
- * Adding a model: its engine (worker/model.c builds the layered ones),
+ * Adding a model: its engine (worker/engine/model.c builds the layered ones),
  * one line in models.c, and its name in MODELS_CHOICES (test_models checks
  * the two agree). */
 #ifndef COHORT_MODELS_H
@@ -24,7 +24,7 @@ struct model_info {
 	 * there is no evaluation and no data step. */
 	int has_data;
 	/* Its update is computed in closed form from the global model
-	 * (worker/synthetic.c), not trained: any tensor list, no engine. */
+	 * (worker/engine/synthetic.c), not trained: any tensor list, no engine. */
 	int closed_form;
 	const char *summary;
 };

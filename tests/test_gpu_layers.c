@@ -509,7 +509,7 @@ test_errors_are_reported_not_fatal(void)
 	CHECK(P->check(ctx, &err) == -1);
 	CHECK_EQ_INT(err.code, IPC_E_IO);
 	CHECK_STR_CONTAINS(err.message, "cudaMalloc");
-	CHECK_STR_CONTAINS(err.message, "worker/cuda/context.cu:");
+	CHECK_STR_CONTAINS(err.message, "worker/engine/cuda/context.cu:");
 	CHECK_STR_CONTAINS(err.message, "cudaErrorMemoryAllocation");
 	/* the error is handed out once; the context works on */
 	CHECK(P->check(ctx, &err) == 0);

@@ -1,5 +1,5 @@
 // plugin.cu: the one symbol libcohort-cuda.so exports: the table of entry
-// points worker/backend.c and the GPU tests call through.
+// points worker/engine/backend.c and the GPU tests call through.
 #include "common.cuh"
 
 static const struct cuda_layer_api layer_api = {

@@ -1,4 +1,4 @@
-// layers.cu: the GPU twins of worker/layers.c: matrix products through
+// layers.cu: the GPU twins of worker/engine/layers.c: matrix products through
 // cuBLAS (row-major, like the CBLAS calls they mirror), the rest as our own
 // kernels. Each wrapper cuda_NAME takes the CPU function's arguments as
 // device pointers; kernels are queued on the context's stream.

@@ -1,4 +1,4 @@
-// optim.cu: the GPU twin of worker/optim.c: torch.optim.SGD (momentum,
+// optim.cu: the GPU twin of worker/engine/optim.c: torch.optim.SGD (momentum,
 // weight decay) and torch.optim.Adam with the FedProx term, one kernel launch
 // per step over the tensors of the region.
 #include <math.h>
