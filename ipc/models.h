@@ -24,8 +24,8 @@ struct model_info {
 	 * there is no evaluation and no data step. */
 	int has_data;
 	/* Its update is computed in closed form from the global model
-	 * (worker/engine/synthetic.c), not trained: any tensor list, no engine.
-	 */
+	 * (worker/engine/synthetic.c), not trained: any tensor list, no
+	 * engine. */
 	int closed_form;
 	const char *summary;
 };

@@ -1,9 +1,9 @@
 /* plugin.h: the C interface of libcohort-cuda.so, the CUDA backend that
- * worker/engine/backend.c loads with dlopen, so that nothing in a CPU run needs the
- * CUDA libraries. Only plain C crosses it: descriptions of the model, the
- * client's samples and the optimiser, host buffers for parameters, and
- * device pointers for the layer entry points that the tests compare with
- * the CPU layers of layers.h. */
+ * worker/engine/backend.c loads with dlopen, so that nothing in a CPU run
+ * needs the CUDA libraries. Only plain C crosses it: descriptions of the
+ * model, the client's samples and the optimiser, host buffers for
+ * parameters, and device pointers for the layer entry points that the
+ * tests compare with the CPU layers of layers.h. */
 #ifndef COHORT_CUDA_PLUGIN_H
 #define COHORT_CUDA_PLUGIN_H
 

@@ -1,6 +1,7 @@
 // task.cu: one task on the GPU: the client's samples, parameters and
-// optimiser state on the device, and the mlp / cnn step of worker/engine/model.c
-// composed from the layers of layers.cu over one device workspace.
+// optimiser state on the device, and the mlp / cnn step of
+// worker/engine/model.c composed from the layers of layers.cu over one
+// device workspace.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
