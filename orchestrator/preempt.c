@@ -111,6 +111,30 @@ preempt_is_signal(const struct job *j, int sig)
 	return sig == j->preempt.signo;
 }
 
+enum preempt_action
+preempt_decide(const struct preempt *p, double elapsed_s, double deadline_s,
+               char *why, size_t size)
+{
+	if (p->requested) {
+		snprintf(why, size, "a second pre-emption signal");
+		return PREEMPT_ABANDON;
+	}
+	if (deadline_s <= 0) {
+		snprintf(why, size, "preempt.deadline_s is 0");
+		return PREEMPT_ABANDON;
+	}
+	/* The last round's wall time estimates this one's; without one (the
+	 * first round of a run) the round gets the whole deadline. */
+	if (p->last_round_s > 0 && p->last_round_s - elapsed_s > deadline_s) {
+		snprintf(why, size,
+		         "it needs about %.0f s more, preempt.deadline_s is "
+		         "%g s",
+		         p->last_round_s - elapsed_s, deadline_s);
+		return PREEMPT_ABANDON;
+	}
+	return PREEMPT_FINISH_ROUND;
+}
+
 void
 preempt_begin(struct job *j)
 {
@@ -118,25 +142,15 @@ preempt_begin(struct job *j)
 	double deadline = j->cfg->preempt.deadline_s;
 	if (round_stopped(j))
 		return;
-	if (p->requested) {
-		abandon(j, "a second pre-emption signal");
-		return;
+	double now = now_seconds();
+	char why[160];
+	enum preempt_action a =
+	    preempt_decide(p, now - j->round_start, deadline, why, sizeof why);
+	if (!p->requested) {
+		p->requested = 1;
+		p->since = now;
 	}
-	p->requested = 1;
-	p->since = now_seconds();
-	double elapsed = p->since - j->round_start;
-	if (deadline <= 0) {
-		abandon(j, "preempt.deadline_s is 0");
-		return;
-	}
-	/* The last round's wall time estimates this one's; without one (the
-	 * first round of a run) the round gets the whole deadline. */
-	if (p->last_round_s > 0 && p->last_round_s - elapsed > deadline) {
-		char why[160];
-		snprintf(why, sizeof why,
-		         "it needs about %.0f s more, preempt.deadline_s is "
-		         "%g s",
-		         p->last_round_s - elapsed, deadline);
+	if (a == PREEMPT_ABANDON) {
 		abandon(j, why);
 		return;
 	}

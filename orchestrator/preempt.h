@@ -6,6 +6,8 @@
 #ifndef COHORT_PREEMPT_H
 #define COHORT_PREEMPT_H
 
+#include <stddef.h>
+
 struct event;
 struct job;
 
@@ -17,6 +19,19 @@ struct preempt {
 	double since;        /* when it arrived */
 	double last_round_s; /* wall time of this run's last completed round */
 };
+
+/* What to do about the round in progress when the signal comes. */
+enum preempt_action {
+	PREEMPT_FINISH_ROUND, /* it can end before the deadline: let it */
+	PREEMPT_ABANDON,      /* it cannot, or a second signal came */
+};
+
+/* The decision alone, from what p knows (a signal already seen, the last
+ * round's wall time), the seconds the round has run and the deadline: a
+ * pure function, so it is unit tested (test_preempt); why (size bytes)
+ * says why when abandoning. */
+enum preempt_action preempt_decide(const struct preempt *p, double elapsed_s,
+                                   double deadline_s, char *why, size_t size);
 
 /* Catch the pre-emption signal from now on, before the event loop exists,
  * so an early one is remembered instead of killing the process. */
