@@ -117,7 +117,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	job_finish(j, sig == SIGINT ? JOB_EXIT_SIGINT : JOB_EXIT_SIGTERM);
 }
 
-int
+/* Checkpoint the global model after the round just completed. */
+static int
 job_checkpoint(struct job *j)
 {
 	json_t *state = json_object();
@@ -559,6 +560,23 @@ job_close(struct job *j)
 		event_base_free(j->base);
 	workspace_close(&j->ws);
 	console_close_log();
+}
+
+void
+job_round_ended(struct job *j, enum round_outcome outcome)
+{
+	if (outcome == ROUND_FAILED || job_checkpoint(j) < 0) {
+		job_finish(j, JOB_EXIT_FAILED);
+		return;
+	}
+	if (j->round >= (unsigned)j->cfg->federation.rounds) {
+		job_finish(j, JOB_EXIT_OK);
+		return;
+	}
+	if (preempt_round_completed(j))
+		return;
+	j->round++;
+	round_start(j);
 }
 
 int

@@ -138,14 +138,22 @@ void round_on_result(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_metrics(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_failed(void *arg, uint64_t task_id, const char *reason);
 
+/* How a round ended, as round.c tells the job. */
+enum round_outcome {
+	ROUND_COMPLETED, /* reported and recorded in the history */
+	ROUND_FAILED,    /* the reason is on the console */
+};
+
 /* job.c, called by round.c */
+/* The one report of the round engine: a completed round is checkpointed,
+ * then the job ends (last round, pre-emption) or starts the next one; a
+ * failed round fails the job. */
+void job_round_ended(struct job *j, enum round_outcome outcome);
 /* The label of round's global model (its memfd's name, seen in
  * /proc/PID/fd and /proc/PID/maps). */
 void job_global_name(const struct job *j, unsigned round, char *buf,
                      size_t size);
 /* Stop launching and end the loop once every worker is gone. */
 void job_finish(struct job *j, int exit_code);
-/* Checkpoint the global model after the round just completed. */
-int job_checkpoint(struct job *j);
 
 #endif

@@ -151,7 +151,7 @@ start_attempt(struct job *j)
 		            (long long)c->federation.max_consecutive_failures,
 		            offline, (long long)c->federation.min_clients);
 		free(ids);
-		job_finish(j, JOB_EXIT_FAILED);
+		job_round_ended(j, ROUND_FAILED);
 		return;
 	}
 	unsigned want = (unsigned)c->federation.fit_clients;
@@ -292,24 +292,13 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		            "the round (free space, then --resume %s)",
 		            j->round, err.message, j->ws.dir);
 		json_decref(h);
-		job_finish(j, JOB_EXIT_FAILED);
+		job_round_ended(j, ROUND_FAILED);
 		return;
 	}
 	if (j->tracking != NULL)
 		tracking_round(j->tracking, j->round);
 	json_array_append_new(j->history, h);
-	if (job_checkpoint(j) < 0) {
-		job_finish(j, JOB_EXIT_FAILED);
-		return;
-	}
-	if (j->round >= (unsigned)c->federation.rounds) {
-		job_finish(j, JOB_EXIT_OK);
-		return;
-	}
-	if (preempt_round_completed(j))
-		return;
-	j->round++;
-	round_start(j);
+	job_round_ended(j, ROUND_COMPLETED);
 }
 
 /* Replace the global model with the aggregate of this round's updates. */
@@ -407,7 +396,7 @@ fits_done(struct job *j)
 	int64_t min_fit = config_min_fit(c);
 	if ((int64_t)j->ok >= min_fit && j->ok > 0) {
 		if (publish_global(j) < 0) {
-			job_finish(j, JOB_EXIT_FAILED);
+			job_round_ended(j, ROUND_FAILED);
 			return;
 		}
 		char why[64];
@@ -431,7 +420,7 @@ fits_done(struct job *j)
 	            j->round, j->ok, j->ntasks, j->attempt + 1,
 	            (long long)min_fit,
 	            j->failure_notes[0] ? j->failure_notes : "none");
-	job_finish(j, JOB_EXIT_FAILED);
+	job_round_ended(j, ROUND_FAILED);
 }
 
 /* Relay strategies: a hop ended; go on, retry it or fail the job. */
@@ -440,7 +429,7 @@ relay_next(struct job *j, const struct job_task *t, int ok)
 {
 	switch (strategy_relay_hop(&j->strategy, t->client, ok)) {
 	case STRATEGY_HOP_ABORT:
-		job_finish(j, JOB_EXIT_FAILED);
+		job_round_ended(j, ROUND_FAILED);
 		return;
 	case STRATEGY_HOP_RETRY:
 		j->done--;
