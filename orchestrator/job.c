@@ -551,7 +551,7 @@ job_close(struct job *j)
 	round_tasks_free(j);
 	updates_free(&j->updates, &j->closer);
 	closer_stop(&j->closer);
-	fedeval_free(&j->fedeval);
+	fedeval_free(&j->r.fedeval);
 	free(j->consecutive_failures);
 	free(j->worker_path);
 	json_decref(j->prepared);

@@ -1,6 +1,8 @@
 /* job.h: one federated job from start to exit: workspace, preparation,
- * launcher, event loop, rounds, signals, checkpoints and final results. The
- * struct is shared by job.c (lifecycle) and round.c (the round engine). */
+ * launcher, event loop, rounds, signals, checkpoints and final results.
+ * job.c owns the job's lifecycle; round.c (the round engine) owns struct
+ * round, the round in progress, and reports each round's end through
+ * job_round_ended. */
 #ifndef COHORT_JOB_H
 #define COHORT_JOB_H
 
@@ -65,6 +67,23 @@ struct job_task {
 	int64_t metric_lines; /* progress metric lines it added */
 };
 
+/* The round in progress: round.c's own state (the job holds it, the
+ * round engine alone reads and writes it; pre-emption reads its start). */
+struct round {
+	enum round_phase phase;
+	unsigned attempt;
+	double start;           /* now_seconds() when round_start ran */
+	struct job_task *tasks; /* the attempt's fits */
+	unsigned ntasks, done, ok, failed;
+	unsigned relay_pos;  /* relay strategies: the hop in flight */
+	int central_pending; /* EVALUATE: the central evaluate task runs */
+	uint64_t eval_task_id;
+	double test_loss, test_acc;   /* central evaluation of the round */
+	struct fedeval fedeval;       /* evaluate.fraction tasks of the round */
+	double loss_sum, loss_weight; /* examples-weighted train loss */
+	char failure_notes[1024];     /* reasons seen in this round */
+};
+
 struct job {
 	struct config *cfg;
 	struct workspace ws;
@@ -85,23 +104,12 @@ struct job {
 	struct tensor_manifest model;
 	struct shm_segment
 	    global; /* /cohort.<jobkey>.g<round>: this round's model */
-	struct strategy strategy; /* aggregation (strategy.name) */
-	unsigned relay_pos;       /* relay strategies: the hop in flight */
+	struct strategy strategy;       /* aggregation (strategy.name) */
 	uint32_t *consecutive_failures; /* per client */
 
 	unsigned round; /* current (1-based) */
-	unsigned attempt;
-	enum round_phase phase;
-	struct job_task *tasks;
-	unsigned ntasks, done, ok, failed;
 	uint64_t next_task_id;
-	int central_pending; /* EVALUATE: the central evaluate task runs */
-	uint64_t eval_task_id;
-	double test_loss, test_acc; /* central evaluation of the round */
-	struct fedeval fedeval;     /* evaluate.fraction tasks of the round */
-	double loss_sum, loss_weight;
-	double round_start;
-	char failure_notes[1024];  /* reasons seen in this round */
+	struct round r;            /* the round in progress (round.c's) */
 	json_t *history;           /* array of per-round summaries */
 	struct tracking *tracking; /* MLflow, TensorBoard, report */
 

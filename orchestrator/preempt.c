@@ -145,7 +145,7 @@ preempt_begin(struct job *j)
 	double now = now_seconds();
 	char why[160];
 	enum preempt_action a =
-	    preempt_decide(p, now - j->round_start, deadline, why, sizeof why);
+	    preempt_decide(p, now - j->r.start, deadline, why, sizeof why);
 	if (!p->requested) {
 		p->requested = 1;
 		p->since = now;
@@ -168,7 +168,7 @@ int
 preempt_round_completed(struct job *j)
 {
 	struct preempt *p = &j->preempt;
-	p->last_round_s = now_seconds() - j->round_start;
+	p->last_round_s = now_seconds() - j->r.start;
 	if (!p->requested)
 		return 0;
 	console_err("pre-empted: round %u finished and checkpointed %.1f s "

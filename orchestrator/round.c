@@ -61,10 +61,10 @@ available_clients(const struct job *j, uint32_t *ids, unsigned *excluded,
 static void
 note_failure(struct job *j, int64_t client, uint64_t task, const char *why)
 {
-	size_t len = strlen(j->failure_notes);
-	if (len + 4 >= sizeof j->failure_notes)
+	size_t len = strlen(j->r.failure_notes);
+	if (len + 4 >= sizeof j->r.failure_notes)
 		return;
-	snprintf(j->failure_notes + len, sizeof j->failure_notes - len,
+	snprintf(j->r.failure_notes + len, sizeof j->r.failure_notes - len,
 	         "%sclient %lld task %llu: %s", len ? "; " : "",
 	         (long long)client, (unsigned long long)task, why);
 }
@@ -84,35 +84,35 @@ static const unsigned phase_moves[] = {
 void
 round_set_phase(struct job *j, enum round_phase to, const char *why)
 {
-	if (!(phase_moves[j->phase] & TO(to)))
+	if (!(phase_moves[j->r.phase] & TO(to)))
 		fatal("round %u: phase %s -> %s is not a move the round "
 		      "allows (%s)",
-		      j->round, phase_names[j->phase], phase_names[to], why);
-	log_debug("round %u: %s -> %s: %s", j->round, phase_names[j->phase],
+		      j->round, phase_names[j->r.phase], phase_names[to], why);
+	log_debug("round %u: %s -> %s: %s", j->round, phase_names[j->r.phase],
 	          phase_names[to], why);
-	j->phase = to;
+	j->r.phase = to;
 }
 
 int
 round_stopped(const struct job *j)
 {
-	return j->phase == ROUND_STOPPED;
+	return j->r.phase == ROUND_STOPPED;
 }
 
 static void fits_done(struct job *j);
 static struct shm_segment *task_update(struct job *j, struct job_task *t);
 static void task_update_release(struct job *j, struct job_task *t);
 
-/* Relay strategies: submit the fit of hop j->relay_pos under a fresh task
+/* Relay strategies: submit the fit of hop j->r.relay_pos under a fresh task
  * id, or end the fits after the last hop. */
 static void
 relay_submit(struct job *j)
 {
-	if (j->relay_pos >= j->ntasks) {
+	if (j->r.relay_pos >= j->r.ntasks) {
 		fits_done(j);
 		return;
 	}
-	struct job_task *t = &j->tasks[j->relay_pos];
+	struct job_task *t = &j->r.tasks[j->r.relay_pos];
 	t->task_id = j->next_task_id++;
 	t->done = 0;
 	t->metric_lines = 0;
@@ -124,11 +124,11 @@ relay_submit(struct job *j)
 static void
 relay_start(struct job *j)
 {
-	j->relay_pos =
-	    strategy_relay_position(&j->strategy, &j->ok, &j->failed);
-	for (unsigned i = 0; i < j->relay_pos; i++)
-		j->tasks[i].done = 1;
-	j->done = j->relay_pos;
+	j->r.relay_pos =
+	    strategy_relay_position(&j->strategy, &j->r.ok, &j->r.failed);
+	for (unsigned i = 0; i < j->r.relay_pos; i++)
+		j->r.tasks[i].done = 1;
+	j->r.done = j->r.relay_pos;
 	relay_submit(j);
 }
 
@@ -138,7 +138,7 @@ start_attempt(struct job *j)
 {
 	const struct config *c = j->cfg;
 	round_set_phase(j, ROUND_FIT,
-	                j->attempt ? "retry with a new sample" : "started");
+	                j->r.attempt ? "retry with a new sample" : "started");
 	unsigned clients = (unsigned)c->federation.clients;
 	uint32_t *ids = xcalloc(clients, sizeof *ids);
 	unsigned excluded, offline;
@@ -159,32 +159,32 @@ start_attempt(struct job *j)
 		want = avail;
 	struct rng r;
 	uint64_t key = rng_derive((uint64_t)c->job.seed, "sample", j->round);
-	if (j->attempt > 0)
-		key = rng_derive(key, "attempt", j->attempt);
+	if (j->r.attempt > 0)
+		key = rng_derive(key, "attempt", j->r.attempt);
 	rng_seed(&r, key, 0);
 	rng_sample_u32(&r, ids, avail, want);
 
 	uint32_t *order = xcalloc(clients, sizeof *order);
 	unsigned n =
-	    strategy_configure(&j->strategy, j->round, j->attempt, ids, want,
+	    strategy_configure(&j->strategy, j->round, j->r.attempt, ids, want,
 	                       ids, avail, j->global.addr, order);
 	stream_release_global(j);
 	round_tasks_free(j);
-	j->tasks = xcalloc(n ? n : 1, sizeof *j->tasks);
-	j->ntasks = n;
-	j->done = j->ok = j->failed = 0;
-	j->loss_sum = j->loss_weight = 0;
-	j->central_pending = 0;
+	j->r.tasks = xcalloc(n ? n : 1, sizeof *j->r.tasks);
+	j->r.ntasks = n;
+	j->r.done = j->r.ok = j->r.failed = 0;
+	j->r.loss_sum = j->r.loss_weight = 0;
+	j->r.central_pending = 0;
 	for (unsigned i = 0; i < n; i++) {
-		j->tasks[i].task_id = j->next_task_id++;
-		j->tasks[i].client = order[i];
-		j->tasks[i].update.fd = -1;
-		j->tasks[i].update_slot = -1;
+		j->r.tasks[i].task_id = j->next_task_id++;
+		j->r.tasks[i].client = order[i];
+		j->r.tasks[i].update.fd = -1;
+		j->r.tasks[i].update_slot = -1;
 	}
 	free(order);
 	free(ids);
 	console_log("round %u%s: sampled %u of %u available clients", j->round,
-	            j->attempt ? " (retry)" : "", n, avail);
+	            j->r.attempt ? " (retry)" : "", n, avail);
 	console_progress("round %u/%lld  tasks 0/%u", j->round,
 	                 (long long)c->federation.rounds, n);
 	if (strategy_is_relay(&j->strategy)) {
@@ -192,15 +192,15 @@ start_attempt(struct job *j)
 		return;
 	}
 	for (unsigned i = 0; i < n && !round_stopped(j); i++)
-		j->submit(j, j->tasks[i].task_id, j->tasks[i].client);
+		j->submit(j, j->r.tasks[i].task_id, j->r.tasks[i].client);
 }
 
 void
 round_start(struct job *j)
 {
-	j->attempt = 0;
-	j->failure_notes[0] = '\0';
-	j->round_start = now_seconds();
+	j->r.attempt = 0;
+	j->r.failure_notes[0] = '\0';
+	j->r.start = now_seconds();
 	start_attempt(j);
 }
 
@@ -209,15 +209,15 @@ static struct job_task *
 find_task(struct job *j, uint64_t task_id)
 {
 	if (strategy_is_relay(&j->strategy)) {
-		if (j->relay_pos >= j->ntasks)
+		if (j->r.relay_pos >= j->r.ntasks)
 			return NULL;
-		struct job_task *t = &j->tasks[j->relay_pos];
+		struct job_task *t = &j->r.tasks[j->r.relay_pos];
 		return t->task_id == task_id && !t->done ? t : NULL;
 	}
-	if (j->ntasks == 0 || task_id < j->tasks[0].task_id ||
-	    task_id >= j->tasks[0].task_id + j->ntasks)
+	if (j->r.ntasks == 0 || task_id < j->r.tasks[0].task_id ||
+	    task_id >= j->r.tasks[0].task_id + j->r.ntasks)
 		return NULL;
-	struct job_task *t = &j->tasks[task_id - j->tasks[0].task_id];
+	struct job_task *t = &j->r.tasks[task_id - j->r.tasks[0].task_id];
 	return t->done ? NULL : t;
 }
 
@@ -228,12 +228,12 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	const struct config *c = j->cfg;
 	round_set_phase(j, ROUND_DONE, "evaluations ended");
 	double train_loss =
-	    j->loss_weight > 0 ? j->loss_sum / j->loss_weight : NAN;
-	double secs = now_seconds() - j->round_start;
+	    j->r.loss_weight > 0 ? j->r.loss_sum / j->r.loss_weight : NAN;
+	double secs = now_seconds() - j->r.start;
 	char tl[32] = "-", ta[32] = "-", tr[32] = "-", fed[64] = "";
-	int fed_on = c->evaluate.fraction > 0 && j->fedeval.ntasks > 0;
-	double fed_loss = fedeval_loss(&j->fedeval);
-	double fed_acc = fedeval_accuracy(&j->fedeval);
+	int fed_on = c->evaluate.fraction > 0 && j->r.fedeval.ntasks > 0;
+	double fed_loss = fedeval_loss(&j->r.fedeval);
+	double fed_acc = fedeval_accuracy(&j->r.fedeval);
 	if (fed_on && isfinite(fed_acc))
 		snprintf(fed, sizeof fed, "  fed_acc %.4f", fed_acc);
 	else if (fed_on)
@@ -246,8 +246,8 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		snprintf(ta, sizeof ta, "%.4f", test_acc);
 	console_out("round %u/%lld  sampled %u  ok %u  failed %u  train_loss "
 	            "%s  test_loss %s  test_acc %s%s  %.2fs",
-	            j->round, (long long)c->federation.rounds, j->ntasks, j->ok,
-	            j->failed, tr, tl, ta, fed, secs);
+	            j->round, (long long)c->federation.rounds, j->r.ntasks,
+	            j->r.ok, j->r.failed, tr, tl, ta, fed, secs);
 	/* The round's values, as metrics.jsonl lines (metric) and as its
 	 * entry of state.json's history (key); NULL: not there. */
 	struct {
@@ -255,16 +255,16 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		double v;
 		int integer;
 	} vals[] = {
-	    {NULL, "sampled", j->ntasks, 1},
+	    {NULL, "sampled", j->r.ntasks, 1},
 	    {"train_loss", "train_loss", train_loss, 0},
 	    {"test_loss", "test_loss", test_loss, 0},
 	    {"test_accuracy", "test_accuracy", test_acc, 0},
-	    {"fit_ok", "ok", j->ok, 1},
-	    {"fit_failed", "failed", j->failed, 1},
+	    {"fit_ok", "ok", j->r.ok, 1},
+	    {"fit_failed", "failed", j->r.failed, 1},
 	    {"fed_eval_loss", "fed_eval_loss", fed_loss, 0},
 	    {"fed_eval_accuracy", "fed_eval_accuracy", fed_acc, 0},
-	    {"fed_eval_ok", "fed_eval_ok", j->fedeval.ok, 1},
-	    {"fed_eval_failed", "fed_eval_failed", j->fedeval.failed, 1},
+	    {"fed_eval_ok", "fed_eval_ok", j->r.fedeval.ok, 1},
+	    {"fed_eval_failed", "fed_eval_failed", j->r.fedeval.failed, 1},
 	    {"round_seconds", NULL, secs, 0},
 	};
 	json_t *h = json_object();
@@ -341,10 +341,10 @@ publish_global(struct job *j)
 static void
 evals_ended(struct job *j)
 {
-	if (j->phase != ROUND_EVALUATE || j->central_pending ||
-	    fedeval_pending(&j->fedeval))
+	if (j->r.phase != ROUND_EVALUATE || j->r.central_pending ||
+	    fedeval_pending(&j->r.fedeval))
 		return;
-	round_complete(j, j->test_loss, j->test_acc);
+	round_complete(j, j->r.test_loss, j->r.test_acc);
 }
 
 /* The new global model is published: evaluate it centrally on the test
@@ -356,10 +356,10 @@ evaluate_round(struct job *j)
 	const struct config *c = j->cfg;
 	const struct model_info *mi = models_find(c->model.name);
 	int data = mi != NULL && mi->has_data;
-	j->test_loss = j->test_acc = NAN;
-	j->central_pending = data && c->evaluate.central;
-	if (j->central_pending)
-		j->eval_task_id = j->next_task_id++;
+	j->r.test_loss = j->r.test_acc = NAN;
+	j->r.central_pending = data && c->evaluate.central;
+	if (j->r.central_pending)
+		j->r.eval_task_id = j->next_task_id++;
 	unsigned n = 0;
 	uint32_t *ids = NULL;
 	if (data && c->evaluate.fraction > 0) {
@@ -373,19 +373,19 @@ evaluate_round(struct job *j)
 		                   c->evaluate.fraction, avail, navail, ids);
 		free(avail);
 	}
-	fedeval_begin(&j->fedeval, ids, n, &j->next_task_id);
+	fedeval_begin(&j->r.fedeval, ids, n, &j->next_task_id);
 	free(ids);
-	if (!j->central_pending && n == 0) {
+	if (!j->r.central_pending && n == 0) {
 		evals_ended(j);
 		return;
 	}
 	console_progress("round %u/%lld  evaluating", j->round,
 	                 (long long)c->federation.rounds);
-	if (j->central_pending)
-		j->submit(j, j->eval_task_id, -1);
+	if (j->r.central_pending)
+		j->submit(j, j->r.eval_task_id, -1);
 	for (unsigned i = 0; i < n && !round_stopped(j); i++)
-		j->submit(j, j->fedeval.tasks[i].task_id,
-		          j->fedeval.tasks[i].client);
+		j->submit(j, j->r.fedeval.tasks[i].task_id,
+		          j->r.fedeval.tasks[i].client);
 }
 
 /* Every fit of the attempt ended: aggregate, retry or fail. */
@@ -394,32 +394,32 @@ fits_done(struct job *j)
 {
 	const struct config *c = j->cfg;
 	int64_t min_fit = config_min_fit(c);
-	if ((int64_t)j->ok >= min_fit && j->ok > 0) {
+	if ((int64_t)j->r.ok >= min_fit && j->r.ok > 0) {
 		if (publish_global(j) < 0) {
 			job_round_ended(j, ROUND_FAILED);
 			return;
 		}
 		char why[64];
 		snprintf(why, sizeof why, "%u of %u fits in, model published",
-		         j->ok, j->ntasks);
+		         j->r.ok, j->r.ntasks);
 		round_set_phase(j, ROUND_EVALUATE, why);
 		evaluate_round(j);
 		return;
 	}
-	if ((int64_t)j->attempt < c->federation.round_retries) {
+	if ((int64_t)j->r.attempt < c->federation.round_retries) {
 		console_err("round %u: only %u of %u fits succeeded "
 		            "(federation.min_fit is %lld); retrying with a new "
 		            "sample",
-		            j->round, j->ok, j->ntasks, (long long)min_fit);
-		j->attempt++;
+		            j->round, j->r.ok, j->r.ntasks, (long long)min_fit);
+		j->r.attempt++;
 		start_attempt(j);
 		return;
 	}
 	console_err("round %u failed: only %u of %u fits succeeded in the last "
 	            "of %u attempts (federation.min_fit is %lld); failures: %s",
-	            j->round, j->ok, j->ntasks, j->attempt + 1,
+	            j->round, j->r.ok, j->r.ntasks, j->r.attempt + 1,
 	            (long long)min_fit,
-	            j->failure_notes[0] ? j->failure_notes : "none");
+	            j->r.failure_notes[0] ? j->r.failure_notes : "none");
 	job_round_ended(j, ROUND_FAILED);
 }
 
@@ -432,10 +432,10 @@ relay_next(struct job *j, const struct job_task *t, int ok)
 		job_round_ended(j, ROUND_FAILED);
 		return;
 	case STRATEGY_HOP_RETRY:
-		j->done--;
+		j->r.done--;
 		break;
 	case STRATEGY_HOP_NEXT:
-		j->relay_pos++;
+		j->r.relay_pos++;
 		break;
 	}
 	relay_submit(j);
@@ -447,14 +447,14 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 {
 	const struct config *c = j->cfg;
 	t->done = 1;
-	j->done++;
+	j->r.done++;
 	task_update_release(j, t);
 	uint32_t *fails = &j->consecutive_failures[t->client];
 	if (ok) {
-		j->ok++;
+		j->r.ok++;
 		*fails = 0;
 	} else {
-		j->failed++;
+		j->r.failed++;
 		(*fails)++;
 		console_err("round %u: client %lld task %llu failed: %s",
 		            j->round, (long long)t->client,
@@ -468,13 +468,14 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 			            (long long)t->client, *fails);
 	}
 	console_progress("round %u/%lld  tasks %u/%u", j->round,
-	                 (long long)c->federation.rounds, j->done, j->ntasks);
+	                 (long long)c->federation.rounds, j->r.done,
+	                 j->r.ntasks);
 	if (strategy_is_relay(&j->strategy)) {
-		if (j->phase == ROUND_FIT)
+		if (j->r.phase == ROUND_FIT)
 			relay_next(j, t, ok);
 		return;
 	}
-	if (j->done == j->ntasks && j->phase == ROUND_FIT)
+	if (j->r.done == j->r.ntasks && j->r.phase == ROUND_FIT)
 		fits_done(j);
 }
 
@@ -494,8 +495,8 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	taskconf_set_str(kv, TK_TEST_DATA, prepared_str(j, "test"));
 	taskconf_set_str(kv, TK_PARTITION, prepared_str(j, "partition"));
 	taskconf_set_num(kv, TK_BATCH_SIZE, (double)c->train.batch_size);
-	const struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
-	if (j->central_pending && task_id == j->eval_task_id) {
+	const struct fedeval_task *fe = fedeval_find(&j->r.fedeval, task_id);
+	if (j->r.central_pending && task_id == j->r.eval_task_id) {
 		t->kind = TASK_EVALUATE;
 		t->client_id = -1;
 		taskconf_set_str(kv, TK_SPLIT, "test");
@@ -572,8 +573,8 @@ round_task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds, unsigned cap)
 	if (j->stream.enabled || cap < 2)
 		return 0;
 	fds[0] = j->global.fd;
-	if ((j->central_pending && task_id == j->eval_task_id) ||
-	    fedeval_find(&j->fedeval, task_id) != NULL)
+	if ((j->r.central_pending && task_id == j->r.eval_task_id) ||
+	    fedeval_find(&j->r.fedeval, task_id) != NULL)
 		return 1;
 	struct job_task *t = find_task(j, task_id);
 	if (t == NULL)
@@ -610,11 +611,11 @@ round_task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds, unsigned cap)
 void
 round_tasks_free(struct job *j)
 {
-	for (unsigned i = 0; j->tasks != NULL && i < j->ntasks; i++)
-		task_update_release(j, &j->tasks[i]);
-	free(j->tasks);
-	j->tasks = NULL;
-	j->ntasks = 0;
+	for (unsigned i = 0; j->r.tasks != NULL && i < j->r.ntasks; i++)
+		task_update_release(j, &j->r.tasks[i]);
+	free(j->r.tasks);
+	j->r.tasks = NULL;
+	j->r.ntasks = 0;
 }
 
 /* A federated evaluate task failed: logged and counted, never fatal. */
@@ -626,7 +627,7 @@ fed_eval_failed(struct job *j, struct fedeval_task *fe, const char *reason)
 	            (unsigned long long)fe->task_id, reason);
 	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
 	             "fed_eval_failed", 1);
-	fedeval_failed(&j->fedeval, fe);
+	fedeval_failed(&j->r.fedeval, fe);
 	evals_ended(j);
 }
 
@@ -641,7 +642,7 @@ fed_eval_ended(struct job *j, struct fedeval_task *fe,
 	uint64_t cap =
 	    prepare_examples_cap(j->prepared, fe->client, EXAMPLES_HOLDOUT,
 	                         j->cfg->federation.max_examples);
-	if (fedeval_result(&j->fedeval, fe, r->num_examples, cap, loss, acc,
+	if (fedeval_result(&j->r.fedeval, fe, r->num_examples, cap, loss, acc,
 	                   &err) < 0) {
 		fed_eval_failed(j, fe, err.message);
 		return;
@@ -665,8 +666,8 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	if (t == NULL)
 		stream_drop(&j->stream, task_id);
 	struct ipc_error err;
-	if (j->central_pending && task_id == j->eval_task_id) {
-		j->central_pending = 0;
+	if (j->r.central_pending && task_id == j->r.eval_task_id) {
+		j->r.central_pending = 0;
 		double loss = kv_get_num(&r->metrics, "loss", NAN);
 		double acc = kv_get_num(&r->metrics, "accuracy", NAN);
 		uint64_t cap =
@@ -677,13 +678,13 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 			console_err("round %u: central evaluation failed: %s",
 			            j->round, err.message);
 		} else {
-			j->test_loss = loss;
-			j->test_acc = acc;
+			j->r.test_loss = loss;
+			j->r.test_acc = acc;
 		}
 		evals_ended(j);
 		return;
 	}
-	struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
+	struct fedeval_task *fe = fedeval_find(&j->r.fedeval, task_id);
 	if (fe != NULL) {
 		fed_eval_ended(j, fe, r);
 		return;
@@ -719,8 +720,8 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	if (ok) {
 		double loss = kv_get_num(&r->metrics, "loss", NAN);
 		if (isfinite(loss)) {
-			j->loss_sum += loss * (double)r->num_examples;
-			j->loss_weight += (double)r->num_examples;
+			j->r.loss_sum += loss * (double)r->num_examples;
+			j->r.loss_weight += (double)r->num_examples;
 		}
 		metrics_task(&j->metrics, j->round, t->client, task_id,
 		             "num_examples", (double)r->num_examples);
@@ -767,14 +768,14 @@ void
 round_on_failed(void *arg, uint64_t task_id, const char *reason)
 {
 	struct job *j = arg;
-	if (j->central_pending && task_id == j->eval_task_id) {
-		j->central_pending = 0;
+	if (j->r.central_pending && task_id == j->r.eval_task_id) {
+		j->r.central_pending = 0;
 		console_err("round %u: central evaluation failed: %s", j->round,
 		            reason);
 		evals_ended(j);
 		return;
 	}
-	struct fedeval_task *fe = fedeval_find(&j->fedeval, task_id);
+	struct fedeval_task *fe = fedeval_find(&j->r.fedeval, task_id);
 	if (fe != NULL) {
 		fed_eval_failed(j, fe, reason);
 		return;

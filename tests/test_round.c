@@ -177,10 +177,10 @@ test_rounds_retry_and_failure(void)
 	const char *sets[] = {"federation.min_fit=2",
 	                      "federation.round_retries=1", NULL};
 	open_job(&j, &cfg, "a", sets);
-	CHECK_EQ_INT(j.phase, ROUND_IDLE);
+	CHECK_EQ_INT(j.r.phase, ROUND_IDLE);
 	j.round = 1;
 	round_start(&j);
-	CHECK_EQ_INT(j.phase, ROUND_FIT);
+	CHECK_EQ_INT(j.r.phase, ROUND_FIT);
 	CHECK_EQ_INT(sub.n, 4);
 	int seen[4] = {0};
 	for (unsigned i = 0; i < 4; i++)
@@ -198,17 +198,17 @@ test_rounds_retry_and_failure(void)
 		float v = (float)(clients[k] + 1);
 		answer_fit(&j, fits[k], v, 10 * (uint64_t)(clients[k] + 1));
 		if (k > 0)
-			CHECK_EQ_INT(j.phase, ROUND_FIT);
+			CHECK_EQ_INT(j.r.phase, ROUND_FIT);
 	}
-	CHECK_EQ_INT(j.ok, 4);
-	CHECK_EQ_INT(j.phase, ROUND_EVALUATE);
+	CHECK_EQ_INT(j.r.ok, 4);
+	CHECK_EQ_INT(j.r.phase, ROUND_EVALUATE);
 	CHECK(global_is(&j, 3.0f));
 	CHECK_EQ_INT(sub.n, 5);
 	CHECK_EQ_INT(sub.client[4], -1); /* the central evaluation */
 	/* A fit answered twice changes nothing. */
 	round_on_failed(&j, fits[0], "late");
-	CHECK_EQ_INT(j.ok, 4);
-	CHECK_EQ_INT(j.failed, 0);
+	CHECK_EQ_INT(j.r.ok, 4);
+	CHECK_EQ_INT(j.r.failed, 0);
 
 	answer_eval(&j, sub.task[4], 0.75);
 	CHECK(ws_has(&j, "checkpoints/round-0001.safetensors"));
@@ -219,7 +219,7 @@ test_rounds_retry_and_failure(void)
 	           0.75, 1e-12);
 	/* Round 2 started at once. */
 	CHECK_EQ_INT(j.round, 2);
-	CHECK_EQ_INT(j.phase, ROUND_FIT);
+	CHECK_EQ_INT(j.r.phase, ROUND_FIT);
 	CHECK_EQ_INT(sub.n, 9);
 
 	/* Round 2: one fit in, three fail: below min_fit, so a retry with a
@@ -229,11 +229,11 @@ test_rounds_retry_and_failure(void)
 	answer_fit(&j, r2[0], 1.0f, 10);
 	for (int k = 1; k < 4; k++)
 		round_on_failed(&j, r2[k], "worker exited with status 1");
-	CHECK_EQ_INT(j.attempt, 1);
-	CHECK_EQ_INT(j.phase, ROUND_FIT);
+	CHECK_EQ_INT(j.r.attempt, 1);
+	CHECK_EQ_INT(j.r.phase, ROUND_FIT);
 	CHECK_EQ_INT(sub.n, 13);
 	CHECK(sub.task[9] > r2[3]);
-	CHECK_STR_CONTAINS(j.failure_notes, "worker exited with status 1");
+	CHECK_STR_CONTAINS(j.r.failure_notes, "worker exited with status 1");
 	/* The first attempt's tasks are gone: the launcher could not even
 	 * encode them, and their answers are ignored. */
 	uint8_t *frame;
@@ -247,14 +247,14 @@ test_rounds_retry_and_failure(void)
 	late.u.result.params.fd = 1;
 	round_on_result(&j, r2[1], &late);
 	msg_free(&late);
-	CHECK_EQ_INT(j.ok, 0);
-	CHECK_EQ_INT(j.done, 0);
+	CHECK_EQ_INT(j.r.ok, 0);
+	CHECK_EQ_INT(j.r.done, 0);
 
 	/* The retry fails too: the job stops, the checkpoint of round 1
 	 * stands. */
 	for (int k = 9; k < 13; k++)
 		round_on_failed(&j, sub.task[k], "killed");
-	CHECK_EQ_INT(j.phase, ROUND_STOPPED);
+	CHECK_EQ_INT(j.r.phase, ROUND_STOPPED);
 	CHECK_EQ_INT(j.exit_code, JOB_EXIT_FAILED);
 	CHECK(global_is(&j, 3.0f));
 	CHECK_EQ_INT(sub.n, 13);
@@ -267,7 +267,7 @@ test_rounds_retry_and_failure(void)
 	kv_set_num(&eval.u.result.metrics, "accuracy", 0.5);
 	round_on_result(&j, sub.task[4], &eval);
 	msg_free(&eval);
-	CHECK_EQ_INT(j.phase, ROUND_STOPPED);
+	CHECK_EQ_INT(j.r.phase, ROUND_STOPPED);
 	CHECK_EQ_INT(json_array_size(j.history), 1);
 	CHECK_EQ_INT(sub.n, 13);
 	job_close(&j);
@@ -288,10 +288,10 @@ test_last_round_and_failed_evaluation(void)
 	CHECK_EQ_INT(sub.n, 4);
 	for (unsigned k = 0; k < 4; k++)
 		answer_fit(&j, sub.task[k], 2.0f, 5);
-	CHECK_EQ_INT(j.phase, ROUND_EVALUATE);
+	CHECK_EQ_INT(j.r.phase, ROUND_EVALUATE);
 	CHECK(global_is(&j, 2.0f));
 	round_on_failed(&j, sub.task[4], "worker killed by signal 9");
-	CHECK_EQ_INT(j.phase, ROUND_STOPPED);
+	CHECK_EQ_INT(j.r.phase, ROUND_STOPPED);
 	CHECK_EQ_INT(j.exit_code, JOB_EXIT_OK);
 	CHECK_EQ_INT(json_array_size(j.history), 1);
 	CHECK(json_is_null(
@@ -313,7 +313,7 @@ test_too_few_clients(void)
 	j.round = 1;
 	round_start(&j);
 	CHECK_EQ_INT(sub.n, 0);
-	CHECK_EQ_INT(j.phase, ROUND_STOPPED);
+	CHECK_EQ_INT(j.r.phase, ROUND_STOPPED);
 	CHECK_EQ_INT(j.exit_code, JOB_EXIT_FAILED);
 	job_close(&j);
 	config_free(&cfg);
