@@ -188,6 +188,13 @@ describe_model(const struct model *m, struct cuda_model_desc *d)
 	d->height = s->height;
 	d->width = s->width;
 	d->classes = s->classes;
+	const struct model_layers *L = model_layers(m);
+	d->hidden = L->hidden;
+	d->k = L->k;
+	d->c1 = L->c1;
+	d->c2 = L->c2;
+	d->f1 = L->f1;
+	d->f2 = L->f2;
 	d->dropout = MLP_DROPOUT;
 	d->region_floats = mf->total_size / sizeof(float);
 	d->tensors = (int)mf->count;

@@ -25,10 +25,7 @@ struct model {
 	struct tensor_manifest manifest;
 	size_t off[MODEL_MAX_TENSORS]; /* float offset of each tensor */
 	size_t fan_in[MODEL_MAX_TENSORS];
-	int in;     /* C*H*W */
-	int h1, w1; /* cnn: conv1 output */
-	int h2, w2; /* cnn: conv2 output */
-	int flat;   /* cnn: 16 * pooled h2 * pooled w2 */
+	struct model_layers L;
 	uint64_t flops;
 };
 
@@ -135,21 +132,30 @@ model_create(const char *name, const struct model_shape *shape,
 	struct model *m = xcalloc(1, sizeof *m);
 	m->kind = kind;
 	m->shape = *shape;
-	m->in = shape->channels * shape->height * shape->width;
+	m->L.in = shape->channels * shape->height * shape->width;
+	if (kind == MODEL_MLP) {
+		m->L.hidden = MLP_HIDDEN;
+	} else {
+		m->L.k = CNN_K;
+		m->L.c1 = CNN_C1;
+		m->L.c2 = CNN_C2;
+		m->L.f1 = CNN_F1;
+		m->L.f2 = CNN_F2;
+	}
 	tensor_manifest_init(&m->manifest);
 	uint64_t k = shape->classes;
 	if (kind == MODEL_MLP) {
-		add_linear(m, "fc1", m->in, MLP_HIDDEN);
-		add_linear(m, "fc2", MLP_HIDDEN, shape->classes);
-		m->flops = linear_flops((uint64_t)m->in, MLP_HIDDEN, 1) +
-		           linear_flops(MLP_HIDDEN, k, 0);
+		add_linear(m, "fc1", m->L.in, m->L.hidden);
+		add_linear(m, "fc2", m->L.hidden, shape->classes);
+		m->flops = linear_flops((uint64_t)m->L.in, m->L.hidden, 1) +
+		           linear_flops(m->L.hidden, k, 0);
 		return m;
 	}
-	m->h1 = shape->height - CNN_K + 1;
-	m->w1 = shape->width - CNN_K + 1;
-	m->h2 = m->h1 / 2 - CNN_K + 1;
-	m->w2 = m->w1 / 2 - CNN_K + 1;
-	if (m->h2 < 2 || m->w2 < 2) {
+	m->L.h1 = shape->height - m->L.k + 1;
+	m->L.w1 = shape->width - m->L.k + 1;
+	m->L.h2 = m->L.h1 / 2 - m->L.k + 1;
+	m->L.w2 = m->L.w1 / 2 - m->L.k + 1;
+	if (m->L.h2 < 2 || m->L.w2 < 2) {
 		ipc_error_set(err, IPC_E_SHAPE,
 		              "model cnn: input %dx%d is too small (two 5x5 "
 		              "convolutions and 2x2 pools need at least 16x16)",
@@ -157,16 +163,17 @@ model_create(const char *name, const struct model_shape *shape,
 		model_free(m);
 		return NULL;
 	}
-	m->flat = CNN_C2 * (m->h2 / 2) * (m->w2 / 2);
-	add_conv(m, "conv1", shape->channels, CNN_C1, CNN_K);
-	add_conv(m, "conv2", CNN_C1, CNN_C2, CNN_K);
-	add_linear(m, "fc1", m->flat, CNN_F1);
-	add_linear(m, "fc2", CNN_F1, CNN_F2);
-	add_linear(m, "fc3", CNN_F2, shape->classes);
-	m->flops = conv_flops(shape->channels, CNN_C1, CNN_K, m->h1, m->w1, 1) +
-	           conv_flops(CNN_C1, CNN_C2, CNN_K, m->h2, m->w2, 0) +
-	           linear_flops(m->flat, CNN_F1, 0) +
-	           linear_flops(CNN_F1, CNN_F2, 0) + linear_flops(CNN_F2, k, 0);
+	m->L.flat = m->L.c2 * (m->L.h2 / 2) * (m->L.w2 / 2);
+	add_conv(m, "conv1", shape->channels, m->L.c1, m->L.k);
+	add_conv(m, "conv2", m->L.c1, m->L.c2, m->L.k);
+	add_linear(m, "fc1", m->L.flat, m->L.f1);
+	add_linear(m, "fc2", m->L.f1, m->L.f2);
+	add_linear(m, "fc3", m->L.f2, shape->classes);
+	m->flops =
+	    conv_flops(shape->channels, m->L.c1, m->L.k, m->L.h1, m->L.w1, 1) +
+	    conv_flops(m->L.c1, m->L.c2, m->L.k, m->L.h2, m->L.w2, 0) +
+	    linear_flops(m->L.flat, m->L.f1, 0) +
+	    linear_flops(m->L.f1, m->L.f2, 0) + linear_flops(m->L.f2, k, 0);
 	return m;
 }
 
@@ -190,6 +197,12 @@ enum model_id
 model_id(const struct model *m)
 {
 	return m->kind;
+}
+
+const struct model_layers *
+model_layers(const struct model *m)
+{
+	return &m->L;
 }
 
 /* The shape given to model_create. */
@@ -245,47 +258,47 @@ workspace_layout(const struct model *m, struct model_workspace *ws, float *mem)
 {
 	size_t B = ws->max_batch, V = (size_t)m->shape.classes;
 	float *cur = mem;
-	ws->x = carve(&cur, B * m->in);
+	ws->x = carve(&cur, B * m->L.in);
 	if (m->kind == MODEL_MLP) {
-		ws->h1 = carve(&cur, B * MLP_HIDDEN);
-		ws->a1 = carve(&cur, B * MLP_HIDDEN);
-		ws->d1 = carve(&cur, B * MLP_HIDDEN);
-		ws->g_d1 = carve(&cur, B * MLP_HIDDEN);
-		ws->g_a1 = carve(&cur, B * MLP_HIDDEN);
-		ws->g_h1 = carve(&cur, B * MLP_HIDDEN);
+		ws->h1 = carve(&cur, B * m->L.hidden);
+		ws->a1 = carve(&cur, B * m->L.hidden);
+		ws->d1 = carve(&cur, B * m->L.hidden);
+		ws->g_d1 = carve(&cur, B * m->L.hidden);
+		ws->g_a1 = carve(&cur, B * m->L.hidden);
+		ws->g_h1 = carve(&cur, B * m->L.hidden);
 	} else {
 		size_t C = (size_t)m->shape.channels;
-		size_t n1 = (size_t)CNN_C1 * m->h1 * m->w1;
-		size_t q1 = (size_t)CNN_C1 * (m->h1 / 2) * (m->w1 / 2);
-		size_t n2 = (size_t)CNN_C2 * m->h2 * m->w2;
-		size_t kk = CNN_K * CNN_K;
-		ws->col1 = carve(&cur, B * C * kk * m->h1 * m->w1);
+		size_t n1 = (size_t)m->L.c1 * m->L.h1 * m->L.w1;
+		size_t q1 = (size_t)m->L.c1 * (m->L.h1 / 2) * (m->L.w1 / 2);
+		size_t n2 = (size_t)m->L.c2 * m->L.h2 * m->L.w2;
+		size_t kk = (size_t)m->L.k * m->L.k;
+		ws->col1 = carve(&cur, B * C * kk * m->L.h1 * m->L.w1);
 		ws->c1 = carve(&cur, B * n1);
 		ws->r1 = carve(&cur, B * n1);
 		ws->p1 = carve(&cur, B * q1);
-		ws->col2 = carve(&cur, B * CNN_C1 * kk * m->h2 * m->w2);
+		ws->col2 = carve(&cur, B * m->L.c1 * kk * m->L.h2 * m->L.w2);
 		ws->c2 = carve(&cur, B * n2);
 		ws->r2 = carve(&cur, B * n2);
-		ws->p2 = carve(&cur, B * m->flat);
-		ws->f1 = carve(&cur, B * CNN_F1);
-		ws->r3 = carve(&cur, B * CNN_F1);
-		ws->f2 = carve(&cur, B * CNN_F2);
-		ws->r4 = carve(&cur, B * CNN_F2);
-		ws->g_p2 = carve(&cur, B * m->flat);
+		ws->p2 = carve(&cur, B * m->L.flat);
+		ws->f1 = carve(&cur, B * m->L.f1);
+		ws->r3 = carve(&cur, B * m->L.f1);
+		ws->f2 = carve(&cur, B * m->L.f2);
+		ws->r4 = carve(&cur, B * m->L.f2);
+		ws->g_p2 = carve(&cur, B * m->L.flat);
 		ws->g_r2 = carve(&cur, B * n2);
 		ws->g_c2 = carve(&cur, B * n2);
 		ws->g_p1 = carve(&cur, B * q1);
 		ws->g_r1 = carve(&cur, B * n1);
 		ws->g_c1 = carve(&cur, B * n1);
-		ws->g_r3 = carve(&cur, B * CNN_F1);
-		ws->g_f1 = carve(&cur, B * CNN_F1);
-		ws->g_r4 = carve(&cur, B * CNN_F2);
-		ws->g_f2 = carve(&cur, B * CNN_F2);
-		ws->dcol2 = carve(&cur, CNN_C1 * kk * m->h2 * m->w2);
+		ws->g_r3 = carve(&cur, B * m->L.f1);
+		ws->g_f1 = carve(&cur, B * m->L.f1);
+		ws->g_r4 = carve(&cur, B * m->L.f2);
+		ws->g_f2 = carve(&cur, B * m->L.f2);
+		ws->dcol2 = carve(&cur, m->L.c1 * kk * m->L.h2 * m->L.w2);
 		/* int32 and float are both 4 bytes: argmax lives in the slab.
 		 */
 		ws->arg1 = (int32_t *)carve(&cur, B * q1);
-		ws->arg2 = (int32_t *)carve(&cur, B * m->flat);
+		ws->arg2 = (int32_t *)carve(&cur, B * m->L.flat);
 	}
 	ws->logits = carve(&cur, B * V);
 	ws->g_logits = carve(&cur, B * V);
@@ -329,10 +342,10 @@ static double
 mlp_step(const struct model *m, struct model_workspace *ws, const float *p,
          float *g, const int32_t *y, int B, uint64_t key, uint32_t *correct)
 {
-	int H = MLP_HIDDEN, V = m->shape.classes;
+	int H = m->L.hidden, V = m->shape.classes;
 	size_t nh = (size_t)B * H;
 	const size_t *o = m->off;
-	linear_forward(ws->h1, ws->x, p + o[0], p + o[1], B, m->in, H);
+	linear_forward(ws->h1, ws->x, p + o[0], p + o[1], B, m->L.in, H);
 	relu_forward(ws->a1, ws->h1, nh);
 	const float *h = ws->a1;
 	if (g != NULL) {
@@ -349,7 +362,7 @@ mlp_step(const struct model *m, struct model_workspace *ws, const float *p,
 	dropout_backward(ws->g_a1, ws->g_d1, nh, MLP_DROPOUT, key);
 	relu_backward(ws->g_h1, ws->g_a1, ws->a1, nh);
 	linear_backward(NULL, g + o[0], g + o[1], ws->g_h1, ws->x, p + o[0], B,
-	                m->in, H);
+	                m->L.in, H);
 	return loss;
 }
 
@@ -359,46 +372,50 @@ cnn_step(const struct model *m, struct model_workspace *ws, const float *p,
          float *g, const int32_t *y, int B, uint32_t *correct)
 {
 	int C = m->shape.channels, V = m->shape.classes;
-	int q1h = m->h1 / 2, q1w = m->w1 / 2;
-	size_t n1 = (size_t)B * CNN_C1 * m->h1 * m->w1;
-	size_t n2 = (size_t)B * CNN_C2 * m->h2 * m->w2;
+	int q1h = m->L.h1 / 2, q1w = m->L.w1 / 2;
+	size_t n1 = (size_t)B * m->L.c1 * m->L.h1 * m->L.w1;
+	size_t n2 = (size_t)B * m->L.c2 * m->L.h2 * m->L.w2;
 	const size_t *o = m->off;
 	conv2d_forward(ws->c1, ws->col1, ws->x, p + o[0], p + o[1], B, C,
-	               m->shape.height, m->shape.width, CNN_C1, CNN_K);
+	               m->shape.height, m->shape.width, m->L.c1, m->L.k);
 	relu_forward(ws->r1, ws->c1, n1);
-	maxpool_forward(ws->p1, ws->arg1, ws->r1, B * CNN_C1, m->h1, m->w1);
-	conv2d_forward(ws->c2, ws->col2, ws->p1, p + o[2], p + o[3], B, CNN_C1,
-	               q1h, q1w, CNN_C2, CNN_K);
+	maxpool_forward(ws->p1, ws->arg1, ws->r1, B * m->L.c1, m->L.h1,
+	                m->L.w1);
+	conv2d_forward(ws->c2, ws->col2, ws->p1, p + o[2], p + o[3], B, m->L.c1,
+	               q1h, q1w, m->L.c2, m->L.k);
 	relu_forward(ws->r2, ws->c2, n2);
-	maxpool_forward(ws->p2, ws->arg2, ws->r2, B * CNN_C2, m->h2, m->w2);
-	linear_forward(ws->f1, ws->p2, p + o[4], p + o[5], B, m->flat, CNN_F1);
-	relu_forward(ws->r3, ws->f1, (size_t)B * CNN_F1);
-	linear_forward(ws->f2, ws->r3, p + o[6], p + o[7], B, CNN_F1, CNN_F2);
-	relu_forward(ws->r4, ws->f2, (size_t)B * CNN_F2);
-	linear_forward(ws->logits, ws->r4, p + o[8], p + o[9], B, CNN_F2, V);
+	maxpool_forward(ws->p2, ws->arg2, ws->r2, B * m->L.c2, m->L.h2,
+	                m->L.w2);
+	linear_forward(ws->f1, ws->p2, p + o[4], p + o[5], B, m->L.flat,
+	               m->L.f1);
+	relu_forward(ws->r3, ws->f1, (size_t)B * m->L.f1);
+	linear_forward(ws->f2, ws->r3, p + o[6], p + o[7], B, m->L.f1, m->L.f2);
+	relu_forward(ws->r4, ws->f2, (size_t)B * m->L.f2);
+	linear_forward(ws->logits, ws->r4, p + o[8], p + o[9], B, m->L.f2, V);
 	double loss = softmax_crossentropy(g != NULL ? ws->g_logits : NULL,
 	                                   correct, ws->logits, y, B, V);
 	if (g == NULL)
 		return loss;
 	linear_backward(ws->g_r4, g + o[8], g + o[9], ws->g_logits, ws->r4,
-	                p + o[8], B, CNN_F2, V);
-	relu_backward(ws->g_f2, ws->g_r4, ws->r4, (size_t)B * CNN_F2);
+	                p + o[8], B, m->L.f2, V);
+	relu_backward(ws->g_f2, ws->g_r4, ws->r4, (size_t)B * m->L.f2);
 	linear_backward(ws->g_r3, g + o[6], g + o[7], ws->g_f2, ws->r3,
-	                p + o[6], B, CNN_F1, CNN_F2);
-	relu_backward(ws->g_f1, ws->g_r3, ws->r3, (size_t)B * CNN_F1);
+	                p + o[6], B, m->L.f1, m->L.f2);
+	relu_backward(ws->g_f1, ws->g_r3, ws->r3, (size_t)B * m->L.f1);
 	linear_backward(ws->g_p2, g + o[4], g + o[5], ws->g_f1, ws->p2,
-	                p + o[4], B, m->flat, CNN_F1);
-	maxpool_backward(ws->g_r2, ws->g_p2, ws->arg2, B * CNN_C2, m->h2,
-	                 m->w2);
+	                p + o[4], B, m->L.flat, m->L.f1);
+	maxpool_backward(ws->g_r2, ws->g_p2, ws->arg2, B * m->L.c2, m->L.h2,
+	                 m->L.w2);
 	relu_backward(ws->g_c2, ws->g_r2, ws->r2, n2);
 	conv2d_backward(ws->g_p1, ws->dcol2, g + o[2], g + o[3], ws->g_c2,
-	                ws->col2, p + o[2], B, CNN_C1, q1h, q1w, CNN_C2, CNN_K);
-	maxpool_backward(ws->g_r1, ws->g_p1, ws->arg1, B * CNN_C1, m->h1,
-	                 m->w1);
+	                ws->col2, p + o[2], B, m->L.c1, q1h, q1w, m->L.c2,
+	                m->L.k);
+	maxpool_backward(ws->g_r1, ws->g_p1, ws->arg1, B * m->L.c1, m->L.h1,
+	                 m->L.w1);
 	relu_backward(ws->g_c1, ws->g_r1, ws->r1, n1);
 	conv2d_backward(NULL, NULL, g + o[0], g + o[1], ws->g_c1, ws->col1,
-	                p + o[0], B, C, m->shape.height, m->shape.width, CNN_C1,
-	                CNN_K);
+	                p + o[0], B, C, m->shape.height, m->shape.width,
+	                m->L.c1, m->L.k);
 	return loss;
 }
 

@@ -22,6 +22,19 @@ struct model_shape {
 	int channels, height, width, classes;
 };
 
+/* The layer sizes of a built model, as llm.c's GPT2Config: what model.c
+ * builds and steps, what the CUDA plugin runs (worker/engine/backend.c
+ * hands them over instead of the plugin guessing them from tensor sizes),
+ * and what the manifest's shapes come from. */
+struct model_layers {
+	int in;                /* C*H*W */
+	int hidden;            /* mlp: fc1's width */
+	int k, c1, c2, f1, f2; /* cnn: kernel, conv channels, linear widths */
+	int h1, w1;            /* cnn: conv1's output */
+	int h2, w2;            /* cnn: conv2's output */
+	int flat;              /* cnn: c2 * pooled h2 * pooled w2 */
+};
+
 struct model;
 
 /* Build model "mlp" or "cnn" for inputs of the given shape; an unknown name
@@ -35,6 +48,8 @@ const char *model_name(const struct model *m);
 enum model_id model_id(const struct model *m);
 /* The input shape and class count the model was built for. */
 const struct model_shape *model_input_shape(const struct model *m);
+/* Its layer sizes. */
+const struct model_layers *model_layers(const struct model *m);
 /* Tensor names, shapes and offsets of the parameter region. */
 const struct tensor_manifest *model_manifest(const struct model *m);
 /* PyTorch default init (nn.Linear / nn.Conv2d): weight and bias uniform in

@@ -17,18 +17,23 @@ extern "C" {
 #endif
 
 /* Bumped whenever struct cuda_plugin or a struct it uses changes. */
-#define CUDA_PLUGIN_ABI 1
+#define CUDA_PLUGIN_ABI 2
 #define CUDA_PLUGIN_FILE "libcohort-cuda.so"
 #define CUDA_PLUGIN_SYMBOL "cohort_cuda_plugin"
 #define CUDA_MODEL_MAX_TENSORS 10
 
 enum cuda_model_kind { CUDA_MODEL_MLP, CUDA_MODEL_CNN };
 
-/* A built-in model (model.h) as the plugin needs it: its kind and input
- * shape, and where each manifest tensor lies in the flat region (floats). */
+/* A built-in model (model.h) as the plugin needs it: its kind, input
+ * shape and layer sizes (model.h's struct model_layers: the plugin takes
+ * them from the engine and checks the tensors against them, it does not
+ * guess them), and where each manifest tensor lies in the flat region
+ * (floats). */
 struct cuda_model_desc {
 	enum cuda_model_kind kind;
 	int channels, height, width, classes;
+	int hidden;            /* mlp: fc1's width */
+	int k, c1, c2, f1, f2; /* cnn: kernel, conv channels, linear widths */
 	float dropout; /* mlp: the drop probability of its dropout layer */
 	size_t region_floats;
 	int tensors;

@@ -109,34 +109,47 @@ workspace_layout(struct cuda_task *t, float *base)
 	return (size_t)(cur - base);
 }
 
-// Read the layer sizes of the mlp or cnn from its tensor lengths (the
-// manifest order of model.c): an mlp is fc1.{weight,bias}, fc2.{...}; a cnn
-// conv1, conv2, fc1, fc2, fc3. Returns -1 on a table of another shape.
+// Take the layer sizes of the mlp or cnn from the engine's description
+// and check every tensor length against them (the manifest order of
+// model.c): an mlp is fc1.{weight,bias}, fc2.{...}; a cnn conv1, conv2,
+// fc1, fc2, fc3. Returns -1 on a table of another shape.
 static int
 derive_sizes(struct cuda_task *t, struct ipc_error *err)
 {
 	const struct cuda_model_desc *m = &t->m;
 	t->in = m->channels * m->height * m->width;
+	t->V = m->classes;
 	if (m->kind == CUDA_MODEL_MLP && m->tensors == 4) {
-		t->hidden = (int)m->count[1];
-		t->V = (int)m->count[3];
+		t->hidden = m->hidden;
 		t->dropout = m->dropout;
-		return 0;
+		size_t H = (size_t)t->hidden, V = (size_t)t->V;
+		if (H > 0 && m->count[0] == H * (size_t)t->in &&
+		    m->count[1] == H && m->count[2] == V * H &&
+		    m->count[3] == V)
+			return 0;
 	}
 	if (m->kind == CUDA_MODEL_CNN && m->tensors == 10) {
-		t->C1 = (int)m->count[1];
-		t->C2 = (int)m->count[3];
-		t->F1 = (int)m->count[5];
-		t->F2 = (int)m->count[7];
-		t->V = (int)m->count[9];
-		t->K = (int)lrint(
-		    sqrt((double)m->count[0] / ((double)t->C1 * m->channels)));
+		t->C1 = m->c1;
+		t->C2 = m->c2;
+		t->F1 = m->f1;
+		t->F2 = m->f2;
+		t->K = m->k;
 		t->h1 = m->height - t->K + 1;
 		t->w1 = m->width - t->K + 1;
 		t->h2 = t->h1 / 2 - t->K + 1;
 		t->w2 = t->w1 / 2 - t->K + 1;
-		t->flat = (int)(m->count[4] / (size_t)t->F1);
-		if (t->flat == t->C2 * (t->h2 / 2) * (t->w2 / 2))
+		t->flat = t->C2 * (t->h2 / 2) * (t->w2 / 2);
+		size_t kk = (size_t)t->K * t->K, C = (size_t)m->channels;
+		size_t c1 = (size_t)t->C1, c2 = (size_t)t->C2;
+		size_t f1 = (size_t)t->F1, f2 = (size_t)t->F2;
+		size_t V = (size_t)t->V, flat = (size_t)t->flat;
+		size_t want[10] = {c1 * C * kk, c1, c2 * c1 * kk, c2,
+		                   f1 * flat,   f1, f2 * f1,      f2,
+		                   V * f2,      V};
+		int ok = t->K > 0 && t->h2 >= 2 && t->w2 >= 2;
+		for (int i = 0; i < 10; i++)
+			ok &= m->count[i] == want[i];
+		if (ok)
 			return 0;
 	}
 	err->code = IPC_E_MISMATCH;
