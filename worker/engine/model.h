@@ -1,5 +1,7 @@
-/* model.h: the built-in models ("mlp", "cnn") as a table of named tensors
- * over one flat parameter region, plus their forward/backward pass.
+/* model.h: the engine's layered models ("mlp", "cnn") as a table of named
+ * tensors over one flat parameter region, plus their forward/backward pass.
+ * Each model is a file of its own (model-mlp.c, model-cnn.c, behind
+ * model-impl.h's struct model_ops); model.c holds what they share.
  *
  * The region is laid out by the model's manifest (PyTorch state_dict names,
  * F32, 64-byte-aligned offsets). The engine never owns it: in a federated run
