@@ -129,6 +129,7 @@ struct launcher {
 	struct evconnlistener *listener;
 	struct event *sigchld;
 	char **env;           /* inherited environment minus COHORT_* we set */
+	char **argv;          /* worker_path and worker_args, owned */
 	struct gpuslots gpus; /* nslots 0: no GPU slots */
 	unsigned char *gpu_busy; /* per slot: held by a live worker */
 	TAILQ_HEAD(, worker) workers;

@@ -154,9 +154,9 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 	                                    POSIX_SPAWN_SETSIGDEF |
 	                                    POSIX_SPAWN_SETPGROUP);
-	char *argv[] = {(char *)l->opt.worker_path, NULL};
 	pid_t pid;
-	int rc = posix_spawn(&pid, l->opt.worker_path, &fa, &attr, argv, env);
+	int rc =
+	    posix_spawn(&pid, l->opt.worker_path, &fa, &attr, l->argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	close(logfd);
@@ -390,9 +390,11 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	 * task fails), never kill the orchestrator. */
 	signal(SIGPIPE, SIG_IGN);
 	if (access(opt->worker_path, X_OK) != 0) {
-		ipc_error_set(err, IPC_E_IO,
-		              "launcher.worker: %s: not an executable: %s",
-		              opt->worker_path, strerror(errno));
+		ipc_error_set(
+		    err, IPC_E_IO,
+		    "worker %s: not an executable: %s (launcher.worker "
+		    "or worker.command)",
+		    opt->worker_path, strerror(errno));
 		return NULL;
 	}
 	struct sockaddr_un sun;
@@ -411,6 +413,14 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	l->base = base;
 	l->opt = *opt;
 	l->opt.worker_path = xstrdup(opt->worker_path);
+	l->opt.worker_args = NULL;
+	size_t nargs = 0;
+	while (opt->worker_args != NULL && opt->worker_args[nargs] != NULL)
+		nargs++;
+	l->argv = xcalloc(nargs + 2, sizeof *l->argv);
+	l->argv[0] = xstrdup(opt->worker_path);
+	for (size_t i = 0; i < nargs; i++)
+		l->argv[i + 1] = xstrdup(opt->worker_args[i]);
 	l->opt.socket_path = xstrdup(opt->socket_path);
 	l->opt.jobkey = xstrdup(opt->jobkey);
 	l->opt.token = xstrdup(opt->token);
@@ -606,6 +616,9 @@ launcher_free(struct launcher *l)
 	for (size_t i = 0; l->env != NULL && l->env[i] != NULL; i++)
 		free(l->env[i]);
 	free(l->env);
+	for (size_t i = 0; l->argv != NULL && l->argv[i] != NULL; i++)
+		free(l->argv[i]);
+	free(l->argv);
 	free((char *)l->opt.worker_path);
 	free((char *)l->opt.socket_path);
 	free((char *)l->opt.jobkey);

@@ -17,6 +17,8 @@
 
 struct launcher_options {
 	const char *worker_path; /* executable run for every worker */
+	/* Its arguments after argv[0] (NULL-terminated; NULL: none). */
+	const char *const *worker_args;
 	const char *socket_path; /* where to listen (its directory is 0700) */
 	const char *jobkey;      /* the job's key (COHORT_JOB for workers) */
 	const char *token;       /* secret a worker must present in its hello */

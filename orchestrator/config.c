@@ -170,6 +170,11 @@ static const struct key keys[] = {
     {"worker.device", KEY_STR, OFF(worker.device), "auto", 0, 0, NULL,
      "where workers train: auto, cpu, cuda or cuda:N (set as COHORT_DEVICE; "
      "a GPU worker sees only its slot's GPU, docs/gpu.md)"},
+    {"worker.command", KEY_STR, OFF(worker.command), "", 0, 0, NULL,
+     "your own program for every task instead of the built-in worker, "
+     "split at spaces (e.g. \"/usr/bin/python3 train.py\"; the Python "
+     "package cohort is on its PYTHONPATH; docs/python.md); the prepare "
+     "step still runs the built-in worker"},
     {"gpu.workers_per_gpu", KEY_INT, OFF(gpu.workers_per_gpu), "0", 0, 1e4,
      NULL,
      "workers on one GPU at once (0 = its free memory / "

@@ -86,6 +86,8 @@ struct config {
 	} launcher;
 	struct {
 		char *device; /* auto|cpu|cuda|cuda:N, COHORT_DEVICE */
+		char *
+		    command; /* "": the built-in worker; else argv, by spaces */
 	} worker;
 	struct {
 		int64_t workers_per_gpu; /* 0 = from free memory */

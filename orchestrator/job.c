@@ -23,6 +23,26 @@
 #include "prepare-run.h"
 #include "safetensors.h"
 
+/* The executable name in a directory of PATH, or NULL. */
+static char *
+find_on_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *copy = xstrdup(path ? path : "/usr/bin:/bin");
+	char *save = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d != NULL;
+	     d = strtok_r(NULL, ":", &save)) {
+		char *p = xasprintf("%s/%s", d, name);
+		if (access(p, X_OK) == 0) {
+			free(copy);
+			return p;
+		}
+		free(p);
+	}
+	free(copy);
+	return NULL;
+}
+
 /* The worker binary: launcher.worker, else cohort-worker beside this
  * binary in the build tree (<dir>/../worker/cohort-worker) or in an
  * installed prefix (<dir>/COHORT_WORKER_FROM_BIN/cohort-worker, e.g.
@@ -45,20 +65,8 @@ resolve_worker(const char *configured)
 			free(p);
 		}
 	}
-	const char *path = getenv("PATH");
-	char *copy = xstrdup(path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-	for (char *d = strtok_r(copy, ":", &save); d != NULL;
-	     d = strtok_r(NULL, ":", &save)) {
-		char *p = xasprintf("%s/cohort-worker", d);
-		if (access(p, X_OK) == 0) {
-			free(copy);
-			return p;
-		}
-		free(p);
-	}
-	free(copy);
-	return xstrdup("cohort-worker");
+	char *p = find_on_path("cohort-worker");
+	return p != NULL ? p : xstrdup("cohort-worker");
 }
 
 void
@@ -75,6 +83,53 @@ job_finish(struct job *j, int exit_code)
 	launcher_stop(j->launcher, 0);
 	if (launcher_alive(j->launcher) == 0)
 		event_base_loopbreak(j->base);
+}
+
+/* The directory of the Python package cohort: installed beside this
+ * binary (share/cohort/python), else the source tree's python/. */
+static char *
+python_dir(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *p =
+		    xasprintf("%s/%s", dirname(self), COHORT_PYTHON_FROM_BIN);
+		char *init = xasprintf("%s/cohort/__init__.py", p);
+		int found = access(init, R_OK) == 0;
+		free(init);
+		if (found)
+			return p;
+		free(p);
+	}
+	return xstrdup(COHORT_PYTHON_SOURCE_DIR);
+}
+
+/* worker.command split at spaces (argv, NULL-terminated, in words, which
+ * the caller frees), its program found on PATH when it names no
+ * directory; NULL when it is empty. */
+static char **
+command_argv(const char *command, char **words)
+{
+	*words = xstrdup(command);
+	size_t n = 0, cap = 8;
+	char **argv = xcalloc(cap, sizeof *argv);
+	char *save = NULL;
+	for (char *w = strtok_r(*words, " \t", &save); w != NULL;
+	     w = strtok_r(NULL, " \t", &save)) {
+		if (n + 2 > cap)
+			argv = xrealloc(argv, (cap *= 2) * sizeof *argv);
+		argv[n++] = w;
+	}
+	argv[n] = NULL;
+	if (n == 0) {
+		free(argv);
+		free(*words);
+		*words = NULL;
+		return NULL;
+	}
+	return argv;
 }
 
 /* The round engine's submit: the launcher's queue. */
@@ -383,6 +438,27 @@ start_launcher(struct job *j)
 	    .kill_grace_s = c->launcher.kill_grace_s,
 	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,
 	};
+	/* worker.command: the user's program runs the tasks, with the Python
+	 * package on its PYTHONPATH; the prepare step ran the built-in
+	 * worker. */
+	char *words = NULL, *program = NULL;
+	char **argv = command_argv(c->worker.command, &words);
+	if (argv != NULL) {
+		program = strchr(argv[0], '/') != NULL ? xstrdup(argv[0])
+		                                       : find_on_path(argv[0]);
+		o.worker_path = program != NULL ? program : argv[0];
+		o.worker_args = (const char *const *)argv + 1;
+		char *py = python_dir();
+		const char *old = getenv("PYTHONPATH");
+		char *pp = old != NULL && old[0] != '\0'
+		               ? xasprintf("%s:%s", py, old)
+		               : xstrdup(py);
+		setenv("PYTHONPATH", pp, 1);
+		console_log("worker.command: %s (PYTHONPATH %s)",
+		            c->worker.command, pp);
+		free(pp);
+		free(py);
+	}
 	struct launcher_hooks h = {.encode_task = round_encode_task,
 	                           .task_fds = round_task_fds,
 	                           .result = round_on_result,
@@ -398,6 +474,9 @@ start_launcher(struct job *j)
 	if (gpuplan_make(c, o.max_concurrent, &gpus, &o.device, &err) < 0) {
 		console_err("%s", err.message);
 		free(logs);
+		free(argv);
+		free(words);
+		free(program);
 		return -1;
 	}
 	o.gpus = &gpus;
@@ -412,6 +491,9 @@ start_launcher(struct job *j)
 		            err.message);
 	j->launcher = launcher_create(j->base, &o, &h, &err);
 	j->submit = submit_to_launcher;
+	free(argv);
+	free(words);
+	free(program);
 	gpuslots_free(&gpus);
 	free(logs);
 	if (j->launcher == NULL) {

@@ -7,7 +7,8 @@
 #   run    building and running a job (./run.sh): compiler, CMake, the
 #          libraries, Fashion-MNIST. The default.
 #   test   everything tools/test.sh uses on top: clang and its sanitizer and
-#          fuzzing runtime, clang-format, python3, chromium (the report's
+#          fuzzing runtime, clang-format, python3 with numpy and msgpack
+#          (the Python client's test), chromium (the report's
 #          screenshot test), Slurm and munge (the batch-script test),
 #          debootstrap (the fresh-machine stage), file (cpack's .deb).
 #   slurm  Slurm's controller, node daemon, client and munge alone
@@ -28,7 +29,7 @@ run_set=(
 test_set=(
 	git ca-certificates
 	clang libclang-rt-dev clang-format
-	python3
+	python3 python3-numpy python3-msgpack
 	chromium
 	debootstrap file
 )

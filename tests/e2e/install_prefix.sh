@@ -16,6 +16,7 @@ libexec=$p/libexec/cohort
 for f in bin/cohort-orchestrator bin/cohort-partition bin/cohort-report \
 	bin/cohort-mlflow-sync libexec/cohort/cohort-worker \
 	share/cohort/configs/fedavg-mlp.json share/doc/cohort/README.md \
+	share/cohort/python/cohort/__init__.py \
 	share/doc/cohort/orchestrator.md; do
 	[ -f "$p/$f" ] || fail "$f not installed (installed: $(cd "$p" && find . -type f | head -20))"
 done

@@ -1,0 +1,308 @@
+"""cohort: the worker side of cohort's protocol (docs/protocol.md) for a
+user's own training script, in pure Python on Debian's python3-numpy and
+python3-msgpack.
+
+The loop a script adds:
+
+    import cohort
+    cohort.init()
+    while cohort.running():
+        task = cohort.receive()      # None once the job has no more
+        if task is None:
+            break
+        params = train(task.params)  # name -> numpy array
+        cohort.send(params, num_examples=n, metrics={"loss": loss})
+
+task.kind is "fit" or "evaluate"; task.params maps each tensor name to a
+read-only numpy view of the global model (no copy). A fit sends the new
+weights (every tensor of the model, by name, any order); an evaluation
+sends no params, only metrics ("loss", "accuracy") and num_examples. An
+exception in the script between receive and send fails that task with the
+exception's message (the traceback goes to the worker's log).
+
+This implements the shared-memory transport (transport.mode=shm); the
+stream transport is not supported here yet.
+"""
+
+import mmap
+import os
+import socket
+import struct
+import sys
+import traceback
+
+import msgpack
+import numpy as np
+
+PROTO = 2
+FRAME_MAX = 64 << 20
+
+# F_GET_SEALS and the seal bits (linux/fcntl.h): what a worker checks
+# before it maps anything.
+F_GET_SEALS = 1034
+F_SEAL_SHRINK = 0x0002
+F_SEAL_GROW = 0x0004
+F_SEAL_FUTURE_WRITE = 0x0010
+
+_DTYPES = {
+    "F32": np.float32, "F64": np.float64, "F16": np.float16,
+    "BF16": None, "I64": np.int64, "I32": np.int32, "I16": np.int16,
+    "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+}
+
+
+class ProtocolError(Exception):
+    """The orchestrator sent something this client cannot take."""
+
+
+class Task:
+    """One task: kind ("fit" or "evaluate"), task_id, round, client_id,
+    config (dict, docs/protocol.md "Task config") and params (tensor name
+    -> read-only numpy array over the global model)."""
+
+    def __init__(self, msg, params, manifest):
+        self.task_id = msg["task_id"]
+        self.kind = msg["kind"]
+        self.round = msg["round"]
+        self.client_id = msg["client_id"]
+        self.config = msg.get("config", {})
+        self.params = params
+        self.manifest = manifest
+        self.update_fd = msg.get("update_fd")
+
+
+class _Client:
+    def __init__(self):
+        env = os.environ
+        missing = [k for k in ("COHORT_SOCKET", "COHORT_TOKEN",
+                               "COHORT_CLIENT_ID") if k not in env]
+        if missing:
+            raise RuntimeError(
+                "cohort.init(): %s not set: this script runs as a cohort "
+                "worker (worker.command), started by cohort-orchestrator"
+                % ", ".join(missing))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(env["COHORT_SOCKET"])
+        self.client_id = int(env["COHORT_CLIENT_ID"])
+        self.tasks_left = int(env.get("COHORT_TASKS", "1"))
+        self.done = False
+        self.task = None  # the task being served
+        self.fds = []     # the descriptors of the task being served
+        self.global_map = None
+        self._send({"type": "hello", "proto": PROTO,
+                    "token": env["COHORT_TOKEN"],
+                    "client_id": self.client_id, "pid": os.getpid(),
+                    "device": env.get("COHORT_DEVICE", "cpu")})
+
+    # Frames: a 4-byte big-endian length, then one msgpack map.
+    def _send(self, msg):
+        body = msgpack.packb(msg, use_bin_type=True)
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def _read_exact(self, n, first=False):
+        out = bytearray()
+        while len(out) < n:
+            if first and not out:
+                # The first byte of a task frame carries its descriptors.
+                data, fds, _, _ = socket.recv_fds(self.sock, 1, 8)
+                self.fds.extend(fds)
+            else:
+                data = self.sock.recv(n - len(out))
+            if not data:
+                return None
+            out += data
+        return bytes(out)
+
+    def _recv(self):
+        head = self._read_exact(4, first=True)
+        if head is None:
+            return None
+        (n,) = struct.unpack(">I", head)
+        if n == 0 or n > FRAME_MAX:
+            raise ProtocolError("frame of %d bytes" % n)
+        body = self._read_exact(n)
+        if body is None:
+            raise ProtocolError("the socket ended inside a frame")
+        return msgpack.unpackb(body, raw=False)
+
+    def _close_task(self):
+        if self.global_map is not None:
+            try:
+                self.global_map.close()
+            except BufferError:
+                # Arrays of the script still view it: the mapping goes
+                # with the last of them (it is read-only; nothing of the
+                # update is ever mapped).
+                pass
+            self.global_map = None
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        self.task = None
+
+    def _fd(self, index, what):
+        if index is None or index >= len(self.fds):
+            raise ProtocolError("task %d: its frame carried no descriptor "
+                                "%s for %s" % (self.task_id_, index, what))
+        return self.fds[index]
+
+    def _check_seals(self, fd, want, size, what):
+        import fcntl
+        seals = fcntl.fcntl(fd, F_GET_SEALS)
+        if seals & want != want:
+            raise ProtocolError("%s is not sealed as expected (seals %#x)"
+                                % (what, seals))
+        if os.fstat(fd).st_size < size:
+            raise ProtocolError("%s is smaller than the model" % what)
+
+    def receive(self):
+        if self.task is not None:
+            self.fail("protocol", "task %d: cohort.receive() was called "
+                      "again before cohort.send() reported it"
+                      % self.task.task_id)
+        while True:
+            self._close_task()
+            if self.done or self.tasks_left <= 0:
+                return None
+            msg = self._recv()
+            if msg is None:
+                self.done = True
+                return None
+            if msg.get("type") != "task":
+                continue
+            if msg["kind"] == "shutdown":
+                self.done = True
+                return None
+            self.task_id_ = msg["task_id"]
+            p = msg["params"]
+            if "fd" not in p:
+                raise ProtocolError("task %d: params are not in shared "
+                                    "memory (transport.mode=stream is "
+                                    "not supported by this client)"
+                                    % msg["task_id"])
+            size = p["size"]
+            gfd = self._fd(p["fd"], "the global model")
+            self._check_seals(gfd, F_SEAL_SHRINK | F_SEAL_GROW |
+                              F_SEAL_FUTURE_WRITE, size, "the global model")
+            self.global_map = mmap.mmap(gfd, size, mmap.MAP_SHARED,
+                                        mmap.PROT_READ)
+            self.global_size = size
+            buf = memoryview(self.global_map)
+            params = {}
+            for t in p["manifest"]:
+                dt = _DTYPES.get(t["dtype"])
+                if dt is None:
+                    raise ProtocolError("tensor %s: dtype %s is not "
+                                        "supported" % (t["name"],
+                                                       t["dtype"]))
+                a = np.frombuffer(buf, dtype=dt,
+                                  count=t["nbytes"] // np.dtype(dt).itemsize,
+                                  offset=t["offset"]).reshape(t["shape"])
+                params[t["name"]] = a
+            self.task = Task(msg, params, p["manifest"])
+            return self.task
+
+    def send(self, params, num_examples, metrics):
+        t = self.task
+        if t is None:
+            raise RuntimeError("cohort.send() without a task "
+                               "(call cohort.receive() first)")
+        result = {"type": "result", "task_id": t.task_id,
+                  "num_examples": int(num_examples),
+                  "metrics": {k: float(v) for k, v in metrics.items()}}
+        if t.kind == "fit":
+            if params is None:
+                raise ValueError("a fit task sends its new params")
+            ufd = self._fd(t.update_fd, "the update")
+            size = self.global_size
+            self._check_seals(ufd, F_SEAL_SHRINK | F_SEAL_GROW, size,
+                              "the update")
+            region = bytearray(size)
+            names = {m["name"] for m in t.manifest}
+            extra = sorted(set(params) - names)
+            if extra:
+                raise ValueError("params: %s is not a tensor of the model"
+                                 % extra[0])
+            for m in t.manifest:
+                if m["name"] not in params:
+                    raise ValueError("params: tensor %s is missing"
+                                     % m["name"])
+                a = np.ascontiguousarray(params[m["name"]],
+                                         dtype=_DTYPES[m["dtype"]])
+                if list(a.shape) != list(m["shape"]):
+                    raise ValueError("params: tensor %s has shape %s, the "
+                                     "model's is %s" % (m["name"],
+                                                        list(a.shape),
+                                                        list(m["shape"])))
+                if a.dtype.kind == "f" and not np.isfinite(a).all():
+                    raise ValueError("params: tensor %s is not finite"
+                                     % m["name"])
+                region[m["offset"]:m["offset"] + m["nbytes"]] = a.tobytes()
+            # pwrite, no mapping: nothing of the update stays writable
+            # when the result goes.
+            os.pwrite(ufd, region, 0)
+            result["params"] = {"manifest": t.manifest, "fd": 1,
+                                "size": size}
+        self._close_task()
+        self._send(result)
+        self.tasks_left -= 1
+
+    def fail(self, code, message):
+        t = self.task
+        task_id = t.task_id if t is not None else 0
+        self._close_task()
+        self._send({"type": "error", "task_id": task_id, "code": code,
+                    "message": message})
+        self.tasks_left -= 1
+
+    def log(self, values, step):
+        if self.task is None:
+            return
+        self._send({"type": "metrics", "task_id": self.task.task_id,
+                    "step": int(step),
+                    "values": {k: float(v) for k, v in values.items()}})
+
+
+_client = None
+
+
+def _excepthook(kind, value, tb):
+    """An exception the script does not catch fails the task in hand with
+    its message; the traceback goes to stderr (the worker's log)."""
+    traceback.print_exception(kind, value, tb)
+    if _client is not None and _client.task is not None:
+        try:
+            _client.fail("exception", "%s: %s" % (kind.__name__, value))
+        except OSError:
+            pass
+    sys.exit(1)
+
+
+def init():
+    """Connect to the orchestrator and say hello (once per process)."""
+    global _client
+    if _client is None:
+        _client = _Client()
+        sys.excepthook = _excepthook
+
+
+def running():
+    """True while the job may send this worker another task."""
+    return _client is not None and not _client.done and \
+        _client.tasks_left > 0
+
+
+def receive():
+    """The next task, or None when there is none (the loop ends)."""
+    return _client.receive()
+
+
+def send(params=None, num_examples=0, metrics=None):
+    """Report the task in hand: a fit's new params (name -> array, every
+    tensor of the model), the examples it used and its metrics."""
+    _client.send(params, num_examples, metrics or {})
+
+
+def log(key, value, step):
+    """A progress metric of the task in hand (metrics.jsonl's step_KEY)."""
+    _client.log({key: value}, step)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# python_client.sh: a user's own Python script as the worker
+# (worker.command, the package in python/cohort): the example's job runs in
+# a process per task and in a pool with the same, exactly computed model;
+# a script that raises, sends a misnamed, mis-shaped or non-finite tensor,
+# exits early or never sends costs one task with a reason naming it, and
+# the job goes on.
+. "$(dirname "$0")/lib/fake.sh"
+src=${COHORT_SOURCE_DIR:?}
+py=/usr/bin/python3
+"$py" -c 'import numpy, msgpack' 2>/dev/null ||
+	fail "$py cannot import numpy and msgpack (tools/install-deps.sh test installs python3-numpy python3-msgpack)"
+
+cd "$src"
+# The example, spawn and pool: exit 0, and the model is what FedAvg of its
+# updates gives: each round w -> 0.5 w + 0.5 * sum(n_c t_c) / sum(n_c) with
+# n_c = 10 (c + 1) examples and targets t_c = (c + 1) / 10, so after two
+# rounds of 3 clients w2 = 0.25 w0 + 0.75 * 1.4 / 6.
+for mode in spawn pool; do
+	extra=()
+	[ $mode = pool ] && extra=(--set launcher.tasks_per_worker=4)
+	"$orch" 3 3 3 2 --config examples/python-numpy/job.json --workspace-root "$tmp/$mode" \
+		--set output.progress=never "${extra[@]}" >"$tmp/$mode.out" 2>"$tmp/$mode.err" ||
+		fail "$mode: exit $?: $(tail -5 "$tmp/$mode.err")"
+	grep -q "round 2/2  sampled 3  ok 3  failed 0" "$tmp/$mode.out" || fail "$mode: $(cat "$tmp/$mode.out")"
+done
+ws=$(ls -d "$tmp"/spawn/*/)
+cmp "$ws/results/global_model.safetensors" "$(ls "$tmp"/pool/*/results/global_model.safetensors)" ||
+	fail "pool and spawn give different models"
+"$py" - "$ws/checkpoints/initial.safetensors" "$ws/results/global_model.safetensors" <<'PY' || fail "the model is not FedAvg's"
+import json, struct, sys
+import numpy as np
+def read(path):
+    b = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", b[:8])
+    head = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
+            for k, v in head.items() if k != "__metadata__"}
+w0, w2 = read(sys.argv[1]), read(sys.argv[2])
+assert sorted(w0) == sorted(w2)
+for k in w0:
+    want = 0.25 * w0[k].astype(np.float64) + 0.75 * 1.4 / 6
+    err = np.abs(w2[k] - want).max()
+    assert err < 1e-6, (k, err)
+PY
+grep -q "step_distance" "$ws/metrics/metrics.jsonl" || fail "cohort.log's metrics are not in metrics.jsonl"
+echo "python example: spawn = pool = FedAvg"
+
+# Broken scripts: client 1's task fails with the reason, the others' fold.
+for bad in raise shape name nan exit nosend; do
+	case $bad in
+	raise) want="exception: RuntimeError: client 1 refuses to train" ;;
+	shape) want="has shape \[3\], the model's is" ;;
+	name) want="no.such.tensor is not a tensor of the model" ;;
+	nan) want="is not finite" ;;
+	exit) want="worker exited with status 3 before reporting a result" ;;
+	nosend) want="cohort.receive() was called again before cohort.send() reported it" ;;
+	esac
+	BAD=$bad BAD_CLIENT=1 "$orch" 3 2 3 1 --workspace-root "$tmp/bad-$bad" --set output.progress=never \
+		--set worker.command="$py $src/tests/e2e/lib/bad_client.py" --set tracking.tensorboard=false \
+		--set tracking.report=false --set launcher.task_timeout_s=60 \
+		>"$tmp/bad-$bad.out" 2>"$tmp/bad-$bad.err" || fail "$bad: exit $?: $(tail -3 "$tmp/bad-$bad.err")"
+	grep -q "sampled 3  ok 2  failed 1" "$tmp/bad-$bad.out" || fail "$bad: $(cat "$tmp/bad-$bad.out")"
+	grep -q "client 1 task [0-9]* failed: .*$want" "$tmp/bad-$bad.err" ||
+		fail "$bad: no '$want' in: $(grep failed "$tmp/bad-$bad.err")"
+done
+grep -q "Traceback" "$(ls "$tmp"/bad-raise/*/logs/clients/client-1.log)" || fail "raise: no traceback in the client's log"
+echo "python_client: ok"
