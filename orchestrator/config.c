@@ -70,6 +70,11 @@ static const struct key keys[] = {
     {"model.preset", KEY_CHOICE, OFF(model.preset), "tiny", 0, 0,
      "tiny|gpt2-small|gpt2-large",
      "tensor shapes of the synthetic model (model.file overrides)"},
+    {"model.init", KEY_STR, OFF(model.init), "", 0, 0, NULL,
+     "safetensors file of the initial global model of a new job: every "
+     "tensor of the model, matched by name in any order (Hugging Face's "
+     "writer sorts them), same dtype and shape, finite (\"\" = the "
+     "seeded PyTorch-default init)"},
     {"model.file", KEY_STR, OFF(model.file), "", 0, 0, NULL,
      "safetensors file whose F32 tensor list the synthetic model uses"},
     {"transport.mode", KEY_CHOICE, OFF(transport.mode), "auto", 0, 0,
@@ -542,6 +547,13 @@ config_check(const struct config *c, struct ipc_error *err)
 	int gpu;
 	if (gpuslots_parse_device(c->worker.device, &kind, &gpu, err) < 0)
 		return -1;
+	const struct model_info *mi = models_find(c->model.name);
+	if (c->model.file[0] != '\0' && mi != NULL && !mi->closed_form)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "model.file: only the synthetic model takes "
+		                     "its tensor list from a file; for model %s "
+		                     "set model.init to start from your weights",
+		                     c->model.name);
 	if (c->job.name[0] == '\0' || strchr(c->job.name, '/') != NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "job.name: expected a non-empty name "

@@ -34,6 +34,7 @@ struct config {
 		char *name;
 		char *preset; /* synthetic model */
 		char *file;   /* synthetic model: tensor list */
+		char *init;   /* initial weights (safetensors), "" = seeded */
 	} model;
 	struct {
 		char *mode; /* shm|stream|auto */

@@ -265,6 +265,16 @@ load_model(struct job *j, int resuming)
 		return -1;
 	}
 	j->round = 0;
+	const char *init = j->cfg->model.init;
+	if (!resuming && init[0] != '\0' &&
+	    (safetensors_read_into(init, &j->model, region, NULL, &err) < 0 ||
+	     tensor_region_check_finite(&j->model, region, &err) < 0)) {
+		console_err("model.init: %s", err.message);
+		free(region);
+		return -1;
+	}
+	if (!resuming && init[0] != '\0')
+		console_log("initial model from model.init %s", init);
 	if (resuming) {
 		char *dir = workspace_path(&j->ws, "checkpoints");
 		struct checkpoint_expect want = {
