@@ -14,7 +14,7 @@ py=/usr/bin/python3
 cd "$src"
 # The example, spawn and pool: exit 0, and the model is what FedAvg of its
 # updates gives: each round w -> 0.5 w + 0.5 * sum(n_c t_c) / sum(n_c) with
-# n_c = 10 (c + 1) examples and targets t_c = (c + 1) / 10, so after two
+# n_c = c + 1 examples and targets t_c = (c + 1) / 10, so after two
 # rounds of 3 clients w2 = 0.25 w0 + 0.75 * 1.4 / 6.
 for mode in spawn pool; do
 	extra=()
