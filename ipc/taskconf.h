@@ -19,6 +19,8 @@ enum taskconf_key {
 	TK_SPLIT,          /* str: train, holdout or test */
 	TK_BATCH_SIZE,     /* num: examples per step */
 	TK_SEED,           /* num: the task's seed (53 bits) */
+	TK_CLIENTS,        /* num: the federation's size (federation.clients) */
+	TK_JOB_SEED,       /* num: the job's seed (job.seed) */
 	TK_EPOCHS,         /* num, fit: passes over the client's slice */
 	TK_LR,             /* num, fit: learning rate */
 	TK_MOMENTUM,       /* num, fit */

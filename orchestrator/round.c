@@ -495,6 +495,8 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 	taskconf_set_str(kv, TK_TEST_DATA, prepared_str(j, "test"));
 	taskconf_set_str(kv, TK_PARTITION, prepared_str(j, "partition"));
 	taskconf_set_num(kv, TK_BATCH_SIZE, (double)c->train.batch_size);
+	taskconf_set_num(kv, TK_CLIENTS, (double)c->federation.clients);
+	taskconf_set_num(kv, TK_JOB_SEED, (double)c->job.seed);
 	const struct fedeval_task *fe = fedeval_find(&j->r.fedeval, task_id);
 	if (j->r.central_pending && task_id == j->r.eval_task_id) {
 		t->kind = TASK_EVALUATE;

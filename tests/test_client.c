@@ -153,6 +153,8 @@ make_task(struct msg *m, enum task_kind kind, uint64_t id, int64_t client,
 	kv_set_str(&t->config, "optimizer", "sgd");
 	kv_set_num(&t->config, "mu", 0);
 	kv_set_num(&t->config, "seed", 11);
+	kv_set_num(&t->config, "clients", 100);
+	kv_set_num(&t->config, "job_seed", 7);
 	kv_set_num(&t->config, "progress_every", 5);
 	kv_set_str(&t->config, "split", split);
 	tensor_manifest_copy(&t->params.manifest, &manifest);

@@ -2,9 +2,9 @@
 """A user's own training script for cohort, in numpy: softmax regression
 trained by SGD over the mlp's first layer is more than an example needs,
 so this one does the smallest real thing: each fit moves every weight of
-the global model a fixed step towards (client_id + 1) / 10 and reports a
-made-up example count (1 + client_id % 10, within any client's share of
-the data) as FedAvg's weight; each evaluation reports the mean distance of the
+the global model a fixed step towards (client_id + 1) / 10 and reports
+the size of the client's share of the data (task.partition(), cohort's own
+split) as FedAvg's weight; each evaluation reports the mean distance of the
 weights from 0.25 as its loss. The FedAvg of such updates is known exactly,
 which is what tests/e2e/python_client.sh checks.
 
@@ -37,8 +37,10 @@ def main():
         if task is None:
             break
         if task.kind == "fit":
-            # A made-up example count, 1 to 10: a weight for FedAvg.
-            cohort.send(fit(task), num_examples=1 + task.client_id % 10,
+            # The client's share of the data, as cohort partitioned it:
+            # what FedAvg weighs this update by.
+            train, _ = task.partition()
+            cohort.send(fit(task), num_examples=len(train),
                         metrics={"loss": 0.5})
         else:
             w = np.concatenate([a.ravel() for a in task.params.values()])

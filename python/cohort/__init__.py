@@ -70,6 +70,13 @@ class Task:
         self.manifest = manifest
         self.update_fd = msg.get("update_fd")
 
+    def partition(self):
+        """This client's (train, holdout) sample indices into the job's
+        dataset, as cohort's prepare step split it (config["partition"],
+        data/partition.bin; docs/data.md): uint32 numpy arrays, so a
+        script trains on exactly the built-in worker's share."""
+        return read_partition(self.config["partition"], self.client_id)
+
 
 class _Client:
     def __init__(self):
@@ -261,6 +268,31 @@ class _Client:
         self._send({"type": "metrics", "task_id": self.task.task_id,
                     "step": int(step),
                     "values": {k: float(v) for k, v in values.items()}})
+
+
+def read_partition(path, client):
+    """Client client's (train, holdout) indices of a cohort partition file:
+    a 32-byte header (magic "COHPART" and a NUL, version 1, clients, total,
+    dataset_count), offsets[clients + 1] and train_end[clients] (uint64),
+    then the indices (uint32), native byte order."""
+    with open(path, "rb") as f:
+        head = f.read(32)
+        if len(head) < 32 or head[:8] != b"COHPART\0":
+            raise ValueError("%s: not a cohort partition file" % path)
+        version, clients, total, _ = struct.unpack("=IIQI", head[8:28])
+        if version != 1:
+            raise ValueError("%s: partition version %d, this package reads "
+                             "1" % (path, version))
+        if not 0 <= client < clients:
+            raise ValueError("%s: client %d of %d" % (path, client, clients))
+        offsets = np.fromfile(f, dtype=np.uint64, count=clients + 1)
+        train_end = np.fromfile(f, dtype=np.uint64, count=clients)
+        base = f.tell()
+    lo, mid, hi = int(offsets[client]), int(train_end[client]), \
+        int(offsets[client + 1])
+    idx = np.memmap(path, dtype=np.uint32, mode="r", offset=base,
+                    shape=(int(total),))
+    return np.array(idx[lo:mid]), np.array(idx[mid:hi])
 
 
 _client = None

@@ -14,8 +14,9 @@ py=/usr/bin/python3
 cd "$src"
 # The example, spawn and pool: exit 0, and the model is what FedAvg of its
 # updates gives: each round w -> 0.5 w + 0.5 * sum(n_c t_c) / sum(n_c) with
-# n_c = c + 1 examples and targets t_c = (c + 1) / 10, so after two
-# rounds of 3 clients w2 = 0.25 w0 + 0.75 * 1.4 / 6.
+# n_c the client's share of the iid partition (20,000 of Fashion-MNIST's
+# 60,000 each, task.partition()) and targets t_c = (c + 1) / 10, so after
+# two rounds of 3 clients w2 = 0.25 w0 + 0.75 * 0.2.
 for mode in spawn pool; do
 	extra=()
 	[ $mode = pool ] && extra=(--set launcher.tasks_per_worker=4)
@@ -39,17 +40,19 @@ def read(path):
 w0, w2 = read(sys.argv[1]), read(sys.argv[2])
 assert sorted(w0) == sorted(w2)
 for k in w0:
-    want = 0.25 * w0[k].astype(np.float64) + 0.75 * 1.4 / 6
+    want = 0.25 * w0[k].astype(np.float64) + 0.75 * 0.2
     err = np.abs(w2[k] - want).max()
     assert err < 1e-6, (k, err)
 PY
 grep -q "step_distance" "$ws/metrics/metrics.jsonl" || fail "cohort.log's metrics are not in metrics.jsonl"
+grep -q '"key":"num_examples","value":20000,' "$ws/metrics/metrics.jsonl" ||
+	fail "task.partition(): the clients did not report their 20,000 examples: $(grep num_examples "$ws/metrics/metrics.jsonl" | head -3)"
 echo "python example: spawn = pool = FedAvg"
 
 # model.init: initial weights from a safetensors file whose tensors are in
 # name order (as Hugging Face's writer leaves them, not the model's order),
 # every weight 0.7: after two rounds every weight is 0.25 * 0.7 + 0.75 *
-# 1.4 / 6 = 0.35. A file lacking a tensor is refused before round 1 naming
+# 0.2 = 0.325. A file lacking a tensor is refused before round 1 naming
 # it; model.file is for the synthetic model only.
 "$py" - "$ws/checkpoints/initial.safetensors" "$tmp/init.safetensors" "$tmp/short.safetensors" <<'PY'
 import json, struct, sys
@@ -79,7 +82,7 @@ import numpy as np
 b = open(sys.argv[1], "rb").read()
 (n,) = struct.unpack("<Q", b[:8])
 w = np.frombuffer(b[8 + n:], np.float32)
-assert np.abs(w - 0.35).max() < 1e-6, np.abs(w - 0.35).max()
+assert np.abs(w - 0.325).max() < 1e-6, np.abs(w - 0.325).max()
 PY
 set +e
 "$orch" 3 3 3 1 --config examples/python-numpy/job.json --workspace-root "$tmp/short" --set output.progress=never \
