@@ -549,11 +549,12 @@ config_check(const struct config *c, struct ipc_error *err)
 		return -1;
 	const struct model_info *mi = models_find(c->model.name);
 	if (c->model.file[0] != '\0' && mi != NULL && !mi->closed_form)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "model.file: only the synthetic model takes "
-		                     "its tensor list from a file; for model %s "
-		                     "set model.init to start from your weights",
-		                     c->model.name);
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "model.file: only the synthetic model takes "
+		    "its tensor list from a file; for model %s "
+		    "set model.init to start from your weights",
+		    c->model.name);
 	if (c->job.name[0] == '\0' || strchr(c->job.name, '/') != NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "job.name: expected a non-empty name "
