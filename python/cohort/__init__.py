@@ -20,8 +20,9 @@ sends no params, only metrics ("loss", "accuracy") and num_examples. An
 exception in the script between receive and send fails that task with the
 exception's message (the traceback goes to the worker's log).
 
-This implements the shared-memory transport (transport.mode=shm); the
-stream transport is not supported here yet.
+Both transports are supported: shared memory (transport.mode=shm, the
+global model mapped from the task's memfd, the update written into its
+own) and the stream (the global model and the update as chunk frames).
 """
 
 import mmap
@@ -96,6 +97,7 @@ class _Client:
         self.task = None  # the task being served
         self.fds = []     # the descriptors of the task being served
         self.global_map = None
+        self.streamed = False
         self._send({"type": "hello", "proto": PROTO,
                     "token": env["COHORT_TOKEN"],
                     "client_id": self.client_id, "pid": os.getpid(),
@@ -182,19 +184,20 @@ class _Client:
                 return None
             self.task_id_ = msg["task_id"]
             p = msg["params"]
-            if "fd" not in p:
-                raise ProtocolError("task %d: params are not in shared "
-                                    "memory (transport.mode=stream is "
-                                    "not supported by this client)"
-                                    % msg["task_id"])
-            size = p["size"]
-            gfd = self._fd(p["fd"], "the global model")
-            self._check_seals(gfd, F_SEAL_SHRINK | F_SEAL_GROW |
-                              F_SEAL_FUTURE_WRITE, size, "the global model")
-            self.global_map = mmap.mmap(gfd, size, mmap.MAP_SHARED,
-                                        mmap.PROT_READ)
+            self.streamed = "stream" in p
+            if self.streamed:
+                size = p["stream"]
+                buf = self._receive_chunks(msg["task_id"], size)
+            else:
+                size = p["size"]
+                gfd = self._fd(p["fd"], "the global model")
+                self._check_seals(gfd, F_SEAL_SHRINK | F_SEAL_GROW |
+                                  F_SEAL_FUTURE_WRITE, size,
+                                  "the global model")
+                self.global_map = mmap.mmap(gfd, size, mmap.MAP_SHARED,
+                                            mmap.PROT_READ)
+                buf = memoryview(self.global_map)
             self.global_size = size
-            buf = memoryview(self.global_map)
             params = {}
             for t in p["manifest"]:
                 dt = _DTYPES.get(t["dtype"])
@@ -205,9 +208,30 @@ class _Client:
                 a = np.frombuffer(buf, dtype=dt,
                                   count=t["nbytes"] // np.dtype(dt).itemsize,
                                   offset=t["offset"]).reshape(t["shape"])
+                a.flags.writeable = False
                 params[t["name"]] = a
             self.task = Task(msg, params, p["manifest"])
             return self.task
+
+    def _receive_chunks(self, task_id, size):
+        """The streamed global model: chunk frames of task_id, in order,
+        no gap or overlap, size bytes in all (docs/protocol.md)."""
+        buf = bytearray(size)
+        have = 0
+        while have < size:
+            m = self._recv()
+            if m is None:
+                raise ProtocolError("task %d: the socket ended after %d of "
+                                    "%d bytes of the global model"
+                                    % (task_id, have, size))
+            if m.get("type") != "chunk" or m["task_id"] != task_id or \
+                    m["offset"] != have or \
+                    have + len(m["data"]) > size:
+                raise ProtocolError("task %d: expected the chunk at %d of "
+                                    "the global model" % (task_id, have))
+            buf[have:have + len(m["data"])] = m["data"]
+            have += len(m["data"])
+        return memoryview(buf)
 
     def send(self, params, num_examples, metrics):
         t = self.task
@@ -220,10 +244,11 @@ class _Client:
         if t.kind == "fit":
             if params is None:
                 raise ValueError("a fit task sends its new params")
-            ufd = self._fd(t.update_fd, "the update")
             size = self.global_size
-            self._check_seals(ufd, F_SEAL_SHRINK | F_SEAL_GROW, size,
-                              "the update")
+            if not self.streamed:
+                ufd = self._fd(t.update_fd, "the update")
+                self._check_seals(ufd, F_SEAL_SHRINK | F_SEAL_GROW, size,
+                                  "the update")
             region = bytearray(size)
             names = {m["name"] for m in t.manifest}
             extra = sorted(set(params) - names)
@@ -245,13 +270,24 @@ class _Client:
                     raise ValueError("params: tensor %s is not finite"
                                      % m["name"])
                 region[m["offset"]:m["offset"] + m["nbytes"]] = a.tobytes()
-            # pwrite, no mapping: nothing of the update stays writable
-            # when the result goes.
-            os.pwrite(ufd, region, 0)
-            result["params"] = {"manifest": t.manifest, "fd": 1,
-                                "size": size}
+            if self.streamed:
+                result["params"] = {"manifest": t.manifest, "stream": size}
+            else:
+                # pwrite, no mapping: nothing of the update stays
+                # writable when the result goes.
+                os.pwrite(ufd, region, 0)
+                result["params"] = {"manifest": t.manifest, "fd": 1,
+                                    "size": size}
+        streamed = self.streamed and t.kind == "fit"
+        chunk = int(t.config.get("chunk_bytes", 4 << 20))
         self._close_task()
         self._send(result)
+        if streamed:
+            view = memoryview(region)
+            for at in range(0, len(region), chunk):
+                self._send({"type": "chunk", "task_id": t.task_id,
+                            "offset": at,
+                            "data": bytes(view[at:at + chunk])})
         self.tasks_left -= 1
 
     def fail(self, code, message):

@@ -2,6 +2,8 @@
 # python_client.sh: a user's own Python script as the worker
 # (worker.command, the package in python/cohort): the example's job runs in
 # a process per task and in a pool with the same, exactly computed model;
+# model.init starts from a file's weights by name; the stream transport
+# gives what shared memory gives;
 # a script that raises, sends a misnamed, mis-shaped or non-finite tensor,
 # exits early or never sends costs one task with a reason naming it, and
 # the job goes on.
@@ -95,6 +97,31 @@ set -e
 	fail "model.init lacking a tensor: exit $rc: $(cat "$tmp/short.err")"
 [ $rc2 -eq 2 ] && grep -q "model.file: only the synthetic model" "$tmp/mf.err" || fail "model.file with mlp: exit $rc2: $(cat "$tmp/mf.err")"
 echo "model.init: by name, any order; a short file and model.file refused"
+
+# The stream transport: a 3 MiB synthetic model in 1 MiB chunk frames both
+# ways gives the model the shared-memory transport gives, byte for byte.
+"$py" - "$tmp/m3.safetensors" <<'PY'
+import json, struct, sys
+shapes = {"h.0.w": [768, 768], "h.1.w": [768, 256], "wte": [64, 768]}
+out, at = {}, 0
+for k in sorted(shapes):
+    n = 4 * shapes[k][0] * shapes[k][1]
+    out[k] = {"dtype": "F32", "shape": shapes[k], "data_offsets": [at, at + n]}
+    at += n
+h = json.dumps(out).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + bytes(at))
+PY
+for mode in shm stream; do
+	BAD= "$orch" 3 3 3 2 --workspace-root "$tmp/tr-$mode" --set output.progress=never \
+		--set model.name=synthetic --set model.file="$tmp/m3.safetensors" --set transport.mode=$mode \
+		--set transport.chunk_mb=1 --set tracking.tensorboard=false --set tracking.report=false \
+		--set worker.command="$py $src/tests/e2e/lib/bad_client.py" >"$tmp/tr-$mode.out" 2>"$tmp/tr-$mode.err" ||
+		fail "$mode transport: exit $?: $(tail -3 "$tmp/tr-$mode.err")"
+	grep -q "round 2/2  sampled 3  ok 3  failed 0" "$tmp/tr-$mode.out" || fail "$mode transport: $(cat "$tmp/tr-$mode.out")"
+done
+cmp "$(ls "$tmp"/tr-shm/*/results/global_model.safetensors)" "$(ls "$tmp"/tr-stream/*/results/global_model.safetensors)" ||
+	fail "the stream transport gives another model than shm"
+echo "python client: stream = shm"
 
 # Broken scripts: client 1's task fails with the reason, the others' fold.
 for bad in raise shape name nan exit nosend; do
