@@ -346,10 +346,27 @@ def _excepthook(kind, value, tb):
     sys.exit(1)
 
 
+def _keep_private():
+    """Not dumpable (PR_SET_DUMPABLE 0), as cohort's own processes: another
+    process of the same uid (another client's worker) cannot ptrace this
+    one or open its /proc/PID/fd and mem. COHORT_DUMPABLE=1 keeps it
+    dumpable, for debuggers."""
+    if os.environ.get("COHORT_DUMPABLE") == "1":
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_DUMPABLE = 4
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def init():
     """Connect to the orchestrator and say hello (once per process)."""
     global _client
     if _client is None:
+        _keep_private()
         _client = _Client()
         sys.excepthook = _excepthook
 

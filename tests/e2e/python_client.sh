@@ -49,6 +49,12 @@ PY
 grep -q "step_distance" "$ws/metrics/metrics.jsonl" || fail "cohort.log's metrics are not in metrics.jsonl"
 grep -q '"key":"num_examples","value":20000,' "$ws/metrics/metrics.jsonl" ||
 	fail "task.partition(): the clients did not report their 20,000 examples: $(grep num_examples "$ws/metrics/metrics.jsonl" | head -3)"
+# The script's process is not dumpable once cohort.init() ran (another
+# worker of the uid cannot ptrace it or read its memory).
+[ "$(PYTHONPATH=$src/python "$py" -c 'import cohort, ctypes; cohort._keep_private(); print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))')" = 0 ] ||
+	fail "cohort._keep_private() left the process dumpable"
+[ "$(COHORT_DUMPABLE=1 PYTHONPATH=$src/python "$py" -c 'import cohort, ctypes; cohort._keep_private(); print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))')" = 1 ] ||
+	fail "COHORT_DUMPABLE=1 did not keep the process dumpable"
 echo "python example: spawn = pool = FedAvg"
 
 # model.init: initial weights from a safetensors file whose tensors are in
