@@ -303,6 +303,21 @@ test_fit_then_evaluate_in_pool_mode(void)
 	free(region);
 }
 
+/* The worker pid on fd answers its task with an error frame whose message
+ * holds want, then exits 1; fd is closed. */
+static void
+expect_refused(int fd, pid_t pid, const char *want)
+{
+	struct ipc_error err;
+	struct msg m;
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_ERROR);
+	CHECK_STR_CONTAINS(m.u.error.message, want);
+	msg_free(&m);
+	CHECK(wait_status(pid) == 1);
+	close(fd);
+}
+
 /* A worker maps only what is sealed as it expects: a global model others
  * could still write, or a task frame without its descriptors, is a failed
  * task with a reason, not a mapping. */
@@ -319,7 +334,7 @@ test_refuses_unsealed_or_missing_memory(void)
 	for (int c = 0; c < 2; c++) {
 		pid_t pid = spawn_worker(1, 1);
 		int fd = accept_worker(lfd, pid, 1);
-		struct msg task, m;
+		struct msg task;
 		make_task(&task, TASK_FIT, 50 + (uint64_t)c, 1, "train");
 		if (c == 0) {
 			send_task(fd, &task, &g, &u);
@@ -327,14 +342,9 @@ test_refuses_unsealed_or_missing_memory(void)
 			CHECK(msg_send(fd, &task, &err) == 0);
 			msg_free(&task);
 		}
-		CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
-		CHECK(m.type == MSG_ERROR);
-		CHECK_STR_CONTAINS(m.u.error.message,
-		                   c == 0 ? "not sealed against writes"
-		                          : "carried no descriptor");
-		msg_free(&m);
-		CHECK(wait_status(pid) == 1);
-		close(fd);
+		expect_refused(fd, pid,
+		               c == 0 ? "not sealed against writes"
+		                      : "carried no descriptor");
 		shm_segment_close(&u);
 	}
 	close(lfd);
@@ -350,7 +360,6 @@ test_task_config_checked(void)
 {
 	if (manifest.count == 0)
 		harness_skip("needs the prepared workspace of the first test");
-	struct ipc_error err;
 	void *region = NULL;
 	struct shm_segment g = {.fd = -1}, u = {.fd = -1};
 	make_global(&g, &region, 1);
@@ -364,7 +373,7 @@ test_task_config_checked(void)
 	for (int c = 0; c < 4; c++) {
 		pid_t pid = spawn_worker(1, 1);
 		int fd = accept_worker(lfd, pid, 1);
-		struct msg task, m;
+		struct msg task;
 		make_task(&task, c == 3 ? TASK_EVALUATE : TASK_FIT,
 		          60 + (uint64_t)c, 1, "train");
 		struct kv_list *kv = &task.u.task.config;
@@ -388,12 +397,7 @@ test_task_config_checked(void)
 		kv_free(kv);
 		*kv = fixed;
 		send_task(fd, &task, &g, &u);
-		CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
-		CHECK(m.type == MSG_ERROR);
-		CHECK_STR_CONTAINS(m.u.error.message, want[c]);
-		msg_free(&m);
-		CHECK(wait_status(pid) == 1);
-		close(fd);
+		expect_refused(fd, pid, want[c]);
 		shm_segment_close(&u);
 	}
 	close(lfd);
