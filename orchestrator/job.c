@@ -43,6 +43,24 @@ find_on_path(const char *name)
 	return NULL;
 }
 
+/* <this binary's directory>/rel when it exists with access mode, else
+ * NULL: how the programs of a build tree or an installed prefix find each
+ * other. */
+static char *
+beside_self(const char *rel, int mode)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = '\0';
+	char *p = xasprintf("%s/%s", dirname(self), rel);
+	if (access(p, mode) == 0)
+		return p;
+	free(p);
+	return NULL;
+}
+
 /* The worker binary: launcher.worker, else cohort-worker beside this
  * binary in the build tree (<dir>/../worker/cohort-worker) or in an
  * installed prefix (<dir>/COHORT_WORKER_FROM_BIN/cohort-worker, e.g.
@@ -52,20 +70,11 @@ resolve_worker(const char *configured)
 {
 	if (configured[0] != '\0')
 		return xstrdup(configured);
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		const char *dir = dirname(self);
-		const char *const rel[] = {"../worker", COHORT_WORKER_FROM_BIN};
-		for (size_t i = 0; i < ARRAY_LEN(rel); i++) {
-			char *p = xasprintf("%s/%s/cohort-worker", dir, rel[i]);
-			if (access(p, X_OK) == 0)
-				return p;
-			free(p);
-		}
-	}
-	char *p = find_on_path("cohort-worker");
+	char *p = beside_self("../worker/cohort-worker", X_OK);
+	if (p == NULL)
+		p = beside_self(COHORT_WORKER_FROM_BIN "/cohort-worker", X_OK);
+	if (p == NULL)
+		p = find_on_path("cohort-worker");
 	return p != NULL ? p : xstrdup("cohort-worker");
 }
 
@@ -90,25 +99,12 @@ job_finish(struct job *j, int exit_code)
 static char *
 python_dir(void)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		char *p =
-		    xasprintf("%s/%s", dirname(self), COHORT_PYTHON_FROM_BIN);
-		char *init = xasprintf("%s/cohort/__init__.py", p);
-		int found = access(init, R_OK) == 0;
-		free(init);
-		if (found)
-			return p;
-		free(p);
-	}
-	return xstrdup(COHORT_PYTHON_SOURCE_DIR);
+	char *p = beside_self(COHORT_PYTHON_FROM_BIN, R_OK);
+	return p != NULL ? p : xstrdup(COHORT_PYTHON_SOURCE_DIR);
 }
 
-/* worker.command split at spaces (argv, NULL-terminated, in words, which
- * the caller frees), its program found on PATH when it names no
- * directory; NULL when it is empty. */
+/* worker.command split at spaces: argv (NULL-terminated, pointing into
+ * *words; the caller frees both), or NULL when it is empty. */
 static char **
 command_argv(const char *command, char **words)
 {
@@ -266,15 +262,16 @@ load_model(struct job *j, int resuming)
 	}
 	j->round = 0;
 	const char *init = j->cfg->model.init;
-	if (!resuming && init[0] != '\0' &&
-	    (safetensors_read_into(init, &j->model, region, NULL, &err) < 0 ||
-	     tensor_region_check_finite(&j->model, region, &err) < 0)) {
-		console_err("model.init: %s", err.message);
-		free(region);
-		return -1;
-	}
-	if (!resuming && init[0] != '\0')
+	if (!resuming && init[0] != '\0') {
+		if (safetensors_read_into(init, &j->model, region, NULL, &err) <
+		        0 ||
+		    tensor_region_check_finite(&j->model, region, &err) < 0) {
+			console_err("model.init: %s", err.message);
+			free(region);
+			return -1;
+		}
 		console_log("initial model from model.init %s", init);
+	}
 	if (resuming) {
 		char *dir = workspace_path(&j->ws, "checkpoints");
 		struct checkpoint_expect want = {
@@ -448,6 +445,33 @@ start_launcher(struct job *j)
 	    .kill_grace_s = c->launcher.kill_grace_s,
 	    .chunk_bytes = (size_t)c->transport.chunk_mb << 20,
 	};
+	struct launcher_hooks h = {.encode_task = round_encode_task,
+	                           .task_fds = round_task_fds,
+	                           .result = round_on_result,
+	                           .metrics = round_on_metrics,
+	                           .failed = round_on_failed,
+	                           .exited = on_exited,
+	                           .arg = j,
+	                           .task_stream = stream_task_source,
+	                           .result_chunk = stream_on_chunk,
+	                           .result_abort = stream_on_abort};
+	struct ipc_error err;
+	struct gpuslots gpus;
+	if (gpuplan_make(c, o.max_concurrent, &gpus, &o.device, &err) < 0) {
+		console_err("%s", err.message);
+		free(logs);
+		return -1;
+	}
+	o.gpus = &gpus;
+	/* Pool workers keep update segments of their own (updates.h). */
+	updates_init(&j->updates, j->model.total_size,
+	             o.tasks_per_worker > 1 && !j->stream.enabled &&
+	                 j->model.total_size <= SHM_POPULATE_MAX &&
+	                 stream_folds_mean(&j->strategy) &&
+	                 !strategy_is_relay(&j->strategy));
+	if (closer_start(&j->closer, &err) < 0)
+		console_log("update segments are closed on the event loop: %s",
+		            err.message);
 	/* worker.command: the user's program runs the tasks, with the Python
 	 * package on its PYTHONPATH; the prepare step ran the built-in
 	 * worker. */
@@ -469,36 +493,6 @@ start_launcher(struct job *j)
 		free(pp);
 		free(py);
 	}
-	struct launcher_hooks h = {.encode_task = round_encode_task,
-	                           .task_fds = round_task_fds,
-	                           .result = round_on_result,
-	                           .metrics = round_on_metrics,
-	                           .failed = round_on_failed,
-	                           .exited = on_exited,
-	                           .arg = j,
-	                           .task_stream = stream_task_source,
-	                           .result_chunk = stream_on_chunk,
-	                           .result_abort = stream_on_abort};
-	struct ipc_error err;
-	struct gpuslots gpus;
-	if (gpuplan_make(c, o.max_concurrent, &gpus, &o.device, &err) < 0) {
-		console_err("%s", err.message);
-		free(logs);
-		free(argv);
-		free(words);
-		free(program);
-		return -1;
-	}
-	o.gpus = &gpus;
-	/* Pool workers keep update segments of their own (updates.h). */
-	updates_init(&j->updates, j->model.total_size,
-	             o.tasks_per_worker > 1 && !j->stream.enabled &&
-	                 j->model.total_size <= SHM_POPULATE_MAX &&
-	                 stream_folds_mean(&j->strategy) &&
-	                 !strategy_is_relay(&j->strategy));
-	if (closer_start(&j->closer, &err) < 0)
-		console_log("update segments are closed on the event loop: %s",
-		            err.message);
 	j->launcher = launcher_create(j->base, &o, &h, &err);
 	j->submit = submit_to_launcher;
 	free(argv);

@@ -250,28 +250,28 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	            j->r.ok, j->r.failed, tr, tl, ta, fed, secs);
 	/* The round's values, as metrics.jsonl lines (metric) and as its
 	 * entry of state.json's history (key); NULL: not there. */
+	/* fed: only with federated evaluation. */
 	struct {
 		const char *metric, *key;
 		double v;
-		int integer;
+		int integer, fed;
 	} vals[] = {
-	    {NULL, "sampled", j->r.ntasks, 1},
-	    {"train_loss", "train_loss", train_loss, 0},
-	    {"test_loss", "test_loss", test_loss, 0},
-	    {"test_accuracy", "test_accuracy", test_acc, 0},
-	    {"fit_ok", "ok", j->r.ok, 1},
-	    {"fit_failed", "failed", j->r.failed, 1},
-	    {"fed_eval_loss", "fed_eval_loss", fed_loss, 0},
-	    {"fed_eval_accuracy", "fed_eval_accuracy", fed_acc, 0},
-	    {"fed_eval_ok", "fed_eval_ok", j->r.fedeval.ok, 1},
-	    {"fed_eval_failed", "fed_eval_failed", j->r.fedeval.failed, 1},
-	    {"round_seconds", NULL, secs, 0},
+	    {NULL, "sampled", j->r.ntasks, 1, 0},
+	    {"train_loss", "train_loss", train_loss, 0, 0},
+	    {"test_loss", "test_loss", test_loss, 0, 0},
+	    {"test_accuracy", "test_accuracy", test_acc, 0, 0},
+	    {"fit_ok", "ok", j->r.ok, 1, 0},
+	    {"fit_failed", "failed", j->r.failed, 1, 0},
+	    {"fed_eval_loss", "fed_eval_loss", fed_loss, 0, 1},
+	    {"fed_eval_accuracy", "fed_eval_accuracy", fed_acc, 0, 1},
+	    {"fed_eval_ok", "fed_eval_ok", j->r.fedeval.ok, 1, 1},
+	    {"fed_eval_failed", "fed_eval_failed", j->r.fedeval.failed, 1, 1},
+	    {"round_seconds", NULL, secs, 0, 0},
 	};
 	json_t *h = json_object();
 	json_object_set_new(h, "round", json_integer(j->round));
 	for (size_t i = 0; i < ARRAY_LEN(vals); i++) {
-		if (!fed_on && strncmp(vals[i].key ? vals[i].key : "",
-		                       "fed_eval_", 9) == 0)
+		if (vals[i].fed && !fed_on)
 			continue;
 		if (vals[i].metric != NULL)
 			metrics_round(&j->metrics, j->round, vals[i].metric,

@@ -151,8 +151,8 @@ class _Client:
 
     def _fd(self, index, what):
         if index is None or index >= len(self.fds):
-            raise ProtocolError("task %d: its frame carried no descriptor "
-                                "%s for %s" % (self.task_id_, index, what))
+            raise ProtocolError("its frame carried no descriptor %s for %s"
+                                % (index, what))
         return self.fds[index]
 
     def _check_seals(self, fd, want, size, what):
@@ -182,36 +182,47 @@ class _Client:
             if msg["kind"] == "shutdown":
                 self.done = True
                 return None
-            self.task_id_ = msg["task_id"]
-            p = msg["params"]
-            self.streamed = "stream" in p
-            if self.streamed:
-                size = p["stream"]
-                buf = self._receive_chunks(msg["task_id"], size)
-            else:
-                size = p["size"]
-                gfd = self._fd(p["fd"], "the global model")
-                self._check_seals(gfd, F_SEAL_SHRINK | F_SEAL_GROW |
-                                  F_SEAL_FUTURE_WRITE, size,
-                                  "the global model")
-                self.global_map = mmap.mmap(gfd, size, mmap.MAP_SHARED,
-                                            mmap.PROT_READ)
-                buf = memoryview(self.global_map)
-            self.global_size = size
-            params = {}
-            for t in p["manifest"]:
-                dt = _DTYPES.get(t["dtype"])
-                if dt is None:
-                    raise ProtocolError("tensor %s: dtype %s is not "
-                                        "supported" % (t["name"],
-                                                       t["dtype"]))
-                a = np.frombuffer(buf, dtype=dt,
-                                  count=t["nbytes"] // np.dtype(dt).itemsize,
-                                  offset=t["offset"]).reshape(t["shape"])
-                a.flags.writeable = False
-                params[t["name"]] = a
-            self.task = Task(msg, params, p["manifest"])
+            try:
+                self.task = self._take_task(msg)
+            except ProtocolError as e:
+                # The task fails with the reason, not only this process.
+                self._close_task()
+                self._send({"type": "error", "task_id": msg["task_id"],
+                            "code": "protocol",
+                            "message": "task %d: %s" % (msg["task_id"], e)})
+                raise
             return self.task
+
+    def _take_task(self, msg):
+        """The Task of a task frame, its global model mapped or received."""
+        p = msg["params"]
+        self.streamed = "stream" in p
+        if self.streamed:
+            size = p["stream"]
+            buf = self._receive_chunks(msg["task_id"], size)
+        else:
+            size = p["size"]
+            gfd = self._fd(p["fd"], "the global model")
+            self._check_seals(gfd, F_SEAL_SHRINK | F_SEAL_GROW |
+                              F_SEAL_FUTURE_WRITE, size,
+                              "the global model")
+            self.global_map = mmap.mmap(gfd, size, mmap.MAP_SHARED,
+                                        mmap.PROT_READ)
+            buf = memoryview(self.global_map)
+        self.global_size = size
+        params = {}
+        for t in p["manifest"]:
+            dt = _DTYPES.get(t["dtype"])
+            if dt is None:
+                raise ProtocolError("tensor %s: dtype %s is not "
+                                    "supported" % (t["name"],
+                                                   t["dtype"]))
+            a = np.frombuffer(buf, dtype=dt,
+                              count=t["nbytes"] // np.dtype(dt).itemsize,
+                              offset=t["offset"]).reshape(t["shape"])
+            a.flags.writeable = False
+            params[t["name"]] = a
+        return Task(msg, params, p["manifest"])
 
     def _receive_chunks(self, task_id, size):
         """The streamed global model: chunk frames of task_id, in order,
@@ -221,14 +232,13 @@ class _Client:
         while have < size:
             m = self._recv()
             if m is None:
-                raise ProtocolError("task %d: the socket ended after %d of "
-                                    "%d bytes of the global model"
-                                    % (task_id, have, size))
+                raise ProtocolError("the socket ended after %d of %d bytes "
+                                    "of the global model" % (have, size))
             if m.get("type") != "chunk" or m["task_id"] != task_id or \
                     m["offset"] != have or \
                     have + len(m["data"]) > size:
-                raise ProtocolError("task %d: expected the chunk at %d of "
-                                    "the global model" % (task_id, have))
+                raise ProtocolError("expected the chunk at %d of the global "
+                                    "model" % have)
             buf[have:have + len(m["data"])] = m["data"]
             have += len(m["data"])
         return memoryview(buf)
