@@ -1,5 +1,6 @@
-/* message.c: protocol v1 messages: msgpack encoding, schema-checked decoding
- * that names the offending key path, and blocking send/receive. */
+/* message.c: the protocol's messages (docs/protocol.md): msgpack encoding,
+ * schema-checked decoding that names the offending key path, and blocking
+ * send/receive. */
 #include "message.h"
 
 #include <errno.h>
@@ -18,8 +19,9 @@
 #define MSG_MAX_TYPE_NAME 31 /* bytes of "type" worth quoting back */
 
 static const char *const type_names[MSG_TYPE_COUNT] = {
-    [MSG_HELLO] = "hello",     [MSG_TASK] = "task",   [MSG_RESULT] = "result",
-    [MSG_METRICS] = "metrics", [MSG_ERROR] = "error", [MSG_CHUNK] = "chunk",
+    [MSG_HELLO] = "hello",     [MSG_TASK] = "task",     [MSG_RESULT] = "result",
+    [MSG_METRICS] = "metrics", [MSG_ERROR] = "error",   [MSG_CHUNK] = "chunk",
+    [MSG_FORK] = "fork",       [MSG_FORKED] = "forked", [MSG_EXITED] = "exited",
 };
 
 static const char *const kind_names[TASK_KIND_COUNT] = {
@@ -205,6 +207,9 @@ msg_free(struct msg *m)
 		break;
 	case MSG_CHUNK:
 		free(m->u.chunk.data);
+		break;
+	case MSG_FORK:
+		kv_free(&m->u.fork.env);
 		break;
 	default:
 		break;
@@ -840,6 +845,18 @@ decode_hello(const msgpack_object *map, struct msg_hello *h,
 	if (key_str(map, "hello", "device", MSG_MAX_DEVICE, &v, err) != 0)
 		return -1;
 	obj_strcpy(h->device, v);
+	if (map_get(map, "hello", "role", 0, &v, err) != 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	if (want_str(v, "hello.role", 16, err) != 0)
+		return -1;
+	if (obj_str_is(v, "fork-server"))
+		h->fork_server = 1;
+	else if (!obj_str_is(v, "worker"))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "hello.role: expected worker or "
+		                     "fork-server");
 	return 0;
 }
 
@@ -976,6 +993,57 @@ decode_chunk(const msgpack_object *map, struct msg_chunk *c,
 	return 0;
 }
 
+/* fork {fork_id, env}: env holds strings only. */
+static int
+decode_fork(const msgpack_object *map, struct msg_fork *f,
+            struct ipc_error *err)
+{
+	const msgpack_object *v;
+	if (key_uint(map, "fork", "fork_id", UINT64_MAX, &f->fork_id, err) !=
+	        0 ||
+	    map_get(map, "fork", "env", 1, &v, err) != 0 ||
+	    decode_kv(v, "fork.env", 0, &f->env, err) != 0)
+		return -1;
+	for (size_t i = 0; i < f->env.count; i++)
+		if (f->env.entries[i].type != KV_STR ||
+		    f->env.entries[i].key[0] == '\0' ||
+		    strchr(f->env.entries[i].key, '=') != NULL)
+			return ipc_error_set(
+			    err, IPC_E_BAD_VALUE,
+			    "fork.env.%.64s: a variable's name "
+			    "(no '=') and a string value",
+			    f->env.entries[i].key);
+	return 0;
+}
+
+/* forked {fork_id, pid}. */
+static int
+decode_forked(const msgpack_object *map, struct msg_forked *f,
+              struct ipc_error *err)
+{
+	int64_t pid;
+	if (key_uint(map, "forked", "fork_id", UINT64_MAX, &f->fork_id, err) !=
+	        0 ||
+	    key_int(map, "forked", "pid", 1, INT32_MAX, &pid, err) != 0)
+		return -1;
+	f->pid = (int32_t)pid;
+	return 0;
+}
+
+/* exited {pid, status}. */
+static int
+decode_exited(const msgpack_object *map, struct msg_exited *e,
+              struct ipc_error *err)
+{
+	int64_t pid, status;
+	if (key_int(map, "exited", "pid", 1, INT32_MAX, &pid, err) != 0 ||
+	    key_int(map, "exited", "status", 0, 0xffff, &status, err) != 0)
+		return -1;
+	e->pid = (int32_t)pid;
+	e->status = (int32_t)status;
+	return 0;
+}
+
 /* Dispatch on "type" and decode the body into out. */
 static int
 decode_root(const msgpack_object *root, struct msg *out, struct ipc_error *err)
@@ -996,7 +1064,8 @@ decode_root(const msgpack_object *root, struct msg *out, struct ipc_error *err)
 		return ipc_error_set(
 		    err, IPC_E_UNKNOWN_TYPE,
 		    "message.type: \"%.*s\" is not a protocol v%d message "
-		    "(hello, task, result, metrics, error, chunk)",
+		    "(hello, task, result, metrics, error, chunk, fork, "
+		    "forked, exited)",
 		    (int)(v->via.str.size < MSG_MAX_TYPE_NAME
 		              ? v->via.str.size
 		              : MSG_MAX_TYPE_NAME),
@@ -1015,6 +1084,12 @@ decode_root(const msgpack_object *root, struct msg *out, struct ipc_error *err)
 		return decode_error(root, &out->u.error, err);
 	case MSG_CHUNK:
 		return decode_chunk(root, &out->u.chunk, err);
+	case MSG_FORK:
+		return decode_fork(root, &out->u.fork, err);
+	case MSG_FORKED:
+		return decode_forked(root, &out->u.forked, err);
+	case MSG_EXITED:
+		return decode_exited(root, &out->u.exited, err);
 	default:
 		fatal("message type %d has no decoder", type);
 	}
@@ -1150,7 +1225,12 @@ pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 	const struct msg_result *r = &m->u.result;
 	switch (m->type) {
 	case MSG_HELLO:
-		msgpack_pack_map(pk, 6);
+		msgpack_pack_map(pk, 6 + (m->u.hello.fork_server != 0));
+		break;
+	case MSG_FORK:
+	case MSG_FORKED:
+	case MSG_EXITED:
+		msgpack_pack_map(pk, 3);
 		break;
 	case MSG_TASK:
 		msgpack_pack_map(pk, (t->params.where != PARAMS_NONE ? 7 : 6) +
@@ -1177,6 +1257,28 @@ pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 		msgpack_pack_int32(pk, m->u.hello.pid);
 		pack_cstr(pk, "device");
 		pack_cstr(pk, m->u.hello.device);
+		if (m->u.hello.fork_server) {
+			pack_cstr(pk, "role");
+			pack_cstr(pk, "fork-server");
+		}
+		break;
+	case MSG_FORK:
+		pack_cstr(pk, "fork_id");
+		msgpack_pack_uint64(pk, m->u.fork.fork_id);
+		pack_cstr(pk, "env");
+		pack_kv(pk, &m->u.fork.env);
+		break;
+	case MSG_FORKED:
+		pack_cstr(pk, "fork_id");
+		msgpack_pack_uint64(pk, m->u.forked.fork_id);
+		pack_cstr(pk, "pid");
+		msgpack_pack_int32(pk, m->u.forked.pid);
+		break;
+	case MSG_EXITED:
+		pack_cstr(pk, "pid");
+		msgpack_pack_int32(pk, m->u.exited.pid);
+		pack_cstr(pk, "status");
+		msgpack_pack_int32(pk, m->u.exited.status);
 		break;
 	case MSG_TASK:
 		pack_cstr(pk, "task_id");
@@ -1445,8 +1547,18 @@ msg_equal(const struct msg *a, const struct msg *b)
 		return x->proto == y->proto &&
 		       strcmp(x->token, y->token) == 0 &&
 		       x->client_id == y->client_id && x->pid == y->pid &&
-		       strcmp(x->device, y->device) == 0;
+		       strcmp(x->device, y->device) == 0 &&
+		       x->fork_server == y->fork_server;
 	}
+	case MSG_FORK:
+		return a->u.fork.fork_id == b->u.fork.fork_id &&
+		       kv_equal(&a->u.fork.env, &b->u.fork.env);
+	case MSG_FORKED:
+		return a->u.forked.fork_id == b->u.forked.fork_id &&
+		       a->u.forked.pid == b->u.forked.pid;
+	case MSG_EXITED:
+		return a->u.exited.pid == b->u.exited.pid &&
+		       a->u.exited.status == b->u.exited.status;
 	case MSG_TASK: {
 		const struct msg_task *x = &a->u.task, *y = &b->u.task;
 		return x->task_id == y->task_id && x->kind == y->kind &&

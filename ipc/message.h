@@ -1,6 +1,7 @@
-/* message.h: protocol v1 messages between orchestrator and workers (see
- * DESIGN.md "Wire protocol"): typed structs, msgpack encode/decode with
- * schema validation, and blocking send/receive on a socket. */
+/* message.h: the protocol's messages between orchestrator and workers
+ * (docs/protocol.md is the specification): typed structs, msgpack
+ * encode/decode with schema validation, and blocking send/receive on a
+ * socket. */
 #ifndef COHORT_MESSAGE_H
 #define COHORT_MESSAGE_H
 
@@ -77,6 +78,9 @@ enum msg_type {
 	MSG_METRICS,
 	MSG_ERROR,
 	MSG_CHUNK,
+	MSG_FORK,
+	MSG_FORKED,
+	MSG_EXITED,
 	MSG_TYPE_COUNT
 };
 
@@ -89,6 +93,7 @@ struct msg_hello {
 	int64_t client_id; /* -1: pool worker not bound to a client */
 	int32_t pid;
 	char device[MSG_MAX_DEVICE + 1];
+	int fork_server; /* role "fork-server" (docs/protocol.md) */
 };
 
 /* orchestrator -> worker. params is required for fit and evaluate and
@@ -136,6 +141,27 @@ struct msg_chunk {
 	size_t len;
 };
 
+/* orchestrator -> fork server: make a child (a one-worker process) that
+ * sets env (strings) and writes its output to the descriptor the frame
+ * carries. */
+struct msg_fork {
+	uint64_t fork_id;
+	struct kv_list env;
+};
+
+/* fork server -> orchestrator: request fork_id's child is pid. */
+struct msg_forked {
+	uint64_t fork_id;
+	int32_t pid;
+};
+
+/* fork server -> orchestrator: its child pid ended with wait status
+ * status (waitpid's). */
+struct msg_exited {
+	int32_t pid;
+	int32_t status;
+};
+
 struct msg {
 	enum msg_type type;
 	union {
@@ -145,6 +171,9 @@ struct msg {
 		struct msg_metrics metrics;
 		struct msg_error error;
 		struct msg_chunk chunk;
+		struct msg_fork fork;
+		struct msg_forked forked;
+		struct msg_exited exited;
 	} u;
 };
 

@@ -79,6 +79,7 @@ struct worker {
 	enum worker_conn conn;
 	enum worker_proc proc;
 	int64_t client_id;  /* announced in COHORT_CLIENT_ID; -1 for a pool */
+	int forked;         /* a child of the fork server, not ours */
 	unsigned tasks_max; /* COHORT_TASKS */
 	unsigned tasks_done;
 	int gpu_slot; /* index into launcher.gpus, -1 = none */
@@ -158,7 +159,32 @@ struct launcher {
 	struct worker *partial_big;
 	int stopping;
 	struct launcher_stats stats;
+	struct forkserver *fs; /* launch mode fork-server; NULL: spawn */
 };
+
+/* forkserver.c (launch mode fork-server) */
+struct forkserver *fs_new(struct launcher *l);
+/* Ask the fork server (started first if need be) for a worker: bound to
+ * task_id when has_task, running up to tasks tasks, its output to logfd
+ * (taken), on GPU slot (-1: none). 0: asked (the slot counts in
+ * l->alive); 1: not now (the last server is still going; schedule runs
+ * again when it is gone); -1: cannot, the reason in l->spawn_reason. */
+int fs_request(struct launcher *l, int64_t client_id, int has_task,
+               uint64_t task_id, unsigned tasks, int logfd, int slot);
+/* A connection from pid, no worker's: the server's own, or a child's
+ * that came before its forked frame (kept until that is read). 1 when
+ * taken. */
+int fs_accept(struct launcher *l, int fd, pid_t pid);
+/* pid is the fork server (not finished). */
+int fs_is(const struct launcher *l, pid_t pid);
+/* A fork server is running or finishing. */
+int fs_alive(const struct launcher *l);
+/* The fork server was reaped with status (1), or pid is not it (0). */
+int fs_reap(struct launcher *l, pid_t pid, int status);
+/* No worker is left and none will be asked for: let the server go. */
+void fs_stop(struct launcher *l);
+/* SIGKILL and reap it, free everything. */
+void fs_free(struct launcher *l);
 
 /* worker.c */
 struct worker *worker_new(struct launcher *l, pid_t pid, int64_t client_id,
@@ -190,6 +216,8 @@ void worker_on_message(struct worker *w, struct msg *m);
 /* The result of the task in hand (a streamed one once its last byte is
  * in): hand it over, then go idle, on to the next task, or retire. */
 void worker_on_result(struct worker *w, const struct msg *m);
+/* Remember reason as why the task in hand fails (the first one counts). */
+void worker_note(struct worker *w, const char *reason);
 /* A protocol violation: tell the peer, fail its task, hang up, kill it. */
 void worker_protocol_error(struct worker *w, const char *code,
                            const char *what);
@@ -243,5 +271,17 @@ void launcher_worker_gone(struct launcher *l, struct worker *w);
 /* Report a task failure to the owner. */
 void launcher_task_failed(struct launcher *l, uint64_t task_id,
                           const char *reason);
+
+/* launcher.c, called by forkserver.c */
+/* posix_spawn the worker program with its output to log: for client_id
+ * (-1: none) and up to tasks tasks, on GPU slot (-1: none), as the fork
+ * server when fork_server. -1 with l->spawn_reason set. */
+int launcher_spawn_process(struct launcher *l, const char *log,
+                           int64_t client_id, unsigned tasks, int slot,
+                           int fork_server, pid_t *pid);
+/* A worker could not be started: retry after a pause, or fail the queue. */
+void launcher_spawn_failed(struct launcher *l);
+/* Hand out queued tasks and start workers. */
+void launcher_schedule(struct launcher *l);
 
 #endif

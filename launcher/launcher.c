@@ -24,9 +24,9 @@ extern char **environ;
 /* Variables the launcher sets for every worker; inherited copies are dropped.
  */
 static const char *const owned_env[] = {
-    "COHORT_SOCKET=",        "COHORT_TOKEN=",     "COHORT_CLIENT_ID=",
-    "COHORT_JOB=",           "COHORT_WORKSPACE=", "COHORT_TASKS=",
-    "OPENBLAS_NUM_THREADS=",
+    "COHORT_SOCKET=",        "COHORT_TOKEN=",       "COHORT_CLIENT_ID=",
+    "COHORT_JOB=",           "COHORT_WORKSPACE=",   "COHORT_TASKS=",
+    "OPENBLAS_NUM_THREADS=", "COHORT_FORK_SERVER=",
 };
 
 /* True when entry ("NAME=value") is a variable this launcher sets: always
@@ -83,23 +83,10 @@ find_worker(struct launcher *l, pid_t pid)
 	return NULL;
 }
 
-/* Start one worker process; with has_task it is bound to task_id. -1
- * when it cannot be started, the reason in l->spawn_reason. */
-static int
-spawn_worker(struct launcher *l, int64_t client_id, int has_task,
-             uint64_t task_id)
+int
+launcher_spawn_process(struct launcher *l, const char *log, int64_t client_id,
+                       unsigned tasks, int slot, int fork_server, pid_t *pid)
 {
-	unsigned tasks = has_task ? 1 : l->opt.tasks_per_worker;
-	char *log;
-	if (!has_task)
-		log =
-		    xasprintf("%s/pool-%u.log", l->opt.log_dir, ++l->pool_seq);
-	else if (client_id < 0)
-		log = xasprintf("%s/server-eval.log", l->opt.log_dir);
-	else
-		log = xasprintf("%s/client-%lld.log", l->opt.log_dir,
-		                (long long)client_id);
-
 	/* The log is opened here, not by the child, so that a log that
 	 * cannot be opened is told apart from a worker that cannot run. */
 	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
@@ -107,12 +94,8 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		snprintf(l->spawn_reason, sizeof l->spawn_reason,
 		         "cannot start worker %s: its log %s: %s",
 		         l->opt.worker_path, log, strerror(errno));
-		free(log);
 		return -1;
 	}
-	/* A GPU worker sees one GPU, its slot's, as device 0. */
-	int slot =
-	    l->gpus.nslots > 0 ? gpuslots_pick(&l->gpus, l->gpu_busy) : -1;
 	size_t n = 0;
 	while (l->env[n] != NULL)
 		n++;
@@ -126,6 +109,7 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	mine[4] = xasprintf("COHORT_WORKSPACE=%s", l->opt.workspace);
 	mine[5] = xasprintf("COHORT_TASKS=%u", tasks);
 	mine[6] = xasprintf("OPENBLAS_NUM_THREADS=1");
+	mine[7] = xasprintf("COHORT_FORK_SERVER=%d", fork_server ? 1 : 0);
 	size_t k = ARRAY_LEN(owned_env);
 	if (l->opt.device != NULL)
 		mine[k++] = xasprintf("COHORT_DEVICE=%s", l->opt.device);
@@ -154,9 +138,7 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 	                                    POSIX_SPAWN_SETSIGDEF |
 	                                    POSIX_SPAWN_SETPGROUP);
-	pid_t pid;
-	int rc =
-	    posix_spawn(&pid, l->opt.worker_path, &fa, &attr, l->argv, env);
+	int rc = posix_spawn(pid, l->opt.worker_path, &fa, &attr, l->argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	close(logfd);
@@ -167,19 +149,72 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		snprintf(l->spawn_reason, sizeof l->spawn_reason,
 		         "cannot start worker %s (log %s): %s",
 		         l->opt.worker_path, log, strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Count one more worker alive (a process, or a fork asked for). */
+static void
+count_alive(struct launcher *l, int slot)
+{
+	if (slot >= 0)
+		gpu_take(l, slot);
+	l->alive++;
+	if (l->alive > l->stats.peak_alive)
+		l->stats.peak_alive = l->alive;
+}
+
+/* Start one worker process (or ask the fork server for one); with
+ * has_task it is bound to task_id. 0 when started or asked for; 1 when
+ * it cannot be now but will be (the fork server restarting); -1 when it
+ * cannot be started, the reason in l->spawn_reason. */
+static int
+spawn_worker(struct launcher *l, int64_t client_id, int has_task,
+             uint64_t task_id)
+{
+	unsigned tasks = has_task ? 1 : l->opt.tasks_per_worker;
+	char *log;
+	if (!has_task)
+		log =
+		    xasprintf("%s/pool-%u.log", l->opt.log_dir, ++l->pool_seq);
+	else if (client_id < 0)
+		log = xasprintf("%s/server-eval.log", l->opt.log_dir);
+	else
+		log = xasprintf("%s/client-%lld.log", l->opt.log_dir,
+		                (long long)client_id);
+	/* A GPU worker sees one GPU, its slot's, as device 0. */
+	int slot =
+	    l->gpus.nslots > 0 ? gpuslots_pick(&l->gpus, l->gpu_busy) : -1;
+	if (l->fs != NULL) {
+		int logfd =
+		    open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+		if (logfd < 0) {
+			snprintf(l->spawn_reason, sizeof l->spawn_reason,
+			         "cannot start worker %s: its log %s: %s",
+			         l->opt.worker_path, log, strerror(errno));
+			free(log);
+			return -1;
+		}
+		free(log);
+		int rc = fs_request(l, client_id, has_task, task_id, tasks,
+		                    logfd, slot);
+		if (rc == 0)
+			count_alive(l, slot);
+		return rc;
+	}
+	pid_t pid;
+	if (launcher_spawn_process(l, log, client_id, tasks, slot, 0, &pid) !=
+	    0) {
 		free(log);
 		return -1;
 	}
 	l->spawn_fails = 0;
 	struct worker *w = worker_new(l, pid, has_task ? client_id : -1, tasks);
 	w->gpu_slot = slot;
-	if (slot >= 0)
-		gpu_take(l, slot);
 	TAILQ_INSERT_TAIL(&l->workers, w, entry);
-	l->alive++;
+	count_alive(l, slot);
 	l->stats.spawned++;
-	if (l->alive > l->stats.peak_alive)
-		l->stats.peak_alive = l->alive;
 	if (has_task)
 		log_debug("launcher: worker %ld started for task %llu, log %s",
 		          (long)pid, (unsigned long long)task_id, log);
@@ -219,8 +254,6 @@ pop_task(struct launcher *l)
 	return q;
 }
 
-static void schedule(struct launcher *l);
-
 /* Move every queued task to the failing list with reason and report them
  * from the loop. */
 static void
@@ -253,8 +286,8 @@ report_failing_cb(evutil_socket_t fd, short what, void *arg)
 /* A worker could not be started: try again after a pause that doubles;
  * after LAUNCHER_SPAWN_TRIES in a row, fail the queued tasks unless a live
  * worker may still take them (then keep trying at the longest pause). */
-static void
-spawn_failed(struct launcher *l)
+void
+launcher_spawn_failed(struct launcher *l)
 {
 	l->stats.spawn_failures++;
 	unsigned n = ++l->spawn_fails;
@@ -280,13 +313,13 @@ spawn_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	schedule(arg);
+	launcher_schedule(arg);
 }
 
 /* Hand queued tasks to idle workers and start workers in free slots (none
  * while pausing after a failed start). */
-static void
-schedule(struct launcher *l)
+void
+launcher_schedule(struct launcher *l)
 {
 	if (l->stopping)
 		return;
@@ -304,11 +337,13 @@ schedule(struct launcher *l)
 			}
 		}
 		while (!pausing && l->queued > pool_ready(l) &&
-		       l->alive < l->opt.max_concurrent)
-			if (spawn_worker(l, -1, 0, 0) < 0) {
-				spawn_failed(l);
+		       l->alive < l->opt.max_concurrent) {
+			int rc = spawn_worker(l, -1, 0, 0);
+			if (rc < 0)
+				launcher_spawn_failed(l);
+			if (rc != 0)
 				break;
-			}
+		}
 		/* What no ready worker will take goes ahead to busy ones. */
 		TAILQ_FOREACH(w, &l->workers, entry)
 		{
@@ -320,15 +355,47 @@ schedule(struct launcher *l)
 	}
 	while (!pausing && l->queued > 0 && l->alive < l->opt.max_concurrent) {
 		struct queued_task *q = TAILQ_FIRST(&l->queue);
-		if (spawn_worker(l, q->client_id, 1, q->task_id) < 0) {
-			spawn_failed(l);
+		int rc = spawn_worker(l, q->client_id, 1, q->task_id);
+		if (rc < 0)
+			launcher_spawn_failed(l);
+		if (rc != 0)
 			break;
-		}
 		free(pop_task(l));
 	}
 }
 
-/* SIGCHLD: reap every worker that exited. */
+/* Reap w (seen exited): its group, what it left running, is killed
+ * before the pid can be reused. */
+static void
+reap_worker(struct worker *w)
+{
+	kill(-w->pid, SIGKILL);
+	int status;
+	pid_t rc;
+	do
+		rc = waitpid(w->pid, &status, WNOHANG);
+	while (rc < 0 && errno == EINTR);
+	if (rc == w->pid)
+		worker_exited(w, status);
+}
+
+/* pid has exited (not reaped yet) and is no worker: the fork server, or
+ * (subreaper) an orphan of one of them, both reaped here. */
+static void
+reap_other(struct launcher *l, pid_t pid)
+{
+	kill(-pid, SIGKILL);
+	int status;
+	pid_t rc;
+	do
+		rc = waitpid(pid, &status, WNOHANG);
+	while (rc < 0 && errno == EINTR);
+	if (rc == pid && !fs_reap(l, pid, status))
+		log_debug("launcher: reaped orphan %ld", (long)pid);
+}
+
+/* SIGCHLD: reap every worker that exited; in fork-server mode also the
+ * server and the orphans that come to us as their subreaper. */
 static void
 sigchld_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -340,22 +407,26 @@ sigchld_cb(evutil_socket_t fd, short what, void *arg)
 	{
 		if (w->proc == PROC_EXITED)
 			continue;
-		/* Seen exited but not reaped, its pid is still its own: its
-		 * group (what it left running) is killed before the pid can
-		 * be reused. */
+		/* Seen exited but not reaped, its pid is still its own. */
 		siginfo_t info = {0};
 		if (waitid(P_PID, (id_t)w->pid, &info,
 		           WEXITED | WNOHANG | WNOWAIT) != 0 ||
 		    info.si_pid != w->pid)
 			continue;
-		kill(-w->pid, SIGKILL);
-		int status;
-		pid_t rc;
-		do
-			rc = waitpid(w->pid, &status, WNOHANG);
-		while (rc < 0 && errno == EINTR);
-		if (rc == w->pid)
-			worker_exited(w, status);
+		reap_worker(w);
+	}
+	if (l->fs == NULL)
+		return;
+	for (;;) {
+		siginfo_t info = {0};
+		if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+		    info.si_pid == 0)
+			break;
+		w = find_worker(l, info.si_pid);
+		if (w != NULL && w->proc != PROC_EXITED)
+			reap_worker(w);
+		else
+			reap_other(l, info.si_pid);
 	}
 }
 
@@ -371,9 +442,12 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	struct ucred cred;
 	socklen_t len = sizeof cred;
 	struct worker *w = NULL;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-	    cred.uid == getuid())
+	int ours = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	           cred.uid == getuid();
+	if (ours)
 		w = find_worker(l, cred.pid);
+	if (ours && w == NULL && fs_accept(l, fd, cred.pid))
+		return;
 	if (w == NULL || w->conn != CONN_NONE || w->proc != PROC_RUNNING) {
 		l->stats.refused++;
 		close(fd);
@@ -463,6 +537,8 @@ launcher_create(struct event_base *base, const struct launcher_options *opt,
 	if (l->next_inbound == NULL || l->spawn_retry == NULL ||
 	    l->report_failing == NULL)
 		fatal("out of memory");
+	if (opt->fork_server)
+		l->fs = fs_new(l);
 	return l;
 }
 
@@ -486,7 +562,7 @@ launcher_submit(struct launcher *l, uint64_t task_id, int64_t client_id)
 	if (l->stopping)
 		return;
 	enqueue(l, task_id, client_id, 0);
-	schedule(l);
+	launcher_schedule(l);
 }
 
 void
@@ -506,12 +582,14 @@ launcher_stop(struct launcher *l, int force)
 		else if (w->conn != CONN_RETIRING)
 			worker_terminate(w, "orchestrator stopping");
 	}
+	if (l->alive == 0 || force)
+		fs_stop(l);
 }
 
 unsigned
 launcher_alive(const struct launcher *l)
 {
-	return l->alive;
+	return l->alive + (unsigned)fs_alive(l);
 }
 
 const struct launcher_stats *
@@ -565,7 +643,9 @@ launcher_worker_gone(struct launcher *l, struct worker *w)
 	          w->tasks_done);
 	worker_free(w);
 	l->alive--;
-	schedule(l);
+	if (l->stopping && l->alive == 0)
+		fs_stop(l);
+	launcher_schedule(l);
 	if (l->hooks.exited != NULL)
 		l->hooks.exited(l->hooks.arg, pid);
 }
@@ -583,6 +663,9 @@ launcher_task_failed(struct launcher *l, uint64_t task_id, const char *reason)
 void
 launcher_free(struct launcher *l)
 {
+	/* The server first: its children then come to us (subreaper) and
+	 * are reaped below. */
+	fs_free(l);
 	struct worker *w;
 	while ((w = TAILQ_FIRST(&l->workers)) != NULL) {
 		if (w->proc != PROC_EXITED) {

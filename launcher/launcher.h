@@ -26,6 +26,10 @@ struct launcher_options {
 	const char *log_dir;     /* per-worker stdout/stderr logs go here */
 	unsigned max_concurrent; /* worker processes alive at once, >= 1 */
 	unsigned tasks_per_worker; /* 1: a process per task; > 1: a pool */
+	/* Launch mode fork-server: the worker program runs once as a fork
+	 * server (COHORT_FORK_SERVER=1) and every worker is a child it
+	 * forks (docs/protocol.md, "Fork server"); 0: each is spawned. */
+	int fork_server;
 	int send_ahead; /* pool: send a busy worker its next task before it
 	                 * reports, so it never waits for the orchestrator
 	                 * between tasks (not with streamed parameters) */

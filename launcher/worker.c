@@ -143,9 +143,8 @@ worker_resume_timer(struct worker *w)
 		arm_timer(w, w->timer_left);
 }
 
-/* Remember the first failure reason of the task in hand. */
-static void
-note_reason(struct worker *w, const char *reason)
+void
+worker_note(struct worker *w, const char *reason)
 {
 	if (w->reason[0] == '\0' && reason != NULL)
 		snprintf(w->reason, sizeof w->reason, "%s", reason);
@@ -231,7 +230,7 @@ send_with_fds(struct worker *w, const uint8_t *frame, size_t len,
 	if (evbuffer_get_length(out) > 0)
 		evbuffer_write(out, sock);
 	if (evbuffer_get_length(out) > 0) {
-		note_reason(w, "its socket is full: the worker is not reading "
+		worker_note(w, "its socket is full: the worker is not reading "
 		               "its task frames");
 		return -1;
 	}
@@ -241,7 +240,7 @@ send_with_fds(struct worker *w, const uint8_t *frame, size_t len,
 		snprintf(
 		    why, sizeof why, "cannot send the task's shared memory: %s",
 		    errno == EAGAIN ? "its socket is full" : strerror(errno));
-		note_reason(w, why);
+		worker_note(w, why);
 	}
 	return sent;
 }
@@ -265,7 +264,7 @@ write_task_frame(struct worker *w, uint64_t task_id)
 	                                FRAME_FDS_MAX);
 	ssize_t sent = 0;
 	if (n < 0)
-		note_reason(w, "could not create the task's shared memory");
+		worker_note(w, "could not create the task's shared memory");
 	else if (n > 0)
 		sent = send_with_fds(w, frame, len, fds, (unsigned)n);
 	if (n < 0 || sent < 0) {
@@ -501,7 +500,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (w->has_task) {
 			char *r = xasprintf("timed out after %g s",
 			                    l->opt.task_timeout_s);
-			note_reason(w, r);
+			worker_note(w, r);
 			free(r);
 			l->stats.timeouts++;
 		}
@@ -673,7 +672,7 @@ worker_exited(struct worker *w, int status)
 void
 worker_terminate(struct worker *w, const char *reason)
 {
-	note_reason(w, reason);
+	worker_note(w, reason);
 	if (w->reason[0] != '\0')
 		log_debug("launcher: worker %ld: %s", (long)w->pid, w->reason);
 	close_connection(w, "terminated");

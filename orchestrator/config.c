@@ -168,6 +168,12 @@ static const struct key keys[] = {
     {"launcher.tasks_per_worker", KEY_INT, OFF(launcher.tasks_per_worker), "1",
      1, 1e6, NULL,
      "tasks a worker process runs before exiting (> 1 = pool mode)"},
+    {"launcher.mode", KEY_CHOICE, OFF(launcher.mode), "spawn", 0, 0,
+     "spawn|fork-server",
+     "how worker processes start: each one exec'd (spawn), or forked by "
+     "one fork server that started once and loaded what it needs (the "
+     "built-in worker, or worker.command's program at cohort.init(); "
+     "docs/protocol.md \"Fork server\")"},
     {"launcher.task_timeout_s", KEY_NUM, OFF(launcher.task_timeout_s), "600",
      0.01, 1e7, NULL, "seconds a task may take before its worker is killed"},
     {"launcher.kill_grace_s", KEY_NUM, OFF(launcher.kill_grace_s), "3", 0, 3600,

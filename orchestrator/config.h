@@ -82,6 +82,7 @@ struct config {
 		char *worker;
 		int64_t max_concurrent; /* 0 = online CPUs */
 		int64_t tasks_per_worker;
+		char *mode; /* spawn|fork-server */
 		double task_timeout_s;
 		double kill_grace_s;
 	} launcher;

@@ -440,6 +440,7 @@ start_launcher(struct job *j)
 	                          ? (unsigned)c->launcher.max_concurrent
 	                          : (unsigned)(cpus > 0 ? cpus : 1),
 	    .tasks_per_worker = (unsigned)c->launcher.tasks_per_worker,
+	    .fork_server = strcmp(c->launcher.mode, "fork-server") == 0,
 	    .send_ahead = !j->stream.enabled,
 	    .task_timeout_s = c->launcher.task_timeout_s,
 	    .kill_grace_s = c->launcher.kill_grace_s,

@@ -122,6 +122,30 @@ make_sample(int i, struct msg *m)
 		for (int j = 0; j < 1000; j++)
 			m->u.chunk.data[j] = (uint8_t)j;
 		return 1;
+	case 11:
+		msg_init(m, MSG_HELLO);
+		strcpy(m->u.hello.token, "tok");
+		m->u.hello.client_id = -1;
+		m->u.hello.pid = 77;
+		strcpy(m->u.hello.device, "cpu");
+		m->u.hello.fork_server = 1;
+		return 1;
+	case 12:
+		msg_init(m, MSG_FORK);
+		m->u.fork.fork_id = 5;
+		kv_set_str(&m->u.fork.env, "COHORT_CLIENT_ID", "42");
+		kv_set_str(&m->u.fork.env, "COHORT_TASKS", "1");
+		return 1;
+	case 13:
+		msg_init(m, MSG_FORKED);
+		m->u.forked.fork_id = 5;
+		m->u.forked.pid = 31337;
+		return 1;
+	case 14:
+		msg_init(m, MSG_EXITED);
+		m->u.exited.pid = 31337;
+		m->u.exited.status = 9; /* killed by SIGKILL */
+		return 1;
 	default:
 		return 0;
 	}
@@ -302,6 +326,9 @@ static const struct schema_case schema_cases[] = {
     {8, "metrics", {"task_id", "step", "values"}},
     {9, "error", {"task_id", "code", "message"}},
     {10, "chunk", {"task_id", "offset", "data"}},
+    {12, "fork", {"fork_id", "env"}},
+    {13, "forked", {"fork_id", "pid"}},
+    {14, "exited", {"pid", "status"}},
 };
 
 /* Re-pack a decoded msgpack map, dropping key drop and replacing the value
@@ -822,6 +849,38 @@ test_values_and_versions(void)
 	pk_str(&k, "from_the_future");
 	msgpack_pack_array(&k.p, 0);
 	CHECK_EQ_INT(pk_decode(&k, &err), IPC_OK);
+
+	/* A fork's env: names without '=', string values only. */
+	make_sample(12, &m);
+	kv_set_str(&m.u.fork.env, "A=B", "x");
+	CHECK_EQ_INT(round_trip(&m, &back, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "fork.env.A=B");
+	msg_free(&m);
+	make_sample(12, &m);
+	kv_set_num(&m.u.fork.env, "COHORT_TASKS", 3);
+	CHECK_EQ_INT(round_trip(&m, &back, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "fork.env.COHORT_TASKS");
+	msg_free(&m);
+	/* A hello's role is worker or fork-server. */
+	make_sample(11, &m);
+	uint8_t *frame;
+	size_t len;
+	CHECK_EQ_INT(msg_encode_frame(&m, &frame, &len), 0);
+	uint8_t *at = memmem(frame, len, "fork-server", 11);
+	CHECK(at != NULL);
+	memcpy(at, "fork-sorvor", 11);
+	struct msg out;
+	CHECK_EQ_INT(msg_decode(frame + 4, len - 4, &out, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "hello.role: expected worker or "
+	                                "fork-server");
+	free(frame);
+	msg_free(&m);
+	/* An exit status is a wait status (16 bits). */
+	make_sample(14, &m);
+	m.u.exited.status = 1 << 20;
+	CHECK_EQ_INT(round_trip(&m, &back, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "exited.status");
+	msg_free(&m);
 }
 
 static void

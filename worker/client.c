@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "dataset.h"
+#include "forkserver.h"
 #include "frame.h"
 #include "message.h"
 #include "model.h"
@@ -619,6 +620,17 @@ client_main(void)
 		return 2;
 	die_with_parent();
 	keep_private();
+	/* Launch mode fork-server: from here on this is one of its children
+	 * (the environment, with COHORT_CLIENT_ID, is the fork frame's). */
+	const char *fork_server = getenv("COHORT_FORK_SERVER");
+	if (fork_server != NULL && strcmp(fork_server, "1") == 0) {
+		if (forkserver_run(socket_path, token) != 0)
+			return 1;
+		die_with_parent();
+		client_id = client_env("COHORT_CLIENT_ID");
+		if (client_id == NULL)
+			return 2;
+	}
 	const char *tasks_env = getenv("COHORT_TASKS");
 	long max_tasks = tasks_env ? strtol(tasks_env, NULL, 10) : 1;
 	if (max_tasks < 1)

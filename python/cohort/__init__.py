@@ -79,31 +79,16 @@ class Task:
         return read_partition(self.config["partition"], self.client_id)
 
 
-class _Client:
-    def __init__(self):
-        env = os.environ
-        missing = [k for k in ("COHORT_SOCKET", "COHORT_TOKEN",
-                               "COHORT_CLIENT_ID") if k not in env]
-        if missing:
-            raise RuntimeError(
-                "cohort.init(): %s not set: this script runs as a cohort "
-                "worker (worker.command), started by cohort-orchestrator"
-                % ", ".join(missing))
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(env["COHORT_SOCKET"])
-        self.client_id = int(env["COHORT_CLIENT_ID"])
-        self.tasks_left = int(env.get("COHORT_TASKS", "1"))
-        self.done = False
-        self.task = None  # the task being served
-        self.fds = []     # the descriptors of the task being served
-        self.global_map = None
-        self.streamed = False
-        self._send({"type": "hello", "proto": PROTO,
-                    "token": env["COHORT_TOKEN"],
-                    "client_id": self.client_id, "pid": os.getpid(),
-                    "device": env.get("COHORT_DEVICE", "cpu")})
+class _Conn:
+    """A connection to the orchestrator's socket: frames (a 4-byte
+    big-endian length, then one msgpack map) and the descriptors that come
+    with a frame's first byte (kept in fds)."""
 
-    # Frames: a 4-byte big-endian length, then one msgpack map.
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(os.environ["COHORT_SOCKET"])
+        self.fds = []
+
     def _send(self, msg):
         body = msgpack.packb(msg, use_bin_type=True)
         self.sock.sendall(struct.pack(">I", len(body)) + body)
@@ -112,7 +97,7 @@ class _Client:
         out = bytearray()
         while len(out) < n:
             if first and not out:
-                # The first byte of a task frame carries its descriptors.
+                # The first byte of a frame carries its descriptors.
                 data, fds, _, _ = socket.recv_fds(self.sock, 1, 8)
                 self.fds.extend(fds)
             else:
@@ -133,6 +118,29 @@ class _Client:
         if body is None:
             raise ProtocolError("the socket ended inside a frame")
         return msgpack.unpackb(body, raw=False)
+
+
+class _Client(_Conn):
+    def __init__(self):
+        env = os.environ
+        missing = [k for k in ("COHORT_SOCKET", "COHORT_TOKEN",
+                               "COHORT_CLIENT_ID") if k not in env]
+        if missing:
+            raise RuntimeError(
+                "cohort.init(): %s not set: this script runs as a cohort "
+                "worker (worker.command), started by cohort-orchestrator"
+                % ", ".join(missing))
+        _Conn.__init__(self)
+        self.client_id = int(env["COHORT_CLIENT_ID"])
+        self.tasks_left = int(env.get("COHORT_TASKS", "1"))
+        self.done = False
+        self.task = None  # the task being served
+        self.global_map = None
+        self.streamed = False
+        self._send({"type": "hello", "proto": PROTO,
+                    "token": env["COHORT_TOKEN"],
+                    "client_id": self.client_id, "pid": os.getpid(),
+                    "device": env.get("COHORT_DEVICE", "cpu")})
 
     def _close_task(self):
         if self.global_map is not None:
@@ -372,11 +380,134 @@ def _keep_private():
         pass
 
 
+def _cuda_initialised():
+    """Whether this process has started CUDA already (torch, if loaded)."""
+    torch = sys.modules.get("torch")
+    try:
+        return torch is not None and torch.cuda.is_initialized()
+    except AttributeError:
+        return False
+
+
+def _die_with_parent():
+    """SIGKILL when the parent dies (the orchestrator, or the fork server
+    for its children), as cohort's own workers do."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        parent = os.getppid()
+        libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+class _ForkServer(_Conn):
+    """Launch mode fork-server (docs/protocol.md "Fork server"): the
+    script, its imports done, forks a child per fork frame; each child
+    returns from serve() and runs as an ordinary one-task worker. The
+    server never trains: it reaps its children and reports them."""
+
+    def __init__(self):
+        env = os.environ
+        _Conn.__init__(self)
+        if _cuda_initialised():
+            self._send({
+                "type": "error", "task_id": 0, "code": "cuda-before-fork",
+                "message": "CUDA was initialised before cohort.init() "
+                "(the fork point of launcher.mode fork-server): a forked "
+                "child cannot use it. Move what touches the GPU (.cuda(), "
+                ".to('cuda'), torch.cuda calls) after cohort.init(), or "
+                "use launcher.mode spawn"})
+            os._exit(1)
+        self._send({"type": "hello", "proto": PROTO,
+                         "token": env["COHORT_TOKEN"], "client_id": -1,
+                         "pid": os.getpid(), "device": "cpu",
+                         "role": "fork-server"})
+
+    def serve(self):
+        import gc
+        import select
+        import signal
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wfd)
+        signal.signal(signal.SIGCHLD, lambda signo, frame: None)
+        # Objects made so far are never collected in a child: their pages
+        # stay shared instead of being copied when the collector marks
+        # them.
+        gc.freeze()
+        while True:
+            try:
+                ready, _, _ = select.select([self.sock, rfd], [], [])
+            except InterruptedError:
+                continue
+            if rfd in ready:
+                try:
+                    os.read(rfd, 512)
+                except BlockingIOError:
+                    pass
+                self._reap()
+            if self.sock not in ready:
+                continue
+            self.fds = []
+            msg = self._recv()
+            if msg is None:
+                os._exit(0)  # the job is over
+            if msg.get("type") != "fork" or len(self.fds) != 1:
+                raise ProtocolError("expected a fork frame with its log")
+            logfd = self.fds[0]
+            pid = os.fork()
+            if pid == 0:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(rfd)
+                os.close(wfd)
+                self.sock.close()
+                os.dup2(logfd, 1)
+                os.dup2(logfd, 2)
+                os.close(logfd)
+                os.setpgid(0, 0)
+                for k, v in msg["env"].items():
+                    os.environ[k] = v
+                del os.environ["COHORT_FORK_SERVER"]
+                gc.unfreeze()
+                return
+            os.close(logfd)
+            self._send({"type": "forked", "fork_id": msg["fork_id"],
+                             "pid": pid})
+
+    def _reap(self):
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG |
+                                 os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            try:
+                os.killpg(info.si_pid, 9)
+            except OSError:
+                pass
+            _, status = os.waitpid(info.si_pid, 0)
+            self._send({"type": "exited", "pid": info.si_pid,
+                             "status": status})
+
+
 def init():
-    """Connect to the orchestrator and say hello (once per process)."""
+    """Connect to the orchestrator and say hello (once per process). In
+    launch mode fork-server this is the fork point: the process that
+    called it serves forks and never returns; each child returns from it
+    as a worker for one task."""
     global _client
     if _client is None:
         _keep_private()
+        _die_with_parent()
+        if os.environ.get("COHORT_FORK_SERVER") == "1":
+            _ForkServer().serve()
+            _die_with_parent()
         _client = _Client()
         sys.excepthook = _excepthook
 
