@@ -388,6 +388,11 @@ fs_fail(struct forkserver *fs, const char *reason)
 		          fs->reason);
 	fs->state = FS_CLOSING;
 	close_conn(fs);
+	/* Its children die with it (PR_SET_PDEATHSIG): say why. */
+	struct worker *w;
+	TAILQ_FOREACH(w, &fs->l->workers, entry)
+	if (w->forked && w->proc != PROC_EXITED && w->has_task)
+		worker_note(w, "its fork server died");
 	if (!fs->exited) {
 		kill(-fs->pid, SIGKILL);
 		kill(fs->pid, SIGKILL);

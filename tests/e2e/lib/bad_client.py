@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """A hostile or broken user script for tests/e2e/python_client.sh: client
-BAD_CLIENT misbehaves as BAD says (raise, shape, name, nan, exit, nosend);
+BAD_CLIENT misbehaves as BAD says (raise, shape, name, nan, exit, nosend;
+with launcher.mode fork-server also kill9: the child SIGKILLs itself,
+killserver: it SIGKILLs its fork server, stdout: it prints to stdout);
 every other client trains as examples/python-numpy/train.py does."""
 import os
 import sys
@@ -36,5 +38,12 @@ while cohort.running():
             sys.exit(3)
         if bad == "nosend":
             continue
+        if bad == "kill9":
+            os.kill(os.getpid(), 9)
+        if bad == "killserver":
+            os.kill(os.getppid(), 9)
+            os.kill(os.getpid(), 9)
+        if bad == "stdout":
+            print("client %d says hello on stdout" % task.client_id)
     cohort.send(new, num_examples=1 + task.client_id % 10,
                 metrics={"loss": 0.5})
