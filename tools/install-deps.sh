@@ -2,13 +2,15 @@
 # install-deps.sh: install what cohort needs from Debian's packages.
 # Idempotent: installs only what is missing and says what it runs.
 #
-#   tools/install-deps.sh [--check] [--list] [run | test | slurm]
+#   tools/install-deps.sh [--check] [--list] [run | python | test | slurm]
 #
 #   run    building and running a job (./run.sh): compiler, CMake, the
 #          libraries, Fashion-MNIST. The default.
+#   python the run set and what your own Python training scripts and
+#          examples/ need: python3 with numpy, msgpack and torch
 #   test   everything tools/test.sh uses on top: clang and its sanitizer and
-#          fuzzing runtime, clang-format, python3 with numpy and msgpack
-#          (the Python client's test), chromium (the report's
+#          fuzzing runtime, clang-format, the python set (the Python
+#          client's and the PyTorch examples' tests), chromium (the report's
 #          screenshot test), Slurm and munge (the batch-script test),
 #          debootstrap (the fresh-machine stage), file (cpack's .deb).
 #   slurm  Slurm's controller, node daemon, client and munge alone
@@ -26,10 +28,11 @@ run_set=(
 	libopenblas-dev zlib1g-dev
 	dataset-fashion-mnist
 )
+python_set=(python3 python3-numpy python3-msgpack python3-torch)
 test_set=(
 	git ca-certificates
 	clang libclang-rt-dev clang-format
-	python3 python3-numpy python3-msgpack
+	"${python_set[@]}"
 	chromium
 	debootstrap file
 )
@@ -42,19 +45,20 @@ for a in "$@"; do
 	case "$a" in
 	--check) check=1 ;;
 	--list) list=1 ;;
-	run | test | slurm) set_name=$a ;;
+	run | python | test | slurm) set_name=$a ;;
 	-h | --help)
 		sed -n '3,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "install-deps: unknown argument '$a' (expected run, test, slurm, --check or --list)" >&2
+		echo "install-deps: unknown argument '$a' (expected run, python, test, slurm, --check or --list)" >&2
 		exit 2
 		;;
 	esac
 done
 case $set_name in
 run) packages=("${run_set[@]}") ;;
+python) packages=("${run_set[@]}" "${python_set[@]}") ;;
 test) packages=("${run_set[@]}" "${test_set[@]}" "${slurm_set[@]}") ;;
 slurm) packages=("${slurm_set[@]}") ;;
 esac

@@ -38,6 +38,10 @@ def fit(net, task):
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"],
                           momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
+    # Every forked child starts from the server's random state: the
+    # task's seed (cohort's, per client and round) makes them differ, and
+    # makes a job repeat exactly.
+    torch.manual_seed(int(cfg["seed"]))
     g = torch.Generator().manual_seed(int(cfg["seed"]))
     bs, every = int(cfg["batch_size"]), int(cfg["progress_every"])
     net.train()

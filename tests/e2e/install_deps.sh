@@ -54,9 +54,14 @@ in_set() {
 	for p in "$@"; do [ "$p" = "$want" ] && return 0; done
 	return 1
 }
-for p in clang chromium slurmd debootstrap python3-numpy python3-msgpack; do
+for p in clang chromium slurmd debootstrap python3-numpy python3-msgpack python3-torch; do
 	in_set "$p" "${run_set[@]}" && fail "the run set holds $p, which only tests need"
 	in_set "$p" "${test_set[@]}" || fail "the test set lacks $p"
+done
+# The python set: the run set and what a user's Python script needs.
+mapfile -t python_set < <(bash "$deps" --list python)
+for p in "${run_set[@]}" python3-numpy python3-msgpack python3-torch; do
+	in_set "$p" "${python_set[@]}" || fail "the python set lacks $p"
 done
 for p in "${run_set[@]}"; do
 	in_set "$p" "${test_set[@]}" || fail "the test set lacks the run set's $p"

@@ -38,6 +38,8 @@ def job(worker, mode, n):
         argv += ["--set", "worker.command=/usr/bin/python3 " + SCRIPT]
     if mode == "pool-100":
         argv += ["--set", "launcher.tasks_per_worker=100"]
+    if mode == "fork-server":
+        argv += ["--set", "launcher.mode=fork-server"]
     try:
         res = jobrun.run(argv, sample_memory=True, cwd=REPO)
         if res["rc"] != 0:
@@ -55,7 +57,7 @@ def main():
     ap.add_argument("--tasks", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    cases = [(w, m) for m in ("spawn", "pool-100")
+    cases = [(w, m) for m in ("spawn", "fork-server", "pool-100")
              for w in ("built-in", "python")]
     runs = {c: [] for c in cases}
     for _ in range(a.repeats):  # alternate, so every case sees the noise
