@@ -71,3 +71,32 @@ files_exist(const char *path)
 	struct stat st;
 	return stat(path, &st) == 0;
 }
+
+void
+files_last_line(const char *path, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (f == NULL || size == 0) {
+		if (f != NULL)
+			fclose(f);
+		return;
+	}
+	/* The tail is enough: a log may be long. */
+	char tail[4096];
+	long at = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+	at = at > (long)sizeof tail - 1 ? at - ((long)sizeof tail - 1) : 0;
+	size_t n = fseek(f, at, SEEK_SET) == 0
+	               ? fread(tail, 1, sizeof tail - 1, f)
+	               : 0;
+	fclose(f);
+	while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r' ||
+	                 tail[n - 1] == ' '))
+		n--;
+	tail[n] = '\0';
+	char *line = strrchr(tail, '\n');
+	line = line != NULL ? line + 1 : tail;
+	size_t len = strlen(line) < size - 1 ? strlen(line) : size - 1;
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+}

@@ -15,5 +15,8 @@ int files_read_all(const char *path, char **data, size_t *len,
                    struct ipc_error *err);
 /* True when path exists. */
 int files_exist(const char *path);
+/* The last non-empty line of a file (a log: what a program that failed
+ * printed last), at most size - 1 bytes of it; "" when there is none. */
+void files_last_line(const char *path, char *buf, size_t size);
 
 #endif

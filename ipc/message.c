@@ -28,6 +28,7 @@ static const char *const kind_names[TASK_KIND_COUNT] = {
     [TASK_FIT] = "fit",
     [TASK_EVALUATE] = "evaluate",
     [TASK_SHUTDOWN] = "shutdown",
+    [TASK_INIT] = "init",
 };
 
 /* Wire name of a message type. */
@@ -879,8 +880,8 @@ decode_task(const msgpack_object *map, struct msg_task *t,
 	if (kind < 0)
 		return ipc_error_set(
 		    err, IPC_E_BAD_VALUE,
-		    "task.kind: \"%.*s\" is not fit, evaluate "
-		    "or shutdown",
+		    "task.kind: \"%.*s\" is not fit, evaluate, "
+		    "shutdown or init",
 		    (int)(v->via.str.size < 32 ? v->via.str.size : 32),
 		    v->via.str.ptr);
 	t->kind = (enum task_kind)kind;
@@ -892,11 +893,13 @@ decode_task(const msgpack_object *map, struct msg_task *t,
 	    map_get(map, "task", "params", 0, &v, err) != 0)
 		return -1;
 	t->round = (uint32_t)round;
-	if (t->kind == TASK_SHUTDOWN) {
+	if (t->kind == TASK_SHUTDOWN || t->kind == TASK_INIT) {
 		if (v != NULL)
 			return ipc_error_set(err, IPC_E_BAD_VALUE,
-			                     "task.params: a shutdown task "
-			                     "carries no params");
+			                     "task.params: a%s %s task carries "
+			                     "no params",
+			                     t->kind == TASK_INIT ? "n" : "",
+			                     kind_names[t->kind]);
 		return 0;
 	}
 	if (v == NULL)

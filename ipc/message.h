@@ -84,7 +84,15 @@ enum msg_type {
 	MSG_TYPE_COUNT
 };
 
-enum task_kind { TASK_FIT, TASK_EVALUATE, TASK_SHUTDOWN, TASK_KIND_COUNT };
+/* TASK_INIT (model custom without model.init): no params; the result
+ * carries the program's own initial model (docs/protocol.md). */
+enum task_kind {
+	TASK_FIT,
+	TASK_EVALUATE,
+	TASK_SHUTDOWN,
+	TASK_INIT,
+	TASK_KIND_COUNT
+};
 
 /* worker -> orchestrator, first frame on a connection. */
 struct msg_hello {

@@ -14,6 +14,7 @@ enum model_id {
 	MODEL_MLP,
 	MODEL_CNN,
 	MODEL_SYNTHETIC,
+	MODEL_CUSTOM,
 	MODEL_COUNT,
 };
 
@@ -27,12 +28,16 @@ struct model_info {
 	 * (worker/engine/synthetic.c), not trained: any tensor list, no
 	 * engine. */
 	int closed_form;
+	/* The user's own: its tensors and initial values are model.init's
+	 * file, and only worker.command's program trains it (the built-in
+	 * worker has no engine for it). */
+	int own;
 	const char *summary;
 };
 
 /* model.name's choices, for the configuration schema: the names of the
  * table in order, joined by '|'. */
-#define MODELS_CHOICES "mlp|cnn|synthetic"
+#define MODELS_CHOICES "mlp|cnn|synthetic|custom"
 
 extern const struct model_info models[MODEL_COUNT];
 

@@ -6,17 +6,18 @@
 #include "util.h"
 
 #define BOTH (TASKCONF_FIT | TASKCONF_EVALUATE)
+#define ALL (BOTH | TASKCONF_INIT)
 
 const struct taskconf_spec taskconf_keys[TK_COUNT] = {
-    [TK_MODEL] = {"model", KV_STR, BOTH, 0, 0},
-    [TK_TRAIN_DATA] = {"train_data", KV_STR, BOTH, 0, 0},
-    [TK_TEST_DATA] = {"test_data", KV_STR, BOTH, 0, 0},
-    [TK_PARTITION] = {"partition", KV_STR, BOTH, 0, 0},
+    [TK_MODEL] = {"model", KV_STR, ALL, 0, 0},
+    [TK_TRAIN_DATA] = {"train_data", KV_STR, ALL, 0, 0},
+    [TK_TEST_DATA] = {"test_data", KV_STR, ALL, 0, 0},
+    [TK_PARTITION] = {"partition", KV_STR, ALL, 0, 0},
     [TK_SPLIT] = {"split", KV_STR, BOTH, 0, 0},
     [TK_BATCH_SIZE] = {"batch_size", KV_NUM, BOTH, 1, 1e6},
-    [TK_SEED] = {"seed", KV_NUM, BOTH, 0, 9007199254740992.0},
-    [TK_CLIENTS] = {"clients", KV_NUM, BOTH, 1, 1e7},
-    [TK_JOB_SEED] = {"job_seed", KV_NUM, BOTH, 0, 9.3e18},
+    [TK_SEED] = {"seed", KV_NUM, ALL, 0, 9007199254740992.0},
+    [TK_CLIENTS] = {"clients", KV_NUM, ALL, 1, 1e7},
+    [TK_JOB_SEED] = {"job_seed", KV_NUM, ALL, 0, 9.3e18},
     [TK_EPOCHS] = {"epochs", KV_NUM, TASKCONF_FIT, 0, 1e6},
     [TK_LR] = {"lr", KV_NUM, TASKCONF_FIT, 0, 1e6},
     [TK_MOMENTUM] = {"momentum", KV_NUM, TASKCONF_FIT, 0, 1},
@@ -24,8 +25,8 @@ const struct taskconf_spec taskconf_keys[TK_COUNT] = {
     [TK_OPTIMIZER] = {"optimizer", KV_STR, TASKCONF_FIT, 0, 0},
     [TK_MU] = {"mu", KV_NUM, TASKCONF_FIT, 0, 1e6},
     [TK_PROGRESS_EVERY] = {"progress_every", KV_NUM, TASKCONF_FIT, 0, 1e12},
-    [TK_CHUNK_BYTES] = {"chunk_bytes", KV_NUM, TASKCONF_STREAM, 1,
-                        (64 << 20) - 4096},
+    [TK_CHUNK_BYTES] = {"chunk_bytes", KV_NUM, TASKCONF_STREAM | TASKCONF_INIT,
+                        1, (64 << 20) - 4096},
 };
 
 /* The TASKCONF_* conditions task t meets. */
@@ -39,6 +40,8 @@ task_needs(const struct msg_task *t)
 		n |= TASKCONF_EVALUATE;
 	if (t->params.where == PARAMS_STREAM)
 		n |= TASKCONF_STREAM;
+	if (t->kind == TASK_INIT)
+		n |= TASKCONF_INIT;
 	return n;
 }
 

@@ -37,6 +37,7 @@ enum {
 	TASKCONF_FIT = 1,      /* in fit tasks */
 	TASKCONF_EVALUATE = 2, /* in evaluate tasks */
 	TASKCONF_STREAM = 4,   /* in tasks whose params are streamed */
+	TASKCONF_INIT = 8,     /* in init tasks */
 };
 
 struct taskconf_spec {

@@ -21,6 +21,8 @@
 
 #include <event2/buffer.h>
 
+#include "files.h"
+
 /* Frames a server sends are small: forked, exited, error. */
 #define FS_FRAME_MAX (64u << 10)
 /* Connections from children whose forked frame has not been read yet. */
@@ -348,32 +350,6 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		        fs->exited ? fs->exit_why : "closed its connection");
 }
 
-/* The last line of the server's log (what a script that could not start
- * printed last: a traceback's final line, the interpreter's complaint),
- * at most size - 1 bytes; "" when there is none. */
-static void
-log_last_line(const char *path, char *out, size_t size)
-{
-	out[0] = '\0';
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return;
-	char buf[4096];
-	long at = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-	at = at > (long)sizeof buf - 1 ? at - (long)sizeof buf + 1 : 0;
-	size_t n =
-	    fseek(f, at, SEEK_SET) == 0 ? fread(buf, 1, sizeof buf - 1, f) : 0;
-	fclose(f);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		n--;
-	buf[n] = '\0';
-	char *line = memrchr(buf, '\n', n);
-	line = line != NULL ? line + 1 : buf;
-	size_t len = strlen(line) < size - 1 ? strlen(line) : size - 1;
-	memcpy(out, line, len);
-	out[len] = '\0';
-}
-
 /* Give up on this server: forks not answered go back to the queue, the
  * socket closes, the process is killed (its children die with it:
  * PR_SET_PDEATHSIG, and come to us to be reaped). */
@@ -404,7 +380,7 @@ fs_fail(struct forkserver *fs, const char *reason)
 	 * not be started: the launcher's retries and backoff apply. */
 	if (!fs->l->stopping && (unborn || !fs->hello_seen)) {
 		char last[200];
-		log_last_line(fs->log, last, sizeof last);
+		files_last_line(fs->log, last, sizeof last);
 		snprintf(fs->l->spawn_reason, sizeof fs->l->spawn_reason,
 		         "fork server %.200s%s%.150s%s (log %.200s)",
 		         fs->reason, last[0] ? "; its log ends \"" : "", last,

@@ -20,8 +20,12 @@
 #include "console.h"
 #include "files.h"
 #include "gpuplan.h"
+#include "init-run.h"
+#include "models.h"
 #include "prepare-run.h"
+#include "rng.h"
 #include "safetensors.h"
+#include "taskconf.h"
 
 /* The executable name in a directory of PATH, or NULL. */
 static char *
@@ -126,6 +130,88 @@ command_argv(const char *command, char **words)
 		return NULL;
 	}
 	return argv;
+}
+
+/* worker.command: the program and its arguments, with the Python package
+ * cohort put first on PYTHONPATH (for every process this one starts). */
+static void
+resolve_command(struct job *j)
+{
+	const struct config *c = j->cfg;
+	j->cmd_argv = command_argv(c->worker.command, &j->cmd_words);
+	if (j->cmd_argv == NULL)
+		return;
+	char *found = strchr(j->cmd_argv[0], '/') != NULL
+	                  ? NULL
+	                  : find_on_path(j->cmd_argv[0]);
+	j->cmd_program = found != NULL ? found : xstrdup(j->cmd_argv[0]);
+	char *py = python_dir();
+	const char *old = getenv("PYTHONPATH");
+	char *pp = old != NULL && old[0] != '\0' ? xasprintf("%s:%s", py, old)
+	                                         : xstrdup(py);
+	setenv("PYTHONPATH", pp, 1);
+	console_log("worker.command: %s (PYTHONPATH %s)", c->worker.command,
+	            pp);
+	free(pp);
+	free(py);
+}
+
+/* Model custom without model.init: the initial model is the one
+ * worker.command's program answers an init task with, written where the
+ * prepare step named it (once: a resumed job has it). */
+static int
+init_custom_model(struct job *j)
+{
+	const struct config *c = j->cfg;
+	const struct model_info *mi = models_find(c->model.name);
+	const char *initial =
+	    json_string_value(json_object_get(j->prepared, "initial"));
+	if (mi == NULL || !mi->own || c->model.init[0] != '\0' ||
+	    initial == NULL || files_exist(initial))
+		return 0;
+	struct kv_list kv = {0};
+	taskconf_set_str(&kv, TK_MODEL, c->model.name);
+	const char *keys[][2] = {{"train", NULL}, {"test", NULL},
+	                         {"partition", NULL}};
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		keys[i][1] = json_string_value(json_object_get(j->prepared,
+		                                               keys[i][0]));
+		if (keys[i][1] == NULL)
+			keys[i][1] = "";
+	}
+	taskconf_set_str(&kv, TK_TRAIN_DATA, keys[0][1]);
+	taskconf_set_str(&kv, TK_TEST_DATA, keys[1][1]);
+	taskconf_set_str(&kv, TK_PARTITION, keys[2][1]);
+	taskconf_set_num(&kv, TK_CLIENTS, (double)c->federation.clients);
+	taskconf_set_num(&kv, TK_JOB_SEED, (double)c->job.seed);
+	taskconf_set_num(&kv, TK_SEED,
+	                 (double)(rng_derive((uint64_t)c->job.seed, "init", 0) >>
+	                          11));
+	taskconf_set_num(&kv, TK_CHUNK_BYTES,
+	                 (double)((size_t)c->transport.chunk_mb << 20));
+	char *log = workspace_path(&j->ws, "logs/clients/init.log");
+	struct init_run r = {
+	    .program = j->cmd_program,
+	    .argv = (const char *const *)j->cmd_argv,
+	    .socket_path = j->ws.socket_path,
+	    .token = j->ws.token,
+	    .jobkey = j->ws.jobkey,
+	    .workspace = j->ws.dir,
+	    .log_path = log,
+	    .out_path = initial,
+	    .timeout_s = c->launcher.task_timeout_s,
+	    .config = &kv,
+	};
+	struct ipc_error err;
+	int rc = init_run(&r, &err);
+	if (rc < 0)
+		console_err("%s", err.message);
+	else
+		console_log("initial model from %s's init task, in %s",
+		            j->cmd_program, initial);
+	free(log);
+	kv_free(&kv);
+	return rc;
 }
 
 /* The round engine's submit: the launcher's queue. */
@@ -476,29 +562,12 @@ start_launcher(struct job *j)
 	/* worker.command: the user's program runs the tasks, with the Python
 	 * package on its PYTHONPATH; the prepare step ran the built-in
 	 * worker. */
-	char *words = NULL, *program = NULL;
-	char **argv = command_argv(c->worker.command, &words);
-	if (argv != NULL) {
-		program = strchr(argv[0], '/') != NULL ? xstrdup(argv[0])
-		                                       : find_on_path(argv[0]);
-		o.worker_path = program != NULL ? program : argv[0];
-		o.worker_args = (const char *const *)argv + 1;
-		char *py = python_dir();
-		const char *old = getenv("PYTHONPATH");
-		char *pp = old != NULL && old[0] != '\0'
-		               ? xasprintf("%s:%s", py, old)
-		               : xstrdup(py);
-		setenv("PYTHONPATH", pp, 1);
-		console_log("worker.command: %s (PYTHONPATH %s)",
-		            c->worker.command, pp);
-		free(pp);
-		free(py);
+	if (j->cmd_argv != NULL) {
+		o.worker_path = j->cmd_program;
+		o.worker_args = (const char *const *)j->cmd_argv + 1;
 	}
 	j->launcher = launcher_create(j->base, &o, &h, &err);
 	j->submit = submit_to_launcher;
-	free(argv);
-	free(words);
-	free(program);
 	gpuslots_free(&gpus);
 	free(logs);
 	if (j->launcher == NULL) {
@@ -641,6 +710,9 @@ job_close(struct job *j)
 	fedeval_free(&j->r.fedeval);
 	free(j->consecutive_failures);
 	free(j->worker_path);
+	free(j->cmd_words);
+	free(j->cmd_argv);
+	free(j->cmd_program);
 	json_decref(j->prepared);
 	json_decref(j->history);
 	if (j->base != NULL)
@@ -682,8 +754,10 @@ job_open(struct job *j, struct config *cfg, const char *resume_dir)
 	    (strcmp(progress, "auto") == 0 && isatty(STDOUT_FILENO)));
 	signal(SIGPIPE, SIG_IGN);
 	preempt_init(j);
-	if (open_workspace(j, resume_dir) < 0 ||
-	    load_model(j, resume_dir != NULL) < 0)
+	if (open_workspace(j, resume_dir) < 0)
+		return -1;
+	resolve_command(j);
+	if (init_custom_model(j) < 0 || load_model(j, resume_dir != NULL) < 0)
 		return -1;
 	struct ipc_error err;
 	char *mpath = workspace_path(&j->ws, "metrics/metrics.jsonl");

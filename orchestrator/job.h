@@ -96,6 +96,9 @@ struct job {
 	struct closer closer;   /* closes folded update segments off the loop */
 	struct updates updates; /* pool workers' own update segments */
 	char *worker_path;
+	/* worker.command split (cmd_argv points into cmd_words) and its
+	 * program's path; NULL: the built-in worker runs the tasks. */
+	char *cmd_words, **cmd_argv, *cmd_program;
 	json_t *prepared; /* data/prepared.json */
 	/* Where the round engine sends tasks: the launcher's queue
 	 * (start_launcher), or a test's stand-in (tests/test_round.c). */

@@ -12,22 +12,6 @@
 
 extern char **environ;
 
-/* The last non-empty line of a log file, into buf. */
-static void
-last_line(const char *path, char *buf, size_t size)
-{
-	char *text;
-	size_t len;
-	buf[0] = '\0';
-	if (files_read_all(path, &text, &len, NULL) < 0)
-		return;
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		text[--len] = '\0';
-	char *nl = strrchr(text, '\n');
-	snprintf(buf, size, "%s", nl ? nl + 1 : text);
-	free(text);
-}
-
 int
 prepare_run(const char *worker, const char *workspace, const char *log_path,
             struct ipc_error *err)
@@ -54,7 +38,7 @@ prepare_run(const char *worker, const char *workspace, const char *log_path,
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	char line[400];
-	last_line(log_path, line, sizeof line);
+	files_last_line(log_path, line, sizeof line);
 	if (WIFSIGNALED(status))
 		return ipc_error_set(err, IPC_E_IO,
 		                     "preparing the job failed: %s --prepare "

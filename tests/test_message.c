@@ -146,6 +146,13 @@ make_sample(int i, struct msg *m)
 		m->u.exited.pid = 31337;
 		m->u.exited.status = 9; /* killed by SIGKILL */
 		return 1;
+	case 15:
+		msg_init(m, MSG_TASK);
+		m->u.task.task_id = 0;
+		m->u.task.kind = TASK_INIT;
+		m->u.task.client_id = -1;
+		kv_set_str(&m->u.task.config, "model", "custom");
+		return 1;
 	default:
 		return 0;
 	}
@@ -811,6 +818,11 @@ test_values_and_versions(void)
 	CHECK_EQ_INT(round_trip(&m, &back, &err), -1);
 	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
 	CHECK_STR_CONTAINS(err.message, "shutdown task carries no params");
+	msg_free(&m);
+	make_sample(15, &m);
+	make_params(&m.u.task.params, PARAMS_INLINE);
+	CHECK_EQ_INT(round_trip(&m, &back, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "an init task carries no params");
 	msg_free(&m);
 
 	/* A config value that is a map. */

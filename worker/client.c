@@ -568,6 +568,12 @@ client_serve(struct client *cl, const struct msg_task *t)
 		                  "this worker knows (%s)",
 		                  (unsigned long long)t->task_id,
 		                  taskconf_str(t, TK_MODEL), MODELS_CHOICES);
+	if (rc == 0 && mi->own)
+		rc = ipc_error_set(&err, IPC_E_BAD_VALUE,
+		                   "task %llu: model custom is trained by your "
+		                   "own program (worker.command), not by the "
+		                   "built-in worker",
+		                   (unsigned long long)t->task_id);
 	int synthetic = mi != NULL && mi->closed_form;
 	cl->progress_every = rc == 0 && t->kind == TASK_FIT
 	                         ? (uint64_t)taskconf_num(t, TK_PROGRESS_EVERY)

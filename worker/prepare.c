@@ -181,6 +181,41 @@ prepare_initial_model(const struct prepare_config *cfg,
 	return rc;
 }
 
+/* The custom model's initial model: model.init's file, checked (a valid
+ * safetensors file, every value finite) and written in cohort's layout. */
+static int
+prepare_custom_model(json_t *root, const char *config_path, const char *path,
+                     struct ipc_error *err)
+{
+	const char *init = "";
+	if (config_string(root, "model", "init", &init, config_path, err) != 0)
+		return -1;
+	/* None: the orchestrator asks worker.command's program for it (an
+	 * init task, orchestrator/init-run.c). */
+	if (init[0] == '\0')
+		return 0;
+	struct tensor_manifest mf;
+	void *region = NULL;
+	tensor_manifest_init(&mf);
+	int rc = safetensors_read(init, &mf, &region, NULL, err);
+	if (rc == 0)
+		rc = tensor_region_check_finite(&mf, region, err);
+	if (rc == 0 && mf.count == 0)
+		rc = ipc_error_set(err, IPC_E_BAD_VALUE, "holds no tensor");
+	if (rc != 0) {
+		ipc_error_prefix(err, "model.init %s: ", init);
+	} else {
+		struct st_metadata meta = {0};
+		st_metadata_set(&meta, "format", "pt");
+		st_metadata_set(&meta, "cohort.model", "custom");
+		rc = safetensors_write(path, &mf, region, &meta, err);
+		st_metadata_free(&meta);
+	}
+	free(region);
+	tensor_manifest_free(&mf);
+	return rc;
+}
+
 /* Each client's training and held-out example counts, from the partition
  * file, as "client_train" and "client_holdout" of o: the most a result may
  * claim. */
@@ -318,7 +353,10 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	if (partition_build(train.labels, train.count, train.classes,
 	                    cfg.clients, &spec, partition_path, err) != 0)
 		goto out;
-	if (prepare_initial_model(&cfg, &train, initial_path, err) != 0)
+	if (mi->own ? prepare_custom_model(root, config_path, initial_path,
+	                                   err) != 0
+	            : prepare_initial_model(&cfg, &train, initial_path,
+	                                    err) != 0)
 		goto out;
 	rc = prepare_write_summary(workspace, train_cache, test_cache,
 	                           partition_path, initial_path, &cfg,

@@ -221,6 +221,10 @@ class _Client(_Conn):
 
     def _take_task(self, msg):
         """The Task of a task frame, its global model mapped or received."""
+        if msg["kind"] == "init":
+            # No global model yet: the script's own is asked for.
+            self.streamed = False
+            return Task(msg, {}, [])
         p = msg["params"]
         self.streamed = "stream" in p
         if self.streamed:
@@ -277,6 +281,9 @@ class _Client(_Conn):
         result = {"type": "result", "task_id": t.task_id,
                   "num_examples": int(num_examples),
                   "metrics": {k: float(v) for k, v in metrics.items()}}
+        if t.kind == "init":
+            self._send_init(t, params, result)
+            return
         if t.kind == "fit":
             if params is None:
                 raise ValueError("a fit task sends its new params")
@@ -324,6 +331,47 @@ class _Client(_Conn):
                 self._send({"type": "chunk", "task_id": t.task_id,
                             "offset": at,
                             "data": bytes(view[at:at + chunk])})
+        self.tasks_left -= 1
+
+    def _send_init(self, t, params, result):
+        """The script's initial model for an init task: every tensor it
+        names, in its order, 64-byte aligned; inline in the result frame,
+        or as chunk frames when it would not fit in one."""
+        if not params:
+            raise ValueError("an init task sends the model's tensors "
+                             "(name -> array), and got none")
+        manifest, blobs, at = [], [], 0
+        for name, a in params.items():
+            a = np.ascontiguousarray(a)
+            if a.dtype not in _NAMES:
+                raise ValueError("params: tensor %s has dtype %s"
+                                 % (name, a.dtype))
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ValueError("params: tensor %s is not finite" % name)
+            at = (at + 63) & ~63
+            manifest.append({"name": name, "dtype": _NAMES[a.dtype],
+                             "shape": list(a.shape), "offset": at,
+                             "nbytes": a.nbytes})
+            blobs.append((at, a))
+            at += a.nbytes
+        region = bytearray((at + 63) & ~63)
+        for off, a in blobs:
+            region[off:off + a.nbytes] = a.tobytes()
+        chunk = int(t.config.get("chunk_bytes", 4 << 20))
+        inline = len(region) <= min(chunk, 32 << 20)
+        result["params"] = {"manifest": manifest}
+        if inline:
+            result["params"]["inline"] = bytes(region)
+        else:
+            result["params"]["stream"] = len(region)
+        self._close_task()
+        self._send(result)
+        if not inline:
+            view = memoryview(region)
+            for off in range(0, len(region), chunk):
+                self._send({"type": "chunk", "task_id": t.task_id,
+                            "offset": off,
+                            "data": bytes(view[off:off + chunk])})
         self.tasks_left -= 1
 
     def fail(self, code, message):
@@ -411,6 +459,36 @@ def read_partition(path, client):
     idx = np.memmap(path, dtype=np.uint32, mode="r", offset=base,
                     shape=(int(total),))
     return np.array(idx[lo:mid]), np.array(idx[mid:hi])
+
+
+_NAMES = {np.dtype(v): k for k, v in _DTYPES.items() if v is not None}
+
+
+def save_safetensors(path, params):
+    """Write params (name -> numpy array, in that order) as a safetensors
+    file: an 8-byte little-endian header length, the JSON header, the
+    tensors' bytes packed, little-endian. For model.init (a custom model's
+    tensors and initial values)."""
+    import json
+    head, blobs, at = {}, [], 0
+    for name, a in params.items():
+        a = np.ascontiguousarray(a)
+        if a.dtype not in _NAMES:
+            raise ValueError("%s: dtype %s has no safetensors name here"
+                             % (name, a.dtype))
+        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        head[name] = {"dtype": _NAMES[a.dtype], "shape": list(a.shape),
+                      "data_offsets": [at, at + len(b)]}
+        blobs.append(b)
+        at += len(b)
+    h = json.dumps(head, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
 
 
 _client = None

@@ -12,6 +12,8 @@ import warnings
 
 import torch
 
+import cohort
+
 
 def state_dict_from(params):
     """name -> torch tensor over the same memory as task.params (no copy).
@@ -37,3 +39,10 @@ def params_from(module):
             t = t.float()
         out[name] = t.numpy()
     return out
+
+
+def save(module, path):
+    """Write a module's state_dict (params_from) as a safetensors file:
+    model.init of a job whose model.name is custom, so cohort's global
+    model has exactly this module's tensors and starts from its weights."""
+    cohort.save_safetensors(path, params_from(module))
