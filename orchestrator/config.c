@@ -84,7 +84,9 @@ static const struct key keys[] = {
     {"transport.chunk_mb", KEY_INT, OFF(transport.chunk_mb), "4", 1, 32, NULL,
      "MiB per chunk frame of the stream transport"},
     {"data.dataset", KEY_CHOICE, OFF(data.dataset), "fashion-mnist", 0, 0,
-     "fashion-mnist|mnist|cifar10", "dataset format"},
+     "fashion-mnist|mnist|cifar10|none",
+     "dataset format (none: a custom model whose program reads its own "
+     "data; no cache, no partition)"},
     {"data.dir", KEY_STR, OFF(data.dir), "/usr/share/datasets/fashion-mnist", 0,
      0, NULL, "directory holding the dataset files"},
     {"data.cache_dir", KEY_STR, OFF(data.cache_dir), "", 0, 0, NULL,
@@ -561,6 +563,13 @@ config_check(const struct config *c, struct ipc_error *err)
 		    "its tensor list from a file; for model %s "
 		    "set model.init to start from your weights",
 		    c->model.name);
+	if (strcmp(c->data.dataset, "none") == 0 && (mi == NULL || !mi->own))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "data.dataset none: only model.name custom "
+		                     "(your own program reading its own data) "
+		                     "trains without a dataset; %s trains on "
+		                     "fashion-mnist, mnist or cifar10",
+		                     c->model.name);
 	if (mi != NULL && mi->own && c->worker.command[0] == '\0')
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "model.name custom is trained by your own "

@@ -336,6 +336,14 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 		                       initial_path, &cfg, err);
 		goto out;
 	}
+	/* A custom model reading its own data: its initial model alone. */
+	if (mi->own && strcmp(cfg.dataset, "none") == 0) {
+		if (prepare_custom_model(root, config_path, initial_path, err) ==
+		    0)
+			rc = prepare_write_summary(workspace, "", "", "",
+			                           initial_path, &cfg, 0, 0, err);
+		goto out;
+	}
 	if (partition_scheme_parse(cfg.partition, &spec.scheme, err) != 0)
 		goto out;
 	spec.alpha = cfg.alpha;
