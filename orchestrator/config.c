@@ -564,18 +564,20 @@ config_check(const struct config *c, struct ipc_error *err)
 		    "set model.init to start from your weights",
 		    c->model.name);
 	if (strcmp(c->data.dataset, "none") == 0 && (mi == NULL || !mi->own))
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "data.dataset none: only model.name custom "
-		                     "(your own program reading its own data) "
-		                     "trains without a dataset; %s trains on "
-		                     "fashion-mnist, mnist or cifar10",
-		                     c->model.name);
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "data.dataset none: only model.name custom "
+		    "(your own program reading its own data) "
+		    "trains without a dataset; %s trains on "
+		    "fashion-mnist, mnist or cifar10",
+		    c->model.name);
 	if (mi != NULL && mi->own && c->worker.command[0] == '\0')
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "model.name custom is trained by your own "
-		                     "program: set worker.command (the built-in "
-		                     "worker trains %s only)",
-		                     "mlp, cnn and synthetic");
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "model.name custom is trained by your own "
+		    "program: set worker.command (the built-in "
+		    "worker trains %s only)",
+		    "mlp, cnn and synthetic");
 	if (c->job.name[0] == '\0' || strchr(c->job.name, '/') != NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "job.name: expected a non-empty name "

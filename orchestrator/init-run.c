@@ -26,9 +26,8 @@ extern char **environ;
 
 /* Variables the program gets from us, replacing inherited ones. */
 static const char *const init_env[] = {
-    "COHORT_SOCKET=", "COHORT_TOKEN=",     "COHORT_CLIENT_ID=",
-    "COHORT_JOB=",    "COHORT_WORKSPACE=", "COHORT_TASKS=",
-    "COHORT_FORK_SERVER=",
+    "COHORT_SOCKET=",    "COHORT_TOKEN=", "COHORT_CLIENT_ID=",   "COHORT_JOB=",
+    "COHORT_WORKSPACE=", "COHORT_TASKS=", "COHORT_FORK_SERVER=",
 };
 
 static int
@@ -122,10 +121,12 @@ accept_program(int lfd, pid_t pid, double deadline, int *reaped,
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			*reaped = 1;
-			return ipc_error_set(
-			    err, IPC_E_IO, "it exited with status %d before "
-			                   "connecting",
-			    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+			return ipc_error_set(err, IPC_E_IO,
+			                     "it exited with status %d before "
+			                     "connecting",
+			                     WIFEXITED(st)
+			                         ? WEXITSTATUS(st)
+			                         : 128 + WTERMSIG(st));
 		}
 		if (rc <= 0)
 			continue;
@@ -181,10 +182,9 @@ take_model(int fd, struct msg_result *res, double deadline, void **data,
 			big_free(buf, p->size);
 			return -1;
 		}
-		int bad = m.type != MSG_CHUNK ||
-		          m.u.chunk.task_id != res->task_id ||
-		          m.u.chunk.offset != have ||
-		          m.u.chunk.len > p->size - have;
+		int bad =
+		    m.type != MSG_CHUNK || m.u.chunk.task_id != res->task_id ||
+		    m.u.chunk.offset != have || m.u.chunk.len > p->size - have;
 		if (!bad) {
 			memcpy(buf + have, m.u.chunk.data, m.u.chunk.len);
 			have += m.u.chunk.len;
@@ -192,10 +192,11 @@ take_model(int fd, struct msg_result *res, double deadline, void **data,
 		msg_free(&m);
 		if (bad) {
 			big_free(buf, p->size);
-			return ipc_error_set(err, IPC_E_BAD_VALUE,
-			                     "expected the chunk at byte %llu of "
-			                     "its model",
-			                     (unsigned long long)have);
+			return ipc_error_set(
+			    err, IPC_E_BAD_VALUE,
+			    "expected the chunk at byte %llu of "
+			    "its model",
+			    (unsigned long long)have);
 		}
 	}
 	/* safetensors_write and the checks read it like any region. */
@@ -218,9 +219,10 @@ converse(const struct init_run *r, int fd, pid_t pid, double deadline,
 	         m.u.hello.pid == pid && !m.u.hello.fork_server;
 	msg_free(&m);
 	if (!ok)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "its first frame is not the hello of a "
-		                     "worker with this job's token and its pid");
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "its first frame is not the hello of a "
+		    "worker with this job's token and its pid");
 	msg_init(&m, MSG_TASK);
 	m.u.task.task_id = 0;
 	m.u.task.kind = TASK_INIT;
@@ -255,8 +257,9 @@ converse(const struct init_run *r, int fd, pid_t pid, double deadline,
 	struct msg_result *res = &m.u.result;
 	rc = take_model(fd, res, deadline, &data, err);
 	if (rc == 0 && res->params.manifest.count == 0)
-		rc = ipc_error_set(err, IPC_E_BAD_VALUE, "its model holds no "
-		                                         "tensor");
+		rc = ipc_error_set(err, IPC_E_BAD_VALUE,
+		                   "its model holds no "
+		                   "tensor");
 	if (rc == 0)
 		rc = tensor_region_check_finite(&res->params.manifest, data,
 		                                err);
@@ -264,8 +267,8 @@ converse(const struct init_run *r, int fd, pid_t pid, double deadline,
 		struct st_metadata meta = {0};
 		st_metadata_set(&meta, "format", "pt");
 		st_metadata_set(&meta, "cohort.model", "custom");
-		rc = safetensors_write(r->out_path, &res->params.manifest,
-		                       data, &meta, err);
+		rc = safetensors_write(r->out_path, &res->params.manifest, data,
+		                       &meta, err);
 		st_metadata_free(&meta);
 	}
 	free(data);
@@ -314,8 +317,8 @@ init_run(const struct init_run *r, struct ipc_error *err)
 	if (rc != 0) {
 		char line[300];
 		files_last_line(r->log_path, line, sizeof line);
-		ipc_error_prefix(err, "the initial model from %s: ",
-		                 r->program);
+		ipc_error_prefix(err,
+		                 "the initial model from %s: ", r->program);
 		size_t n = strlen(err->message);
 		snprintf(err->message + n, sizeof err->message - n,
 		         "%s%s%s (log %s)", line[0] ? "; its log ends \"" : "",

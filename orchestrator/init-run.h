@@ -12,14 +12,14 @@
 #include "message.h"
 
 struct init_run {
-	const char *program;           /* executable */
-	const char *const *argv;       /* argv[0] included, NULL-terminated */
-	const char *socket_path;       /* where to listen for it */
+	const char *program;     /* executable */
+	const char *const *argv; /* argv[0] included, NULL-terminated */
+	const char *socket_path; /* where to listen for it */
 	const char *token, *jobkey, *workspace;
-	const char *log_path;          /* its stdout and stderr */
-	const char *out_path;          /* the initial model written here */
-	double timeout_s;              /* start to result */
-	const struct kv_list *config;  /* the init task's config */
+	const char *log_path;         /* its stdout and stderr */
+	const char *out_path;         /* the initial model written here */
+	double timeout_s;             /* start to result */
+	const struct kv_list *config; /* the init task's config */
 };
 
 /* Run it; 0 once out_path holds its model. Errors name what went wrong

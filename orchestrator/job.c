@@ -171,11 +171,11 @@ init_custom_model(struct job *j)
 		return 0;
 	struct kv_list kv = {0};
 	taskconf_set_str(&kv, TK_MODEL, c->model.name);
-	const char *keys[][2] = {{"train", NULL}, {"test", NULL},
-	                         {"partition", NULL}};
+	const char *keys[][2] = {
+	    {"train", NULL}, {"test", NULL}, {"partition", NULL}};
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-		keys[i][1] = json_string_value(json_object_get(j->prepared,
-		                                               keys[i][0]));
+		keys[i][1] =
+		    json_string_value(json_object_get(j->prepared, keys[i][0]));
 		if (keys[i][1] == NULL)
 			keys[i][1] = "";
 	}
@@ -184,9 +184,9 @@ init_custom_model(struct job *j)
 	taskconf_set_str(&kv, TK_PARTITION, keys[2][1]);
 	taskconf_set_num(&kv, TK_CLIENTS, (double)c->federation.clients);
 	taskconf_set_num(&kv, TK_JOB_SEED, (double)c->job.seed);
-	taskconf_set_num(&kv, TK_SEED,
-	                 (double)(rng_derive((uint64_t)c->job.seed, "init", 0) >>
-	                          11));
+	taskconf_set_num(
+	    &kv, TK_SEED,
+	    (double)(rng_derive((uint64_t)c->job.seed, "init", 0) >> 11));
 	taskconf_set_num(&kv, TK_CHUNK_BYTES,
 	                 (double)((size_t)c->transport.chunk_mb << 20));
 	char *log = workspace_path(&j->ws, "logs/clients/init.log");

@@ -30,7 +30,8 @@ test_table(void)
 	      models[MODEL_SYNTHETIC].closed_form);
 	CHECK(models[MODEL_MLP].has_data && !models[MODEL_MLP].closed_form);
 	CHECK(models[MODEL_CNN].has_data && !models[MODEL_CNN].closed_form);
-	/* Only the custom model is the user's own (model.init, worker.command). */
+	/* Only the custom model is the user's own (model.init, worker.command).
+	 */
 	for (unsigned i = 0; i < MODEL_COUNT; i++)
 		CHECK_EQ_INT(models[i].own, i == MODEL_CUSTOM);
 	CHECK(models[MODEL_CUSTOM].has_data &&

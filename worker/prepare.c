@@ -338,10 +338,11 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	}
 	/* A custom model reading its own data: its initial model alone. */
 	if (mi->own && strcmp(cfg.dataset, "none") == 0) {
-		if (prepare_custom_model(root, config_path, initial_path, err) ==
-		    0)
+		if (prepare_custom_model(root, config_path, initial_path,
+		                         err) == 0)
 			rc = prepare_write_summary(workspace, "", "", "",
-			                           initial_path, &cfg, 0, 0, err);
+			                           initial_path, &cfg, 0, 0,
+			                           err);
 		goto out;
 	}
 	if (partition_scheme_parse(cfg.partition, &spec.scheme, err) != 0)
@@ -361,10 +362,10 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	if (partition_build(train.labels, train.count, train.classes,
 	                    cfg.clients, &spec, partition_path, err) != 0)
 		goto out;
-	if (mi->own ? prepare_custom_model(root, config_path, initial_path,
-	                                   err) != 0
-	            : prepare_initial_model(&cfg, &train, initial_path,
-	                                    err) != 0)
+	if (mi->own
+	        ? prepare_custom_model(root, config_path, initial_path, err) !=
+	              0
+	        : prepare_initial_model(&cfg, &train, initial_path, err) != 0)
 		goto out;
 	rc = prepare_write_summary(workspace, train_cache, test_cache,
 	                           partition_path, initial_path, &cfg,
