@@ -98,7 +98,7 @@ test_file_errors(void)
 	                  "modle.name: unknown key");
 	expect_file_error(
 	    "{\"model\": {\"name\": \"resnet\"}}",
-	    "model.name: expected one of \"mlp\", \"cnn\", \"synthetic\", got "
+	    "model.name: expected one of \"mlp\", \"cnn\", \"synthetic\", \"custom\", got "
 	    "\"resnet\"");
 	expect_file_error("{\"federation\": {\"availability\": 1.5}}",
 	                  "federation.availability: expected a number in [0, "
