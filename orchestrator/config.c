@@ -188,6 +188,11 @@ static const struct key keys[] = {
      "split at spaces (e.g. \"/usr/bin/python3 train.py\"; the Python "
      "package cohort is on its PYTHONPATH; docs/python.md); the prepare "
      "step still runs the built-in worker"},
+    {"worker.adapter", KEY_CHOICE, OFF(worker.adapter), "none", 0, 0,
+     "none|nvflare",
+     "nvflare: worker.command's script is written for NVFlare's Client API "
+     "(import nvflare.client as flare) and runs unchanged on cohort's "
+     "stand-in for it (docs/python.md, \"NVFlare scripts\")"},
     {"gpu.workers_per_gpu", KEY_INT, OFF(gpu.workers_per_gpu), "0", 0, 1e4,
      NULL,
      "workers on one GPU at once (0 = its free memory / "
@@ -571,6 +576,12 @@ config_check(const struct config *c, struct ipc_error *err)
 		    "trains without a dataset; %s trains on "
 		    "fashion-mnist, mnist or cifar10",
 		    c->model.name);
+	if (strcmp(c->worker.adapter, "nvflare") == 0 &&
+	    c->worker.command[0] == '\0')
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "worker.adapter nvflare runs your NVFlare "
+		                     "script: set worker.command (e.g. "
+		                     "\"/usr/bin/python3 train.py\")");
 	if (mi != NULL && mi->own && c->worker.command[0] == '\0')
 		return ipc_error_set(
 		    err, IPC_E_BAD_VALUE,

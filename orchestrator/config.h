@@ -87,7 +87,8 @@ struct config {
 		double kill_grace_s;
 	} launcher;
 	struct {
-		char *device; /* auto|cpu|cuda|cuda:N, COHORT_DEVICE */
+		char *device;  /* auto|cpu|cuda|cuda:N, COHORT_DEVICE */
+		char *adapter; /* none|nvflare */
 		char *
 		    command; /* "": the built-in worker; else argv, by spaces */
 	} worker;

@@ -146,6 +146,12 @@ resolve_command(struct job *j)
 	                  : find_on_path(j->cmd_argv[0]);
 	j->cmd_program = found != NULL ? found : xstrdup(j->cmd_argv[0]);
 	char *py = python_dir();
+	/* worker.adapter nvflare: its stand-in package nvflare first. */
+	if (strcmp(c->worker.adapter, "nvflare") == 0) {
+		char *both = xasprintf("%s/adapters:%s", py, py);
+		free(py);
+		py = both;
+	}
 	const char *old = getenv("PYTHONPATH");
 	char *pp = old != NULL && old[0] != '\0' ? xasprintf("%s:%s", py, old)
 	                                         : xstrdup(py);

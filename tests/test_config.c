@@ -96,10 +96,10 @@ test_file_errors(void)
 	                  "federation.round: unknown key");
 	expect_file_error("{\"modle\": {\"name\": \"mlp\"}}",
 	                  "modle.name: unknown key");
-	expect_file_error(
-	    "{\"model\": {\"name\": \"resnet\"}}",
-	    "model.name: expected one of \"mlp\", \"cnn\", \"synthetic\", \"custom\", got "
-	    "\"resnet\"");
+	expect_file_error("{\"model\": {\"name\": \"resnet\"}}",
+	                  "model.name: expected one of \"mlp\", \"cnn\", "
+	                  "\"synthetic\", \"custom\", got "
+	                  "\"resnet\"");
 	expect_file_error("{\"federation\": {\"availability\": 1.5}}",
 	                  "federation.availability: expected a number in [0, "
 	                  "1], got 1.5");
