@@ -323,11 +323,16 @@ class _Client(_Conn):
                                     "size": size}
         streamed = self.streamed and t.kind == "fit"
         chunk = int(t.config.get("chunk_bytes", 4 << 20))
+        self._report(t, result, region if streamed else None, chunk)
+
+    def _report(self, t, result, stream, chunk):
+        """Send the result of task t, then the bytes of stream (if any) as
+        chunk frames of chunk bytes; the task is done."""
         self._close_task()
         self._send(result)
-        if streamed:
-            view = memoryview(region)
-            for at in range(0, len(region), chunk):
+        if stream is not None:
+            view = memoryview(stream)
+            for at in range(0, len(stream), chunk):
                 self._send({"type": "chunk", "task_id": t.task_id,
                             "offset": at,
                             "data": bytes(view[at:at + chunk])})
@@ -364,15 +369,7 @@ class _Client(_Conn):
             result["params"]["inline"] = bytes(region)
         else:
             result["params"]["stream"] = len(region)
-        self._close_task()
-        self._send(result)
-        if not inline:
-            view = memoryview(region)
-            for off in range(0, len(region), chunk):
-                self._send({"type": "chunk", "task_id": t.task_id,
-                            "offset": off,
-                            "data": bytes(view[off:off + chunk])})
-        self.tasks_left -= 1
+        self._report(t, result, None if inline else region, chunk)
 
     def fail(self, code, message):
         t = self.task

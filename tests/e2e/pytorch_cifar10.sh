@@ -6,14 +6,9 @@
 # accuracy at least 0.95) and land within 0.01 of the built-in worker's
 # cnn on the same federation.
 . "$(dirname "$0")/lib/fake.sh"
-src=${COHORT_SOURCE_DIR:?}
-py=/usr/bin/python3
-"$py" -c 'import torch' 2>/dev/null ||
-	fail "$py cannot import torch (tools/install-deps.sh test installs Debian's python3-torch)"
-cd "$src"
+. "$(dirname "$0")/lib/torch.sh"
 "$py" tests/e2e/lib/make_cifar.py "$tmp/data"
-quiet=(--set output.progress=never --set tracking.tensorboard=false --set tracking.report=false
-	--set data.dir="$tmp/data/cifar-10-batches-bin" --set train.epochs=2)
+quiet+=(--set data.dir="$tmp/data/cifar-10-batches-bin" --set train.epochs=2)
 acc_of() { sed -n 's/^done: .*test_acc \([0-9.]*\),.*/\1/p' "$1"; }
 
 for variant in job cyclic; do

@@ -9,12 +9,7 @@
 # without worker.command and data.dataset none with a built-in model are
 # refused with the reason.
 . "$(dirname "$0")/lib/fake.sh"
-src=${COHORT_SOURCE_DIR:?}
-py=/usr/bin/python3
-"$py" -c 'import torch' 2>/dev/null ||
-	fail "$py cannot import torch (tools/install-deps.sh test installs Debian's python3-torch)"
-cd "$src"
-quiet=(--set output.progress=never --set tracking.tensorboard=false --set tracking.report=false)
+. "$(dirname "$0")/lib/torch.sh"
 cmd="$py examples/pytorch-gpt2/train.py --text docs/protocol.md --embd 128 --steps 15"
 
 "$orch" 3 3 3 3 --config examples/pytorch-gpt2/job.json --workspace-root "$tmp/a" "${quiet[@]}" \

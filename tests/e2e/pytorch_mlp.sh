@@ -5,12 +5,7 @@
 # 0.01; spawned and pooled it gives the forked model; its per-step losses
 # (cohort.log) reach metrics.jsonl.
 . "$(dirname "$0")/lib/fake.sh"
-src=${COHORT_SOURCE_DIR:?}
-py=/usr/bin/python3
-"$py" -c 'import torch' 2>/dev/null ||
-	fail "$py cannot import torch (tools/install-deps.sh test installs Debian's python3-torch)"
-cd "$src"
-quiet=(--set output.progress=never --set tracking.tensorboard=false --set tracking.report=false)
+. "$(dirname "$0")/lib/torch.sh"
 
 acc_of() { sed -n 's/^done: .*test_acc \([0-9.]*\),.*/\1/p' "$1"; }
 close() { "$py" -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 0.01)" "$1" "$2"; }
