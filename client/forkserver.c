@@ -1,4 +1,4 @@
-/* forkserver.c: the built-in worker as a fork server (launch mode
+/* forkserver.c: a C worker program as a fork server (launch mode
  * fork-server, docs/protocol.md "Fork server"): started once, it forks a
  * child per fork frame; the child returns from forkserver_run and serves
  * its task as a spawned worker would, without an exec or a dynamic

@@ -1,4 +1,5 @@
-/* forkserver.h: the built-in worker as a fork server. */
+/* forkserver.h: a worker program as a fork server (cohort_open in launch
+ * mode fork-server). */
 #ifndef COHORT_FORKSERVER_H
 #define COHORT_FORKSERVER_H
 
