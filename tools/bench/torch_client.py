@@ -2,8 +2,10 @@
 under cohort, in one sitting on this machine:
 
 1. per-task cost with training off (train.epochs=0, no central
-   evaluation, the second of two rounds): fork-server, a pool of 100 tasks per process,
-   and spawn (python and torch imported by every task), against the
+   evaluation, the second of two rounds): fork-server, a pool of 100 tasks per process
+   (new processes, and torch imports, in round 2), a pool of 1,000 and
+   fork-server children that serve 1,000 tasks each (round 2 imports
+   nothing), and spawn (python and torch imported by every task), against the
    built-in worker spawned and forked;
 2. `50 50 50 3` (the issue's run.sh line) in fork-server mode against the
    built-in worker: wall, CPU of all processes, peak memory of all
@@ -12,7 +14,7 @@ under cohort, in one sitting on this machine:
    process alone, sampled while it forks).
 
     /usr/bin/python3 tools/bench/torch_client.py [--tasks N] [--spawn-tasks N]
-        [--repeats R] [--long-tasks N]
+        [--repeats R] [--long-tasks N] [--part 1|2|3]
 
 Uses build-release/ (./run.sh builds it), Debian's /usr/bin/python3 and
 python3-torch."""
@@ -43,10 +45,12 @@ def job(args, torch, mode, sample_memory=True, watch=None):
     argv += QUIET
     if torch:
         argv += ["--config", EXAMPLE]
+    # mode: spawn, fork-server, pool-N, fork-server+pool-N
     argv += ["--set", "launcher.mode=" +
-             ("fork-server" if mode == "fork-server" else "spawn")]
-    if mode == "pool-100":
-        argv += ["--set", "launcher.tasks_per_worker=100"]
+             ("fork-server" if mode.startswith("fork-server") else "spawn")]
+    if "pool-" in mode:
+        argv += ["--set", "launcher.tasks_per_worker=" +
+                 mode.split("pool-")[1]]
     try:
         if watch is not None:
             watch.start()
@@ -141,13 +145,19 @@ def main():
     ap.add_argument("--spawn-tasks", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--long-tasks", type=int, default=1000)
+    ap.add_argument("--part", choices=["all", "1", "2", "3"], default="all",
+                    help="run one part only")
     a = ap.parse_args()
     off = ["--set", "train.epochs=0", "--set", "evaluate.central=false"]
 
     # 1. Per-task cost, training off.
     cases = [("built-in", "spawn", a.tasks), ("built-in", "fork-server", a.tasks),
              ("pytorch", "fork-server", a.tasks), ("pytorch", "pool-100", a.tasks),
+             ("pytorch", "pool-1000", a.tasks),
+             ("pytorch", "fork-server+pool-1000", a.tasks),
              ("pytorch", "spawn", a.spawn_tasks)]
+    if a.part not in ("all", "1"):
+        cases = []
     runs = {c: [] for c in cases}
     peak = {}
     # Timed without the memory poller (reading the smaps of processes
@@ -163,10 +173,19 @@ def main():
                 continue
             r["round_ms"] = r["rounds"][2]["round_seconds"] / n * 1e3
             runs[c].append(r)
+    if cases:
+        per_task_table(cases, runs, peak, a.repeats)
+    if a.part in ("all", "2"):
+        full_run(a.repeats)
+    if a.part in ("all", "3"):
+        server_memory(a.long_tasks, off)
+
+
+def per_task_table(cases, runs, peak, repeats):
     print("== per task, training off: N tasks of N clients, 2 rounds (the "
           "second one's ms/task: the fork server and the pool's processes "
           "started in the first), no central evaluation (median of %d)"
-          % a.repeats)
+          % repeats)
     print("| worker | mode | tasks/round | round 2 ms/task | CPU ms/task "
           "(all processes, whole job) | peak Pss MiB (all processes) |")
     print("|---|---|---|---|---|---|")
@@ -177,10 +196,12 @@ def main():
             c[0], c[1], c[2], med("round_ms"),
             med("tree_cpu") / (2 * c[2]) * 1e3, peak[c] / 1024))
 
-    # 2. 50 50 50 3 with training.
+
+def full_run(repeats):
+    """2. 50 50 50 3 with training."""
     full = {"built-in": [], "pytorch": []}
     full_peak = {}
-    for rep in range(a.repeats + 1):
+    for rep in range(repeats + 1):
         for w in full:
             r = job([50, 50, 50, 3], w == "pytorch",
                     "fork-server" if w == "pytorch" else "spawn",
@@ -192,7 +213,7 @@ def main():
     print()
     print("== 50 50 50 3, 1 epoch per fit, central evaluation each round; "
           "pytorch in fork-server mode, built-in spawned (median of %d; "
-          "peak memory from one more run, polled)" % a.repeats)
+          "peak memory from one more run, polled)" % repeats)
     print("| worker | wall s | CPU s (all processes) | peak Pss MiB (all "
           "processes) | test accuracy |")
     print("|---|---|---|---|---|")
@@ -202,9 +223,10 @@ def main():
             w, med("wall"), med("tree_cpu"), full_peak[w] / 1024,
             med("acc")))
 
-    # 3. The server's memory over many tasks.
+
+def server_memory(n, off):
+    """3. The server's memory over many tasks."""
     watch = ServerWatch()
-    n = a.long_tasks
     r = job([n, n, n, 1] + off, True, "fork-server", sample_memory=False,
             watch=watch)
     s = watch.samples
