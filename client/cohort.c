@@ -66,7 +66,7 @@ struct cohort_client {
 	int open; /* task is a task not yet reported */
 };
 
-/* Record a failure of cl (printf-style); returns -1. */
+/* Record a failure of cl (printf-style) and log it; returns -1. */
 static int fail_cl(struct cohort_client *cl, enum ipc_code code,
                    const char *fmt, ...) COHORT_PRINTF(3, 4);
 static int
@@ -77,6 +77,7 @@ fail_cl(struct cohort_client *cl, enum ipc_code code, const char *fmt, ...)
 	cl->err.code = code;
 	vsnprintf(cl->err.message, sizeof cl->err.message, fmt, ap);
 	va_end(ap);
+	log_error("%s", cl->err.message);
 	return -1;
 }
 
@@ -234,8 +235,8 @@ say_hello(struct cohort_client *cl)
 	         cl->device);
 	cl->said_hello = 1;
 	if (send_msg(cl, &hello) != 0) {
-		ipc_error_prefix(&cl->err, "hello: ");
-		return -1;
+		struct ipc_error why = cl->err;
+		return fail_cl(cl, why.code, "hello: %s", why.message);
 	}
 	return 0;
 }
@@ -344,7 +345,6 @@ cohort_next(struct cohort_client *cl, struct cohort_task **out)
 		cl->open = 1;
 		if (taskconf_check(&t->m.u.task, &err) != 0 ||
 		    task_take_global(t, &err) != 0) {
-			cl->err = err;
 			cohortx_fail_error(t, &err);
 			cl->err = err;
 			return -1;
@@ -576,9 +576,11 @@ report(struct cohort_task *t, struct msg *r, const void *buf, uint64_t size)
 		cl->status = 1;
 		rc = -1;
 	}
-	if (rc != 0)
-		ipc_error_prefix(&cl->err, "cannot report task %llu: ",
-		                 (unsigned long long)id);
+	if (rc != 0) {
+		struct ipc_error why = cl->err;
+		fail_cl(cl, why.code, "cannot report task %llu: %s",
+		        (unsigned long long)id, why.message);
+	}
 	msg_free(r);
 	task_end(t);
 	return rc;
@@ -714,7 +716,8 @@ cohort_fail(struct cohort_task *t, const char *code, const char *fmt, ...)
 	m.u.error.code = xstrdup(code);
 	m.u.error.message = xstrdup(text);
 	cl->status = 1;
-	fail_cl(cl, IPC_E_BAD_VALUE, "%s", text);
+	cl->err.code = IPC_E_BAD_VALUE;
+	snprintf(cl->err.message, sizeof cl->err.message, "%s", text);
 	int rc = send_msg(cl, &m);
 	msg_free(&m);
 	task_end(t);

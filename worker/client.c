@@ -364,11 +364,8 @@ client_serve(struct client *cl, struct cohort_task *task)
 		cohortx_fail_error(task, &err);
 		return -1;
 	}
-	if (cohort_done(task, o.num_examples, o.metrics, o.n) != 0) {
-		log_error("%s", cohort_error(cl->conn));
-		return -1;
-	}
-	return 0;
+	/* The library logs a report that could not be sent. */
+	return cohort_done(task, o.num_examples, o.metrics, o.n) != 0 ? -1 : 0;
 }
 
 int
@@ -395,12 +392,10 @@ client_main(void)
 	}
 	cohort_set_device(cl.conn, cl.backend->name);
 	struct cohort_task *task;
-	int rc;
-	while ((rc = cohort_next(cl.conn, &task)) > 0)
+	/* A failure of cohort_next is logged by the library. */
+	while (cohort_next(cl.conn, &task) > 0)
 		if (client_serve(&cl, task) != 0)
 			break;
-	if (rc < 0)
-		log_error("%s", cohort_error(cl.conn));
 	cache_free(&cl.cache);
 	backend_close(cl.backend);
 	return cohort_close(cl.conn);
