@@ -6,6 +6,8 @@
 #include "cohort/client.h"
 
 #include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #include "taskconf.h"
 #include "tensor.h"
 #include "transfer.h"
+#include "wsum.h"
 
 _Static_assert((int)COHORT_F32 == DTYPE_F32 && (int)COHORT_U8 == DTYPE_U8,
                "cohort_dtype and tensor_dtype agree");
@@ -48,6 +51,21 @@ struct cohort_task {
 	void *ubuf;                /* the buffer streamed after the result */
 	uint8_t *uaddr;            /* where the update is; NULL: none yet */
 	size_t chunk_bytes;
+	int fold; /* a fit folded into the partial sum, not returned */
+};
+
+/* The partial sum a pool worker folds its fits into (docs/protocol.md,
+ * "Partial sums"): a segment a task frame brought, mapped writable until
+ * it is sent. Ids grow; one sent is never taken again. */
+struct partial {
+	struct shm_segment seg; /* fd -1: none held */
+	uint64_t id;
+	uint64_t sent;   /* the last id sent (0: none) */
+	size_t numel;    /* its float64 elements */
+	uint64_t *tasks; /* folded into it, in order */
+	size_t n, cap;
+	double weight;
+	size_t flush_every; /* the task's flush_every (0: when idle) */
 };
 
 struct cohort_client {
@@ -64,6 +82,7 @@ struct cohort_client {
 	size_t idle_size;      /* task of a pool (its pages are in memory) */
 	struct cohort_task task;
 	int open; /* task is a task not yet reported */
+	struct partial partial;
 };
 
 /* Record a failure of cl (printf-style) and log it; returns -1. */
@@ -190,6 +209,7 @@ cohort_open(char *err, size_t errlen)
 	 * next model into the same memfd), the relay of cyclic rounds. */
 	shm_cache_init(&cl->maps, 4);
 	frame_fds_init(&cl->fds);
+	cl->partial.seg.fd = -1;
 	return cl;
 }
 
@@ -294,6 +314,90 @@ task_take_global(struct cohort_task *t, struct ipc_error *err)
 	return transfer_receive(cl->fd, mt->task_id, t->gbuf, t->gsize, err);
 }
 
+/* Send the partial sum held, if a fit is folded into it: the segment is
+ * unmapped and closed first (the orchestrator seals it against writes). */
+static int
+partial_send(struct cohort_client *cl)
+{
+	struct partial *p = &cl->partial;
+	if (p->seg.fd < 0 || p->n == 0)
+		return 0;
+	shm_segment_close(&p->seg);
+	p->seg.fd = -1;
+	struct msg m;
+	msg_init(&m, MSG_PARTIAL);
+	m.u.partial.id = p->id;
+	m.u.partial.tasks = p->tasks;
+	m.u.partial.ntasks = p->n;
+	m.u.partial.weight = p->weight;
+	p->sent = p->id;
+	p->n = 0;
+	p->weight = 0;
+	int rc = send_msg(cl, &m);
+	m.u.partial.tasks = NULL; /* ours, kept for the next */
+	msg_free(&m);
+	if (rc != 0) {
+		struct ipc_error why = cl->err;
+		return fail_cl(cl, why.code, "cannot send partial sum %llu: %s",
+		               (unsigned long long)p->id, why.message);
+	}
+	return 0;
+}
+
+/* A fit task's partial sum: the one held (its descriptor again), or a
+ * new one to map; a segment already sent, or one that comes while
+ * another is held, is not folded into (t->fold stays 0). */
+static int
+partial_take(struct cohort_task *t, struct ipc_error *err)
+{
+	struct cohort_client *cl = t->cl;
+	struct partial *p = &cl->partial;
+	const struct msg_task *mt = &t->m.u.task;
+	int fd = frame_fds_take(&cl->fds, (unsigned)mt->partial_fd);
+	size_t numel = wsum_numel(&mt->params.manifest);
+	if (fd < 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "task %llu: its frame carried no partial "
+		                     "sum descriptor",
+		                     (unsigned long long)mt->task_id);
+	if (p->seg.fd >= 0 && mt->partial_id == p->id) {
+		close(fd);
+		t->fold = numel == p->numel;
+		return 0;
+	}
+	if (p->seg.fd >= 0 || mt->partial_id <= p->sent ||
+	    mt->partial_size != numel * sizeof(double)) {
+		close(fd);
+		return 0;
+	}
+	struct stat st;
+	if (shm_fd_check(fd, "the partial sum", SHM_SEALED_SIZE,
+	                 mt->partial_size, &st, err) != 0 ||
+	    shm_segment_map(&p->seg, "the partial sum", fd, mt->partial_size,
+	                    SHM_WRITE, err) != 0) {
+		p->seg.fd = -1;
+		return -1;
+	}
+	p->id = mt->partial_id;
+	p->numel = numel;
+	t->fold = 1;
+	return 0;
+}
+
+/* How long a pool worker waits for its next frame before it sends its
+ * partial sum: the orchestrator writes a worker's next task when the
+ * result before arrives, so a frame not there at once may be on its way
+ * (docs/protocol.md, "Partial sums"). */
+#define PARTIAL_WAIT_MS 2
+
+/* Whether a frame from the orchestrator comes within PARTIAL_WAIT_MS. */
+static int
+frame_waiting(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	return poll(&pfd, 1, PARTIAL_WAIT_MS) > 0;
+}
+
 int
 cohort_next(struct cohort_client *cl, struct cohort_task **out)
 {
@@ -328,6 +432,8 @@ cohort_next(struct cohort_client *cl, struct cohort_task **out)
 			msg_free(&t->m);
 			return -1;
 		}
+		if (t->m.type != MSG_TASK || t->m.u.task.kind != TASK_FIT)
+			partial_send(cl); /* before anything but a fit */
 		if (t->m.type != MSG_TASK ||
 		    t->m.u.task.kind == TASK_SHUTDOWN) {
 			int other = t->m.type != MSG_TASK;
@@ -344,7 +450,9 @@ cohort_next(struct cohort_client *cl, struct cohort_task **out)
 		t->global.fd = t->update.fd = -1;
 		cl->open = 1;
 		if (taskconf_check(&t->m.u.task, &err) != 0 ||
-		    task_take_global(t, &err) != 0) {
+		    task_take_global(t, &err) != 0 ||
+		    (t->m.u.task.partial_fd >= 0 &&
+		     partial_take(t, &err) != 0)) {
 			cohortx_fail_error(t, &err);
 			cl->err = err;
 			return -1;
@@ -368,7 +476,9 @@ cohort_close(struct cohort_client *cl)
 		cohort_fail(&cl->task, "protocol",
 		            "task %llu: the program ended without reporting it",
 		            (unsigned long long)cl->task.m.u.task.task_id);
+	partial_send(cl);
 	int status = cl->status;
+	free(cl->partial.tasks);
 	frame_fds_close(&cl->fds);
 	shm_cache_free(&cl->maps);
 	big_free(cl->idle_buf, cl->idle_size);
@@ -562,6 +672,37 @@ cohort_log(struct cohort_task *t, uint64_t step,
 	return rc;
 }
 
+/* Fold fit t's update into the partial sum with its weight and make r
+ * say so; -1 leaves both as they were (an update that is not finite, a
+ * fit without a weight: the orchestrator judges the update itself). */
+static int
+partial_fold(struct cohort_task *t, struct msg *r)
+{
+	struct partial *p = &t->cl->partial;
+	const struct msg_task *mt = &t->m.u.task;
+	struct ipc_error err;
+	double w;
+	if (wsum_weight(taskconf_str(mt, TK_WEIGHTING),
+	                r->u.result.num_examples,
+	                kv_get_num(&r->u.result.metrics, "steps", NAN), &w,
+	                &err) != 0 ||
+	    tensor_region_check_finite(&mt->params.manifest, t->uaddr, &err) !=
+	        0)
+		return -1;
+	wsum_add(p->seg.addr, &mt->params.manifest, t->uaddr, w, p->n == 0);
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 64;
+		p->tasks = xreallocarray(p->tasks, p->cap, sizeof *p->tasks);
+	}
+	p->tasks[p->n++] = mt->task_id;
+	p->weight += w;
+	p->flush_every = (size_t)taskconf_num(mt, TK_FLUSH_EVERY);
+	/* The update goes nowhere: nothing of it stays mapped here. */
+	shm_segment_close(&t->update);
+	r->u.result.folded = (int64_t)p->id;
+	return 0;
+}
+
 /* Send the result r of task t, then (stream) the bytes of buf as chunk
  * frames; the task is over either way. */
 static int
@@ -610,6 +751,16 @@ cohort_done(struct cohort_task *t, uint64_t num_examples,
 	r.u.result.task_id = mt->task_id;
 	r.u.result.num_examples = num_examples;
 	values_set(&r.u.result.metrics, metrics, n);
+	if (mt->kind == TASK_FIT && t->fold && partial_fold(t, &r) == 0) {
+		int rc = report(t, &r, NULL, 0);
+		const struct partial *p = &cl->partial;
+		if (rc == 0 &&
+		    (cl->tasks_left <= 0 ||
+		     (p->flush_every > 0 && p->n >= p->flush_every) ||
+		     !frame_waiting(cl->fd)))
+			rc = partial_send(cl);
+		return rc;
+	}
 	if (mt->kind == TASK_FIT) {
 		struct params_ref *p = &r.u.result.params;
 		tensor_manifest_copy(&p->manifest, &mt->params.manifest);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <msgpack.h>
@@ -22,6 +23,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_HELLO] = "hello",     [MSG_TASK] = "task",     [MSG_RESULT] = "result",
     [MSG_METRICS] = "metrics", [MSG_ERROR] = "error",   [MSG_CHUNK] = "chunk",
     [MSG_FORK] = "fork",       [MSG_FORKED] = "forked", [MSG_EXITED] = "exited",
+    [MSG_PARTIAL] = "partial",
 };
 
 static const char *const kind_names[TASK_KIND_COUNT] = {
@@ -182,8 +184,11 @@ msg_init(struct msg *m, enum msg_type type)
 	else if (type == MSG_TASK) {
 		params_ref_init(&m->u.task.params);
 		m->u.task.update_fd = -1;
-	} else if (type == MSG_RESULT)
+		m->u.task.partial_fd = -1;
+	} else if (type == MSG_RESULT) {
 		params_ref_init(&m->u.result.params);
+		m->u.result.folded = -1;
+	}
 }
 
 /* Free what a message owns and zero it. */
@@ -211,6 +216,9 @@ msg_free(struct msg *m)
 		break;
 	case MSG_FORK:
 		kv_free(&m->u.fork.env);
+		break;
+	case MSG_PARTIAL:
+		free(m->u.partial.tasks);
 		break;
 	default:
 		break;
@@ -861,7 +869,40 @@ decode_hello(const msgpack_object *map, struct msg_hello *h,
 	return 0;
 }
 
-/* task {task_id, kind, round, client_id, config, params, update_fd?}. */
+/* A task's partial {fd, id, size}: only a fit task with an update
+ * descriptor carries one, on a descriptor of its own. */
+static int
+decode_task_partial(const msgpack_object *map, struct msg_task *t,
+                    struct ipc_error *err)
+{
+	const msgpack_object *v;
+	uint64_t index;
+	if (map_get(map, "task", "partial", 0, &v, err) != 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	if (v->type != MSGPACK_OBJECT_MAP)
+		return wrong_type(v, "task.partial", "a map", err);
+	if (key_uint(v, "task.partial", "fd", PARAMS_FD_MAX - 1, &index, err) !=
+	        0 ||
+	    key_uint(v, "task.partial", "id", UINT64_MAX, &t->partial_id,
+	             err) != 0 ||
+	    key_uint(v, "task.partial", "size", INT64_MAX, &t->partial_size,
+	             err) != 0)
+		return -1;
+	if (t->update_fd < 0 || index == t->params.fd ||
+	    (int32_t)index == t->update_fd)
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "task.partial: only a fit task with an "
+		    "update_fd carries one, on a descriptor of "
+		    "its own");
+	t->partial_fd = (int32_t)index;
+	return 0;
+}
+
+/* task {task_id, kind, round, client_id, config, params, update_fd?,
+ * partial?}. */
 static int
 decode_task(const msgpack_object *map, struct msg_task *t,
             struct ipc_error *err)
@@ -914,7 +955,7 @@ decode_task(const msgpack_object *map, struct msg_task *t,
 	if (map_get(map, "task", "update_fd", 0, &u, err) != 0)
 		return -1;
 	if (u == NULL)
-		return 0;
+		return decode_task_partial(map, t, err);
 	if (want_uint(u, "task.update_fd", PARAMS_FD_MAX - 1, &index, err) != 0)
 		return -1;
 	if (t->kind != TASK_FIT || t->params.where != PARAMS_FD ||
@@ -924,26 +965,80 @@ decode_task(const msgpack_object *map, struct msg_task *t,
 		                     "params are a descriptor names one, and "
 		                     "another than params.fd");
 	t->update_fd = (int32_t)index;
-	return 0;
+	return decode_task_partial(map, t, err);
 }
 
-/* result {task_id, num_examples, metrics, params?}. */
+/* result {task_id, num_examples, metrics, params? | folded?}. */
 static int
 decode_result(const msgpack_object *map, struct msg_result *r,
               struct ipc_error *err)
 {
-	const msgpack_object *v;
+	const msgpack_object *v, *f;
 	if (key_uint(map, "result", "task_id", UINT64_MAX, &r->task_id, err) !=
 	        0 ||
 	    key_uint(map, "result", "num_examples", UINT64_MAX,
 	             &r->num_examples, err) != 0 ||
 	    map_get(map, "result", "metrics", 1, &v, err) != 0 ||
 	    decode_kv(v, "result.metrics", 1, &r->metrics, err) != 0 ||
+	    map_get(map, "result", "folded", 0, &f, err) != 0 ||
 	    map_get(map, "result", "params", 0, &v, err) != 0)
 		return -1;
+	if (f != NULL) {
+		uint64_t id;
+		if (v != NULL)
+			return ipc_error_set(err, IPC_E_BAD_VALUE,
+			                     "result.folded: a folded result "
+			                     "carries no params");
+		if (want_uint(f, "result.folded", INT64_MAX, &id, err) != 0)
+			return -1;
+		r->folded = (int64_t)id;
+		return 0;
+	}
 	if (v == NULL)
 		return 0;
 	return decode_params(v, "result.params", &r->params, err);
+}
+
+/* partial {id, tasks: [task_id, ...], weight}: at least one task, each
+ * once, and a positive finite weight. */
+static int
+decode_partial(const msgpack_object *map, struct msg_partial *p,
+               struct ipc_error *err)
+{
+	const msgpack_object *v, *w;
+	if (key_uint(map, "partial", "id", UINT64_MAX, &p->id, err) != 0 ||
+	    map_get(map, "partial", "tasks", 1, &v, err) != 0 ||
+	    map_get(map, "partial", "weight", 1, &w, err) != 0)
+		return -1;
+	if (v->type != MSGPACK_OBJECT_ARRAY)
+		return wrong_type(v, "partial.tasks", "an array", err);
+	uint32_t n = v->via.array.size;
+	if (n == 0 || n > MSG_MAX_PARTIAL_TASKS)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "partial.tasks: %u tasks; a partial sum "
+		                     "holds 1 to %u",
+		                     n, MSG_MAX_PARTIAL_TASKS);
+	p->tasks = xcalloc(n, sizeof *p->tasks);
+	p->ntasks = n;
+	char where[PATH_LEN];
+	for (uint32_t i = 0; i < n; i++)
+		if (want_uint(&v->via.array.ptr[i],
+		              path_fmt(where, "partial.tasks[%u]", i),
+		              UINT64_MAX, &p->tasks[i], err) != 0)
+			return -1;
+	if (w->type == MSGPACK_OBJECT_FLOAT64 ||
+	    w->type == MSGPACK_OBJECT_FLOAT32)
+		p->weight = w->via.f64;
+	else if (w->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		p->weight = (double)w->via.u64;
+	else
+		return wrong_type(w, "partial.weight", "a number", err);
+	if (!(p->weight > 0) || !isfinite(p->weight))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "partial.weight: %g; it must be positive "
+		                     "and finite",
+		                     p->weight);
+	return 0;
 }
 
 /* metrics {task_id, step, values}. */
@@ -1068,7 +1163,7 @@ decode_root(const msgpack_object *root, struct msg *out, struct ipc_error *err)
 		    err, IPC_E_UNKNOWN_TYPE,
 		    "message.type: \"%.*s\" is not a protocol v%d message "
 		    "(hello, task, result, metrics, error, chunk, fork, "
-		    "forked, exited)",
+		    "forked, exited, partial)",
 		    (int)(v->via.str.size < MSG_MAX_TYPE_NAME
 		              ? v->via.str.size
 		              : MSG_MAX_TYPE_NAME),
@@ -1093,6 +1188,8 @@ decode_root(const msgpack_object *root, struct msg *out, struct ipc_error *err)
 		return decode_forked(root, &out->u.forked, err);
 	case MSG_EXITED:
 		return decode_exited(root, &out->u.exited, err);
+	case MSG_PARTIAL:
+		return decode_partial(root, &out->u.partial, err);
 	default:
 		fatal("message type %d has no decoder", type);
 	}
@@ -1237,10 +1334,12 @@ pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 		break;
 	case MSG_TASK:
 		msgpack_pack_map(pk, (t->params.where != PARAMS_NONE ? 7 : 6) +
-		                         (t->update_fd >= 0));
+		                         (t->update_fd >= 0) +
+		                         (t->partial_fd >= 0));
 		break;
 	case MSG_RESULT:
-		msgpack_pack_map(pk, r->params.where != PARAMS_NONE ? 5 : 4);
+		msgpack_pack_map(pk, (r->params.where != PARAMS_NONE ? 5 : 4) +
+		                         (r->folded >= 0));
 		break;
 	default:
 		msgpack_pack_map(pk, 4);
@@ -1302,6 +1401,16 @@ pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 			pack_cstr(pk, "update_fd");
 			msgpack_pack_uint32(pk, (uint32_t)t->update_fd);
 		}
+		if (t->partial_fd >= 0) {
+			pack_cstr(pk, "partial");
+			msgpack_pack_map(pk, 3);
+			pack_cstr(pk, "fd");
+			msgpack_pack_uint32(pk, (uint32_t)t->partial_fd);
+			pack_cstr(pk, "id");
+			msgpack_pack_uint64(pk, t->partial_id);
+			pack_cstr(pk, "size");
+			msgpack_pack_uint64(pk, t->partial_size);
+		}
 		break;
 	case MSG_RESULT:
 		pack_cstr(pk, "task_id");
@@ -1314,6 +1423,20 @@ pack_msg(msgpack_packer *pk, const struct msg *m, int chunk_body)
 			pack_cstr(pk, "params");
 			pack_params(pk, &r->params);
 		}
+		if (r->folded >= 0) {
+			pack_cstr(pk, "folded");
+			msgpack_pack_uint64(pk, (uint64_t)r->folded);
+		}
+		break;
+	case MSG_PARTIAL:
+		pack_cstr(pk, "id");
+		msgpack_pack_uint64(pk, m->u.partial.id);
+		pack_cstr(pk, "tasks");
+		msgpack_pack_array(pk, (uint32_t)m->u.partial.ntasks);
+		for (size_t i = 0; i < m->u.partial.ntasks; i++)
+			msgpack_pack_uint64(pk, m->u.partial.tasks[i]);
+		pack_cstr(pk, "weight");
+		msgpack_pack_double(pk, m->u.partial.weight);
 		break;
 	case MSG_METRICS:
 		pack_cstr(pk, "task_id");
@@ -1568,6 +1691,10 @@ msg_equal(const struct msg *a, const struct msg *b)
 		       x->round == y->round && x->client_id == y->client_id &&
 		       kv_equal(&x->config, &y->config) &&
 		       x->update_fd == y->update_fd &&
+		       x->partial_fd == y->partial_fd &&
+		       (x->partial_fd < 0 ||
+		        (x->partial_id == y->partial_id &&
+		         x->partial_size == y->partial_size)) &&
 		       params_equal(&x->params, &y->params);
 	}
 	case MSG_RESULT: {
@@ -1575,7 +1702,15 @@ msg_equal(const struct msg *a, const struct msg *b)
 		return x->task_id == y->task_id &&
 		       x->num_examples == y->num_examples &&
 		       kv_equal(&x->metrics, &y->metrics) &&
+		       x->folded == y->folded &&
 		       params_equal(&x->params, &y->params);
+	}
+	case MSG_PARTIAL: {
+		const struct msg_partial *x = &a->u.partial, *y = &b->u.partial;
+		return x->id == y->id && x->ntasks == y->ntasks &&
+		       x->weight == y->weight &&
+		       memcmp(x->tasks, y->tasks,
+		              x->ntasks * sizeof *x->tasks) == 0;
 	}
 	case MSG_METRICS: {
 		const struct msg_metrics *x = &a->u.metrics, *y = &b->u.metrics;

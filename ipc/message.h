@@ -81,6 +81,7 @@ enum msg_type {
 	MSG_FORK,
 	MSG_FORKED,
 	MSG_EXITED,
+	MSG_PARTIAL,
 	MSG_TYPE_COUNT
 };
 
@@ -116,6 +117,13 @@ struct msg_task {
 	struct kv_list config;
 	struct params_ref params;
 	int32_t update_fd; /* index among the frame's descriptors; -1: none */
+	/* A partial sum the worker may fold this fit into instead of
+	 * returning its update (docs/protocol.md, "Partial sums"): the index
+	 * of its descriptor (-1: none), its id and its bytes (8 per model
+	 * element). */
+	int32_t partial_fd;
+	uint64_t partial_id;
+	uint64_t partial_size;
 };
 
 /* worker -> orchestrator: outcome of a task; params is PARAMS_NONE when the
@@ -125,6 +133,8 @@ struct msg_result {
 	uint64_t num_examples;
 	struct kv_list metrics; /* numbers only */
 	struct params_ref params;
+	/* A fit folded into partial sum folded (no params); -1: not. */
+	int64_t folded;
 };
 
 /* worker -> orchestrator: progress during a task. */
@@ -170,6 +180,19 @@ struct msg_exited {
 	int32_t status;
 };
 
+/* The most tasks one partial sum holds. */
+#define MSG_MAX_PARTIAL_TASKS (1u << 20)
+
+/* worker -> orchestrator: partial sum id (the segment a task frame gave)
+ * holds the weighted updates of tasks (in the order they were reported),
+ * whose weights add up to weight. */
+struct msg_partial {
+	uint64_t id;
+	uint64_t *tasks; /* owned */
+	size_t ntasks;
+	double weight;
+};
+
 struct msg {
 	enum msg_type type;
 	union {
@@ -182,6 +205,7 @@ struct msg {
 		struct msg_fork fork;
 		struct msg_forked forked;
 		struct msg_exited exited;
+		struct msg_partial partial;
 	} u;
 };
 

@@ -27,6 +27,8 @@ const struct taskconf_spec taskconf_keys[TK_COUNT] = {
     [TK_PROGRESS_EVERY] = {"progress_every", KV_NUM, TASKCONF_FIT, 0, 1e12},
     [TK_CHUNK_BYTES] = {"chunk_bytes", KV_NUM, TASKCONF_STREAM | TASKCONF_INIT,
                         1, (64 << 20) - 4096},
+    [TK_WEIGHTING] = {"weighting", KV_STR, TASKCONF_PARTIAL, 0, 0},
+    [TK_FLUSH_EVERY] = {"flush_every", KV_NUM, TASKCONF_PARTIAL, 0, 1e6},
 };
 
 /* The TASKCONF_* conditions task t meets. */
@@ -42,6 +44,8 @@ task_needs(const struct msg_task *t)
 		n |= TASKCONF_STREAM;
 	if (t->kind == TASK_INIT)
 		n |= TASKCONF_INIT;
+	if (t->partial_fd >= 0)
+		n |= TASKCONF_PARTIAL;
 	return n;
 }
 

@@ -29,6 +29,8 @@ enum taskconf_key {
 	TK_MU,             /* num, fit: FedProx's proximal weight (0: none) */
 	TK_PROGRESS_EVERY, /* num, fit: steps between progress frames */
 	TK_CHUNK_BYTES,    /* num, stream transport: bytes per chunk frame */
+	TK_WEIGHTING,      /* str, partial: a fit's weight (wsum_weight) */
+	TK_FLUSH_EVERY,    /* num, partial: folded fits per partial (0: any) */
 	TK_COUNT,
 };
 
@@ -38,6 +40,7 @@ enum {
 	TASKCONF_EVALUATE = 2, /* in evaluate tasks */
 	TASKCONF_STREAM = 4,   /* in tasks whose params are streamed */
 	TASKCONF_INIT = 8,     /* in init tasks */
+	TASKCONF_PARTIAL = 16, /* in fit tasks that carry a partial sum */
 };
 
 struct taskconf_spec {

@@ -98,6 +98,9 @@ struct worker {
 	char reason[512];
 	int hung_up;
 	int timeout_waited;
+	/* It reported a fit folded into its partial sum, which has not come
+	 * yet (idle, its timer gives it task_timeout_s to send it). */
+	int owes_partial;
 
 	struct bufferevent *bev; /* set from HELLO until CLOSED */
 	struct frame_decoder decoder;

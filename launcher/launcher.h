@@ -47,9 +47,10 @@ struct launcher_options {
  * launcher_stop. Every submitted task ends in exactly one of result or
  * failed (unless the launcher is stopped first). */
 struct launcher_hooks {
-	/* Encode the task frame (msg_encode_frame) for task_id; -1 fails it. */
-	int (*encode_task)(void *arg, uint64_t task_id, uint8_t **frame,
-	                   size_t *len);
+	/* Encode the task frame (msg_encode_frame) for task_id, to be sent
+	 * to worker process pid; -1 fails it. */
+	int (*encode_task)(void *arg, uint64_t task_id, pid_t pid,
+	                   uint8_t **frame, size_t *len);
 	/* Optional. The descriptors to send with task_id's frame (its shared
 	 * memory, in the order its params number them) to the worker process
 	 * pid, at most cap, into fds: how many, or -1 to fail the task. They
@@ -65,6 +66,13 @@ struct launcher_hooks {
 	/* Worker process pid was reaped and its tasks reported (the owner
 	 * may be waiting for none). */
 	void (*exited)(void *arg, pid_t pid);
+	/* Optional. Worker process pid sent a partial sum (m, owned by the
+	 * launcher; docs/protocol.md, "Partial sums"); -1 with err is a
+	 * protocol error: the worker is killed. A worker that reported a
+	 * folded result owes one: idle for task_timeout_s without sending
+	 * it, it is killed. NULL: a partial frame is a protocol error. */
+	int (*partial)(void *arg, pid_t pid, const struct msg *m,
+	               struct ipc_error *err);
 	void *arg;
 	/* Optional (transport stream). A file to send as chunk frames after
 	 * task_id's task frame, its first *size bytes, read with sendfile; -1

@@ -253,7 +253,8 @@ write_task_frame(struct worker *w, uint64_t task_id)
 	uint8_t *frame;
 	size_t len;
 	struct launcher *l = w->l;
-	if (l->hooks.encode_task(l->hooks.arg, task_id, &frame, &len) < 0) {
+	if (l->hooks.encode_task(l->hooks.arg, task_id, w->pid, &frame, &len) <
+	    0) {
 		worker_terminate(w, "could not encode the task");
 		return -1;
 	}
@@ -331,6 +332,8 @@ worker_on_result(struct worker *w, const struct msg *m)
 	uint64_t task_id = w->task_id;
 	w->reason[0] = '\0';
 	w->tasks_done++;
+	if (m->u.result.folded >= 0)
+		w->owes_partial = 1;
 	evtimer_del(w->timer);
 	if (w->has_next) {
 		/* The task sent ahead is the worker's now: it is already
@@ -350,6 +353,10 @@ worker_on_result(struct worker *w, const struct msg *m)
 	} else if (w->tasks_done < w->tasks_max) {
 		w->has_task = 0;
 		worker_set_conn(w, CONN_IDLE, "result in");
+		if (w->owes_partial) {
+			w->timeout_waited = 0;
+			arm_timer(w, l->opt.task_timeout_s);
+		}
 	} else {
 		/* It exits by itself after COHORT_TASKS tasks; a worker that
 		 * lingers is told to go after the grace period. */
@@ -386,12 +393,39 @@ frame_task(const struct msg *m, uint64_t *id)
 	}
 }
 
+/* A partial sum arrived (idle, busy or retiring): hand it over. */
+static void
+on_partial(struct worker *w, const struct msg *m)
+{
+	struct launcher *l = w->l;
+	struct ipc_error err;
+	if (l->hooks.partial == NULL) {
+		worker_protocol_error(w, "protocol",
+		                      "partial sum, but this job hands out "
+		                      "none");
+		return;
+	}
+	if (l->hooks.partial(l->hooks.arg, w->pid, m, &err) < 0) {
+		worker_protocol_error(w, "bad-partial", err.message);
+		return;
+	}
+	w->owes_partial = 0;
+	if (w->conn == CONN_IDLE)
+		evtimer_del(w->timer);
+}
+
 void
 worker_on_message(struct worker *w, struct msg *m)
 {
 	struct launcher *l = w->l;
 	char what[600];
 	uint64_t id = 0;
+	if (m->type == MSG_PARTIAL &&
+	    (w->conn == CONN_IDLE || w->conn == CONN_BUSY ||
+	     w->conn == CONN_RETIRING)) {
+		on_partial(w, m);
+		return;
+	}
 	switch (w->conn) {
 	case CONN_HELLO:
 		if (m->type == MSG_HELLO) {
@@ -492,7 +526,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* The orchestrator itself may have been stopped (SIGSTOP, a
 		 * loaded machine) while the result arrived: what is in the
 		 * socket before the deadline is read first, once. */
-		if (w->has_task && !w->timeout_waited && socket_has_bytes(w)) {
+		if ((w->has_task || w->owes_partial) && !w->timeout_waited &&
+		    socket_has_bytes(w)) {
 			w->timeout_waited = 1;
 			arm_timer(w, 0.5);
 			return;
@@ -502,6 +537,12 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 			                    l->opt.task_timeout_s);
 			worker_note(w, r);
 			free(r);
+			l->stats.timeouts++;
+		} else if (w->owes_partial) {
+			log_warn("launcher: worker %d sent no partial sum of "
+			         "its folded tasks within %g s "
+			         "(launcher.task_timeout_s); killing it",
+			         (int)w->pid, l->opt.task_timeout_s);
 			l->stats.timeouts++;
 		}
 		worker_terminate(w, NULL);

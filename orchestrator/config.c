@@ -176,6 +176,19 @@ static const struct key keys[] = {
      "one fork server that started once and loaded what it needs (the "
      "built-in worker, or worker.command's program at cohort.init(); "
      "docs/protocol.md \"Fork server\")"},
+    {"launcher.partial_sums", KEY_CHOICE, OFF(launcher.partial_sums), "auto", 0,
+     0, "auto|on|off",
+     "pool workers fold their own fits' updates into one float64 sum and "
+     "send it when they run out of tasks, so the orchestrator folds one "
+     "sum per worker, not one update per fit (docs/protocol.md, \"Partial "
+     "sums\"); auto: on in pool mode (tasks_per_worker > 1) with the shm "
+     "transport, a strategy that averages (not median, trimmed, krum, "
+     "cyclic) and a model of at most 64 MiB"},
+    {"launcher.partial_flush_every", KEY_INT, OFF(launcher.partial_flush_every),
+     "0", 0, 1e6, NULL,
+     "partial sums: a worker sends its sum after this many folded fits (0 = "
+     "only when it runs out of tasks; a worker that dies loses its sum, "
+     "whose fits then run again)"},
     {"launcher.task_timeout_s", KEY_NUM, OFF(launcher.task_timeout_s), "600",
      0.01, 1e7, NULL, "seconds a task may take before its worker is killed"},
     {"launcher.kill_grace_s", KEY_NUM, OFF(launcher.kill_grace_s), "3", 0, 3600,

@@ -82,7 +82,9 @@ struct config {
 		char *worker;
 		int64_t max_concurrent; /* 0 = online CPUs */
 		int64_t tasks_per_worker;
-		char *mode; /* spawn|fork-server */
+		char *mode;         /* spawn|fork-server */
+		char *partial_sums; /* auto|on|off */
+		int64_t partial_flush_every;
 		double task_timeout_s;
 		double kill_grace_s;
 	} launcher;

@@ -26,6 +26,7 @@
 #include "rng.h"
 #include "safetensors.h"
 #include "taskconf.h"
+#include "wsum.h"
 
 /* The executable name in a directory of PATH, or NULL. */
 static char *
@@ -232,6 +233,7 @@ static void
 on_exited(void *arg, pid_t pid)
 {
 	struct job *j = arg;
+	round_worker_gone(j, pid);
 	updates_worker_gone(&j->updates, pid, &j->closer);
 	if (round_stopped(j) && launcher_alive(j->launcher) == 0)
 		event_base_loopbreak(j->base);
@@ -515,6 +517,42 @@ write_results(struct job *j, double wall)
 }
 
 /* Create the launcher and the signal events. */
+/* The most a model may be for launcher.partial_sums auto: each pool
+ * worker's sum is twice its size. */
+#define PARTIAL_SUMS_AUTO_MAX (64u << 20)
+
+/* Whether pool workers send partial sums (launcher.partial_sums) into
+ * *on; -1 with err when it is on but the job cannot have them. */
+static int
+partial_sums_on(const struct job *j, unsigned tasks_per_worker, int *on,
+                struct ipc_error *err)
+{
+	const char *mode = j->cfg->launcher.partial_sums;
+	const char *why = NULL;
+	*on = 0;
+	if (strcmp(mode, "off") == 0)
+		return 0;
+	if (tasks_per_worker < 2)
+		why =
+		    "a worker runs one task (launcher.tasks_per_worker 1): it "
+		    "has nothing to add up";
+	else if (j->stream.enabled)
+		why = "the stream transport returns every update (partial sums "
+		      "need transport.mode shm)";
+	else if (!strategy_folds_sums(&j->strategy) ||
+	         strategy_is_relay(&j->strategy))
+		why = "the strategy needs every update (partial sums are for "
+		      "fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad)";
+	if (why != NULL && strcmp(mode, "on") == 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "launcher.partial_sums is on, but %s; set "
+		                     "launcher.partial_sums=auto",
+		                     why);
+	*on = why == NULL && (strcmp(mode, "on") == 0 ||
+	                      j->model.total_size <= PARTIAL_SUMS_AUTO_MAX);
+	return 0;
+}
+
 static int
 start_launcher(struct job *j)
 {
@@ -544,6 +582,7 @@ start_launcher(struct job *j)
 	                           .metrics = round_on_metrics,
 	                           .failed = round_on_failed,
 	                           .exited = on_exited,
+	                           .partial = round_on_partial,
 	                           .arg = j,
 	                           .task_stream = stream_task_source,
 	                           .result_chunk = stream_on_chunk,
@@ -556,6 +595,15 @@ start_launcher(struct job *j)
 		return -1;
 	}
 	o.gpus = &gpus;
+	int sums;
+	if (partial_sums_on(j, o.tasks_per_worker, &sums, &err) < 0) {
+		console_err("%s", err.message);
+		gpuslots_free(&gpus);
+		free(logs);
+		return -1;
+	}
+	partials_init(&j->partials, wsum_numel(&j->model), sums,
+	              (unsigned)c->launcher.partial_flush_every, j->ws.jobkey);
 	/* Pool workers keep update segments of their own (updates.h). */
 	updates_init(&j->updates, j->model.total_size,
 	             o.tasks_per_worker > 1 && !j->stream.enabled &&
@@ -712,6 +760,7 @@ job_close(struct job *j)
 	tensor_manifest_free(&j->model);
 	round_tasks_free(j);
 	updates_free(&j->updates, &j->closer);
+	partials_free(&j->partials, &j->closer);
 	closer_stop(&j->closer);
 	fedeval_free(&j->r.fedeval);
 	free(j->consecutive_failures);

@@ -22,6 +22,7 @@
 #include "strategy.h"
 #include "stream.h"
 #include "tracking.h"
+#include "partials.h"
 #include "updates.h"
 #include "workspace.h"
 
@@ -65,6 +66,9 @@ struct job_task {
 	pid_t update_pid;
 	int update_slot;
 	int64_t metric_lines; /* progress metric lines it added */
+	/* Reported folded into its worker's partial sum (partials.h), which
+	 * has not come yet: not done, not in flight. */
+	int folded;
 };
 
 /* The round in progress: round.c's own state (the job holds it, the
@@ -95,6 +99,7 @@ struct job {
 	struct stream stream;   /* transport.mode stream: chunks, staging */
 	struct closer closer;   /* closes folded update segments off the loop */
 	struct updates updates; /* pool workers' own update segments */
+	struct partials partials; /* pool workers' partial sums */
 	char *worker_path;
 	/* worker.command split (cmd_argv points into cmd_words) and its
 	 * program's path; NULL: the built-in worker runs the tasks. */
@@ -139,7 +144,7 @@ void round_set_phase(struct job *j, enum round_phase to, const char *why);
 /* The job is finishing: no task may start. */
 int round_stopped(const struct job *j);
 /* Launcher hooks. */
-int round_encode_task(void *arg, uint64_t task_id, uint8_t **frame,
+int round_encode_task(void *arg, uint64_t task_id, pid_t pid, uint8_t **frame,
                       size_t *len);
 int round_task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds,
                    unsigned cap);
@@ -148,6 +153,11 @@ void round_tasks_free(struct job *j);
 void round_on_result(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_metrics(void *arg, uint64_t task_id, const struct msg *m);
 void round_on_failed(void *arg, uint64_t task_id, const char *reason);
+int round_on_partial(void *arg, pid_t pid, const struct msg *m,
+                     struct ipc_error *err);
+/* Worker process pid is gone: the fits folded into its partial sum that
+ * never came run again. */
+void round_worker_gone(struct job *j, pid_t pid);
 
 /* How a round ended, as round.c tells the job. */
 enum round_outcome {

@@ -479,8 +479,33 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 		fits_done(j);
 }
 
+/* A fit for worker pid folds into its partial sum (launcher.partial_sums):
+ * the frame names the sum, its weighting and flush_every (round_task_fds
+ * sends its descriptor). */
+static void
+task_partial(struct job *j, struct msg_task *t, pid_t pid)
+{
+	struct ipc_error err;
+	struct worker_partial *w = partials_get(&j->partials, pid, 1, &err);
+	if (w == NULL) {
+		if (j->partials.on)
+			console_log("round %u: task %llu returns its update: "
+			            "%s",
+			            j->round, (unsigned long long)t->task_id,
+			            err.message);
+		return;
+	}
+	t->partial_fd = 2;
+	t->partial_id = w->id;
+	t->partial_size = j->partials.numel * sizeof(double);
+	taskconf_set_str(&t->config, TK_WEIGHTING, j->cfg->strategy.weighting);
+	taskconf_set_num(&t->config, TK_FLUSH_EVERY,
+	                 (double)j->partials.flush_every);
+}
+
 int
-round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
+round_encode_task(void *arg, uint64_t task_id, pid_t pid, uint8_t **frame,
+                  size_t *len)
 {
 	struct job *j = arg;
 	const struct config *c = j->cfg;
@@ -542,6 +567,8 @@ round_encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
 		t->update_fd = -1;
 		taskconf_set_num(kv, TK_CHUNK_BYTES,
 		                 (double)j->stream.chunk_bytes);
+	} else if (t->kind == TASK_FIT && j->partials.on) {
+		task_partial(j, t, pid);
 	}
 	int rc = msg_encode_frame(&m, frame, len);
 	msg_free(&m);
@@ -607,7 +634,12 @@ round_task_fds(void *arg, uint64_t task_id, pid_t pid, int *fds, unsigned cap)
 	if (u == NULL)
 		return -1;
 	fds[1] = u->fd;
-	return 2;
+	/* round_encode_task made the frame name it. */
+	struct worker_partial *w = partials_get(&j->partials, pid, 0, NULL);
+	if (w == NULL || w->seg.fd < 0 || cap < 3)
+		return 2;
+	fds[2] = w->seg.fd;
+	return 3;
 }
 
 void
@@ -658,6 +690,144 @@ fed_eval_ended(struct job *j, struct fedeval_task *fe,
 	evals_ended(j);
 }
 
+/* A fit's numbers, into the round's train loss and metrics.jsonl. */
+static void
+fit_numbers(struct job *j, const struct job_task *t, uint64_t num_examples,
+            const struct kv_list *metrics)
+{
+	double loss = kv_get_num(metrics, "loss", NAN);
+	if (isfinite(loss)) {
+		j->r.loss_sum += loss * (double)num_examples;
+		j->r.loss_weight += (double)num_examples;
+	}
+	metrics_task(&j->metrics, j->round, t->client, t->task_id,
+	             "num_examples", (double)num_examples);
+	for (size_t i = 0; i < metrics->count; i++)
+		if (metrics->entries[i].type == KV_NUM)
+			metrics_task(&j->metrics, j->round, t->client,
+			             t->task_id, metrics->entries[i].key,
+			             metrics->entries[i].num);
+}
+
+/* A fit reported folded into its worker's partial sum: checked as any
+ * result, then it waits for the sum. A refused one fails, and so will
+ * the sum's other fits (round_on_partial). */
+static void
+folded_result(struct job *j, struct job_task *t, const struct msg_result *r)
+{
+	struct ipc_error err;
+	struct worker_partial *w =
+	    partials_get(&j->partials, t->update_pid, 0, NULL);
+	uint64_t cap =
+	    prepare_examples_cap(j->prepared, t->client, EXAMPLES_TRAIN,
+	                         j->cfg->federation.max_examples);
+	double weight = 0;
+	int ok = 0;
+	task_update_release(j, t);
+	if (w == NULL || w->seg.fd < 0 || (uint64_t)r->folded != w->id)
+		ipc_error_set(
+		    &err, IPC_E_BAD_VALUE,
+		    "result says it was folded into partial sum %lld, "
+		    "which its worker was not given",
+		    (long long)r->folded);
+	else if (r->num_examples > cap)
+		ipc_error_set(
+		    &err, IPC_E_BAD_VALUE,
+		    "result reports %llu examples, more than client "
+		    "%lld's data holds (%llu; federation.max_examples "
+		    "sets another bound)",
+		    (unsigned long long)r->num_examples, (long long)t->client,
+		    (unsigned long long)cap);
+	else if ((weight = strategy_weight(&j->strategy, r, &err)) > 0)
+		ok = 1;
+	if (!ok) {
+		if (w != NULL)
+			partials_refuse(w, t->task_id, err.message);
+		fit_ended(j, t, 0, err.message);
+		return;
+	}
+	partials_note(w, t->task_id, weight, r);
+	t->folded = 1;
+	log_debug("round %u: task %llu folded into partial sum %llu of "
+	          "worker %d",
+	          j->round, (unsigned long long)t->task_id,
+	          (unsigned long long)w->id, (int)w->pid);
+}
+
+int
+round_on_partial(void *arg, pid_t pid, const struct msg *m,
+                 struct ipc_error *err)
+{
+	struct job *j = arg;
+	const struct msg_partial *mp = &m->u.partial;
+	struct worker_partial *w = partials_get(&j->partials, pid, 0, NULL);
+	if (w == NULL)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "partial sum %llu, but the worker was "
+		                     "given none",
+		                     (unsigned long long)mp->id);
+	if (partials_match(w, mp, err) < 0)
+		return -1;
+	/* Its fits are the worker's folded ones: fold the sum, or fail them
+	 * all. */
+	struct ipc_error why;
+	int ok = 0;
+	if (w->refused[0] != '\0') {
+		ipc_error_set(&why, IPC_E_BAD_VALUE, "%s", w->refused);
+	} else {
+		const double *sum = partials_open(&j->partials, w, &why);
+		ok = sum != NULL &&
+		     strategy_fold_sum(&j->strategy, sum, mp->weight,
+		                       (unsigned)mp->ntasks, &why) == 0;
+	}
+	if (!ok)
+		ipc_error_prefix(&why, "partial sum %llu of %zu fits: ",
+		                 (unsigned long long)mp->id, mp->ntasks);
+	log_debug("round %u: partial sum %llu of worker %d: %zu fits, %s",
+	          j->round, (unsigned long long)mp->id, (int)pid, mp->ntasks,
+	          ok ? "folded" : why.message);
+	size_t n;
+	struct partial_fit *fits =
+	    partials_take(&j->partials, w, &j->closer, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct job_task *t = find_task(j, fits[i].task_id);
+		if (t == NULL || !t->folded)
+			continue; /* another attempt's, or the job stopped */
+		t->folded = 0;
+		if (ok)
+			fit_numbers(j, t, fits[i].num_examples,
+			            &fits[i].metrics);
+		fit_ended(j, t, ok, ok ? NULL : why.message);
+	}
+	partials_fits_free(fits, n);
+	return 0;
+}
+
+void
+round_worker_gone(struct job *j, pid_t pid)
+{
+	size_t n;
+	struct partial_fit *fits =
+	    partials_gone(&j->partials, pid, &j->closer, &n);
+	unsigned again = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct job_task *t = find_task(j, fits[i].task_id);
+		if (t == NULL || !t->folded)
+			continue;
+		t->folded = 0;
+		t->metric_lines = 0;
+		if (j->r.phase == ROUND_FIT) {
+			j->submit(j, t->task_id, t->client);
+			again++;
+		}
+	}
+	if (again > 0)
+		console_log("round %u: worker %d ended before sending the "
+		            "partial sum of %u folded fits; they run again",
+		            j->round, (int)pid, again);
+	partials_fits_free(fits, n);
+}
+
 void
 round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 {
@@ -693,6 +863,10 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	}
 	if (t == NULL)
 		return;
+	if (r->folded >= 0) {
+		folded_result(j, t, r);
+		return;
+	}
 	int ok = 0;
 	double weight = 0;
 	uint64_t cap =
@@ -719,20 +893,8 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 		ok = 1;
 	task_update_release(j, t);
 	stream_drop(&j->stream, task_id);
-	if (ok) {
-		double loss = kv_get_num(&r->metrics, "loss", NAN);
-		if (isfinite(loss)) {
-			j->r.loss_sum += loss * (double)r->num_examples;
-			j->r.loss_weight += (double)r->num_examples;
-		}
-		metrics_task(&j->metrics, j->round, t->client, task_id,
-		             "num_examples", (double)r->num_examples);
-		for (size_t i = 0; i < r->metrics.count; i++)
-			if (r->metrics.entries[i].type == KV_NUM)
-				metrics_task(&j->metrics, j->round, t->client,
-				             task_id, r->metrics.entries[i].key,
-				             r->metrics.entries[i].num);
-	}
+	if (ok)
+		fit_numbers(j, t, r->num_examples, &r->metrics);
 	fit_ended(j, t, ok, ok ? NULL : err.message);
 }
 

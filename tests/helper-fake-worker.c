@@ -37,6 +37,12 @@
  * logs each refusal, and writes NaN wherever it got in), keepmapped (keeps
  * its update mapped writable after the result, a child writing NaN into
  * it), bigframe (sends a 64 MiB frame but for its last byte, then hangs).
+ * A fit offered a partial sum (pool mode) is folded into it when the
+ * client has no fault or a fold fault: foldkill (the first worker of the
+ * job to hold 3 folded fits is killed by SIGKILL before sending its sum),
+ * foldnan (a NaN written into the sum before it is sent), foldlie (the
+ * job's first sum of two or more fits lists one too few), foldhold (the
+ * job's first sum is never sent; the worker waits to be killed).
  * "prepare" makes
  * --prepare fail. COHORT_FAKE_SLEEP_MS alone delays every fit. With
  * COHORT_FAKE_EXEC=PATH every process whose client has no fault, and --prepare
@@ -49,6 +55,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +74,7 @@
 #include "tensor.h"
 #include "transfer.h"
 #include "util.h"
+#include "wsum.h"
 
 /* Sleep for ms milliseconds. */
 static void
@@ -120,6 +128,101 @@ fault_for(int64_t client_id)
 	if (only != NULL && atoll(only) != client_id)
 		return "";
 	return fault;
+}
+
+/* The fault once per job: the first process to act it out leaves a mark
+ * in the workspace; later ones (the fits it ran again) do not. */
+static int
+first_time(const char *fault)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s.once",
+	         getenv("COHORT_WORKSPACE") ? getenv("COHORT_WORKSPACE") : ".",
+	         fault);
+	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+static void send_or_die(int fd, struct msg *m);
+
+/* The partial sum this pool worker folds its fits into (docs/protocol.md,
+ * "Partial sums"), written here apart from libcohort-client: a second
+ * implementation of the protocol's worker side. */
+static struct {
+	struct shm_segment seg; /* fd -1: none */
+	uint64_t id, sent;
+	uint64_t tasks[4096];
+	size_t n;
+	double weight;
+	const char *fault; /* of a fit folded into it, "" if none */
+} P = {.seg = {.fd = -1}, .fault = ""};
+
+/* Send the partial sum held (foldlie: listing one fit too few; foldhold:
+ * never, the worker stays). */
+static void
+partial_send(int fd)
+{
+	if (P.seg.fd < 0 || P.n == 0)
+		return;
+	if (strcmp(P.fault, "foldnan") == 0)
+		((double *)P.seg.addr)[0] = NAN;
+	if (strcmp(P.fault, "foldhold") == 0 && first_time("foldhold")) {
+		fprintf(stderr, "fake: holds its partial sum\n");
+		for (;;)
+			pause();
+	}
+	shm_segment_close(&P.seg);
+	P.seg.fd = -1;
+	struct msg m;
+	msg_init(&m, MSG_PARTIAL);
+	m.u.partial.id = P.id;
+	m.u.partial.tasks = xcalloc(P.n, sizeof *P.tasks);
+	memcpy(m.u.partial.tasks, P.tasks, P.n * sizeof *P.tasks);
+	m.u.partial.ntasks = P.n - (strcmp(P.fault, "foldlie") == 0 &&
+	                            P.n > 1 && first_time("foldlie"));
+	m.u.partial.weight = P.weight;
+	P.sent = P.id;
+	P.n = 0;
+	P.weight = 0;
+	P.fault = "";
+	send_or_die(fd, &m);
+	msg_free(&m);
+}
+
+/* Take fit t's partial sum: 1 when its update is to be folded. */
+static int
+partial_take(const struct msg_task *t, struct frame_fds *fds)
+{
+	struct ipc_error err;
+	int pfd = frame_fds_take(fds, (unsigned)t->partial_fd);
+	if (pfd < 0)
+		fatal("fit: no partial sum descriptor");
+	if (P.seg.fd >= 0 && t->partial_id == P.id) {
+		close(pfd);
+		return 1;
+	}
+	if (P.seg.fd >= 0 || t->partial_id <= P.sent ||
+	    P.n == sizeof P.tasks / sizeof *P.tasks) {
+		close(pfd);
+		return 0;
+	}
+	if (shm_segment_from_fd(&P.seg, pfd, "partial", SHM_SEALED_SIZE,
+	                        SHM_WRITE, t->partial_size, &err) < 0)
+		fatal("%s", err.message);
+	P.id = t->partial_id;
+	return 1;
+}
+
+/* Whether a frame comes within 2 ms (the protocol's wait before a
+ * worker sends its sum). */
+static int
+frame_waiting(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	return poll(&pfd, 1, 2) > 0;
 }
 
 /* --prepare: the deterministic initial model and prepared.json. */
@@ -516,6 +619,34 @@ fit(int fd, const struct msg_task *t, struct frame_fds *fds, const char *fault)
 		((float *)((char *)u.addr + m->tensors[0].offset))[1] = NAN;
 	if (strcmp(fault, "huge") == 0)
 		((float *)((char *)u.addr + m->tensors[0].offset))[1] = 3e38f;
+	int fold = t->partial_fd >= 0 &&
+	           (fault[0] == '\0' || strncmp(fault, "fold", 4) == 0) &&
+	           partial_take(t, fds);
+	if (fold) {
+		struct msg r;
+		fit_result(&r, t);
+		double w;
+		if (tensor_region_check_finite(m, u.addr, &err) != 0 ||
+		    wsum_weight(kv_get_str(&t->config, "weighting", ""),
+		                r.u.result.num_examples, NAN, &w, &err) != 0)
+			fatal("fold: %s", err.message);
+		wsum_add(P.seg.addr, m, u.addr, w, P.n == 0);
+		P.tasks[P.n++] = t->task_id;
+		P.weight += w;
+		if (fault[0] != '\0')
+			P.fault = fault;
+		shm_segment_close(&u);
+		shm_segment_close(&g);
+		r.u.result.folded = (int64_t)P.id;
+		send_or_die(fd, &r);
+		msg_free(&r);
+		if (strcmp(fault, "foldkill") == 0 && P.n >= 3 &&
+		    first_time(fault)) {
+			fprintf(stderr, "fake: killed holding %zu fits\n", P.n);
+			raise(SIGKILL);
+		}
+		return;
+	}
 	int keep_u = dup(u.fd), keep_g = dup(g.fd);
 	if (strcmp(fault, "keepmapped") == 0)
 		scribble(u.addr, m);
@@ -650,6 +781,8 @@ main(int argc, char **argv)
 		if (m.type != MSG_TASK)
 			fatal("expected a task, got %s", msg_type_name(m.type));
 		const struct msg_task *t = &m.u.task;
+		if (t->kind != TASK_FIT)
+			partial_send(fd);
 		if (t->kind == TASK_SHUTDOWN) {
 			msg_free(&m);
 			return 0;
@@ -659,7 +792,10 @@ main(int argc, char **argv)
 		else
 			evaluate(fd, t, fault_for(t->client_id));
 		msg_free(&m);
+		if (done + 1 == max_tasks || !frame_waiting(fd))
+			partial_send(fd);
 	}
+	partial_send(fd);
 	close(fd);
 	return 0;
 }

@@ -38,9 +38,11 @@ struct ctx {
 };
 
 static int
-encode_task(void *arg, uint64_t task_id, uint8_t **frame, size_t *len)
+encode_task(void *arg, uint64_t task_id, pid_t pid, uint8_t **frame,
+            size_t *len)
 {
 	struct ctx *c = arg;
+	(void)pid;
 	struct msg m;
 	msg_init(&m, MSG_TASK);
 	m.u.task.task_id = task_id;

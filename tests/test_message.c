@@ -153,6 +153,35 @@ make_sample(int i, struct msg *m)
 		m->u.task.client_id = -1;
 		kv_set_str(&m->u.task.config, "model", "custom");
 		return 1;
+	case 16:
+		msg_init(m, MSG_TASK);
+		m->u.task.task_id = 40;
+		m->u.task.kind = TASK_FIT;
+		m->u.task.client_id = 3;
+		make_params(&m->u.task.params, PARAMS_FD);
+		m->u.task.params.fd = 0;
+		m->u.task.update_fd = 1;
+		m->u.task.partial_fd = 2;
+		m->u.task.partial_id = UINT64_MAX - 1;
+		m->u.task.partial_size = 16 * 8;
+		return 1;
+	case 17:
+		msg_init(m, MSG_RESULT);
+		m->u.result.task_id = 40;
+		m->u.result.num_examples = 60;
+		kv_set_num(&m->u.result.metrics, "steps", 2);
+		m->u.result.folded = INT64_MAX;
+		return 1;
+	case 18:
+		msg_init(m, MSG_PARTIAL);
+		m->u.partial.id = 7;
+		m->u.partial.ntasks = 3;
+		m->u.partial.tasks = xcalloc(3, sizeof(uint64_t));
+		m->u.partial.tasks[0] = 40;
+		m->u.partial.tasks[1] = UINT64_MAX;
+		m->u.partial.tasks[2] = 0;
+		m->u.partial.weight = 180.5;
+		return 1;
 	default:
 		return 0;
 	}
@@ -665,6 +694,101 @@ test_update_fd(void)
 	CHECK_STR_CONTAINS(err.message, "task.update_fd");
 	CHECK_EQ_INT(decode_update_fd("evaluate", 1, &err), IPC_E_BAD_VALUE);
 	CHECK_STR_CONTAINS(err.message, "only a fit task");
+}
+
+/* A fit task with update_fd 1 and a partial on descriptor fd. */
+static int
+decode_partial_fd(int64_t fd, struct ipc_error *err)
+{
+	struct pk k;
+	pk_init(&k);
+	msgpack_pack_map(&k.p, 9);
+	pk_str(&k, "type");
+	pk_str(&k, "task");
+	pk_str(&k, "task_id");
+	msgpack_pack_uint64(&k.p, 5);
+	pk_str(&k, "kind");
+	pk_str(&k, "fit");
+	pk_str(&k, "round");
+	msgpack_pack_uint64(&k.p, 1);
+	pk_str(&k, "client_id");
+	msgpack_pack_int(&k.p, 0);
+	pk_str(&k, "config");
+	msgpack_pack_map(&k.p, 0);
+	pk_str(&k, "params");
+	params_ok(&k);
+	pk_str(&k, "update_fd");
+	msgpack_pack_int64(&k.p, 1);
+	pk_str(&k, "partial");
+	msgpack_pack_map(&k.p, 3);
+	pk_str(&k, "fd");
+	msgpack_pack_int64(&k.p, fd);
+	pk_str(&k, "id");
+	msgpack_pack_uint64(&k.p, 1);
+	pk_str(&k, "size");
+	msgpack_pack_uint64(&k.p, 8);
+	return pk_decode(&k, err);
+}
+
+/* partial {id, tasks, weight} with ntasks tasks 1, 2, ... */
+static int
+decode_partial(uint32_t ntasks, double weight, int folded_params,
+               struct ipc_error *err)
+{
+	struct pk k;
+	pk_init(&k);
+	if (folded_params) {
+		/* a result that says folded and still carries params */
+		msgpack_pack_map(&k.p, 6);
+		pk_str(&k, "type");
+		pk_str(&k, "result");
+		pk_str(&k, "task_id");
+		msgpack_pack_uint64(&k.p, 5);
+		pk_str(&k, "num_examples");
+		msgpack_pack_uint64(&k.p, 5);
+		pk_str(&k, "metrics");
+		msgpack_pack_map(&k.p, 0);
+		pk_str(&k, "folded");
+		msgpack_pack_uint64(&k.p, 1);
+		pk_str(&k, "params");
+		params_ok(&k);
+		return pk_decode(&k, err);
+	}
+	msgpack_pack_map(&k.p, 4);
+	pk_str(&k, "type");
+	pk_str(&k, "partial");
+	pk_str(&k, "id");
+	msgpack_pack_uint64(&k.p, 1);
+	pk_str(&k, "tasks");
+	msgpack_pack_array(&k.p, ntasks);
+	for (uint32_t i = 0; i < ntasks; i++)
+		msgpack_pack_uint64(&k.p, i + 1);
+	pk_str(&k, "weight");
+	msgpack_pack_double(&k.p, weight);
+	return pk_decode(&k, err);
+}
+
+/* A partial sum on a descriptor of its own, at least one task, a positive
+ * finite weight; a folded result carries no params. */
+static void
+test_partial(void)
+{
+	struct ipc_error err;
+	CHECK_EQ_INT(decode_partial_fd(2, &err), IPC_OK);
+	CHECK_EQ_INT(decode_partial_fd(1, &err), IPC_E_BAD_VALUE);
+	CHECK_STR_CONTAINS(err.message, "task.partial");
+	CHECK_EQ_INT(decode_partial_fd(0, &err), IPC_E_BAD_VALUE);
+	CHECK(decode_partial_fd(4, &err) != IPC_OK);
+	CHECK_STR_CONTAINS(err.message, "task.partial.fd");
+	CHECK_EQ_INT(decode_partial(3, 2.5, 0, &err), IPC_OK);
+	CHECK_EQ_INT(decode_partial(0, 2.5, 0, &err), IPC_E_BAD_VALUE);
+	CHECK_STR_CONTAINS(err.message, "partial.tasks");
+	CHECK_EQ_INT(decode_partial(2, 0, 0, &err), IPC_E_BAD_VALUE);
+	CHECK_STR_CONTAINS(err.message, "partial.weight");
+	CHECK_EQ_INT(decode_partial(2, NAN, 0, &err), IPC_E_BAD_VALUE);
+	CHECK_EQ_INT(decode_partial(2, -1, 0, &err), IPC_E_BAD_VALUE);
+	CHECK_EQ_INT(decode_partial(1, 1, 1, &err), IPC_E_BAD_VALUE);
+	CHECK_STR_CONTAINS(err.message, "carries no params");
 }
 
 /* Descriptors sent with a frame arrive with it as new descriptors of the
@@ -1233,6 +1357,7 @@ main(void)
 	RUN(test_random_and_mutated_payloads);
 	RUN(test_send_recv_over_socket);
 	RUN(test_update_fd);
+	RUN(test_partial);
 	RUN(test_fds_over_socket);
 	RUN(test_fuzz_seeds_are_valid_frames);
 	RUN(test_chunk_head);

@@ -76,7 +76,7 @@ take_task(struct job *j, uint64_t task_id, int fit)
 {
 	uint8_t *frame;
 	size_t len;
-	CHECK_EQ_INT(round_encode_task(j, task_id, &frame, &len), 0);
+	CHECK_EQ_INT(round_encode_task(j, task_id, getpid(), &frame, &len), 0);
 	struct msg m;
 	struct ipc_error err;
 	CHECK_EQ_INT(msg_decode(frame + FRAME_HEADER_SIZE,
@@ -238,7 +238,7 @@ test_rounds_retry_and_failure(void)
 	 * encode them, and their answers are ignored. */
 	uint8_t *frame;
 	size_t len;
-	CHECK_EQ_INT(round_encode_task(&j, r2[1], &frame, &len), -1);
+	CHECK_EQ_INT(round_encode_task(&j, r2[1], getpid(), &frame, &len), -1);
 	struct msg late;
 	msg_init(&late, MSG_RESULT);
 	late.u.result.task_id = r2[1];

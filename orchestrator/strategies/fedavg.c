@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "wsum.h"
 
 int
 fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
@@ -21,8 +22,8 @@ fedavg_init(struct fedavg *a, const struct tensor_manifest *m,
 			    "aggregates F32 tensors only",
 			    m->tensors[i].name,
 			    tensor_dtype_name(m->tensors[i].dtype));
-		a->numel += m->tensors[i].nbytes / sizeof(float);
 	}
+	a->numel = wsum_numel(m);
 	a->model = m;
 	/* Huge pages, brought in whole by the first fold: until then the
 	 * capacity check sees the accumulator as free memory. */
@@ -62,16 +63,27 @@ fedavg_add_each(struct fedavg *a, const void *region, double weight,
 		size_t n = t->nbytes / sizeof(float);
 		if (tensor != NULL)
 			tensor(arg, t->offset, t->offset + t->nbytes);
-		if (first)
-			for (size_t k = 0; k < n; k++)
-				acc[k] = weight * (double)u[k];
-		else
-			for (size_t k = 0; k < n; k++)
-				acc[k] += weight * (double)u[k];
+		wsum_span(acc, u, n, weight, first);
 		acc += n;
 	}
 	a->weight += weight;
 	a->folded++;
+}
+
+void
+fedavg_add_sum(struct fedavg *a, const double *sum, double weight,
+               unsigned count)
+{
+	if (!a->resident)
+		big_populate(a->acc, a->numel * sizeof *a->acc);
+	a->resident = 1;
+	if (a->folded == 0)
+		memcpy(a->acc, sum, a->numel * sizeof *a->acc);
+	else
+		for (size_t k = 0; k < a->numel; k++)
+			a->acc[k] += sum[k];
+	a->weight += weight;
+	a->folded += count;
 }
 
 double

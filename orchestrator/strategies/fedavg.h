@@ -32,6 +32,10 @@ void fedavg_add(struct fedavg *a, const void *region, double weight);
 void fedavg_add_each(struct fedavg *a, const void *region, double weight,
                      void (*tensor)(void *arg, size_t begin, size_t end),
                      void *arg);
+/* Add a sum of count updates whose weights add up to weight (a partial
+ * sum, laid out as acc: wsum.h). */
+void fedavg_add_sum(struct fedavg *a, const double *sum, double weight,
+                    unsigned count);
 /* Write acc / weight as float32 into region (laid out as the model);
  * returns the largest magnitude written, INFINITY when a value is not
  * finite (the caller's check of the aggregate, made in the same pass). */

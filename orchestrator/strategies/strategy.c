@@ -10,6 +10,7 @@
 
 #include "safetensors.h"
 #include "util.h"
+#include "wsum.h"
 
 static const struct strategy_ops *const registry[] = {
     &strategy_fedavg,  &strategy_fedprox, &strategy_fedavgm,
@@ -174,26 +175,11 @@ double
 strategy_weight(const struct strategy *s, const struct msg_result *r,
                 struct ipc_error *err)
 {
-	const char *w = s->cfg->strategy.weighting;
-	if (strcmp(w, "uniform") == 0)
-		return 1.0;
-	if (strcmp(w, "steps") == 0) {
-		double steps = kv_get_num(&r->metrics, "steps", NAN);
-		if (!(steps > 0) || !isfinite(steps)) {
-			ipc_error_set(
-			    err, IPC_E_BAD_VALUE,
-			    "strategy.weighting is steps but the "
-			    "result has no positive \"steps\" metric");
-			return -1;
-		}
-		return steps;
-	}
-	if (r->num_examples == 0) {
-		ipc_error_set(err, IPC_E_BAD_VALUE,
-		              "result reports 0 examples");
+	double w;
+	if (wsum_weight(s->cfg->strategy.weighting, r->num_examples,
+	                kv_get_num(&r->metrics, "steps", NAN), &w, err) < 0)
 		return -1;
-	}
-	return (double)r->num_examples;
+	return w;
 }
 
 int
@@ -392,6 +378,31 @@ strategy_fold_mean(struct strategy *s, const void *update, double weight,
 {
 	(void)err;
 	fedavg_add(&s->acc, update, weight);
+	return 0;
+}
+
+int
+strategy_folds_sums(const struct strategy *s)
+{
+	return s->ops->fold == strategy_fold_mean;
+}
+
+int
+strategy_fold_sum(struct strategy *s, const double *sum, double weight,
+                  unsigned count, struct ipc_error *err)
+{
+	if (!strategy_folds_sums(s))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "strategy %s needs every update; it takes "
+		                     "no partial sums",
+		                     s->ops->name);
+	for (size_t k = 0; k < s->acc.numel; k++)
+		if (!isfinite(sum[k]))
+			return ipc_error_set(err, IPC_E_BAD_VALUE,
+			                     "the partial sum has a value that "
+			                     "is not finite at element %zu",
+			                     k);
+	fedavg_add_sum(&s->acc, sum, weight, count);
 	return 0;
 }
 

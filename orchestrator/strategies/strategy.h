@@ -103,6 +103,14 @@ struct strategy {
  * update to s->acc (FedAvg, FedProx, FedAvgM, FedOpt). */
 int strategy_fold_mean(struct strategy *s, const void *update, double weight,
                        struct ipc_error *err);
+/* True for strategies whose aggregate is the round's weighted sum, which
+ * may come as partial sums (FedAvg, FedProx, FedAvgM, FedOpt). */
+int strategy_folds_sums(const struct strategy *s);
+/* Fold a partial sum of count updates (laid out as s->acc, wsum.h) whose
+ * weights add up to weight; -1 when a value is not finite or the
+ * strategy needs every update. */
+int strategy_fold_sum(struct strategy *s, const double *sum, double weight,
+                      unsigned count, struct ipc_error *err);
 /* The finish of a plain mean (FedAvg, FedProx): the accumulator's weighted
  * mean rounded to float32; the old model is not read. */
 int strategy_finish_mean(struct strategy *s, const void *global, void *out,
