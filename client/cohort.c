@@ -51,7 +51,8 @@ struct cohort_task {
 	void *ubuf;                /* the buffer streamed after the result */
 	uint8_t *uaddr;            /* where the update is; NULL: none yet */
 	size_t chunk_bytes;
-	int fold; /* a fit folded into the partial sum, not returned */
+	int fold;   /* a fit folded into the partial sum, not returned */
+	void *fbuf; /* its update: private memory (the segment stays empty) */
 };
 
 /* The partial sum a pool worker folds its fits into (docs/protocol.md,
@@ -270,6 +271,7 @@ task_end(struct cohort_task *t)
 	shm_segment_close(&t->update);
 	buf_put(cl, t->gbuf, t->gsize);
 	buf_put(cl, t->ubuf, t->gsize);
+	buf_put(cl, t->fbuf, t->gsize);
 	msg_free(&t->m);
 	memset(t, 0, sizeof *t);
 	t->global.fd = t->update.fd = -1;
@@ -583,8 +585,10 @@ cohort_task_find(const struct cohort_task *t, const char *name,
 /* The update memfd the task frame brought, filled with the global model
  * (pwrite: fresh pages are not zeroed first) and mapped read-write. It is
  * unmapped before the result goes: the orchestrator then seals it. */
+/* Fill the task's update segment with src; with map, map it writable. */
 static int
-map_update(struct cohort_task *t, struct ipc_error *err)
+map_update(struct cohort_task *t, const void *src, int map,
+           struct ipc_error *err)
 {
 	const struct msg_task *mt = &t->m.u.task;
 	int fd = mt->update_fd >= 0
@@ -599,10 +603,10 @@ map_update(struct cohort_task *t, struct ipc_error *err)
 	if (shm_fd_check(fd, "the update segment", SHM_SEALED_SIZE, t->gsize,
 	                 &st, err) != 0)
 		return -1; /* fd closed */
-	if (shm_fd_fill(fd, "the update segment", t->gaddr, t->gsize, err) !=
-	    0) {
+	if (shm_fd_fill(fd, "the update segment", src, t->gsize, err) != 0 ||
+	    !map) {
 		close(fd);
-		return -1;
+		return map ? -1 : 0;
 	}
 	return shm_segment_map(&t->update, "the update segment", fd, t->gsize,
 	                       SHM_WRITE, err);
@@ -634,7 +638,16 @@ cohort_task_update(struct cohort_task *t, unsigned flags, size_t *size)
 		t->uaddr = t->ubuf;
 		return t->uaddr;
 	}
-	if (map_update(t, &cl->err) != 0)
+	if (t->fold) {
+		/* Folded here, never returned: train in private memory (no
+		 * copy into the segment, no mapping of it; the buffer's pages
+		 * stay in place from task to task). */
+		t->fbuf = buf_get(cl, t->gsize);
+		memcpy(t->fbuf, t->gaddr, t->gsize);
+		t->uaddr = t->fbuf;
+		return t->uaddr;
+	}
+	if (map_update(t, t->gaddr, 1, &cl->err) != 0)
 		return NULL;
 	t->uaddr = t->update.addr;
 	return t->uaddr;
@@ -760,6 +773,15 @@ cohort_done(struct cohort_task *t, uint64_t num_examples,
 		     !frame_waiting(cl->fd)))
 			rc = partial_send(cl);
 		return rc;
+	}
+	if (mt->kind == TASK_FIT && t->fbuf != NULL &&
+	    map_update(t, t->fbuf, 0, &cl->err) != 0) {
+		/* Not folded after all: it goes back through its segment. */
+		struct ipc_error err = cl->err;
+		msg_free(&r);
+		cohortx_fail_error(t, &err);
+		cl->err = err;
+		return -1;
 	}
 	if (mt->kind == TASK_FIT) {
 		struct params_ref *p = &r.u.result.params;

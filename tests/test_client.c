@@ -303,6 +303,137 @@ test_fit_then_evaluate_in_pool_mode(void)
 	free(region);
 }
 
+/* Send fit task (progress off) with the global model, a new update
+ * segment into *u and, with p, partial sum p as descriptor 2. */
+static void
+send_fit(int fd, struct msg *task, const struct shm_segment *g,
+         struct shm_segment *u, const struct shm_segment *p, uint64_t pid)
+{
+	struct ipc_error err;
+	kv_set_num(&task->u.task.config, "progress_every", 0);
+	CHECK(shm_segment_create_empty(u, "update", manifest.total_size,
+	                               &err) == 0);
+	int fds[3] = {g->fd, u->fd, p ? p->fd : -1};
+	if (p != NULL) {
+		task->u.task.partial_fd = 2;
+		task->u.task.partial_id = pid;
+		task->u.task.partial_size = p->size;
+		kv_set_num(&task->u.task.config, "flush_every", 0);
+	}
+	CHECK(msg_send_fds(fd, task, fds, p ? 3 : 2, &err) == 0);
+	msg_free(task);
+}
+
+/* The result of fit id returned whole: its update, checked and sealed,
+ * copied into out. */
+static void
+returned_update(int fd, uint64_t id, struct shm_segment *u, float *out)
+{
+	struct ipc_error err;
+	struct msg m;
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_RESULT && m.u.result.task_id == id);
+	CHECK(m.u.result.folded == -1);
+	CHECK(m.u.result.params.where == PARAMS_FD);
+	msg_free(&m);
+	CHECK(shm_segment_seal_write(u, &err) == 0);
+	struct shm_segment um = {.fd = -1};
+	CHECK(shm_segment_map(&um, "update", dup(u->fd), manifest.total_size,
+	                      SHM_READ, &err) == 0);
+	memcpy(out, um.addr, manifest.total_size);
+	shm_segment_close(&um);
+	shm_segment_close(u);
+}
+
+/* Partial sums (docs/protocol.md): a fit given a partial sum is folded
+ * into it (weight: its examples) and reported folded; the sum comes once
+ * no task follows, holding 540 x the update the same fit returns whole.
+ * A fit naming a sum already sent, and one that cannot be weighted, are
+ * returned whole, the same update. */
+static void
+test_partial_sum(void)
+{
+	if (manifest.count == 0)
+		harness_skip("needs the prepared workspace of the first test");
+	struct ipc_error err;
+	void *region = NULL;
+	struct shm_segment g = {.fd = -1}, u = {.fd = -1}, p1 = {.fd = -1},
+	                   p2 = {.fd = -1};
+	make_global(&g, &region, 1);
+	size_t numel = 0, size = manifest.total_size;
+	for (size_t i = 0; i < manifest.count; i++)
+		numel += manifest.tensors[i].nbytes / 4;
+	CHECK(shm_segment_create_empty(&p1, "partial", numel * 8, &err) == 0);
+	CHECK(shm_segment_create_empty(&p2, "partial", numel * 8, &err) == 0);
+	int lfd = listen_socket();
+	pid_t pid = spawn_worker(-1, 4);
+	int fd = accept_worker(lfd, pid, -1);
+	struct msg task, m;
+
+	make_task(&task, TASK_FIT, 61, 3, "train");
+	kv_set_str(&task.u.task.config, "weighting", "examples");
+	send_fit(fd, &task, &g, &u, &p1, 1);
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_RESULT && m.u.result.task_id == 61);
+	CHECK_EQ_INT(m.u.result.folded, 1);
+	CHECK(m.u.result.params.where == PARAMS_NONE);
+	CHECK_EQ_INT(m.u.result.num_examples, 540);
+	msg_free(&m);
+	/* No task follows: the sum comes. */
+	CHECK(msg_recv(fd, FRAME_MAX_DEFAULT, &m, &err) == 0);
+	CHECK(m.type == MSG_PARTIAL);
+	CHECK_EQ_INT(m.u.partial.id, 1);
+	CHECK_EQ_INT(m.u.partial.ntasks, 1);
+	CHECK(m.u.partial.ntasks == 1 && m.u.partial.tasks[0] == 61);
+	CHECK(m.u.partial.weight == 540.0);
+	msg_free(&m);
+	/* It unmapped the sum before sending it. */
+	CHECK(shm_segment_seal_write(&p1, &err) == 0);
+
+	float *b = xmalloc(size), *c = xmalloc(size), *d = xmalloc(size);
+	make_task(&task, TASK_FIT, 62, 3, "train");
+	send_fit(fd, &task, &g, &u, NULL, 0);
+	returned_update(fd, 62, &u, b);
+	/* The sum already sent, named again: not folded into. */
+	make_task(&task, TASK_FIT, 63, 3, "train");
+	kv_set_str(&task.u.task.config, "weighting", "examples");
+	send_fit(fd, &task, &g, &u, &p1, 1);
+	returned_update(fd, 63, &u, c);
+	/* A weighting the worker does not know: returned whole through its
+	 * segment, from the private memory it trained in. */
+	make_task(&task, TASK_FIT, 64, 3, "train");
+	kv_set_str(&task.u.task.config, "weighting", "bogus");
+	send_fit(fd, &task, &g, &u, &p2, 2);
+	returned_update(fd, 64, &u, d);
+	CHECK(memcmp(b, c, size) == 0);
+	CHECK(memcmp(b, d, size) == 0);
+	CHECK(memcmp(b, region, size) != 0);
+
+	struct shm_segment pm = {.fd = -1};
+	CHECK(shm_segment_map(&pm, "partial", dup(p1.fd), numel * 8, SHM_READ,
+	                      &err) == 0);
+	const double *sum = pm.addr;
+	size_t k = 0, wrong = 0;
+	for (size_t i = 0; i < manifest.count; i++) {
+		const float *f = (const float *)((const char *)b +
+		                                 manifest.tensors[i].offset);
+		for (size_t e = 0; e < manifest.tensors[i].nbytes / 4; e++)
+			wrong += sum[k++] != 540.0 * (double)f[e];
+	}
+	CHECK_EQ_INT(wrong, 0);
+	shm_segment_close(&pm);
+	CHECK(wait_status(pid) == 0);
+	free(b);
+	free(c);
+	free(d);
+	close(fd);
+	close(lfd);
+	shm_segment_close(&p1);
+	shm_segment_close(&p2);
+	shm_segment_close(&g);
+	free(region);
+}
+
 /* The worker pid on fd answers its task with an error frame whose message
  * holds want, then exits 1; fd is closed. */
 static void
@@ -467,6 +598,7 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	RUN(test_fit_then_evaluate_in_pool_mode);
 	RUN(test_refuses_unsealed_or_missing_memory);
+	RUN(test_partial_sum);
 	RUN(test_task_config_checked);
 	RUN(test_prepare_names_missing_key);
 	RUN(test_shutdown_and_missing_environment);
