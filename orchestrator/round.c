@@ -709,6 +709,28 @@ fit_numbers(struct job *j, const struct job_task *t, uint64_t num_examples,
 			             metrics->entries[i].num);
 }
 
+/* The weight of fit t's result r: -1 with err when its examples are more
+ * than the client's data holds or it has none (strategy.weighting). */
+static double
+fit_weight(const struct job *j, const struct job_task *t,
+           const struct msg_result *r, struct ipc_error *err)
+{
+	uint64_t cap =
+	    prepare_examples_cap(j->prepared, t->client, EXAMPLES_TRAIN,
+	                         j->cfg->federation.max_examples);
+	if (r->num_examples > cap) {
+		ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "result reports %llu examples, more than client "
+		    "%lld's data holds (%llu; federation.max_examples "
+		    "sets another bound)",
+		    (unsigned long long)r->num_examples, (long long)t->client,
+		    (unsigned long long)cap);
+		return -1;
+	}
+	return strategy_weight(&j->strategy, r, err);
+}
+
 /* A fit reported folded into its worker's partial sum: checked as any
  * result, then it waits for the sum. A refused one fails, and so will
  * the sum's other fits (round_on_partial). */
@@ -718,9 +740,6 @@ folded_result(struct job *j, struct job_task *t, const struct msg_result *r)
 	struct ipc_error err;
 	struct worker_partial *w =
 	    partials_get(&j->partials, t->update_pid, 0, NULL);
-	uint64_t cap =
-	    prepare_examples_cap(j->prepared, t->client, EXAMPLES_TRAIN,
-	                         j->cfg->federation.max_examples);
 	double weight = 0;
 	int ok = 0;
 	task_update_release(j, t);
@@ -730,15 +749,7 @@ folded_result(struct job *j, struct job_task *t, const struct msg_result *r)
 		    "result says it was folded into partial sum %lld, "
 		    "which its worker was not given",
 		    (long long)r->folded);
-	else if (r->num_examples > cap)
-		ipc_error_set(
-		    &err, IPC_E_BAD_VALUE,
-		    "result reports %llu examples, more than client "
-		    "%lld's data holds (%llu; federation.max_examples "
-		    "sets another bound)",
-		    (unsigned long long)r->num_examples, (long long)t->client,
-		    (unsigned long long)cap);
-	else if ((weight = strategy_weight(&j->strategy, r, &err)) > 0)
+	else if ((weight = fit_weight(j, t, r, &err)) > 0)
 		ok = 1;
 	if (!ok) {
 		if (w != NULL)
@@ -869,23 +880,12 @@ round_on_result(void *arg, uint64_t task_id, const struct msg *m)
 	}
 	int ok = 0;
 	double weight = 0;
-	uint64_t cap =
-	    prepare_examples_cap(j->prepared, t->client, EXAMPLES_TRAIN,
-	                         j->cfg->federation.max_examples);
 	if (r->params.where == PARAMS_FD && r->params.fd != 1)
 		ipc_error_set(&err, IPC_E_BAD_VALUE,
 		              "result names descriptor %u; the task's update "
 		              "is descriptor 1",
 		              (unsigned)r->params.fd);
-	else if (r->num_examples > cap)
-		ipc_error_set(
-		    &err, IPC_E_BAD_VALUE,
-		    "result reports %llu examples, more than client "
-		    "%lld's data holds (%llu; federation.max_examples "
-		    "sets another bound)",
-		    (unsigned long long)r->num_examples, (long long)t->client,
-		    (unsigned long long)cap);
-	else if ((weight = strategy_weight(&j->strategy, r, &err)) <= 0)
+	else if ((weight = fit_weight(j, t, r, &err)) <= 0)
 		ok = 0;
 	else if (stream_fold(&j->stream, &j->strategy, task_id, &r->params,
 	                     task_update(j, t), t->update_slot >= 0, weight,
