@@ -147,8 +147,7 @@ partials_open(struct partials *p, struct worker_partial *w,
 }
 
 struct partial_fit *
-partials_take(struct partials *p, struct worker_partial *w, struct closer *c,
-              size_t *n)
+partials_take(struct worker_partial *w, struct closer *c, size_t *n)
 {
 	struct partial_fit *fits = w->fits;
 	*n = w->n;
@@ -159,7 +158,6 @@ partials_take(struct partials *p, struct worker_partial *w, struct closer *c,
 	closer_close(c, &w->seg);
 	w->seg.fd = -1;
 	w->id = 0;
-	(void)p;
 	return fits;
 }
 
@@ -171,7 +169,7 @@ partials_gone(struct partials *p, pid_t pid, struct closer *c, size_t *n)
 	if (i < 0)
 		return NULL;
 	struct worker_partial *w = p->w[i];
-	struct partial_fit *fits = partials_take(p, w, c, n);
+	struct partial_fit *fits = partials_take(w, c, n);
 	free(w);
 	p->w[i] = p->w[--p->n];
 	return fits;

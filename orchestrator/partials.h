@@ -77,8 +77,8 @@ const double *partials_open(struct partials *p, struct worker_partial *w,
 /* w's sum is dealt with: hand its fits to the caller (*n of them; free
  * them with partials_fits_free), close its segment and give it the next
  * id. */
-struct partial_fit *partials_take(struct partials *p, struct worker_partial *w,
-                                  struct closer *c, size_t *n);
+struct partial_fit *partials_take(struct worker_partial *w, struct closer *c,
+                                  size_t *n);
 /* Worker pid exited: its record goes, and its unsent fits are handed to
  * the caller (*n; NULL when none). */
 struct partial_fit *partials_gone(struct partials *p, pid_t pid,

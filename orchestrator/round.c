@@ -798,8 +798,7 @@ round_on_partial(void *arg, pid_t pid, const struct msg *m,
 	          j->round, (unsigned long long)mp->id, (int)pid, mp->ntasks,
 	          ok ? "folded" : why.message);
 	size_t n;
-	struct partial_fit *fits =
-	    partials_take(&j->partials, w, &j->closer, &n);
+	struct partial_fit *fits = partials_take(w, &j->closer, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct job_task *t = find_task(j, fits[i].task_id);
 		if (t == NULL || !t->folded)

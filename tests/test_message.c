@@ -651,14 +651,15 @@ test_params_validation(void)
 	             IPC_E_BOUNDS);
 }
 
-/* A fit task whose params are descriptor 0, with update_fd as given
- * (negative: none) and kind. */
+/* A task of kind whose params are descriptor 0, with update_fd and a
+ * partial sum on descriptor partial_fd as given (negative: none). */
 static int
-decode_update_fd(const char *kind, int64_t update_fd, struct ipc_error *err)
+decode_task_fds(const char *kind, int64_t update_fd, int64_t partial_fd,
+                struct ipc_error *err)
 {
 	struct pk k;
 	pk_init(&k);
-	msgpack_pack_map(&k.p, update_fd >= 0 ? 8 : 7);
+	msgpack_pack_map(&k.p, 7 + (update_fd >= 0) + (partial_fd >= 0));
 	pk_str(&k, "type");
 	pk_str(&k, "task");
 	pk_str(&k, "task_id");
@@ -677,7 +678,23 @@ decode_update_fd(const char *kind, int64_t update_fd, struct ipc_error *err)
 		pk_str(&k, "update_fd");
 		msgpack_pack_int64(&k.p, update_fd);
 	}
+	if (partial_fd >= 0) {
+		pk_str(&k, "partial");
+		msgpack_pack_map(&k.p, 3);
+		pk_str(&k, "fd");
+		msgpack_pack_int64(&k.p, partial_fd);
+		pk_str(&k, "id");
+		msgpack_pack_uint64(&k.p, 1);
+		pk_str(&k, "size");
+		msgpack_pack_uint64(&k.p, 8);
+	}
 	return pk_decode(&k, err);
+}
+
+static int
+decode_update_fd(const char *kind, int64_t update_fd, struct ipc_error *err)
+{
+	return decode_task_fds(kind, update_fd, -1, err);
 }
 
 static void
@@ -700,34 +717,7 @@ test_update_fd(void)
 static int
 decode_partial_fd(int64_t fd, struct ipc_error *err)
 {
-	struct pk k;
-	pk_init(&k);
-	msgpack_pack_map(&k.p, 9);
-	pk_str(&k, "type");
-	pk_str(&k, "task");
-	pk_str(&k, "task_id");
-	msgpack_pack_uint64(&k.p, 5);
-	pk_str(&k, "kind");
-	pk_str(&k, "fit");
-	pk_str(&k, "round");
-	msgpack_pack_uint64(&k.p, 1);
-	pk_str(&k, "client_id");
-	msgpack_pack_int(&k.p, 0);
-	pk_str(&k, "config");
-	msgpack_pack_map(&k.p, 0);
-	pk_str(&k, "params");
-	params_ok(&k);
-	pk_str(&k, "update_fd");
-	msgpack_pack_int64(&k.p, 1);
-	pk_str(&k, "partial");
-	msgpack_pack_map(&k.p, 3);
-	pk_str(&k, "fd");
-	msgpack_pack_int64(&k.p, fd);
-	pk_str(&k, "id");
-	msgpack_pack_uint64(&k.p, 1);
-	pk_str(&k, "size");
-	msgpack_pack_uint64(&k.p, 8);
-	return pk_decode(&k, err);
+	return decode_task_fds("fit", 1, fd, err);
 }
 
 /* partial {id, tasks, weight} with ntasks tasks 1, 2, ... */
