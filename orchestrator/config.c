@@ -230,6 +230,12 @@ static const struct key keys[] = {
      "progress metric lines one task may add to metrics.jsonl; the rest are "
      "dropped, with one line in the log (a flooding worker cannot fill the "
      "disk)"},
+    {"output.client_metrics", KEY_CHOICE, OFF(output.client_metrics), "all", 0,
+     0, "all|summary",
+     "all: every task's numbers (loss, examples, seconds, ...) as lines of "
+     "metrics.jsonl; summary: per round only their mean, sum, min, max and "
+     "10th/50th/90th percentiles across clients (client_KEY_mean, ...; "
+     "progress metrics dropped), for thousands of clients per round"},
     {"tracking.mlflow_uri", KEY_STR, OFF(tracking.mlflow_uri), "", 0, 0, NULL,
      "MLflow tracking server (empty = $MLFLOW_TRACKING_URI; unset = off)"},
     {"tracking.experiment", KEY_STR, OFF(tracking.experiment), "", 0, 0, NULL,
@@ -567,6 +573,13 @@ config_check(const struct config *c, struct ipc_error *err)
 		                     "(e.g. --set data.holdout=0.1) or "
 		                     "evaluate.fraction to 0",
 		                     c->evaluate.fraction);
+	if (c->tracking.child_runs &&
+	    strcmp(c->output.client_metrics, "summary") == 0)
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "tracking.child_runs needs every client's "
+		    "numbers: set output.client_metrics to all, "
+		    "or tracking.child_runs to false");
 	if (strategy_check_config(c, err) < 0)
 		return -1;
 	enum gpuslots_device kind;

@@ -106,6 +106,7 @@ struct config {
 	struct {
 		char *progress;
 		int64_t task_metrics; /* progress metric lines a task may add */
+		char *client_metrics; /* all|summary */
 	} output;
 	struct {
 		char *mlflow_uri; /* "" = MLFLOW_TRACKING_URI, unset = off */

@@ -763,6 +763,7 @@ job_close(struct job *j)
 	partials_free(&j->partials, &j->closer);
 	closer_stop(&j->closer);
 	fedeval_free(&j->r.fedeval);
+	clientstats_free(&j->r.stats);
 	free(j->consecutive_failures);
 	free(j->worker_path);
 	free(j->cmd_words);
@@ -823,6 +824,7 @@ job_open(struct job *j, struct config *cfg, const char *resume_dir)
 		console_err("%s", err.message);
 		return -1;
 	}
+	j->summary = strcmp(cfg->output.client_metrics, "summary") == 0;
 	return 0;
 }
 

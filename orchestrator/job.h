@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "clientstats.h"
 #include "closer.h"
 #include "config.h"
 #include "fedavg.h"
@@ -85,7 +86,10 @@ struct round {
 	double test_loss, test_acc;   /* central evaluation of the round */
 	struct fedeval fedeval;       /* evaluate.fraction tasks of the round */
 	double loss_sum, loss_weight; /* examples-weighted train loss */
-	char failure_notes[1024];     /* reasons seen in this round */
+	/* output.client_metrics summary: the attempt's per-client numbers */
+	struct clientstats stats;
+	int stats_full;           /* said that a key was dropped */
+	char failure_notes[1024]; /* reasons seen in this round */
 };
 
 struct job {
@@ -114,6 +118,7 @@ struct job {
 	    global; /* /cohort.<jobkey>.g<round>: this round's model */
 	struct strategy strategy;       /* aggregation (strategy.name) */
 	uint32_t *consecutive_failures; /* per client */
+	int summary;                    /* output.client_metrics summary */
 
 	unsigned round; /* current (1-based) */
 	uint64_t next_task_id;

@@ -174,6 +174,7 @@ start_attempt(struct job *j)
 	j->r.ntasks = n;
 	j->r.done = j->r.ok = j->r.failed = 0;
 	j->r.loss_sum = j->r.loss_weight = 0;
+	clientstats_clear(&j->r.stats);
 	j->r.central_pending = 0;
 	for (unsigned i = 0; i < n; i++) {
 		j->r.tasks[i].task_id = j->next_task_id++;
@@ -284,6 +285,7 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		                                  : json_null();
 		json_object_set_new(h, vals[i].key, v);
 	}
+	clientstats_write(&j->r.stats, &j->metrics, j->round);
 	struct ipc_error err;
 	if (metrics_flush(&j->metrics, &err) < 0) {
 		/* Not checkpointed: a resume runs this round again and drops
@@ -439,6 +441,24 @@ relay_next(struct job *j, const struct job_task *t, int ok)
 		break;
 	}
 	relay_submit(j);
+}
+
+/* One per-client number of task (client) into metrics.jsonl, or into the
+ * round's summaries (output.client_metrics summary). */
+static void
+client_metric(struct job *j, int64_t client, uint64_t task, const char *key,
+              double value)
+{
+	if (!j->summary) {
+		metrics_task(&j->metrics, j->round, client, task, key, value);
+		return;
+	}
+	if (clientstats_add(&j->r.stats, key, value) < 0 && !j->r.stats_full) {
+		j->r.stats_full = 1;
+		console_log("round %u: more than %d keys of client metrics; "
+		            "'%s' and later new keys are not summarised",
+		            j->round, CLIENTSTATS_MAX_KEYS, key);
+	}
 }
 
 /* Account one ended fit task. */
@@ -681,12 +701,10 @@ fed_eval_ended(struct job *j, struct fedeval_task *fe,
 		fed_eval_failed(j, fe, err.message);
 		return;
 	}
-	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
-	             "fed_eval_examples", (double)r->num_examples);
-	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
-	             "fed_eval_loss", loss);
-	metrics_task(&j->metrics, j->round, fe->client, fe->task_id,
-	             "fed_eval_accuracy", acc);
+	client_metric(j, fe->client, fe->task_id, "fed_eval_examples",
+	              (double)r->num_examples);
+	client_metric(j, fe->client, fe->task_id, "fed_eval_loss", loss);
+	client_metric(j, fe->client, fe->task_id, "fed_eval_accuracy", acc);
 	evals_ended(j);
 }
 
@@ -700,13 +718,13 @@ fit_numbers(struct job *j, const struct job_task *t, uint64_t num_examples,
 		j->r.loss_sum += loss * (double)num_examples;
 		j->r.loss_weight += (double)num_examples;
 	}
-	metrics_task(&j->metrics, j->round, t->client, t->task_id,
-	             "num_examples", (double)num_examples);
+	client_metric(j, t->client, t->task_id, "num_examples",
+	              (double)num_examples);
 	for (size_t i = 0; i < metrics->count; i++)
 		if (metrics->entries[i].type == KV_NUM)
-			metrics_task(&j->metrics, j->round, t->client,
-			             t->task_id, metrics->entries[i].key,
-			             metrics->entries[i].num);
+			client_metric(j, t->client, t->task_id,
+			              metrics->entries[i].key,
+			              metrics->entries[i].num);
 }
 
 /* The weight of fit t's result r: -1 with err when its examples are more
@@ -904,6 +922,8 @@ round_on_metrics(void *arg, uint64_t task_id, const struct msg *m)
 	struct job_task *t = find_task(j, task_id);
 	if (t == NULL)
 		return;
+	if (j->summary)
+		return; /* progress metrics are per task only */
 	const struct kv_list *v = &m->u.metrics.values;
 	int64_t cap = j->cfg->output.task_metrics;
 	for (size_t i = 0; i < v->count; i++)

@@ -1,6 +1,8 @@
 /* test_report.c: results/report.html from a synthetic metrics.jsonl: the
  * charts by id with the right number of points and bars, escaping, no
- * external resources, the heat strip for many clients, cohort-report, and
+ * external resources, the heat strip for many clients, a histogram for a
+ * million, the note of a summary-only job, the round-lines-only reader,
+ * cohort-report, and
  * (when chromium is installed) a headless screenshot of the page. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "files.h"
 #include "harness.h"
+#include "metricslog.h"
 #include "report.h"
 #include "util.h"
 
@@ -195,6 +198,97 @@ test_heat_strip(void)
 	free(ws);
 }
 
+/* A federation of a million, 6,000 of them training: a histogram of
+ * clients by rounds trained (the page stays small), not a cell each. */
+static void
+test_histogram(void)
+{
+	char *ws = make_workspace("million", 1000000);
+	write_metrics(ws, 4, 6000);
+	struct ipc_error err;
+	CHECK(report_write(ws, NULL, &err) == 0);
+	char *html = read_report(ws);
+	CHECK(html != NULL);
+	if (html == NULL)
+		return;
+	CHECK_EQ_INT(count(html, "class=\"cell-client\""), 0);
+	CHECK_STR_CONTAINS(html, "Clients by rounds trained (1000000 clients)");
+	/* c % 3 == 2 skips rounds 1 and 4, the others round 2 or 3 only */
+	CHECK_STR_CONTAINS(html, "<title>0 rounds: 994000 clients</title>");
+	CHECK_STR_CONTAINS(html, "<title>2 rounds: 2000 clients</title>");
+	CHECK_STR_CONTAINS(html, "<title>3 rounds: 4000 clients</title>");
+	CHECK(strlen(html) < 100000);
+	free(html);
+	free(ws);
+}
+
+/* output.client_metrics summary: no per-client lines, and the page says
+ * why there is no participation chart. */
+static void
+test_summary_only(void)
+{
+	char *ws = make_workspace("summary", 50);
+	write_metrics(ws, 2, 0);
+	char *cfg = xasprintf("%s/config.json", ws);
+	FILE *f = fopen(cfg, "w");
+	fputs("{\"federation\": {\"clients\": 50}, \"output\": "
+	      "{\"client_metrics\": \"summary\"}}\n",
+	      f);
+	fclose(f);
+	free(cfg);
+	struct ipc_error err;
+	CHECK(report_write(ws, NULL, &err) == 0);
+	char *html = read_report(ws);
+	CHECK_STR_CONTAINS(html, "Per-client participation is not recorded");
+	CHECK_EQ_INT(count(html, "id=\"chart-participation\""), 0);
+	CHECK_STR_CONTAINS(html, "id=\"chart-accuracy\"");
+	free(html);
+	free(ws);
+}
+
+static void
+count_line(void *arg, const struct metricslog_line *l)
+{
+	(void)l;
+	(*(int *)arg)++;
+}
+
+/* metricslog_read with METRICSLOG_ROUNDS hands over round-level lines
+ * only, also when a worker's key looks like a client line. */
+static void
+round_line(void *arg, const struct metricslog_line *l)
+{
+	int *n = arg;
+	CHECK(l->client < 0);
+	(*n)++;
+}
+
+static void
+test_rounds_only(void)
+{
+	char *ws = make_workspace("rounds", 2);
+	write_metrics(ws, 3, 2);
+	char *p = xasprintf("%s/metrics/metrics.jsonl", ws);
+	FILE *f = fopen(p, "a");
+	fputs("{\"round\":4,\"key\":\",\\\"client\\\":1\",\"value\":1,"
+	      "\"time\":1}\n",
+	      f);
+	fclose(f);
+	int n = 0;
+	long offset = 0;
+	struct ipc_error err;
+	CHECK_EQ_INT(metricslog_read(p, &offset, METRICSLOG_ROUNDS, round_line,
+	                             &n, &err),
+	             0);
+	int all = 0;
+	long from = 0;
+	CHECK_EQ_INT(metricslog_read(p, &from, 0, count_line, &all, &err), 0);
+	CHECK_EQ_INT(offset, from);
+	CHECK(n > 0 && all > n);
+	free(p);
+	free(ws);
+}
+
 /* No finished round: a page that says so. */
 static void
 test_empty(void)
@@ -285,6 +379,9 @@ main(void)
 {
 	RUN(test_charts);
 	RUN(test_heat_strip);
+	RUN(test_histogram);
+	RUN(test_summary_only);
+	RUN(test_rounds_only);
 	RUN(test_empty);
 	RUN(test_tool);
 	RUN(test_screenshot);

@@ -67,9 +67,22 @@ parse_line(const char *text, size_t len, struct metricslog_line *l,
 	return 0;
 }
 
+/* Whether text starts as metrics.c starts a per-client line. */
+static int
+client_line(const char *text)
+{
+	static const char head[] = "{\"round\":";
+	if (strncmp(text, head, sizeof head - 1) != 0)
+		return 0;
+	text += sizeof head - 1;
+	while (*text >= '0' && *text <= '9')
+		text++;
+	return strncmp(text, ",\"client\":", 10) == 0;
+}
+
 int
-metricslog_read(const char *path, long *offset, metricslog_fn fn, void *arg,
-                struct ipc_error *err)
+metricslog_read(const char *path, long *offset, unsigned flags,
+                metricslog_fn fn, void *arg, struct ipc_error *err)
 {
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
@@ -91,6 +104,10 @@ metricslog_read(const char *path, long *offset, metricslog_fn fn, void *arg,
 		if (buf[n - 1] != '\n')
 			break; /* a line still being written */
 		pos += n;
+		if ((flags & METRICSLOG_ROUNDS) && client_line(buf)) {
+			*offset = pos;
+			continue;
+		}
 		struct metricslog_line l = {.end = pos};
 		json_t *holder = NULL;
 		if (parse_line(buf, (size_t)n - 1, &l, &holder) == 0) {

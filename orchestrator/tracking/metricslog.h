@@ -20,10 +20,16 @@ struct metricslog_line {
 
 typedef void (*metricslog_fn)(void *arg, const struct metricslog_line *l);
 
+enum {
+	/* Only round-level lines: a per-client line, as metrics.c writes it
+	 * ({"round":N,"client":...), is passed over without being parsed. */
+	METRICSLOG_ROUNDS = 1,
+};
+
 /* Call fn for each complete line of path after *offset and move *offset past
  * the last complete line; a missing file reads as empty. Lines that are not
  * metric objects are skipped. */
-int metricslog_read(const char *path, long *offset, metricslog_fn fn, void *arg,
-                    struct ipc_error *err);
+int metricslog_read(const char *path, long *offset, unsigned flags,
+                    metricslog_fn fn, void *arg, struct ipc_error *err);
 
 #endif

@@ -858,8 +858,9 @@ mlflow_ship(struct mlflow *m)
 	struct collect c = {m, json_object()};
 	struct ipc_error err;
 	long before = m->read_offset;
-	if (metricslog_read(m->metrics_path, &m->read_offset, collect_line, &c,
-	                    &err) < 0)
+	if (metricslog_read(m->metrics_path, &m->read_offset,
+	                    m->child_runs ? 0 : METRICSLOG_ROUNDS, collect_line,
+	                    &c, &err) < 0)
 		log_warn("mlflow: %s", err.message);
 	const char *run;
 	json_t *list;

@@ -28,7 +28,8 @@ enum {
 	MARGIN_B = 46,
 	PLOT_W = CHART_W - MARGIN_L - MARGIN_R,
 	PLOT_H = CHART_H - MARGIN_T - MARGIN_B,
-	MAX_CLIENT_BARS = 100, /* more clients: a heat strip */
+	MAX_CLIENT_BARS = 100,    /* more clients: a heat strip */
+	MAX_STRIP_CLIENTS = 5000, /* more: a histogram of rounds trained */
 	STRIP_COLUMNS = 50,
 };
 
@@ -368,11 +369,62 @@ clients_chart(FILE *f, const struct report_data *d)
 	        MARGIN_T - 16, lx + 64, MARGIN_T - 7);
 }
 
-/* Rounds each client trained: a bar per client, or a heat strip of cells
- * when there are more than MAX_CLIENT_BARS clients. */
+/* How many of nclients clients trained in 0, 1, ..., most rounds: bars. */
 static void
-participation_chart(FILE *f, struct report_data *d, size_t nclients)
+participation_histogram(FILE *f, const unsigned *count, size_t nclients,
+                        unsigned most)
 {
+	size_t *clients = xcalloc(most + 1, sizeof *clients);
+	size_t hi = 0;
+	for (size_t c = 0; c < nclients; c++)
+		clients[count[c]]++;
+	for (unsigned r = 0; r <= most; r++)
+		if (clients[r] > hi)
+			hi = clients[r];
+	struct axes a = make_axes(most + 1, 0, hi ? (double)hi : 1, 1, 1);
+	a.x0 = -0.5;
+	a.x1 = most + 0.5;
+	if (a.ystep < 1) {
+		a.ystep = 1;
+		a.y1 = ceil(a.y1);
+	}
+	char title[96];
+	snprintf(title, sizeof title, "Clients by rounds trained (%zu clients)",
+	         nclients);
+	chart_begin(f, "chart-participation", title, "rounds trained",
+	            "clients", &a, 0);
+	double w = (double)PLOT_W / (double)(most + 1) * 0.8;
+	for (unsigned r = 0; r <= most; r++)
+		fprintf(f,
+		        "<rect class=\"bar-client\" x=\"%.1f\" y=\"%.1f\" "
+		        "width=\"%.1f\" height=\"%.1f\"><title>%u rounds: %zu "
+		        "clients</title></rect>\n",
+		        px(&a, r) - w / 2, py(&a, (double)clients[r]), w,
+		        py(&a, 0) - py(&a, (double)clients[r]), r, clients[r]);
+	for (double x = 0; x <= (double)most; x += a.xstep)
+		fprintf(f,
+		        "<text class=\"tick\" x=\"%.1f\" y=\"%d\" "
+		        "text-anchor=\"middle\">%.0f</text>\n",
+		        px(&a, x), MARGIN_T + PLOT_H + 18, x);
+	fputs("</svg>\n", f);
+	free(clients);
+}
+
+/* Rounds each client trained: a bar per client, a heat strip of cells
+ * when there are more than MAX_CLIENT_BARS clients, a histogram beyond
+ * MAX_STRIP_CLIENTS; a line saying why when the job keeps no per-client
+ * lines (summary: output.client_metrics summary). */
+static void
+participation_chart(FILE *f, struct report_data *d, size_t nclients,
+                    int summary)
+{
+	if (d->npart == 0 && summary) {
+		fputs("<p class=\"note\">Per-client participation is not "
+		      "recorded in this job's metrics.jsonl "
+		      "(output.client_metrics = summary).</p>\n",
+		      f);
+		return;
+	}
 	unsigned *count = xcalloc(nclients ? nclients : 1, sizeof *count);
 	qsort(d->part, d->npart, sizeof *d->part, cmp_part);
 	for (size_t i = 0; i < d->npart; i++) {
@@ -417,6 +469,11 @@ participation_chart(FILE *f, struct report_data *d, size_t nclients)
 			        "text-anchor=\"middle\">%.0f</text>\n",
 			        px(&a, x), MARGIN_T + PLOT_H + 18, x);
 		fputs("</svg>\n", f);
+		free(count);
+		return;
+	}
+	if (nclients > MAX_STRIP_CLIENTS) {
+		participation_histogram(f, count, nclients, most);
 		free(count);
 		return;
 	}
@@ -487,9 +544,9 @@ summary_table(FILE *f, const char *job, const struct report_data *d,
 }
 
 /* Number of clients: federation.clients of config.json, else the highest
- * client id seen + 1. */
+ * client id seen + 1; *summary: output.client_metrics is summary. */
 static size_t
-client_count(const char *workspace, const struct report_data *d)
+client_count(const char *workspace, const struct report_data *d, int *summary)
 {
 	char *path = xasprintf("%s/config.json", workspace);
 	json_t *cfg = json_load_file(path, 0, NULL);
@@ -497,6 +554,9 @@ client_count(const char *workspace, const struct report_data *d)
 	json_t *n =
 	    json_object_get(json_object_get(cfg, "federation"), "clients");
 	int64_t count = json_is_integer(n) ? json_integer_value(n) : 0;
+	const char *cm = json_string_value(
+	    json_object_get(json_object_get(cfg, "output"), "client_metrics"));
+	*summary = cm != NULL && strcmp(cm, "summary") == 0;
 	json_decref(cfg);
 	for (size_t i = 0; i < d->npart; i++)
 		if (d->part[i].client >= count)
@@ -514,7 +574,7 @@ static const char style[] =
     ".title{font-size:15px;text-anchor:middle;font-weight:600}"
     ".tick{font-size:11px;fill:#444}.label{font-size:12px;fill:#222}"
     ".legend{font-size:11px;fill:#222}.grid{stroke:#eee}"
-    ".axis{stroke:#444}.line{fill:none;stroke-width:2}"
+    ".axis{stroke:#444}.line{fill:none;stroke-width:2}p.note{color:#555}"
     ".bar-ok{fill:#4c9a4c}.bar-failed{fill:#d9534f}"
     ".bar-client{fill:#4a78b5}";
 
@@ -524,7 +584,7 @@ report_write(const char *workspace, const char *job, struct ipc_error *err)
 	struct report_data d = {0};
 	char *metrics = xasprintf("%s/metrics/metrics.jsonl", workspace);
 	long offset = 0;
-	int rc = metricslog_read(metrics, &offset, gather, &d, err);
+	int rc = metricslog_read(metrics, &offset, 0, gather, &d, err);
 	free(metrics);
 	if (rc < 0)
 		return -1;
@@ -569,7 +629,9 @@ report_write(const char *workspace, const char *job, struct ipc_error *err)
 		line_chart(f, "chart-round-time", "Round time", "seconds", secs,
 		           1, d.max_round, 1);
 		clients_chart(f, &d);
-		participation_chart(f, &d, client_count(workspace, &d));
+		int only_summary;
+		size_t nclients = client_count(workspace, &d, &only_summary);
+		participation_chart(f, &d, nclients, only_summary);
 	}
 	fputs("</div>\n</body>\n</html>\n", f);
 	fclose(f);

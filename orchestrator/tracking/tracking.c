@@ -161,8 +161,8 @@ tracking_round(struct tracking *t, unsigned round)
 		mlflow_ship(t->mlflow);
 	if (t->tb) {
 		struct ipc_error err;
-		if (metricslog_read(t->metrics_path, &t->tb_offset, tb_line, t,
-		                    &err) < 0)
+		if (metricslog_read(t->metrics_path, &t->tb_offset,
+		                    METRICSLOG_ROUNDS, tb_line, t, &err) < 0)
 			log_warn("tensorboard: %s", err.message);
 		tensorboard_flush(t->tb);
 	}
