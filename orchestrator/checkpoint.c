@@ -69,6 +69,57 @@ state_int(json_t *s, const char *path, const char *key, json_int_t lo,
 	return 0;
 }
 
+/* state.json's "consecutive_failures": {"client": count} for clients with
+ * failures (client ids below clients), or one count per client (older
+ * checkpoints); every count from 0 to next_task. */
+static int
+check_failures(json_t *fails, int64_t clients, json_int_t next_task,
+               const char *path, struct ipc_error *err)
+{
+	if (json_is_object(fails)) {
+		const char *id;
+		json_t *v;
+		json_object_foreach(fails, id, v)
+		{
+			char *end;
+			long long c = strtoll(id, &end, 10);
+			if (end == id || *end != '\0' || c < 0 || c >= clients)
+				return ipc_error_set(
+				    err, IPC_E_BAD_VALUE,
+				    "%s: \"consecutive_failures\": \"%s\" is "
+				    "not a client id below %lld",
+				    path, id, (long long)clients);
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > next_task)
+				return ipc_error_set(
+				    err, IPC_E_BAD_VALUE,
+				    "%s: \"consecutive_failures\"[\"%s\"] must "
+				    "be an integer from 0 to next_task (%lld)",
+				    path, id, (long long)next_task);
+		}
+		return 0;
+	}
+	if (!json_is_array(fails) || json_array_size(fails) != (size_t)clients)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "%s: \"consecutive_failures\" must map "
+		                     "client ids to counts, or list one count "
+		                     "per client (%lld)",
+		                     path, (long long)clients);
+	size_t i;
+	json_t *v;
+	json_array_foreach(fails, i, v)
+	{
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > next_task)
+			return ipc_error_set(
+			    err, IPC_E_BAD_VALUE,
+			    "%s: \"consecutive_failures\"[%zu] must be an "
+			    "integer from 0 to next_task (%lld)",
+			    path, i, (long long)next_task);
+	}
+	return 0;
+}
+
 /* The fields of state.json against each other and the job. */
 static int
 check_state(json_t *s, const char *path, const struct checkpoint_expect *want,
@@ -99,24 +150,10 @@ check_state(json_t *s, const char *path, const struct checkpoint_expect *want,
 		                     path, (long long)seed,
 		                     (long long)want->seed);
 	json_t *fails = json_object_get(s, "consecutive_failures");
-	if (!json_is_array(fails) ||
-	    json_array_size(fails) != (size_t)want->clients)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "%s: \"consecutive_failures\" must list "
-		                     "one count per client (%lld)",
-		                     path, (long long)want->clients);
+	if (check_failures(fails, want->clients, next_task, path, err) < 0)
+		return -1;
 	size_t i;
 	json_t *v;
-	json_array_foreach(fails, i, v)
-	{
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > next_task)
-			return ipc_error_set(
-			    err, IPC_E_BAD_VALUE,
-			    "%s: \"consecutive_failures\"[%zu] must be an "
-			    "integer from 0 to next_task (%lld)",
-			    path, i, (long long)next_task);
-	}
 	json_t *history = json_object_get(s, "history");
 	if (!json_is_array(history) ||
 	    json_array_size(history) != (size_t)round)

@@ -98,6 +98,13 @@ static const struct key keys[] = {
      "Dirichlet concentration (partition dirichlet)"},
     {"data.shards_per_client", KEY_INT, OFF(data.shards_per_client), "2", 1,
      1e6, NULL, "label-sorted shards per client (partition shards)"},
+    {"data.samples_per_client", KEY_INT, OFF(data.samples_per_client), "0", 0,
+     1e8, NULL,
+     "> 0: each client holds its own seeded draw of this many distinct "
+     "training samples (clients overlap, partition iid only), so a "
+     "federation may have more clients than the data has samples, e.g. "
+     "1,000,000 clients of 60 on Fashion-MNIST; 0: the training set is "
+     "split across the clients (data.partition)"},
     {"data.holdout", KEY_NUM, OFF(data.holdout), "0.0", 0, 0.9, NULL,
      "share of each client's slice held out for local evaluation"},
     {"train.epochs", KEY_INT, OFF(train.epochs), "1", 0, 1e6, NULL,

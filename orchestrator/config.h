@@ -47,6 +47,7 @@ struct config {
 		char *partition;
 		double alpha;
 		int64_t shards_per_client;
+		int64_t samples_per_client; /* 0 = split the training set */
 		double holdout;
 	} data;
 	struct {

@@ -279,10 +279,17 @@ job_checkpoint(struct job *j)
 		return -1;
 	}
 	json_object_set_new(state, "strategy", strategy);
-	json_t *fails = json_array();
+	/* Clients with failures only: {"client": count} (a federation of a
+	 * million is mostly zeros). */
+	json_t *fails = json_object();
 	for (int64_t c = 0; c < j->cfg->federation.clients; c++)
-		json_array_append_new(fails,
-		                      json_integer(j->consecutive_failures[c]));
+		if (j->consecutive_failures[c] != 0) {
+			char id[24];
+			snprintf(id, sizeof id, "%lld", (long long)c);
+			json_object_set_new(
+			    fails, id,
+			    json_integer(j->consecutive_failures[c]));
+		}
 	json_object_set_new(state, "consecutive_failures", fails);
 	json_object_set(state, "history", j->history);
 	/* What the job was when checkpointed: a resume says what changed. */
@@ -316,12 +323,24 @@ restore_state(struct job *j, json_t *state)
 	    (unsigned)json_integer_value(json_object_get(state, "round"));
 	j->next_task_id =
 	    (uint64_t)json_integer_value(json_object_get(state, "next_task"));
+	/* {"client": count}, or one count per client (older checkpoints) */
 	json_t *fails = json_object_get(state, "consecutive_failures");
 	for (size_t i = 0; i < json_array_size(fails) &&
 	                   i < (size_t)j->cfg->federation.clients;
 	     i++)
 		j->consecutive_failures[i] =
 		    (uint32_t)json_integer_value(json_array_get(fails, i));
+	const char *id;
+	json_t *count;
+	json_object_foreach(fails, id, count)
+	{
+		char *end;
+		long long c = strtoll(id, &end, 10);
+		if (*end == '\0' && end != id && c >= 0 &&
+		    c < j->cfg->federation.clients)
+			j->consecutive_failures[c] =
+			    (uint32_t)json_integer_value(count);
+	}
 	json_t *h = json_object_get(state, "history");
 	if (json_is_array(h)) {
 		json_decref(j->history);

@@ -60,9 +60,12 @@ prepare_examples_cap(const json_t *prepared, int64_t client,
 	static const char *const whole[] = {"num_train", "num_train",
 	                                    "num_test"};
 	json_t *v = NULL;
-	if (per_client[set] != NULL && client >= 0)
-		v = json_array_get(json_object_get(prepared, per_client[set]),
-		                   (size_t)client);
+	if (per_client[set] != NULL && client >= 0) {
+		/* one count per client, or one for all (a sampled partition) */
+		v = json_object_get(prepared, per_client[set]);
+		if (json_is_array(v))
+			v = json_array_get(v, (size_t)client);
+	}
 	if (!json_is_integer(v))
 		v = json_object_get(prepared, whole[set]);
 	if (json_is_integer(v) && json_integer_value(v) > 0)

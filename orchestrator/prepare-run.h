@@ -21,8 +21,9 @@ int prepare_load(const char *workspace, json_t **prepared,
 enum examples_set { EXAMPLES_TRAIN, EXAMPLES_HOLDOUT, EXAMPLES_TEST };
 /* The most examples a result may claim for set of client (-1: none, the
  * test set): configured (max > 0), else what prepared.json says the
- * client's slice holds ("client_train", "client_holdout", or the whole
- * "num_train" / "num_test"), else 2^32 - 1. */
+ * client's slice holds ("client_train", "client_holdout": per client, or
+ * one number for all; else the whole "num_train" / "num_test"), else
+ * 2^32 - 1. */
 uint64_t prepare_examples_cap(const json_t *prepared, int64_t client,
                               enum examples_set set, int64_t max);
 

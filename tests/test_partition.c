@@ -1,6 +1,8 @@
 /* test_partition.c: iid, Dirichlet and shard splits cover the data once, are
  * reproducible from the seed, have the promised label skew, and damaged
- * partition files are rejected. */
+ * partition files are rejected; a sampled partition (samples_per_client)
+ * gives a million clients each its own distinct, reproducible, uniform
+ * draw from a 40-byte file. */
 #include "dataset.h"
 #include "harness.h"
 #include "partition.h"
@@ -9,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,7 +69,7 @@ build_open(const uint8_t *labels, uint32_t count, uint32_t clients,
 
 /* Every index in [0, count) appears exactly once across all clients. */
 static void
-check_cover(const struct partition *p, uint32_t count)
+check_cover(struct partition *p, uint32_t count)
 {
 	int *seen = calloc(count, sizeof *seen);
 	uint64_t total = 0;
@@ -326,6 +329,93 @@ test_holdout(void)
 	free(labels);
 }
 
+/* samples_per_client: a federation far larger than the data, each client
+ * a seeded draw of distinct samples, the same at every open, different
+ * between clients and seeds, uniform over the data, its last floor(f * k)
+ * held out. */
+static void
+test_sampled(void)
+{
+	uint32_t count = 6000, k = 60, clients = 1000000;
+	uint8_t *labels = balanced_labels(count);
+	struct partition_spec spec = make_spec(PARTITION_IID, 11);
+	spec.samples_per_client = k;
+	spec.holdout_fraction = 0.1;
+	struct partition p, q;
+	const char *path = tmp_path("sampled");
+	CHECK_EQ_INT(build_open(labels, count, clients, &spec, path, &p), 0);
+	struct stat st;
+	CHECK_EQ_INT(stat(path, &st), 0);
+	CHECK_EQ_INT(st.st_size, 40);
+	CHECK_EQ_INT(p.clients, clients);
+	struct ipc_error err;
+	CHECK_EQ_INT(partition_open(path, &q, &err), 0);
+	uint32_t *hits = calloc(count, sizeof *hits);
+	uint32_t first[60];
+	int dup = 0, differ = 0, bad = 0;
+	const uint32_t draws = 20000;
+	for (uint32_t i = 0; i < draws; i++) {
+		uint32_t c = i < draws / 2 ? i : clients - 1 - i;
+		const uint32_t *tr, *ho, *tr2, *ho2;
+		size_t nt, nh, nt2, nh2;
+		CHECK_EQ_INT(partition_client(&p, c, &tr, &nt, &ho, &nh, &err),
+		             0);
+		CHECK_EQ_INT(
+		    partition_client(&q, c, &tr2, &nt2, &ho2, &nh2, &err), 0);
+		if (nt != 54 || nh != 6 || ho != tr + nt ||
+		    memcmp(tr, tr2, k * sizeof *tr) != 0)
+			bad++;
+		for (size_t a = 0; a < k; a++) {
+			hits[tr[a]]++;
+			for (size_t b = 0; b < a; b++)
+				dup += tr[a] == tr[b];
+		}
+		if (i == 0)
+			memcpy(first, tr, sizeof first);
+		else if (i == 1)
+			differ = memcmp(first, tr, sizeof first) != 0;
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(dup, 0);
+	CHECK(differ);
+	/* Each sample is drawn draws * k / count = 200 times on average; a
+	 * uniform draw keeps every count within 5 standard deviations. */
+	uint32_t lo = UINT32_MAX, hi = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		lo = hits[i] < lo ? hits[i] : lo;
+		hi = hits[i] > hi ? hits[i] : hi;
+	}
+	CHECK(lo >= 200 - 5 * 14 && hi <= 200 + 5 * 14);
+	partition_close(&q);
+	/* Another seed, another draw for the same client. */
+	spec.seed = 12;
+	CHECK_EQ_INT(
+	    build_open(labels, count, clients, &spec, tmp_path("s2"), &q), 0);
+	const uint32_t *tr, *ho;
+	size_t nt, nh;
+	CHECK_EQ_INT(partition_client(&q, 0, &tr, &nt, &ho, &nh, &err), 0);
+	CHECK(memcmp(first, tr, sizeof first) != 0);
+	partition_close(&q);
+	/* Every sample of the data, in some order. */
+	spec.samples_per_client = count;
+	spec.holdout_fraction = 0;
+	CHECK_EQ_INT(build_open(labels, count, 3, &spec, tmp_path("s3"), &q),
+	             0);
+	CHECK_EQ_INT(partition_client(&q, 2, &tr, &nt, &ho, &nh, &err), 0);
+	memset(hits, 0, count * sizeof *hits);
+	for (size_t i = 0; i < nt; i++)
+		hits[tr[i]]++;
+	int once = 0;
+	for (uint32_t i = 0; i < count; i++)
+		once += hits[i] == 1;
+	CHECK_EQ_INT(once, (int)count);
+	CHECK_EQ_INT(partition_client(&q, 3, &tr, &nt, &ho, &nh, &err), -1);
+	partition_close(&q);
+	partition_close(&p);
+	free(hits);
+	free(labels);
+}
+
 /* partition_build fails with IPC_E_BAD_VALUE and a message naming field. */
 static void
 expect_bad(const uint8_t *labels, uint32_t count, uint32_t clients,
@@ -347,6 +437,13 @@ test_errors(void)
 	struct partition_spec s = make_spec(PARTITION_IID, 1);
 	expect_bad(labels, count, 0, &s, "clients: 0");
 	expect_bad(labels, count, 101, &s, "use at most 100 clients");
+	s.samples_per_client = 101;
+	expect_bad(labels, count, 1000, &s, "data.samples_per_client: 101");
+	s.samples_per_client = 10;
+	s.scheme = PARTITION_DIRICHLET;
+	expect_bad(labels, count, 1000, &s, "set data.partition to iid");
+	s.scheme = PARTITION_IID;
+	s.samples_per_client = 0;
 	s.holdout_fraction = 1.0;
 	expect_bad(labels, count, 4, &s, "holdout_fraction");
 	s.holdout_fraction = -0.1;
@@ -592,6 +689,7 @@ main(void)
 	RUN(test_dirichlet_skew);
 	RUN(test_shards_few_classes);
 	RUN(test_holdout);
+	RUN(test_sampled);
 	RUN(test_errors);
 	RUN(test_damaged_files);
 	RUN(test_speed);

@@ -31,6 +31,7 @@ struct prepare_config {
 	double alpha;
 	uint32_t shards_per_client;
 	double holdout;
+	uint32_t samples_per_client; /* 0: the data split across clients */
 };
 
 const char *
@@ -130,6 +131,16 @@ prepare_read_config(json_t *root, const char *path, struct prepare_config *cfg,
 		                     "%s: federation.clients: expected a "
 		                     "positive integer",
 		                     path);
+	/* absent in a workspace made before the key existed: a split */
+	json_t *spc = config_get(root, "data", "samples_per_client");
+	double per_client = json_is_number(spc) ? json_number_value(spc) : 0;
+	if (spc != NULL &&
+	    (!json_is_number(spc) || per_client < 0 || per_client > UINT32_MAX))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "%s: data.samples_per_client: expected a "
+		                     "non-negative integer",
+		                     path);
+	cfg->samples_per_client = (uint32_t)per_client;
 	cfg->seed = (uint64_t)seed;
 	cfg->clients = (uint32_t)clients;
 	cfg->shards_per_client = (uint32_t)shards;
@@ -218,13 +229,23 @@ prepare_custom_model(json_t *root, const char *config_path, const char *path,
 
 /* Each client's training and held-out example counts, from the partition
  * file, as "client_train" and "client_holdout" of o: the most a result may
- * claim. */
+ * claim. Arrays of one count per client, or one count for every client
+ * (a sampled partition). */
 static int
 add_client_sizes(json_t *o, const char *partition_path, struct ipc_error *err)
 {
 	struct partition p;
 	if (partition_open(partition_path, &p, err) != 0)
 		return -1;
+	if (p.per_client > 0) {
+		json_object_set_new(
+		    o, "client_train",
+		    json_integer((json_int_t)(p.per_client - p.holdout)));
+		json_object_set_new(o, "client_holdout",
+		                    json_integer((json_int_t)p.holdout));
+		partition_close(&p);
+		return 0;
+	}
 	json_t *train = json_array(), *holdout = json_array();
 	int rc = 0;
 	for (uint32_t c = 0; c < p.clients && rc == 0; c++) {
@@ -351,6 +372,7 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	spec.shards_per_client = cfg.shards_per_client;
 	spec.holdout_fraction = cfg.holdout;
 	spec.seed = cfg.seed;
+	spec.samples_per_client = cfg.samples_per_client;
 
 	if (dataset_prepare(cfg.dataset, cfg.data_dir, "train", cfg.cache_dir,
 	                    train_cache, sizeof train_cache, err) != 0 ||

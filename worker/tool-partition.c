@@ -337,7 +337,13 @@ show(const char *part_path, const char *cache_path, const char *csv)
 		return -1;
 	}
 	int rc = 0;
-	if (p.dataset_count != ds.count) {
+	if (p.offsets == NULL) {
+		/* nothing stored per client to tabulate */
+		printf("%s: sampled partition: %u clients, each its own seeded "
+		       "draw of %u of the %u training samples (%u held out)\n",
+		       part_path, p.clients, p.per_client, p.dataset_count,
+		       p.holdout);
+	} else if (p.dataset_count != ds.count) {
 		log_error("%s was built for %u samples but %s holds %u: pass "
 		          "the cache of the training split it was built from",
 		          part_path, p.dataset_count, cache_path, ds.count);

@@ -33,6 +33,21 @@ struct partition_header {
 };
 _Static_assert(sizeof(struct partition_header) == 32, "partition header");
 
+/* A sampled partition's whole file (spec.samples_per_client). */
+#define SAMPLED_MAGIC "COHSAMP\0"
+#define SAMPLED_VERSION 1u
+struct sampled_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t clients;
+	uint64_t seed;
+	uint32_t dataset_count;
+	uint32_t per_client;
+	uint32_t holdout;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct sampled_header) == 40, "sampled header");
+
 /* A split being built: client c owns indices[offsets[c]..offsets[c+1]). */
 struct split {
 	uint32_t clients;
@@ -81,7 +96,20 @@ check_spec(const uint8_t *labels, uint32_t count, uint32_t classes,
 	if (clients == 0)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "clients: 0 (use at least 1 client)");
-	if (clients > count)
+	if (spec->samples_per_client > 0) {
+		if (spec->scheme != PARTITION_IID)
+			return ipc_error_set(
+			    err, IPC_E_BAD_VALUE,
+			    "data.samples_per_client draws each client's "
+			    "samples uniformly: set data.partition to iid, or "
+			    "data.samples_per_client to 0 to split the data");
+		if (spec->samples_per_client > count)
+			return ipc_error_set(
+			    err, IPC_E_BAD_VALUE,
+			    "data.samples_per_client: %u is more than the %u "
+			    "samples of the training set",
+			    spec->samples_per_client, count);
+	} else if (clients > count)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "clients: %u clients for %u samples "
 		                     "(every client needs a sample: use at "
@@ -288,6 +316,14 @@ split_shards(struct rng *r, const uint8_t *labels, uint32_t count,
 	free(sorted);
 }
 
+/* Samples of k held out: floor(fraction * k), always keeping one. */
+static uint64_t
+held_out(double fraction, uint64_t k)
+{
+	uint64_t held = (uint64_t)floor(fraction * (double)k);
+	return held >= k ? k - 1 : held;
+}
+
 /* Shuffle each client's slice and hold out its last floor(f * size)
  * samples, always keeping one for training. */
 static void
@@ -296,10 +332,7 @@ apply_holdout(struct rng *r, double fraction, struct split *s)
 	for (uint32_t c = 0; c < s->clients; c++) {
 		uint64_t lo = s->offsets[c], n = s->offsets[c + 1] - lo;
 		rng_shuffle_u32(r, s->indices + lo, n);
-		uint64_t held = (uint64_t)floor(fraction * (double)n);
-		if (held >= n)
-			held = n - 1;
-		s->train_end[c] = s->offsets[c + 1] - held;
+		s->train_end[c] = s->offsets[c + 1] - held_out(fraction, n);
 	}
 }
 
@@ -326,6 +359,16 @@ write_split(int fd, const void *arg, struct ipc_error *err)
 	return 0;
 }
 
+/* Write a sampled partition's header (arg) to fd. */
+static int
+write_sampled(int fd, const void *arg, struct ipc_error *err)
+{
+	if (write_all(fd, arg, sizeof(struct sampled_header)) != 0)
+		return ipc_error_set(err, IPC_E_IO, "write: %s",
+		                     strerror(errno));
+	return 0;
+}
+
 int
 partition_build(const uint8_t *labels, uint32_t count, uint32_t classes,
                 uint32_t clients, const struct partition_spec *spec,
@@ -333,6 +376,19 @@ partition_build(const uint8_t *labels, uint32_t count, uint32_t classes,
 {
 	if (check_spec(labels, count, classes, clients, spec, err) != 0)
 		return -1;
+	if (spec->samples_per_client > 0) {
+		struct sampled_header h = {
+		    .version = SAMPLED_VERSION,
+		    .clients = clients,
+		    .seed = rng_derive(spec->seed, "partition-sample", 0),
+		    .dataset_count = count,
+		    .per_client = spec->samples_per_client,
+		    .holdout = (uint32_t)held_out(spec->holdout_fraction,
+		                                  spec->samples_per_client),
+		};
+		memcpy(h.magic, SAMPLED_MAGIC, sizeof h.magic);
+		return atomicfile_write(path, write_sampled, &h, err);
+	}
 	struct split s = {
 	    .clients = clients,
 	    .offsets = xcalloc((size_t)clients + 1, sizeof *s.offsets),
@@ -440,6 +496,40 @@ check_partition(const uint8_t *base, size_t size, const char *path,
 	return rc;
 }
 
+/* Take a mapped sampled partition file of size bytes into p. */
+static int
+open_sampled(const uint8_t *base, size_t size, const char *path,
+             struct partition *p, struct ipc_error *err)
+{
+	struct sampled_header h;
+	if (size != sizeof h)
+		return ipc_error_set(err, IPC_E_TRUNCATED,
+		                     "%s: a sampled partition is %zu bytes, "
+		                     "this one %zu: rebuild it",
+		                     path, sizeof h, size);
+	memcpy(&h, base, sizeof h);
+	if (h.version != SAMPLED_VERSION)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "%s: sampled partition version %u, this "
+		                     "build reads %u: rebuild it",
+		                     path, h.version, SAMPLED_VERSION);
+	if (h.clients == 0 || h.per_client == 0 ||
+	    h.per_client > h.dataset_count || h.holdout >= h.per_client)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "%s: %u clients of %u samples (%u held "
+		                     "out) from %u: rebuild it",
+		                     path, h.clients, h.per_client, h.holdout,
+		                     h.dataset_count);
+	p->clients = h.clients;
+	p->dataset_count = h.dataset_count;
+	p->per_client = h.per_client;
+	p->holdout = h.holdout;
+	p->seed = h.seed;
+	p->draw = xmalloc((size_t)h.per_client * sizeof *p->draw);
+	p->seen = xcalloc((size_t)h.dataset_count / 64 + 1, sizeof *p->seen);
+	return 0;
+}
+
 int
 partition_open(const char *path, struct partition *p, struct ipc_error *err)
 {
@@ -450,6 +540,11 @@ partition_open(const char *path, struct partition *p, struct ipc_error *err)
 	                 "shorter than a partition header: rebuild it", &map,
 	                 &size, err) != 0)
 		return -1;
+	if (memcmp(map, SAMPLED_MAGIC, 8) == 0) {
+		int rc = open_sampled(map, size, path, p, err);
+		munmap(map, size);
+		return rc;
+	}
 	if (check_partition(map, size, path, err) != 0) {
 		munmap(map, size);
 		return -1;
@@ -470,13 +565,34 @@ partition_close(struct partition *p)
 {
 	if (p->map != NULL)
 		munmap(p->map, p->map_size);
+	free(p->draw);
+	free(p->seen);
 	memset(p, 0, sizeof *p);
 }
 
+/* Client c's sample of a sampled partition into p->draw: per_client
+ * distinct indices (Floyd's algorithm: one draw each), then shuffled. */
+static void
+draw_client(struct partition *p, uint32_t c)
+{
+	struct rng r;
+	rng_seed(&r, p->seed, c);
+	uint32_t n = p->dataset_count, k = p->per_client;
+	for (uint32_t i = 0, j = n - k; i < k; i++, j++) {
+		uint32_t t = (uint32_t)rng_below(&r, (uint64_t)j + 1);
+		if (p->seen[t / 64] & (1ull << (t % 64)))
+			t = j; /* j itself cannot have been drawn yet */
+		p->seen[t / 64] |= 1ull << (t % 64);
+		p->draw[i] = t;
+	}
+	for (uint32_t i = 0; i < k; i++)
+		p->seen[p->draw[i] / 64] = 0;
+	rng_shuffle_u32(&r, p->draw, k);
+}
+
 int
-partition_client(const struct partition *p, uint32_t client,
-                 const uint32_t **train, size_t *ntrain,
-                 const uint32_t **holdout, size_t *nholdout,
+partition_client(struct partition *p, uint32_t client, const uint32_t **train,
+                 size_t *ntrain, const uint32_t **holdout, size_t *nholdout,
                  struct ipc_error *err)
 {
 	if (client >= p->clients)
@@ -484,6 +600,14 @@ partition_client(const struct partition *p, uint32_t client,
 		                     "client %u: the partition has only %u "
 		                     "clients (was it built for fewer?)",
 		                     client, p->clients);
+	if (p->offsets == NULL) {
+		draw_client(p, client);
+		*train = p->draw;
+		*ntrain = p->per_client - p->holdout;
+		*holdout = p->draw + *ntrain;
+		*nholdout = p->holdout;
+		return 0;
+	}
 	uint64_t lo = p->offsets[client], mid = p->train_end[client],
 	         hi = p->offsets[client + 1];
 	*train = p->indices + lo;
