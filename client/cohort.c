@@ -699,10 +699,9 @@ partial_fold(struct cohort_task *t, struct msg *r)
 	                r->u.result.num_examples,
 	                kv_get_num(&r->u.result.metrics, "steps", NAN), &w,
 	                &err) != 0 ||
-	    tensor_region_check_finite(&mt->params.manifest, t->uaddr, &err) !=
-	        0)
+	    wsum_add_finite(p->seg.addr, &mt->params.manifest, t->uaddr, w,
+	                    p->n == 0) != 0)
 		return -1;
-	wsum_add(p->seg.addr, &mt->params.manifest, t->uaddr, w, p->n == 0);
 	if (p->n == p->cap) {
 		p->cap = p->cap ? 2 * p->cap : 64;
 		p->tasks = xreallocarray(p->tasks, p->cap, sizeof *p->tasks);

@@ -2,6 +2,7 @@
 #include "wsum.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 size_t
@@ -25,6 +26,67 @@ wsum_add(double *sum, const struct tensor_manifest *m, const void *region,
 		          w, first);
 		sum += n;
 	}
+}
+
+/* Elements per block of wsum_add_finite: 16 KB of float32. */
+enum { WSUM_BLOCK = 4096 };
+
+/* Whether one of n float32 values at u is an Inf or a NaN (all exponent
+ * bits set). */
+static int
+span_bad(const float *u, size_t n)
+{
+	uint32_t bad = 0;
+	for (size_t k = 0; k < n; k++) {
+		uint32_t bits;
+		memcpy(&bits, &u[k], sizeof bits);
+		bad |= (bits & 0x7f800000u) == 0x7f800000u;
+	}
+	return bad != 0;
+}
+
+/* sum -= w * region for the first count elements (in manifest order). */
+static void
+wsum_take_back(double *sum, const struct tensor_manifest *m, const void *region,
+               double w, size_t count)
+{
+	for (size_t i = 0; i < m->count && count > 0; i++) {
+		const struct tensor_desc *t = &m->tensors[i];
+		const float *u =
+		    (const float *)((const char *)region + t->offset);
+		size_t n = t->nbytes / sizeof(float);
+		if (n > count)
+			n = count;
+		for (size_t k = 0; k < n; k++)
+			sum[k] -= w * (double)u[k];
+		sum += n;
+		count -= n;
+	}
+}
+
+int
+wsum_add_finite(double *sum, const struct tensor_manifest *m,
+                const void *region, double w, int first)
+{
+	size_t added = 0; /* elements of sum updated so far */
+	for (size_t i = 0; i < m->count; i++) {
+		const struct tensor_desc *t = &m->tensors[i];
+		const float *u =
+		    (const float *)((const char *)region + t->offset);
+		size_t n = t->nbytes / sizeof(float);
+		for (size_t b = 0; b < n; b += WSUM_BLOCK) {
+			size_t len = n - b < WSUM_BLOCK ? n - b : WSUM_BLOCK;
+			if (span_bad(u + b, len)) {
+				if (!first)
+					wsum_take_back(sum, m, region, w,
+					               added);
+				return -1;
+			}
+			wsum_span(sum + added, u + b, len, w, first);
+			added += len;
+		}
+	}
+	return 0;
 }
 
 int

@@ -31,6 +31,13 @@ wsum_span(double *acc, const float *u, size_t n, double w, int first)
 /* sum (+)= w * region, region laid out as m. */
 void wsum_add(double *sum, const struct tensor_manifest *m, const void *region,
               double w, int first);
+/* wsum_add when every element of region is finite (0); else -1 and sum
+ * is as it was, up to float64 rounding (what was added before the first
+ * block holding an Inf or NaN is subtracted again; first: sum is left
+ * undefined, nothing was in it). Checks and folds block by block, so the
+ * update is read once (a check, then a fold, of a block in L1). */
+int wsum_add_finite(double *sum, const struct tensor_manifest *m,
+                    const void *region, double w, int first);
 
 /* The weight a fit's update carries under weighting (examples: its
  * examples; uniform: 1; steps: its "steps" metric): 0, or -1 with err

@@ -107,7 +107,7 @@ static int
 prepare_read_config(json_t *root, const char *path, struct prepare_config *cfg,
                     struct ipc_error *err)
 {
-	double seed, clients, shards;
+	double seed = 0, clients = 0, shards = 0;
 	if (config_number(root, "job", "seed", &seed, path, err) != 0 ||
 	    config_number(root, "federation", "clients", &clients, path, err) !=
 	        0 ||
