@@ -1,4 +1,4 @@
-"""bench.py: cohort's benchmark suites (overhead, scaling, fidelity,
+"""bench.py: cohort's benchmark suites (overhead, scaling, scale, fidelity,
 standalone). Each suite runs real jobs of the release build, prints a table,
 and writes SUITE.csv, SUITE.md (the same table in Markdown) and SUITE.svg into
 the output directory. Started by tools/bench/run.sh, which builds first."""
@@ -199,6 +199,113 @@ def scaling_row(rs):
             int(median(rss)), max(rss), median(parallel), median(loss)]
 
 
+# Modes of the scale suite: (name, launcher and output settings).
+SCALE_MODES = [
+    ("spawn", {"launcher.tasks_per_worker": "1"}),
+    ("fork-server", {"launcher.tasks_per_worker": "1",
+                     "launcher.mode": "fork-server"}),
+    ("pool-100 sums off", {"launcher.tasks_per_worker": "100",
+                           "launcher.partial_sums": "off"}),
+    ("pool-100 sums on", {"launcher.tasks_per_worker": "100"}),
+    ("fork-server+pool-100", {"launcher.tasks_per_worker": "100",
+                              "launcher.mode": "fork-server"}),
+]
+
+
+def train_cpu(r, rnd):
+    """Workers' training CPU of round rnd: the per-client lines, or the
+    round's client_cpu_seconds_sum (output.client_metrics summary)."""
+    rd = r["rounds"][rnd]
+    if "client_cpu_seconds_sum" in rd:
+        return rd["client_cpu_seconds_sum"]
+    return sum(t.get("cpu_seconds", 0.0)
+               for (tr, _), t in r["tasks"].items() if tr == rnd)
+
+
+def suite_scale(out, repeats):
+    """Issue 20's targets: training efficiency at 100 and 1,000 clients per
+    round in every launch mode, 10,000 per round against the ideal, the
+    orchestrator's peak RSS from 10 to 1,000,000 clients in the federation,
+    and each mode's CPU per task with training off."""
+    base = {"train.epochs": "1", "evaluate.central": "false",
+            "output.client_metrics": "summary"}
+    rows = []
+    for n in (100, 1000):
+        modes = SCALE_MODES + [("pool-100 sums on, all lines", {
+            "launcher.tasks_per_worker": "100",
+            "output.client_metrics": "all"})]
+        for mname, sets in modes:
+            eff, secs, cpu = [], [], []
+            for rep in range(repeats):
+                progress(f"scale {n}/round {mname} repeat {rep + 1}")
+                r = job((n, n, n, 3), dict(base, **sets))
+                for rnd, rd in r["rounds"].items():
+                    c = train_cpu(r, rnd)
+                    secs.append(rd["round_seconds"])
+                    cpu.append(c / rd["fit_ok"] * 1e3)
+                    eff.append(c / (rd["round_seconds"] * CORES) * 100)
+            rows.append([n, 60000 // n, mname, len(secs), median(secs),
+                         median(cpu), median(eff), max(eff)])
+    emit(out, "scale_efficiency", ["clients/round", "samples/client", "mode",
+                                   "rounds", "round_s_med",
+                                   "train_cpu_ms/fit", "eff_train_%_med",
+                                   "eff_train_%_max"], rows,
+         f"scale: training efficiency, MLP, 1 epoch, all clients sampled, "
+         f"{CORES} cores")
+
+    rows = []
+    big = dict(base, **{"data.samples_per_client": "60",
+                        "launcher.tasks_per_worker": "100"})
+    for mname in ("pool-100 sums on", "fork-server+pool-100"):
+        sets = dict(big, **dict(SCALE_MODES)[mname])
+        ratio, secs = [], []
+        for rep in range(repeats):
+            progress(f"scale 10,000/round {mname} repeat {rep + 1}")
+            r = job((100000, 10000, 10000, 2), sets)
+            for rnd, rd in r["rounds"].items():
+                ideal = train_cpu(r, rnd) / CORES
+                secs.append(rd["round_seconds"])
+                ratio.append(rd["round_seconds"] / ideal)
+        rows.append([100000, 10000, mname, len(secs), median(secs),
+                     median(ratio), max(ratio),
+                     "yes" if median(ratio) <= 1.25 else "NO"])
+    emit(out, "scale_10k", ["federation", "clients/round", "mode", "rounds",
+                            "round_s_med", "round/ideal_med",
+                            "round/ideal_max", "<=1.25x"], rows,
+         "scale: 10,000 clients per round of 60 samples (federation "
+         "100,000, data.samples_per_client 60)")
+
+    rows = []
+    for fed in (10, 1000, 100000, 1000000):
+        k = min(fed, 100)
+        rss = []
+        for rep in range(repeats):
+            progress(f"scale RSS federation {fed} repeat {rep + 1}")
+            r = job((fed, k, k, 2), dict(big))
+            rss.append(r["summary"]["orchestrator_peak_rss_kb"])
+        rows.append([fed, k, int(median(rss)), max(rss),
+                     "yes" if max(rss) <= 20 * 1024 else "NO"])
+    emit(out, "scale_rss", ["federation", "clients/round", "orch_rss_kb_med",
+                            "orch_rss_kb_max", "<=20MB"], rows,
+         "scale: orchestrator peak RSS by federation size (summary "
+         "metrics, pool-100, 60 samples per client)")
+
+    rows = []
+    off = {"train.epochs": "0", "evaluate.central": "false",
+           "output.client_metrics": "summary"}
+    for mname, sets in SCALE_MODES:
+        per = []
+        for rep in range(repeats):
+            progress(f"scale round trip {mname} repeat {rep + 1}")
+            r = job((1000, 1000, 1000, 1), dict(off, **sets))
+            per.append(r["tree_cpu"] / r["summary"]["tasks"] * 1e3)
+        rows.append([mname, 1000, median(per), min(per)])
+    emit(out, "scale_roundtrip", ["mode", "tasks", "all_cpu_ms/task_med",
+                                  "all_cpu_ms/task_min"], rows,
+         "scale: CPU per task with training off (orchestrator + worker + "
+         "process start and exit), 1,000 tasks")
+
+
 FIDELITY = [((10, 10, 10, 5), None), ((50, 50, 50, 3), 5.0),
             ((100, 100, 20, 3), 3.0)]
 
@@ -306,6 +413,7 @@ def machine(out):
 
 
 SUITES = {"overhead": suite_overhead, "scaling": suite_scaling,
+          "scale": suite_scale,
           "fidelity": suite_fidelity, "standalone": suite_standalone}
 
 

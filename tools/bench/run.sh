@@ -3,7 +3,7 @@
 #
 #   tools/bench/run.sh [--snapshot] [--out DIR] [--repeats N] [suite ...]
 #
-# Suites: overhead, scaling, fidelity, standalone (none named = all). Each
+# Suites: overhead, scaling, scale, fidelity, standalone (none named = all). Each
 # prints a table and writes SUITE.csv, SUITE.md and SUITE.svg into DIR
 # (default build-release/bench/). Numbers are medians of N repeats (default
 # 3); BENCHMARKS.md says what each one counts. --snapshot benchmarks the
