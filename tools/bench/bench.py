@@ -256,8 +256,13 @@ def suite_scale(out, repeats):
     rows = []
     big = dict(base, **{"data.samples_per_client": "60",
                         "launcher.tasks_per_worker": "100"})
-    for mname in ("pool-100 sums on", "fork-server+pool-100"):
-        sets = dict(big, **dict(SCALE_MODES)[mname])
+    modes = dict(SCALE_MODES)
+    modes["pool-1000 sums on"] = {"launcher.tasks_per_worker": "1000"}
+    modes["fork-server+pool-1000"] = {"launcher.tasks_per_worker": "1000",
+                                      "launcher.mode": "fork-server"}
+    for mname in ("pool-100 sums on", "fork-server+pool-100",
+                  "pool-1000 sums on", "fork-server+pool-1000"):
+        sets = dict(big, **modes[mname])
         ratio, secs = [], []
         for rep in range(repeats):
             progress(f"scale 10,000/round {mname} repeat {rep + 1}")
