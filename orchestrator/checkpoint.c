@@ -69,6 +69,21 @@ state_int(json_t *s, const char *path, const char *key, json_int_t lo,
 	return 0;
 }
 
+/* One consecutive-failure count, "consecutive_failures"[at]: an integer
+ * from 0 to next_task. */
+static int
+check_count(const json_t *v, const char *at, json_int_t next_task,
+            const char *path, struct ipc_error *err)
+{
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) <= next_task)
+		return 0;
+	return ipc_error_set(err, IPC_E_BAD_VALUE,
+	                     "%s: \"consecutive_failures\"[%s] must be an "
+	                     "integer from 0 to next_task (%lld)",
+	                     path, at, (long long)next_task);
+}
+
 /* state.json's "consecutive_failures": {"client": count} for clients with
  * failures (client ids below clients), or one count per client (older
  * checkpoints); every count from 0 to next_task. */
@@ -89,13 +104,10 @@ check_failures(json_t *fails, int64_t clients, json_int_t next_task,
 				    "%s: \"consecutive_failures\": \"%s\" is "
 				    "not a client id below %lld",
 				    path, id, (long long)clients);
-			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-			    json_integer_value(v) > next_task)
-				return ipc_error_set(
-				    err, IPC_E_BAD_VALUE,
-				    "%s: \"consecutive_failures\"[\"%s\"] must "
-				    "be an integer from 0 to next_task (%lld)",
-				    path, id, (long long)next_task);
+			char at[80];
+			snprintf(at, sizeof at, "\"%.64s\"", id);
+			if (check_count(v, at, next_task, path, err) < 0)
+				return -1;
 		}
 		return 0;
 	}
@@ -109,13 +121,10 @@ check_failures(json_t *fails, int64_t clients, json_int_t next_task,
 	json_t *v;
 	json_array_foreach(fails, i, v)
 	{
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > next_task)
-			return ipc_error_set(
-			    err, IPC_E_BAD_VALUE,
-			    "%s: \"consecutive_failures\"[%zu] must be an "
-			    "integer from 0 to next_task (%lld)",
-			    path, i, (long long)next_task);
+		char at[24];
+		snprintf(at, sizeof at, "%zu", i);
+		if (check_count(v, at, next_task, path, err) < 0)
+			return -1;
 	}
 	return 0;
 }
