@@ -14,18 +14,29 @@ wsum_numel(const struct tensor_manifest *m)
 	return n;
 }
 
-void
-wsum_add(double *sum, const struct tensor_manifest *m, const void *region,
-         double w, int first)
+/* sum (+)= w * region for its first count elements (manifest order). */
+static void
+add_prefix(double *sum, const struct tensor_manifest *m, const void *region,
+           double w, int first, size_t count)
 {
-	for (size_t i = 0; i < m->count; i++) {
+	for (size_t i = 0; i < m->count && count > 0; i++) {
 		const struct tensor_desc *t = &m->tensors[i];
 		size_t n = t->nbytes / sizeof(float);
+		if (n > count)
+			n = count;
 		wsum_span(sum,
 		          (const float *)((const char *)region + t->offset), n,
 		          w, first);
 		sum += n;
+		count -= n;
 	}
+}
+
+void
+wsum_add(double *sum, const struct tensor_manifest *m, const void *region,
+         double w, int first)
+{
+	add_prefix(sum, m, region, w, first, SIZE_MAX);
 }
 
 /* Elements per block of wsum_add_finite: 16 KB of float32. */
@@ -54,25 +65,6 @@ wsum_block(double *acc, const float *u, size_t n, double w, int first)
 	return 0;
 }
 
-/* sum -= w * region for the first count elements (in manifest order). */
-static void
-wsum_take_back(double *sum, const struct tensor_manifest *m, const void *region,
-               double w, size_t count)
-{
-	for (size_t i = 0; i < m->count && count > 0; i++) {
-		const struct tensor_desc *t = &m->tensors[i];
-		const float *u =
-		    (const float *)((const char *)region + t->offset);
-		size_t n = t->nbytes / sizeof(float);
-		if (n > count)
-			n = count;
-		for (size_t k = 0; k < n; k++)
-			sum[k] -= w * (double)u[k];
-		sum += n;
-		count -= n;
-	}
-}
-
 int
 wsum_add_finite(double *sum, const struct tensor_manifest *m,
                 const void *region, double w, int first)
@@ -87,9 +79,9 @@ wsum_add_finite(double *sum, const struct tensor_manifest *m,
 			size_t len = n - b < WSUM_BLOCK ? n - b : WSUM_BLOCK;
 			if (wsum_block(sum + added, u + b, len, w, first) !=
 			    0) {
-				if (!first)
-					wsum_take_back(sum, m, region, w,
-					               added);
+				if (!first) /* take back what was added */
+					add_prefix(sum, m, region, -w, 0,
+					           added);
 				return -1;
 			}
 			added += len;

@@ -334,12 +334,9 @@ restore_state(struct job *j, json_t *state)
 	json_t *count;
 	json_object_foreach(fails, id, count)
 	{
-		char *end;
-		long long c = strtoll(id, &end, 10);
-		if (*end == '\0' && end != id && c >= 0 &&
-		    c < j->cfg->federation.clients)
-			j->consecutive_failures[c] =
-			    (uint32_t)json_integer_value(count);
+		/* ids checked by checkpoint_load: below federation.clients */
+		j->consecutive_failures[strtoll(id, NULL, 10)] =
+		    (uint32_t)json_integer_value(count);
 	}
 	json_t *h = json_object_get(state, "history");
 	if (json_is_array(h)) {

@@ -17,9 +17,10 @@
 #include "report.h"
 #include "util.h"
 
-/* Make workspace/{metrics,results} and a config.json naming nclients. */
+/* Make workspace/{metrics,results} and a config.json naming nclients,
+ * with output.client_metrics when client_metrics is not NULL. */
 static char *
-make_workspace(const char *name, int nclients)
+make_workspace_with(const char *name, int nclients, const char *client_metrics)
 {
 	char *ws = xasprintf("%s/%s", harness_tmpdir(), name);
 	char *m = xasprintf("%s/metrics", ws);
@@ -27,11 +28,21 @@ make_workspace(const char *name, int nclients)
 	mkdir(ws, 0755);
 	mkdir(m, 0755);
 	FILE *f = fopen(cfg, "w");
-	fprintf(f, "{\"federation\": {\"clients\": %d}}\n", nclients);
+	fprintf(f, "{\"federation\": {\"clients\": %d}", nclients);
+	if (client_metrics != NULL)
+		fprintf(f, ", \"output\": {\"client_metrics\": \"%s\"}",
+		        client_metrics);
+	fputs("}\n", f);
 	fclose(f);
 	free(m);
 	free(cfg);
 	return ws;
+}
+
+static char *
+make_workspace(const char *name, int nclients)
+{
+	return make_workspace_with(name, nclients, NULL);
 }
 
 /* Write rounds of metrics: client c trains in round r when (c + r) % 3 is
@@ -97,6 +108,16 @@ read_report(const char *ws)
 		harness_fail(__FILE__, __LINE__, "%s", err.message);
 	free(p);
 	return html;
+}
+
+/* Write the report of ws (job name NULL: the directory's) and read it. */
+static char *
+render(const char *ws)
+{
+	struct ipc_error err;
+	if (report_write(ws, NULL, &err) != 0)
+		harness_fail(__FILE__, __LINE__, "%s", err.message);
+	return read_report(ws);
 }
 
 /* Occurrences of needle inside the <svg id="id"> element of html. Not
@@ -183,10 +204,7 @@ test_heat_strip(void)
 {
 	char *ws = make_workspace("many", 300);
 	write_metrics(ws, 4, 300);
-	struct ipc_error err;
-	CHECK(report_write(ws, NULL, &err) == 0);
-	char *html = read_report(ws);
-	CHECK(html != NULL);
+	char *html = render(ws);
 	if (html == NULL)
 		return;
 	CHECK_EQ_INT(count_in_chart(html, "chart-participation",
@@ -205,10 +223,7 @@ test_histogram(void)
 {
 	char *ws = make_workspace("million", 1000000);
 	write_metrics(ws, 4, 6000);
-	struct ipc_error err;
-	CHECK(report_write(ws, NULL, &err) == 0);
-	char *html = read_report(ws);
-	CHECK(html != NULL);
+	char *html = render(ws);
 	if (html == NULL)
 		return;
 	CHECK_EQ_INT(count(html, "class=\"cell-client\""), 0);
@@ -227,18 +242,9 @@ test_histogram(void)
 static void
 test_summary_only(void)
 {
-	char *ws = make_workspace("summary", 50);
+	char *ws = make_workspace_with("summary", 50, "summary");
 	write_metrics(ws, 2, 0);
-	char *cfg = xasprintf("%s/config.json", ws);
-	FILE *f = fopen(cfg, "w");
-	fputs("{\"federation\": {\"clients\": 50}, \"output\": "
-	      "{\"client_metrics\": \"summary\"}}\n",
-	      f);
-	fclose(f);
-	free(cfg);
-	struct ipc_error err;
-	CHECK(report_write(ws, NULL, &err) == 0);
-	char *html = read_report(ws);
+	char *html = render(ws);
 	CHECK_STR_CONTAINS(html, "Per-client participation is not recorded");
 	CHECK_EQ_INT(count(html, "id=\"chart-participation\""), 0);
 	CHECK_STR_CONTAINS(html, "id=\"chart-accuracy\"");

@@ -7,10 +7,7 @@
 # and in fork-server + pool mode, and every fit was folded.
 . "$(dirname "$0")/lib/fake.sh"
 src=${COHORT_SOURCE_DIR:?}
-[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || {
-	echo "SKIPPED: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"
-	exit 77
-}
+need_fashion_mnist
 cd "$src"
 quiet=(--set output.progress=never --set tracking.tensorboard=false --set tracking.report=false
 	--set evaluate.central=false --set train.lr=0.01)

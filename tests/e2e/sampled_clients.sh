@@ -9,10 +9,7 @@
 # naming the key (test_prepare_run: a claim beyond the draw is refused).
 . "$(dirname "$0")/lib/fake.sh"
 src=${COHORT_SOURCE_DIR:?}
-[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || {
-	echo "SKIPPED: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"
-	exit 77
-}
+need_fashion_mnist
 cd "$src"
 opts=(--config configs/fedavg-mlp.json --set data.samples_per_client=60 --set data.holdout=0.1
 	--set evaluate.fraction=0.0001 --set launcher.tasks_per_worker=20 --set output.progress=never

@@ -36,5 +36,12 @@ check_clean() {
 	[ -z "$(segments_of "$1")" ] || fail "$1: segments left: $(segments_of "$1")"
 	return 0
 }
+# Skip the test (exit 77) unless Debian's Fashion-MNIST is installed.
+need_fashion_mnist() {
+	[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || {
+		echo "SKIPPED: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"
+		exit 77
+	}
+}
 # The final model of the one job under workspace root $1.
 model_of() { ls "$1"/*/results/global_model.safetensors; }
