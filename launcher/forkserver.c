@@ -42,6 +42,7 @@ struct pending_fork {
 	unsigned tasks;
 	int gpu_slot;
 	int logfd; /* sent with the fork frame, then closed */
+	char *log; /* the file logfd writes to */
 	int sent;
 	TAILQ_ENTRY(pending_fork) entry;
 };
@@ -156,6 +157,7 @@ free_pending(struct pending_fork *p)
 {
 	if (p->logfd >= 0)
 		close(p->logfd);
+	free(p->log);
 	free(p);
 }
 
@@ -190,8 +192,8 @@ on_forked(struct forkserver *fs, uint64_t fork_id, pid_t pid)
 		return;
 	}
 	TAILQ_REMOVE(&fs->pending, p, entry);
-	struct worker *w =
-	    worker_new(l, pid, p->has_task ? p->client_id : -1, p->tasks);
+	struct worker *w = worker_new(l, pid, p->has_task ? p->client_id : -1,
+	                              p->tasks, p->log);
 	w->gpu_slot = p->gpu_slot;
 	w->forked = 1;
 	TAILQ_INSERT_TAIL(&l->workers, w, entry);
@@ -477,7 +479,8 @@ fs_new(struct launcher *l)
 
 int
 fs_request(struct launcher *l, int64_t client_id, int has_task,
-           uint64_t task_id, unsigned tasks, int logfd, int slot)
+           uint64_t task_id, unsigned tasks, int logfd, const char *log,
+           int slot)
 {
 	struct forkserver *fs = l->fs;
 	if (fs->state == FS_CLOSING) {
@@ -508,6 +511,7 @@ fs_request(struct launcher *l, int64_t client_id, int has_task,
 	p->tasks = tasks;
 	p->gpu_slot = slot;
 	p->logfd = logfd;
+	p->log = xstrdup(log);
 	TAILQ_INSERT_TAIL(&fs->pending, p, entry);
 	if (fs->state == FS_READY)
 		send_pending(fs);

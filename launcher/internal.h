@@ -79,6 +79,7 @@ struct worker {
 	enum worker_conn conn;
 	enum worker_proc proc;
 	int64_t client_id;  /* announced in COHORT_CLIENT_ID; -1 for a pool */
+	char *log;          /* its stdout/stderr file, quoted when it fails */
 	int forked;         /* a child of the fork server, not ours */
 	unsigned tasks_max; /* COHORT_TASKS */
 	unsigned tasks_done;
@@ -169,11 +170,12 @@ struct launcher {
 struct forkserver *fs_new(struct launcher *l);
 /* Ask the fork server (started first if need be) for a worker: bound to
  * task_id when has_task, running up to tasks tasks, its output to logfd
- * (taken), on GPU slot (-1: none). 0: asked (the slot counts in
+ * (taken), the file log, on GPU slot (-1: none). 0: asked (the slot counts in
  * l->alive); 1: not now (the last server is still going; schedule runs
  * again when it is gone); -1: cannot, the reason in l->spawn_reason. */
 int fs_request(struct launcher *l, int64_t client_id, int has_task,
-               uint64_t task_id, unsigned tasks, int logfd, int slot);
+               uint64_t task_id, unsigned tasks, int logfd, const char *log,
+               int slot);
 /* A connection from pid, no worker's: the server's own, or a child's
  * that came before its forked frame (kept until that is read). 1 when
  * taken. */
@@ -190,8 +192,9 @@ void fs_stop(struct launcher *l);
 void fs_free(struct launcher *l);
 
 /* worker.c */
+/* A worker for the started process pid, writing its output to log. */
 struct worker *worker_new(struct launcher *l, pid_t pid, int64_t client_id,
-                          unsigned tasks_max);
+                          unsigned tasks_max, const char *log);
 /* Give the worker a task: sent now if it is connected and idle, else kept
  * until its hello. */
 void worker_assign(struct worker *w, uint64_t task_id);

@@ -196,9 +196,9 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 			free(log);
 			return -1;
 		}
-		free(log);
 		int rc = fs_request(l, client_id, has_task, task_id, tasks,
-		                    logfd, slot);
+		                    logfd, log, slot);
+		free(log);
 		if (rc == 0)
 			count_alive(l, slot);
 		return rc;
@@ -210,7 +210,8 @@ spawn_worker(struct launcher *l, int64_t client_id, int has_task,
 		return -1;
 	}
 	l->spawn_fails = 0;
-	struct worker *w = worker_new(l, pid, has_task ? client_id : -1, tasks);
+	struct worker *w =
+	    worker_new(l, pid, has_task ? client_id : -1, tasks, log);
 	w->gpu_slot = slot;
 	TAILQ_INSERT_TAIL(&l->workers, w, entry);
 	count_alive(l, slot);

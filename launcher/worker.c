@@ -16,6 +16,8 @@
 
 #include <event2/buffer.h>
 
+#include "files.h"
+
 static const char *const conn_names[] = {
     "none", "hello", "idle", "busy", "uploading", "retiring", "closed",
 };
@@ -555,6 +557,22 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Why a worker that died on its own failed its task: its exit status, when
+ * (before connecting, before reporting) and the last line of its log, where
+ * the cause sits (a CUDA error, a Python traceback's last line). */
+static char *
+died_reason(const struct worker *w, const char *status)
+{
+	const char *when = w->conn == CONN_NONE ? "before connecting"
+	                                        : "before reporting a result";
+	char last[201];
+	files_last_line(w->log, last, sizeof last);
+	if (last[0] == '\0')
+		return xasprintf("%s %s (log %s)", status, when, w->log);
+	return xasprintf("%s %s; its log ends \"%s\" (log %s)", status, when,
+	                 last, w->log);
+}
+
 /* Deferred finish: report the task's failure, clean up, leave. */
 static void
 finish_cb(evutil_socket_t fd, short what, void *arg)
@@ -583,11 +601,8 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 			reason = xasprintf("connection closed without a "
 			                   "result; %s",
 			                   status);
-		else if (w->conn == CONN_NONE)
-			reason = xasprintf("%s before connecting", status);
 		else
-			reason =
-			    xasprintf("%s before reporting a result", status);
+			reason = died_reason(w, status);
 		w->has_task = 0;
 		launcher_task_failed(l, w->task_id, reason);
 		free(reason);
@@ -609,11 +624,13 @@ maybe_finish(struct worker *w)
 }
 
 struct worker *
-worker_new(struct launcher *l, pid_t pid, int64_t client_id, unsigned tasks_max)
+worker_new(struct launcher *l, pid_t pid, int64_t client_id, unsigned tasks_max,
+           const char *log)
 {
 	struct worker *w = xcalloc(1, sizeof *w);
 	w->l = l;
 	w->pid = pid;
+	w->log = xstrdup(log);
 	w->conn = CONN_NONE;
 	w->proc = PROC_RUNNING;
 	w->client_id = client_id;
@@ -772,5 +789,6 @@ worker_free(struct worker *w)
 	event_free(w->finish);
 	frame_decoder_free(&w->decoder);
 	msg_free(&w->x.pending);
+	free(w->log);
 	free(w);
 }

@@ -3,10 +3,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -275,6 +277,111 @@ find_key(const char *path)
 	return NULL;
 }
 
+/* Longest key path worth comparing for a suggestion. */
+#define SUGGEST_MAX_LEN 128
+
+/* Insertions, deletions and substitutions that turn a into b (Levenshtein);
+ * -1 when either is longer than SUGGEST_MAX_LEN. */
+static int
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int row[SUGGEST_MAX_LEN + 1];
+	if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
+		return -1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int diag = row[0];
+		row[0] = (int)i;
+		for (size_t j = 1; j <= lb; j++) {
+			int up = row[j];
+			int best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* True when one of path's dot-separated parts is k's name (what follows
+ * its section): "availability.p" and "train.rounds" name
+ * federation.availability and federation.rounds. */
+static int
+names_key(const char *path, const struct key *k)
+{
+	const char *name = strchr(k->path, '.') + 1;
+	size_t len = strlen(name);
+	for (const char *p = path;; p++) {
+		size_t n = strcspn(p, ".");
+		if (n == len && strncmp(p, name, n) == 0)
+			return 1;
+		p += n;
+		if (*p == '\0')
+			return 0;
+	}
+}
+
+/* The key an unknown path most likely meant, or NULL: a key one edit away
+ * (a typo), else the one key it names (a key put in the wrong section),
+ * else the nearest key within max(2, length / 3) edits. */
+static const struct key *
+suggest_key(const char *path)
+{
+	const struct key *named = NULL, *near = NULL;
+	int nnamed = 0, near_d = INT_MAX;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		int d = edit_distance(path, keys[i].path);
+		if (d >= 0 && d < near_d) {
+			near = &keys[i];
+			near_d = d;
+		}
+		if (names_key(path, &keys[i])) {
+			named = &keys[i];
+			nnamed++;
+		}
+	}
+	if (near_d <= 1)
+		return near;
+	if (nnamed == 1)
+		return named;
+	int limit = (int)strlen(path) / 3 > 2 ? (int)strlen(path) / 3 : 2;
+	return near_d <= limit ? near : NULL;
+}
+
+/* Report an unknown key met in where (a file, --set), with the key it most
+ * likely meant. */
+static int
+unknown_key(struct ipc_error *err, const char *where, const char *path)
+{
+	const struct key *k = suggest_key(path);
+	char hint[128] = "";
+	if (k != NULL)
+		snprintf(hint, sizeof hint, "; did you mean %s?", k->path);
+	return ipc_error_set(err, IPC_E_BAD_VALUE,
+	                     "%s: %s: unknown key%s (cohort-orchestrator "
+	                     "--help lists the keys)",
+	                     where, path, hint);
+}
+
+/* Report a section whose value is not an object of keys; a section that is
+ * a key's name was most likely meant as that key. */
+static int
+not_a_section(struct ipc_error *err, const char *where, const char *section)
+{
+	const struct key *k = suggest_key(section);
+	char hint[128] = "";
+	if (k != NULL)
+		snprintf(hint, sizeof hint, "; did you mean %s?", k->path);
+	return ipc_error_set(err, IPC_E_WRONG_TYPE,
+	                     "%s: %s: expected an object of keys%s", where,
+	                     section, hint);
+}
+
 /* Human description of what a key accepts, for error messages. */
 static void
 describe_expected(const struct key *k, char *buf, size_t size)
@@ -476,15 +583,45 @@ config_free(struct config *c)
 	}
 }
 
+/* Parse the JSON file at path; NULL with a message naming the file and the
+ * system's reason, or the line and column of the invalid JSON. */
+static json_t *
+load_json(const char *path, struct ipc_error *err)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		ipc_error_set(err, IPC_E_IO, "%s: cannot open: %s", path,
+		              strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		ipc_error_set(err, IPC_E_IO, "%s: cannot read: %s", path,
+		              strerror(EISDIR));
+		return NULL;
+	}
+	json_error_t jerr;
+	errno = 0;
+	json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	int read_errno = ferror(f) ? errno : 0;
+	fclose(f);
+	if (root == NULL && read_errno != 0)
+		ipc_error_set(err, IPC_E_IO, "%s: cannot read: %s", path,
+		              strerror(read_errno));
+	else if (root == NULL)
+		ipc_error_set(err, IPC_E_BAD_VALUE,
+		              "%s: invalid JSON at line %d, column %d: %s",
+		              path, jerr.line, jerr.column, jerr.text);
+	return root;
+}
+
 int
 config_load_file(struct config *c, const char *path, struct ipc_error *err)
 {
-	json_error_t jerr;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = load_json(path, err);
 	if (root == NULL)
-		return ipc_error_set(err, IPC_E_BAD_VALUE,
-		                     "%s:%d:%d: invalid JSON: %s", path,
-		                     jerr.line, jerr.column, jerr.text);
+		return -1;
 	int rc = 0;
 	if (!json_is_object(root)) {
 		rc = ipc_error_set(err, IPC_E_WRONG_TYPE,
@@ -498,9 +635,7 @@ config_load_file(struct config *c, const char *path, struct ipc_error *err)
 	json_object_foreach(root, section, sv)
 	{
 		if (!json_is_object(sv)) {
-			rc = ipc_error_set(err, IPC_E_WRONG_TYPE,
-			                   "%s: %s: expected an object of keys",
-			                   path, section);
+			rc = not_a_section(err, path, section);
 			goto out;
 		}
 		const char *name;
@@ -510,11 +645,7 @@ config_load_file(struct config *c, const char *path, struct ipc_error *err)
 			char *kp = xasprintf("%s.%s", section, name);
 			const struct key *k = find_key(kp);
 			if (k == NULL)
-				rc = ipc_error_set(
-				    err, IPC_E_BAD_VALUE,
-				    "%s: %s: unknown key (cohort-orchestrator "
-				    "--help lists the keys)",
-				    path, kp);
+				rc = unknown_key(err, path, kp);
 			else
 				rc = set_from_json(c, k, v, path, err);
 			free(kp);
@@ -539,15 +670,10 @@ config_set(struct config *c, const char *assignment, struct ipc_error *err)
 	char *kp = xasprintf("%.*s", (int)(eq - assignment), assignment);
 	const struct key *k = find_key(kp);
 	int rc;
-	if (k == NULL) {
-		rc =
-		    ipc_error_set(err, IPC_E_BAD_VALUE,
-		                  "--set: %s: unknown key (cohort-orchestrator "
-		                  "--help lists the keys)",
-		                  kp);
-	} else {
+	if (k == NULL)
+		rc = unknown_key(err, "--set", kp);
+	else
 		rc = set_from_text(c, k, eq + 1, "--set", err);
-	}
 	free(kp);
 	return rc;
 }
@@ -689,6 +815,15 @@ config_save(const struct config *c, const char *path, struct ipc_error *err)
 	free(text);
 	int rc = atomicfile_write_buffer(path, withnl, strlen(withnl), err);
 	free(withnl);
+	/* a tracking URI with user:password@ makes the file a secret */
+	const char *uri = c->tracking.mlflow_uri ? c->tracking.mlflow_uri : "";
+	const char *host = strstr(uri, "://");
+	host = host ? host + 3 : uri;
+	const char *at = strchr(host, '@');
+	if (rc == 0 && at != NULL && at < host + strcspn(host, "/?#") &&
+	    chmod(path, 0600) < 0)
+		return ipc_error_set(err, IPC_E_IO, "%s: cannot chmod 0600: %s",
+		                     path, strerror(errno));
 	return rc;
 }
 

@@ -11,6 +11,7 @@
 #include "job.h"
 #include "requeue.h"
 #include "util.h"
+#include "workspace.h"
 
 /* Print the usage text. */
 static void
@@ -66,6 +67,16 @@ parse_count(const char *s, long long *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+/* --resume dir must name a workspace: say so before its config is read. */
+static int
+check_resume(const char *dir, struct ipc_error *err)
+{
+	if (workspace_check(dir, err) == 0)
+		return 0;
+	ipc_error_prefix(err, "--resume ");
+	return -1;
 }
 
 int
@@ -159,9 +170,11 @@ main(int argc, char **argv)
 	struct config cfg;
 	struct ipc_error err;
 	config_defaults(&cfg);
+	int rc = resume ? check_resume(resume, &err) : 0;
 	char *saved = resume ? xasprintf("%s/config.json", resume) : NULL;
 	const char *file = resume ? saved : config_file;
-	int rc = file ? config_load_file(&cfg, file, &err) : 0;
+	if (rc == 0 && file != NULL)
+		rc = config_load_file(&cfg, file, &err);
 	free(saved);
 	if (rc == 0 && npos == 4) {
 		cfg.federation.clients = n[0];

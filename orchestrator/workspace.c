@@ -109,6 +109,35 @@ workspace_create(struct workspace *ws, const char *root, const char *name,
 	return 0;
 }
 
+/* What to give instead of a directory that is not a workspace. */
+#define WORKSPACE_HINT                                                         \
+	"give the directory a job printed at its start, e.g. "                 \
+	"workspaces/cohort-20260101-120000-1a2b"
+
+int
+workspace_check(const char *dir, struct ipc_error *err)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return ipc_error_set(err, IPC_E_IO, "%s: %s; " WORKSPACE_HINT,
+		                     dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return ipc_error_set(err, IPC_E_IO,
+		                     "%s is not a directory; " WORKSPACE_HINT,
+		                     dir);
+	size_t len = strlen(dir);
+	char *cfg = xasprintf("%s%sconfig.json", dir,
+	                      len > 0 && dir[len - 1] == '/' ? "" : "/");
+	int rc = 0;
+	if (!files_exist(cfg))
+		rc = ipc_error_set(
+		    err, IPC_E_IO,
+		    "%s is not a cohort workspace (no %s); " WORKSPACE_HINT,
+		    dir, cfg);
+	free(cfg);
+	return rc;
+}
+
 int
 workspace_open(struct workspace *ws, const char *dir, struct ipc_error *err)
 {
@@ -118,18 +147,7 @@ workspace_open(struct workspace *ws, const char *dir, struct ipc_error *err)
 	size_t len = strlen(ws->dir);
 	while (len > 1 && ws->dir[len - 1] == '/')
 		ws->dir[--len] = '\0';
-	char *cfg = workspace_path(ws, "config.json");
-	int ok = files_exist(cfg);
-	free(cfg);
-	if (!ok) {
-		ipc_error_set(err, IPC_E_IO,
-		              "%s: not a cohort workspace (no config.json); "
-		              "pass the directory a job printed at its start",
-		              ws->dir);
-		workspace_close(ws);
-		return -1;
-	}
-	if (make_subdirs(ws, err) < 0) {
+	if (workspace_check(ws->dir, err) < 0 || make_subdirs(ws, err) < 0) {
 		workspace_close(ws);
 		return -1;
 	}

@@ -20,7 +20,10 @@ struct workspace {
 /* Create <root>/<name>-<YYYYmmdd-HHMMSS>-<4 hex>/ and its subdirectories. */
 int workspace_create(struct workspace *ws, const char *root, const char *name,
                      struct ipc_error *err);
-/* Open an existing workspace (for --resume); it must hold config.json. */
+/* Check that dir is a job's workspace (a directory holding config.json);
+ * otherwise an error saying what it is and what to give instead. */
+int workspace_check(const char *dir, struct ipc_error *err);
+/* Open an existing workspace (for --resume); it must pass workspace_check. */
 int workspace_open(struct workspace *ws, const char *dir,
                    struct ipc_error *err);
 /* Take the workspace lock (flock on run/lock, held until the process exits,

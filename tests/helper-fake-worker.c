@@ -15,7 +15,8 @@
  *     in any order); COHORT_FAKE_FAULT=evalexit makes it exit 1 instead.
  *
  * COHORT_FAKE_FAULT picks a misbehaviour on fit tasks (restricted to one
- * client by COHORT_FAKE_FAULT_CLIENT): exit1, segv, hang (ignores SIGTERM),
+ * client by COHORT_FAKE_FAULT_CLIENT): startexit (prints a CUDA error and
+ * exits 1 before connecting), exit1, segv, hang (ignores SIGTERM),
  * garbage, badtoken (in the hello), nan, wrongshape, noreply (closes the
  * socket, then exits), exitfirst (exits while a child keeps the socket open;
  * the launcher kills the child with the worker's process group),
@@ -747,6 +748,12 @@ main(int argc, char **argv)
 	keep_private();
 	int64_t client_id = atoll(cid);
 	long max_tasks = ntasks ? atol(ntasks) : 1;
+	if (strcmp(fault_for(client_id), "startexit") == 0) {
+		fprintf(stderr, "fake: loading the model\n"
+		                "fake: CUDA error: no CUDA-capable device is "
+		                "detected\n\n");
+		return 1;
+	}
 	int fd = connect_socket(sock);
 
 	struct msg hello;

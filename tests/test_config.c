@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "harness.h"
@@ -108,9 +109,12 @@ test_file_errors(void)
 	expect_file_error("{\"federation\": 3}",
 	                  "federation: expected an object");
 	expect_file_error("[1]", "expected a JSON object");
-	expect_file_error("{\"federation\": {", "invalid JSON");
-	expect_file_error("{\"job\": {\"seed\": 1, \"seed\": 2}}",
-	                  "invalid JSON");
+	expect_file_error("{\"federation\": {",
+	                  ": invalid JSON at line 1, column 16: string or "
+	                  "'}' expected near end of file");
+	expect_file_error("{\n  \"job\": {\"seed\": 1, \"seed\": 2}}\n",
+	                  ": invalid JSON at line 2, column 27: duplicate "
+	                  "object key near '\"seed\"'");
 }
 
 /* Apply an override and check the error message contains want. */
@@ -142,6 +146,66 @@ test_set_errors(void)
 	                                            "\"adam\"");
 	expect_set_error("evaluate.central=yes", "expected true or false");
 	expect_set_error("nosuch.key=1", "nosuch.key: unknown key");
+}
+
+/* A file that cannot be read says so with the system's reason, not as
+ * invalid JSON. */
+static void
+test_file_unreadable(void)
+{
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	char path[512], want[600];
+	snprintf(path, sizeof path, "%s/no-such.json", harness_tmpdir());
+	CHECK_EQ_INT(config_load_file(&c, path, &err), -1);
+	snprintf(want, sizeof want,
+	         "%s: cannot open: No such file or directory", path);
+	CHECK_STR_CONTAINS(err.message, want);
+	CHECK_EQ_INT(config_load_file(&c, harness_tmpdir(), &err), -1);
+	snprintf(want, sizeof want, "%s: cannot read: Is a directory",
+	         harness_tmpdir());
+	CHECK_STR_CONTAINS(err.message, want);
+	config_free(&c);
+}
+
+/* An unknown key is named with its file and, when a real key is close
+ * (a typo, or a key of that name in another section), suggested. */
+static void
+test_unknown_key_suggestions(void)
+{
+	expect_file_error("{\"availability\": {\"p\": 0.5}}",
+	                  ": availability.p: unknown key; did you mean "
+	                  "federation.availability?");
+	expect_file_error("{\"availability\": 0.5}",
+	                  ": availability: expected an object of keys; did "
+	                  "you mean federation.availability?");
+	expect_file_error("{\"federation\": {\"round\": 3}}",
+	                  ": federation.round: unknown key; did you mean "
+	                  "federation.rounds?");
+	expect_file_error("{\"modle\": {\"name\": \"mlp\"}}",
+	                  ": modle.name: unknown key; did you mean "
+	                  "model.name?");
+	expect_file_error("{\"train\": {\"rounds\": 3}}",
+	                  ": train.rounds: unknown key; did you mean "
+	                  "federation.rounds?");
+	expect_set_error("availability.p=0.5",
+	                 "--set: availability.p: unknown key; did you mean "
+	                 "federation.availability?");
+	expect_set_error("federation.availabilty=0.5",
+	                 "did you mean federation.availability?");
+	expect_set_error("federation.availability.p=0.5",
+	                 "did you mean federation.availability?");
+	/* Nothing close: no guess, only where the keys are listed. */
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	CHECK_EQ_INT(config_set(&c, "nosuch.key=1", &err), -1);
+	CHECK_STR_CONTAINS(err.message, "--set: nosuch.key: unknown key "
+	                                "(cohort-orchestrator --help lists "
+	                                "the keys)");
+	CHECK(strstr(err.message, "did you mean") == NULL);
+	config_free(&c);
 }
 
 static void
@@ -187,8 +251,30 @@ test_round_trip(void)
 	CHECK(!b.evaluate.central);
 	CHECK(strcmp(b.launcher.worker, "/opt/w") == 0);
 	CHECK(strcmp(b.job.name, a.job.name) == 0);
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644);
 	config_free(&a);
 	config_free(&b);
+}
+
+/* A saved config whose tracking URI holds a password is readable by its
+ * owner only. */
+static void
+test_save_secret(void)
+{
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	CHECK_EQ_INT(
+	    config_set(&c, "tracking.mlflow_uri=https://bob:pw@mlflow:5000",
+	               &err),
+	    0);
+	char path[512];
+	snprintf(path, sizeof path, "%s/secret.json", harness_tmpdir());
+	CHECK_EQ_INT(config_save(&c, path, &err), 0);
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	config_free(&c);
 }
 
 int
@@ -198,7 +284,10 @@ main(void)
 	RUN(test_file_and_set);
 	RUN(test_file_errors);
 	RUN(test_set_errors);
+	RUN(test_file_unreadable);
+	RUN(test_unknown_key_suggestions);
 	RUN(test_check);
 	RUN(test_round_trip);
+	RUN(test_save_secret);
 	return harness_finish();
 }

@@ -1,5 +1,6 @@
 /* test_launcher.c: the launcher with the fake worker: slots, timeouts
- * (SIGTERM then SIGKILL), exit-status accounting, socket close and process
+ * (SIGTERM then SIGKILL), exit-status accounting (with the last line of
+ * the log of a worker that died before connecting), socket close and process
  * exit in both orders, bad hellos and frames, pool mode, stopping, workers
  * that cannot be started, GPU slots
  * (CUDA_VISIBLE_DEVICES and COHORT_DEVICE per worker, workers per GPU);
@@ -323,6 +324,24 @@ test_exit_status(void)
 	CHECK_EQ_INT(c.failures, 1);
 	CHECK_STR_CONTAINS(c.reasons[0], "killed by signal 11");
 	CHECK_EQ_INT(launcher_stats(c.l)->signalled, 1);
+	teardown(&c);
+}
+
+/* A worker that dies before connecting left its reason only in its log:
+ * the task's failure quotes the log's last line and names the log. */
+static void
+test_exit_before_connecting(void)
+{
+	struct ctx c;
+	setup(&c, "startexit", 1, 1, 10);
+	submit(&c, 1);
+	run(&c, 10);
+	CHECK_EQ_INT(c.failures, 1);
+	CHECK_STR_CONTAINS(c.reasons[0],
+	                   "worker exited with status 1 before connecting; its "
+	                   "log ends \"fake: CUDA error: no CUDA-capable "
+	                   "device is detected\" (log ");
+	CHECK_STR_CONTAINS(c.reasons[0], "/logs/client-0.log)");
 	teardown(&c);
 }
 
@@ -693,6 +712,7 @@ main(void)
 	RUN(test_slots);
 	RUN(test_timeout_term_then_kill);
 	RUN(test_exit_status);
+	RUN(test_exit_before_connecting);
 	RUN(test_partial_frames_budget);
 	RUN(test_close_then_exit);
 	RUN(test_exit_then_close);

@@ -15,7 +15,8 @@ run() {
 cases="exit1:exited_with_status_1 segv:killed_by_signal_11 hang:timed_out_after_1_s
 garbage:protocol_error badtoken:wrong_token nan:element_1_is_NaN
 wrongshape:update_layout_differs_from_the_model noreply:connection_closed_without_a_result
-bigexamples:reports_18446744073709551615_examples,_more_than_client_1's_data_holds"
+bigexamples:reports_18446744073709551615_examples,_more_than_client_1's_data_holds
+startexit:exited_with_status_1_before_connecting;_its_log_ends_\"fake:_CUDA_error:_no_CUDA-capable_device_is_detected\"_(log_[^_]*/client-1.log)"
 for c in $cases; do
 	fault=${c%%:*}
 	want=${c#*:}
