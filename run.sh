@@ -97,4 +97,11 @@ if [ $have_root -eq 0 ]; then
 	args+=(--workspace-root "$root/workspaces")
 fi
 
+# The checkout's commit, for the MLflow run's mlflow.source.git.commit tag,
+# when this is a git checkout and the caller has not set one.
+if [ -z "${COHORT_GIT_REVISION:-}" ] &&
+	rev=$(git -C "$root" rev-parse HEAD 2>/dev/null); then
+	export COHORT_GIT_REVISION=$rev
+fi
+
 exec "$orchestrator" "${args[@]}" "$@"

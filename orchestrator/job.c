@@ -687,6 +687,8 @@ start_tracking(struct job *j)
 	json_decref(resolved);
 	if (j->tracking == NULL)
 		console_err("tracking off: %s", err.message);
+	else /* the MLflow run exists (and starts) with the job */
+		tracking_round(j->tracking, j->round);
 }
 
 /* The MLflow run status a job's exit status maps to. */

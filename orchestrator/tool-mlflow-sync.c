@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "mlflow.h"
 #include "tracking.h"
 #include "util.h"
 
@@ -23,7 +24,8 @@ usage(void)
 	fprintf(stderr,
 	        "usage: cohort-mlflow-sync [--uri URI] [--experiment NAME] "
 	        "[--child-runs] WORKSPACE\n"
-	        "  URI: --uri, else MLFLOW_TRACKING_URI, else the one in "
+	        "  URI: --uri, else MLFLOW_TRACKING_URI, else the job's "
+	        "tracking.mlflow_uri (WORKSPACE/config.json), else the one in "
 	        "WORKSPACE/metrics/mlflow.json\n");
 	return 2;
 }
@@ -82,25 +84,40 @@ main(int argc, char **argv)
 	char *state_path = xasprintf("%s/metrics/mlflow.json", workspace);
 	json_t *state = json_load_file(state_path, 0, NULL);
 	free(state_path);
+	char *cfg_path = xasprintf("%s/config.json", workspace);
+	json_t *cfg = json_load_file(cfg_path, 0, NULL);
+	if (cfg == NULL && state == NULL) {
+		fprintf(stderr,
+		        "cohort-mlflow-sync: %s is not a cohort workspace (no "
+		        "config.json, no metrics/mlflow.json)\n",
+		        workspace);
+		free(cfg_path);
+		return 2;
+	}
+	free(cfg_path);
 	if (uri == NULL)
 		uri = getenv("MLFLOW_TRACKING_URI");
 	if (uri == NULL || *uri == '\0')
+		uri = json_string_value(json_object_get(
+		    json_object_get(cfg, "tracking"), "mlflow_uri"));
+	if (uri == NULL || *uri == '\0')
 		uri = json_string_value(json_object_get(state, "tracking_uri"));
 	if (uri == NULL || *uri == '\0') {
-		fprintf(stderr, "cohort-mlflow-sync: no tracking server: pass "
-		                "--uri or set MLFLOW_TRACKING_URI\n");
+		fprintf(stderr,
+		        "cohort-mlflow-sync: no tracking server: the job had "
+		        "none; pass --uri or set MLFLOW_TRACKING_URI\n");
+		json_decref(cfg);
 		json_decref(state);
 		return 2;
 	}
 	if (experiment == NULL && getenv("MLFLOW_EXPERIMENT_NAME") == NULL)
 		experiment =
 		    json_string_value(json_object_get(state, "experiment"));
-	if (json_object_size(json_object_get(state, "children")) > 0)
+	if (json_object_size(json_object_get(state, "children")) > 0 ||
+	    json_is_true(json_object_get(json_object_get(cfg, "tracking"),
+	                                 "child_runs")))
 		child_runs = 1;
 
-	char *cfg_path = xasprintf("%s/config.json", workspace);
-	json_t *cfg = json_load_file(cfg_path, 0, NULL);
-	free(cfg_path);
 	char *seed = config_text(cfg, "job", "seed");
 	char *strategy = config_text(cfg, "strategy", "name");
 	struct tracking_tags tags = {COHORT_VERSION, seed, strategy, NULL};
@@ -110,6 +127,7 @@ main(int argc, char **argv)
 	    .experiment = experiment,
 	    .run_name = basename(ws_copy),
 	    .child_runs = child_runs,
+	    .replay = 1,
 	};
 	struct event_base *base = event_base_new();
 	struct ipc_error err;
@@ -124,10 +142,13 @@ main(int argc, char **argv)
 		free(status);
 		tracking_free(t);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		char *shown = mlflow_redact_uri(uri);
 		printf(
 		    "cohort-mlflow-sync: %s: everything is in MLflow at %s\n",
-		    workspace, uri);
+		    workspace, shown);
+		free(shown);
+	}
 	event_base_free(base);
 	json_decref(cfg);
 	json_decref(state);

@@ -7,10 +7,15 @@
  *
  *   cohort-test-mlflow-server [--port P] [--log FILE] [--idle-timeout S]
  *       [--fail-first N --fail-status 429|500|503 [--retry-after S]]
- *       [--delay-ms MS] [--db FILE]
+ *       [--delay-ms MS] [--db FILE] [--artifact-root DIR]
  *
  * --db keeps experiments and runs across restarts (loaded at start, saved at
  * exit), as a real server's backend store does; artifacts are not kept.
+ * --artifact-root gives experiments a plain-path artifact location, as a
+ * server started without --serve-artifacts does (its runs' artifact_uri is
+ * then a path the client cannot upload to). Runs keep start_time (now when
+ * runs/create has none) and end_time; runs/update without end_time leaves
+ * it, as the real store does.
  * It prints the port it listens on (127.0.0.1) as the first stdout line. */
 #include <ctype.h>
 #include <errno.h>
@@ -53,6 +58,7 @@ static struct {
 	double idle_timeout;
 	struct event *idle;
 	const char *db;
+	const char *artifact_root;
 } S = {.fail_status = 500};
 
 /* An answer waiting for --delay-ms. */
@@ -212,8 +218,11 @@ create_experiment(struct evhttp_request *req, json_t *body)
 	}
 	char id[32];
 	snprintf(id, sizeof id, "%zu", json_array_size(S.experiments) + 1);
-	char loc[64];
-	snprintf(loc, sizeof loc, "mlflow-artifacts:/%s", id);
+	char loc[600];
+	if (S.artifact_root)
+		snprintf(loc, sizeof loc, "%s/%s", S.artifact_root, id);
+	else
+		snprintf(loc, sizeof loc, "mlflow-artifacts:/%s", id);
 	json_array_append_new(S.experiments,
 	                      json_pack("{s:s,s:s,s:s,s:s}", "experiment_id",
 	                                id, "name", name, "lifecycle_stage",
@@ -232,9 +241,18 @@ create_run(struct evhttp_request *req, json_t *body)
 		            "No experiment with that id");
 		return;
 	}
+	json_t *start = json_object_get(body, "start_time");
+	if (start != NULL && !json_is_integer(start)) {
+		reply_error(req, 400, "INVALID_PARAMETER_VALUE",
+		            "start_time is not an integer");
+		return;
+	}
 	char *id = new_run_id();
-	char uri[128];
-	snprintf(uri, sizeof uri, "mlflow-artifacts:/%s/%s/artifacts", exp, id);
+	char uri[700];
+	snprintf(uri, sizeof uri, "%s/%s/artifacts",
+	         json_string_value(json_object_get(find_experiment(NULL, exp),
+	                                           "artifact_location")),
+	         id);
 	json_t *tags = json_object();
 	size_t i;
 	json_t *t;
@@ -244,11 +262,13 @@ create_run(struct evhttp_request *req, json_t *body)
 	const char *name = json_string_value(json_object_get(body, "run_name"));
 	if (name)
 		json_object_set_new(tags, "mlflow.runName", json_string(name));
-	json_t *info = json_pack(
-	    "{s:s,s:s,s:s,s:s,s:s,s:O,s:s,s:s}", "run_id", id, "run_uuid", id,
-	    "experiment_id", exp, "run_name", name ? name : "", "status",
-	    "RUNNING", "start_time", json_object_get(body, "start_time"),
-	    "artifact_uri", uri, "lifecycle_stage", "active");
+	json_t *info =
+	    json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s}", "run_id", id,
+	              "run_uuid", id, "experiment_id", exp, "run_name",
+	              name ? name : "", "status", "RUNNING", "start_time",
+	              start ? json_incref(start)
+	                    : json_integer((json_int_t)(wall() * 1000)),
+	              "artifact_uri", uri, "lifecycle_stage", "active");
 	json_t *run =
 	    json_pack("{s:o,s:o,s:o,s:o}", "info", info, "params",
 	              json_object(), "tags", tags, "metrics", json_array());
@@ -422,9 +442,14 @@ update_run(struct evhttp_request *req, json_t *body)
 		            "Invalid run status");
 		return;
 	}
+	json_t *end = json_object_get(body, "end_time");
+	if (end != NULL && !json_is_integer(end)) {
+		reply_error(req, 400, "INVALID_PARAMETER_VALUE",
+		            "end_time is not an integer");
+		return;
+	}
 	json_t *info = json_object_get(run, "info");
 	json_object_set_new(info, "status", json_string(status));
-	json_t *end = json_object_get(body, "end_time");
 	if (end)
 		json_object_set(info, "end_time", end);
 	reply_json(req, json_pack("{s:O}", "run_info", info));
@@ -654,6 +679,8 @@ main(int argc, char **argv)
 			S.delay_ms = atol(v);
 		else if (strcmp(a, "--db") == 0)
 			S.db = v;
+		else if (strcmp(a, "--artifact-root") == 0)
+			S.artifact_root = v;
 		else {
 			fprintf(stderr, "%s: unknown option %s\n", argv[0], a);
 			return 2;

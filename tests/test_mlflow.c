@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "files.h"
 #include "harness.h"
 #include "tracking.h"
 #include "util.h"
@@ -169,6 +170,13 @@ put_round(const char *ws, unsigned r)
 		         r, c, r * 2 + c, 0.9 / r + c, line_time(r, 10 + c));
 		put_line(ws, line);
 	}
+	for (unsigned k = 0; k < 2; k++) { /* progress: two a round */
+		snprintf(line, sizeof line,
+		         "{\"round\":%u,\"client\":0,\"task\":%u,\"key\":"
+		         "\"step_loss\",\"value\":%.17g,\"time\":%.3f}",
+		         r, r * 2, 2.0 / r - k * 0.1, line_time(r, 8 + k));
+		put_line(ws, line);
+	}
 	for (unsigned k = 0; k < 6; k++) {
 		snprintf(line, sizeof line,
 		         "{\"round\":%u,\"key\":\"%s\",\"value\":%.17g,"
@@ -220,6 +228,76 @@ history(const struct server *s, const char *run, const char *key)
 	json_t *m = json_incref(json_object_get(j, "metrics"));
 	json_decref(j);
 	return m ? m : json_array();
+}
+
+/* The stored run (runs/get answer's "run"), a new reference. */
+static json_t *
+run_get(const struct server *s, const char *run)
+{
+	char *path = xasprintf("/api/2.0/mlflow/runs/get?run_id=%s", run);
+	json_t *j = server_get(s, path);
+	free(path);
+	json_t *r = json_incref(json_object_get(j, "run"));
+	json_decref(j);
+	return r ? r : json_object();
+}
+
+/* Member of a stored run's info as an integer (start_time, end_time). */
+static int64_t
+run_time(const json_t *run, const char *key)
+{
+	return json_integer_value(
+	    json_object_get(json_object_get(run, "info"), key));
+}
+
+/* A stored run's status. */
+static const char *
+run_status(const json_t *run)
+{
+	const char *st = json_string_value(
+	    json_object_get(json_object_get(run, "info"), "status"));
+	return st ? st : "";
+}
+
+/* Number of params a stored run has. */
+static size_t
+run_params(const json_t *run)
+{
+	return json_array_size(
+	    json_object_get(json_object_get(run, "data"), "params"));
+}
+
+/* Write text to a file under the workspace. */
+static void
+put_file(const char *ws, const char *rel, const char *text)
+{
+	char *p = xasprintf("%s/%s", ws, rel);
+	FILE *f = fopen(p, "w");
+	fputs(text, f);
+	fclose(f);
+	free(p);
+}
+
+/* Log lines the code under test wrote while captured (one per line). */
+static char captured[16384];
+
+/* log writer: append the line to captured. */
+static void
+capture_line(enum log_level level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	size_t n = strlen(captured);
+	snprintf(captured + n, sizeof captured - n, "%s\n", msg);
+}
+
+/* Milliseconds since the epoch. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The state file of a workspace. */
@@ -322,8 +400,11 @@ test_whole_job(void)
 	FILE *f = fopen(model, "w");
 	fputs("not really safetensors", f);
 	fclose(f);
+	put_file(ws, "config.json", "{\"job\": {\"name\": \"demo\"}}\n");
+	put_file(ws, "results/summary.json", "{\"rounds\": 3}\n");
 	struct event_base *base = event_base_new();
 	json_t *cfg = job_config();
+	int64_t opened = wall_ms();
 	struct tracking *t = open_tracking(base, ws, s.uri, cfg, 1);
 	CHECK(t != NULL);
 	for (unsigned r = 1; r <= 3; r++) {
@@ -436,7 +517,7 @@ test_whole_job(void)
 	    0.8, 1e-12);
 	const char *c1 = json_string_value(
 	    json_object_get(json_object_get(st, "children"), "1"));
-	json_t *closs = history(&s, c1, "loss");
+	json_t *closs = history(&s, c1, "client_loss");
 	CHECK_EQ_INT(json_array_size(closs), 3);
 	CHECK_EQ_INT(json_integer_value(
 	                 json_object_get(json_array_get(closs, 1), "step")),
@@ -445,6 +526,51 @@ test_whole_job(void)
 	             metrics_size(ws));
 	CHECK_STR_CONTAINS(json_string_value(json_object_get(st, "status")),
 	                   "FINISHED");
+
+	/* every file a user wants next to the run, each once */
+	const char *arts[] = {"config.json", "summary.json", "metrics.jsonl",
+	                      "global_model.safetensors"};
+	for (size_t k = 0; k < ARRAY_LEN(arts); k++) {
+		json_t *put = requests_to(all, "PUT", arts[k]);
+		CHECK_EQ_INT(json_array_size(put), 1);
+		json_decref(put);
+	}
+
+	/* the run starts when tracking opened and ends when it finished;
+	 * each child run has the job's params and ends with the parent */
+	json_t *prun = run_get(&s, run);
+	int64_t start = run_time(prun, "start_time"),
+	        end = run_time(prun, "end_time");
+	CHECK(start >= opened - 1000 && start <= opened + 5000);
+	CHECK_EQ_INT(start,
+	             json_integer_value(json_object_get(st, "start_time")));
+	CHECK(end >= start && end <= wall_ms());
+	CHECK_EQ_INT(run_params(prun), 7);
+	const char *clients[] = {"0", "1"};
+	for (size_t k = 0; k < ARRAY_LEN(clients); k++) {
+		const char *cid = json_string_value(json_object_get(
+		    json_object_get(st, "children"), clients[k]));
+		json_t *crun = run_get(&s, cid ? cid : "");
+		CHECK_STR_CONTAINS(run_status(crun), "FINISHED");
+		CHECK_EQ_INT(run_time(crun, "end_time"), end);
+		CHECK_EQ_INT(run_params(crun), 7);
+		/* the client's own value, never "loss" as the parent's keys */
+		json_t *plain = history(&s, cid ? cid : "", "loss");
+		CHECK_EQ_INT(json_array_size(plain), 0);
+		json_decref(plain);
+		json_decref(crun);
+	}
+	/* progress points (two a round) each at a step of their own */
+	const char *c0 = json_string_value(
+	    json_object_get(json_object_get(st, "children"), "0"));
+	json_t *prog = history(&s, c0 ? c0 : "", "client_step_loss");
+	CHECK_EQ_INT(json_array_size(prog), 6);
+	for (size_t k = 0; k < json_array_size(prog); k++)
+		CHECK_EQ_INT(json_integer_value(json_object_get(
+		                 json_array_get(prog, k), "step")),
+		             k + 1);
+	json_decref(prog);
+	json_decref(prun);
 
 	json_t *puts = requests_to(all, "PUT", "global_model.safetensors");
 	CHECK_EQ_INT(json_array_size(puts), 1);
@@ -635,7 +761,7 @@ test_outage(void)
 	st = state_of(ws);
 	const char *c0 = json_string_value(
 	    json_object_get(json_object_get(st, "children"), "0"));
-	json_t *h = history(&s, c0, "loss");
+	json_t *h = history(&s, c0, "client_loss");
 	CHECK_EQ_INT(json_array_size(h), 3);
 	json_decref(h);
 	CHECK_EQ_INT(json_integer_value(json_object_get(st, "acked_offset")),
@@ -661,6 +787,7 @@ test_outage(void)
 
 	/* a job that never reached the server: sync creates its run */
 	char *ws2 = make_workspace("never");
+	put_file(ws2, "config.json", "{}\n");
 	put_round(ws2, 1);
 	put_round(ws2, 2);
 	setenv("MLFLOW_TRACKING_URI", s.uri, 1);
@@ -803,6 +930,222 @@ test_auth(void)
 	server_stop(&s);
 }
 
+/* A job killed after round 1 and resumed: the first session ends the run
+ * and its child runs KILLED, the resumed one sets the run RUNNING again
+ * (keeping its start time) and ends everything FINISHED. */
+static void
+test_resume(void)
+{
+	struct server s = {0};
+	CHECK(server_start(&s, "resume", NULL) == 0);
+	char *ws = make_workspace("resume");
+	struct event_base *base = event_base_new();
+	json_t *cfg = job_config();
+	struct tracking *t = open_tracking(base, ws, s.uri, cfg, 1);
+	put_round(ws, 1);
+	tracking_round(t, 1);
+	CHECK_EQ_INT(tracking_finish(t, "KILLED", 10), 1);
+	tracking_free(t);
+	json_t *st = state_of(ws);
+	char *run = xstrdup(json_string_value(json_object_get(st, "run_id")));
+	char *c1 = xstrdup(json_string_value(
+	    json_object_get(json_object_get(st, "children"), "1")));
+	json_decref(st);
+	json_t *r = run_get(&s, run), *c = run_get(&s, c1);
+	CHECK_STR_CONTAINS(run_status(r), "KILLED");
+	CHECK_STR_CONTAINS(run_status(c), "KILLED");
+	CHECK(run_time(c, "end_time") > 0);
+	int64_t start = run_time(r, "start_time"),
+	        killed = run_time(r, "end_time");
+	json_decref(r);
+	json_decref(c);
+
+	struct timespec pause = {0, 50 * 1000 * 1000};
+	nanosleep(&pause, NULL); /* the resumed end is measurably later */
+	t = open_tracking(base, ws, s.uri, cfg, 1);
+	tracking_round(t, 1);
+	CHECK(loop_until_acked(base, ws, metrics_size(ws), 10));
+	r = run_get(&s, run);
+	CHECK_STR_CONTAINS(run_status(r), "RUNNING");
+	json_decref(r);
+	put_round(ws, 2);
+	tracking_round(t, 2);
+	CHECK_EQ_INT(tracking_finish(t, "FINISHED", 10), 1);
+	tracking_free(t);
+	r = run_get(&s, run);
+	c = run_get(&s, c1);
+	CHECK_STR_CONTAINS(run_status(r), "FINISHED");
+	CHECK_STR_CONTAINS(run_status(c), "FINISHED");
+	CHECK_EQ_INT(run_time(r, "start_time"), start);
+	CHECK(run_time(r, "end_time") > killed);
+	CHECK_EQ_INT(run_time(c, "end_time"), run_time(r, "end_time"));
+	json_t *creates =
+	    requests_to(server_requests(&s), "POST", "runs/create");
+	CHECK_EQ_INT(json_array_size(creates), 3); /* one run, two children */
+	json_decref(creates);
+	json_decref(r);
+	json_decref(c);
+	json_decref(cfg);
+	event_base_free(base);
+	server_stop(&s);
+	free(run);
+	free(c1);
+	free(ws);
+}
+
+/* A job whose server was down from its start: cohort-mlflow-sync with no
+ * URI given finds the server in the workspace, and the run gets the job's
+ * own start and end times, not the sync's. */
+static void
+test_down_from_start(void)
+{
+	char *db = xasprintf("%s/down-db.json", harness_tmpdir());
+	const char *args[] = {"--db", db, NULL};
+	struct server s = {0};
+	CHECK(server_start(&s, "down", args) == 0);
+	server_stop(&s); /* its port is now one nothing listens on */
+	char *ws = make_workspace("down");
+	char *conf =
+	    xasprintf("{\"tracking\": {\"mlflow_uri\": \"%s\"}}\n", s.uri);
+	put_file(ws, "config.json", conf);
+	struct event_base *base = event_base_new();
+	int64_t opened = wall_ms();
+	struct tracking *t = open_tracking(base, ws, s.uri, NULL, 0);
+	put_round(ws, 1);
+	tracking_round(t, 1);
+	put_round(ws, 2);
+	tracking_round(t, 2);
+	CHECK_EQ_INT(tracking_finish(t, "FINISHED", 1), 0);
+	int64_t finished = wall_ms();
+	tracking_free(t);
+	event_base_free(base);
+	put_file(ws, "results/summary.json", "{\"rounds\": 2}\n");
+
+	struct timespec pause = {1, 0};
+	nanosleep(&pause, NULL); /* the sync is a second after the job */
+	char port[16];
+	snprintf(port, sizeof port, "%d", s.port);
+	const char *again[] = {"--db", db, "--port", port, NULL};
+	CHECK(server_start(&s, "down-again", again) == 0);
+	int64_t synced = wall_ms();
+	unsetenv("MLFLOW_TRACKING_URI");
+	CHECK_EQ_INT(run_sync(ws), 0);
+	json_t *st = state_of(ws);
+	const char *id = json_string_value(json_object_get(st, "run_id"));
+	json_t *r = run_get(&s, id ? id : "");
+	CHECK_STR_CONTAINS(run_status(r), "FINISHED");
+	CHECK(run_time(r, "start_time") >= opened - 1000 &&
+	      run_time(r, "start_time") <= opened + 1000);
+	CHECK(run_time(r, "end_time") >= finished - 3000 &&
+	      run_time(r, "end_time") <= finished + 100);
+	CHECK(run_time(r, "end_time") < synced);
+	json_t *h = history(&s, id ? id : "", "test_loss");
+	CHECK_EQ_INT(json_array_size(h), 2);
+	json_decref(h);
+	json_decref(r);
+	json_decref(st);
+	server_stop(&s);
+	free(conf);
+	free(ws);
+	free(db);
+}
+
+/* True when the file contains needle. */
+static int
+file_contains(const char *path, const char *needle)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct ipc_error err;
+	if (files_read_all(path, &text, &len, &err) < 0)
+		return 0;
+	int found = strstr(text, needle) != NULL;
+	free(text);
+	return found;
+}
+
+/* A URI with user:password@ authenticates, and the password appears in no
+ * param, state file or log line (also when the server goes away). */
+static void
+test_secrets(void)
+{
+	struct server s = {0};
+	CHECK(server_start(&s, "secret", NULL) == 0);
+	char uri[128];
+	snprintf(uri, sizeof uri, "http://alice:s3cr3t@127.0.0.1:%d", s.port);
+	char *ws = make_workspace("secret");
+	json_t *cfg = json_pack("{s:{s:s},s:{s:i}}", "tracking", "mlflow_uri",
+	                        uri, "job", "seed", 1);
+	captured[0] = '\0';
+	log_set_writer(capture_line, NULL);
+	struct event_base *base = event_base_new();
+	struct tracking *t = open_tracking(base, ws, uri, cfg, 0);
+	put_round(ws, 1);
+	tracking_round(t, 1);
+	CHECK(loop_until_acked(base, ws, metrics_size(ws), 10));
+	server_stop(&s);
+	put_round(ws, 2);
+	tracking_round(t, 2);
+	CHECK_EQ_INT(tracking_finish(t, "FINISHED", 1), 0);
+	tracking_free(t);
+	event_base_free(base);
+	log_set_writer(NULL, NULL);
+
+	json_t *all = server_requests(&s);
+	CHECK(json_array_size(all) >= 3);
+	for (size_t i = 0; i < json_array_size(all); i++) {
+		json_t *q = json_array_get(all, i);
+		CHECK_STR_CONTAINS(
+		    json_string_value(json_object_get(q, "auth")),
+		    "Basic YWxpY2U6czNjcjN0"); /* alice:s3cr3t */
+		const char *body =
+		    json_string_value(json_object_get(q, "body"));
+		CHECK(body == NULL || strstr(body, "s3cr3t") == NULL);
+	}
+	json_t *batches = requests_to(all, "POST", "runs/log-batch");
+	char *pb = json_dumps(body_of(json_array_get(batches, 0)), 0);
+	char *shown = xasprintf("http://127.0.0.1:%d", s.port);
+	CHECK_STR_CONTAINS(pb, shown); /* the param, without the password */
+	char *state = xasprintf("%s/metrics/mlflow.json", ws);
+	CHECK(!file_contains(state, "s3cr3t"));
+	CHECK(file_contains(state, shown));
+	CHECK_STR_CONTAINS(captured, "unreachable");
+	CHECK(strstr(captured, "s3cr3t") == NULL);
+	free(state);
+	free(shown);
+	free(pb);
+	json_decref(batches);
+	json_decref(all);
+	json_decref(cfg);
+	free(ws);
+}
+
+/* A server whose artifact root is a plain path: nothing is uploaded, and
+ * the log says so, naming where the files stay. */
+static void
+test_local_artifacts(void)
+{
+	const char *args[] = {"--artifact-root", "/srv/mlruns", NULL};
+	struct server s = {0};
+	CHECK(server_start(&s, "local-art", args) == 0);
+	char *ws = make_workspace("local-art");
+	put_file(ws, "results/global_model.safetensors", "x");
+	captured[0] = '\0';
+	log_set_writer(capture_line, NULL);
+	free(run_small_job(&s, "local-art"));
+	log_set_writer(NULL, NULL);
+	json_t *all = server_requests(&s);
+	json_t *puts = requests_to(all, "PUT", "");
+	CHECK_EQ_INT(json_array_size(puts), 0);
+	CHECK_STR_CONTAINS(captured, "/srv/mlruns/1/");
+	CHECK_STR_CONTAINS(captured, "does not serve");
+	CHECK_STR_CONTAINS(captured, "--serve-artifacts");
+	json_decref(puts);
+	json_decref(all);
+	server_stop(&s);
+	free(ws);
+}
+
 int
 main(void)
 {
@@ -813,6 +1156,10 @@ main(void)
 	RUN(test_outage);
 	RUN(test_validation);
 	RUN(test_auth);
+	RUN(test_resume);
+	RUN(test_down_from_start);
+	RUN(test_secrets);
+	RUN(test_local_artifacts);
 	curl_global_cleanup();
 	return harness_finish();
 }

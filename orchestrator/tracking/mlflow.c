@@ -1,9 +1,14 @@
 /* mlflow.c: the MLflow client as a small state machine. One call is in flight
  * at a time, in this order: experiment (get-by-name, create), run (create, or
- * get for MLFLOW_RUN_ID), params, then metric batches in file order, then at
- * the end artifacts and the status update. Each answer advances the state and
- * the state file; a transient failure (after retries) pauses the machine
- * until the next mlflow_ship(), a refused batch is logged and dropped. */
+ * get for MLFLOW_RUN_ID), RUNNING again for a resumed job's ended run,
+ * params, then metric batches in file order (a client's child run is created
+ * and given the params before its first batch), then at the end artifacts,
+ * the status update and the end of each child run. Each answer advances the
+ * state and the state file; a transient failure (after retries) pauses the
+ * machine until the next mlflow_ship(), a refused batch is logged and
+ * dropped. Times are the job's own: start_time when the job first opened the
+ * workspace, end_time when it finished, both kept in the state file so that
+ * cohort-mlflow-sync sends the same ones later. */
 #include "mlflow.h"
 
 #include <ctype.h>
@@ -15,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,54 +47,71 @@ enum call {
 	CALL_CREATE_EXPERIMENT,
 	CALL_GET_RUN,
 	CALL_CREATE_RUN,
+	CALL_REOPEN,
 	CALL_CREATE_CHILD,
 	CALL_PARAMS,
+	CALL_CHILD_PARAMS,
 	CALL_METRICS,
 	CALL_ARTIFACT,
 	CALL_UPDATE,
+	CALL_END_CHILD,
 };
 
-/* Files uploaded at the end when the server stores artifacts. */
-static const char *const artifact_names[] = {
-    "global_model.safetensors",
-    "report.html",
+/* Workspace files uploaded at the end when the server stores artifacts,
+ * each under its base name. */
+static const char *const artifact_files[] = {
+    "config.json",           "results/summary.json",
+    "metrics/metrics.jsonl", "results/global_model.safetensors",
+    "results/report.html",
 };
+
+/* A file bigger than this is not uploaded (it is read into memory whole). */
+#define MAX_ARTIFACT_BYTES (512L << 20)
 
 /* A log-batch for the parent (client -1) or a client's child run; after it,
- * acked_offset moves to end (or stays, end -1). */
+ * acked_offset moves to end (or stays, end -1) and the acknowledged progress
+ * counts become progress (when not NULL). */
 struct batch {
 	int64_t client;
 	json_t *metrics;
 	long end;
+	json_t *progress;
 };
 
 struct mlflow {
 	struct event_base *base;
 	struct http *http;
-	char *uri, *api;
+	char *uri, *shown_uri, *api;
 	char *workspace, *state_path, *metrics_path;
-	char *experiment, *run_name, *user;
-	int child_runs;
+	char *experiment, *run_name, *user, *git_revision;
+	int child_runs, replay;
 	json_t *params; /* [{key, value}] ready to send */
 	json_t *tags;   /* [{key, value}] */
 
 	/* persisted in metrics/mlflow.json */
 	char *experiment_id, *run_id, *artifact_uri;
-	json_t *children; /* "client" -> run id */
+	json_t *children;        /* "client" -> run id */
+	json_t *children_params; /* "client" -> true: its params acknowledged */
 	int params_acked;
 	long acked_offset;
+	json_t *progress_acked; /* "client/key" -> points, up to acked_offset */
 	char *status_done;
+	int64_t start_ms, end_ms;
 
 	/* this session */
 	long read_offset;
+	json_t *progress; /* "client/key" -> points, up to read_offset */
+	int64_t first_line_ms, last_line_ms;
 	struct batch *queue;
 	size_t qhead, qlen, qcap;
 	size_t params_next;
 	json_t *refused_children; /* "client" -> true */
-	int create_experiment, experiment_tries;
+	int create_experiment, experiment_tries, reopen;
 	char *final_status;
 	size_t artifact_next;
-	int final_done, sent_any;
+	int final_done, parent_done, sent_any, artifacts_said;
+	json_t *ending; /* [run id] of child runs still to end */
+	size_t ending_next;
 	enum call call;
 	int64_t call_client;
 	int stalled, broken, warned;
@@ -227,6 +250,21 @@ line_before(const char *path, long offset)
 	return line;
 }
 
+char *
+mlflow_redact_uri(const char *uri)
+{
+	const char *host = strstr(uri, "://");
+	host = host != NULL ? host + 3 : uri;
+	/* the last '@' before the path ends the user information */
+	const char *at = NULL;
+	for (const char *p = host; *p != '\0' && !strchr("/?#", *p); p++)
+		if (*p == '@')
+			at = p;
+	if (at == NULL)
+		return xstrdup(uri);
+	return xasprintf("%.*s%s", (int)(host - uri), uri, at + 1);
+}
+
 /* String member of a JSON object, copied, or NULL. */
 static char *
 dup_member(const json_t *obj, const char *key)
@@ -240,8 +278,17 @@ static void
 save_state(struct mlflow *m)
 {
 	json_t *s = json_object();
-	json_object_set_new(s, "tracking_uri", json_string(m->uri));
+	json_object_set_new(s, "tracking_uri", json_string(m->shown_uri));
 	json_object_set_new(s, "experiment", json_string(m->experiment));
+	if (m->git_revision)
+		json_object_set_new(s, "git_revision",
+		                    json_string(m->git_revision));
+	if (m->start_ms > 0)
+		json_object_set_new(s, "start_time",
+		                    json_integer((json_int_t)m->start_ms));
+	if (m->end_ms > 0)
+		json_object_set_new(s, "end_time",
+		                    json_integer((json_int_t)m->end_ms));
 	if (m->experiment_id)
 		json_object_set_new(s, "experiment_id",
 		                    json_string(m->experiment_id));
@@ -251,6 +298,8 @@ save_state(struct mlflow *m)
 		json_object_set_new(s, "artifact_uri",
 		                    json_string(m->artifact_uri));
 	json_object_set(s, "children", m->children);
+	json_object_set(s, "children_params", m->children_params);
+	json_object_set(s, "progress", m->progress_acked);
 	json_object_set_new(s, "params_acked", json_boolean(m->params_acked));
 	json_object_set_new(s, "acked_offset", json_integer(m->acked_offset));
 	char *line = m->acked_offset > 0
@@ -291,9 +340,19 @@ load_state(struct mlflow *m, struct ipc_error *err)
 	m->run_id = dup_member(s, "run_id");
 	m->artifact_uri = dup_member(s, "artifact_uri");
 	m->status_done = dup_member(s, "status");
+	if (m->git_revision == NULL)
+		m->git_revision = dup_member(s, "git_revision");
+	m->start_ms = json_integer_value(json_object_get(s, "start_time"));
+	m->end_ms = json_integer_value(json_object_get(s, "end_time"));
 	json_t *children = json_object_get(s, "children");
 	if (json_is_object(children))
 		json_object_update(m->children, children);
+	json_t *ready = json_object_get(s, "children_params");
+	if (json_is_object(ready))
+		json_object_update(m->children_params, ready);
+	json_t *progress = json_object_get(s, "progress");
+	if (json_is_object(progress))
+		json_object_update(m->progress_acked, progress);
 	m->params_acked = json_is_true(json_object_get(s, "params_acked"));
 	m->acked_offset =
 	    (long)json_integer_value(json_object_get(s, "acked_offset"));
@@ -308,6 +367,7 @@ load_state(struct mlflow *m, struct ipc_error *err)
 		         "metric (MLflow keeps identical points once)",
 		         m->state_path, m->metrics_path);
 		m->acked_offset = 0;
+		json_object_clear(m->progress_acked);
 	}
 	json_decref(s);
 	return 0;
@@ -323,6 +383,8 @@ reset_run(struct mlflow *m)
 	free(m->status_done);
 	m->run_id = m->experiment_id = m->artifact_uri = m->status_done = NULL;
 	json_object_clear(m->children);
+	json_object_clear(m->children_params);
+	json_object_clear(m->progress_acked);
 	m->params_acked = 0;
 	m->acked_offset = 0;
 }
@@ -337,6 +399,7 @@ mlflow_open(struct event_base *base, const char *workspace,
 	size_t n = strlen(m->uri);
 	while (n > 0 && m->uri[n - 1] == '/')
 		m->uri[--n] = '\0';
+	m->shown_uri = mlflow_redact_uri(m->uri);
 	m->api = xasprintf("%s/api/2.0/mlflow/", m->uri);
 	m->workspace = xstrdup(workspace);
 	m->state_path = xasprintf("%s/metrics/mlflow.json", workspace);
@@ -345,8 +408,12 @@ mlflow_open(struct event_base *base, const char *workspace,
 	m->run_name = xstrdup(o->run_name ? o->run_name : "cohort");
 	m->user = user_name();
 	m->child_runs = o->child_runs;
+	m->replay = o->replay;
 	m->children = json_object();
+	m->children_params = json_object();
+	m->progress_acked = json_object();
 	m->refused_children = json_object();
+	m->ending = json_array();
 	m->params = o->params
 	                ? key_values(o->params, MAX_PARAM_VALUE_LEN, "param")
 	                : json_array();
@@ -355,18 +422,29 @@ mlflow_open(struct event_base *base, const char *workspace,
 	                         "mlflow.source.type", "LOCAL");
 	if (o->tags)
 		json_object_update(tags, (json_t *)o->tags);
-	m->tags = key_values(tags, MAX_TAG_VALUE_LEN, "tag");
-	json_decref(tags);
+	m->git_revision = dup_member(tags, "mlflow.source.git.commit");
 	if (load_state(m, err) < 0) {
+		json_decref(tags);
 		mlflow_free(m);
 		return NULL;
 	}
+	if (m->git_revision != NULL)
+		json_object_set_new(tags, "mlflow.source.git.commit",
+		                    json_string(m->git_revision));
+	m->tags = key_values(tags, MAX_TAG_VALUE_LEN, "tag");
+	json_decref(tags);
 	if (o->run_id != NULL &&
 	    (m->run_id == NULL || strcmp(m->run_id, o->run_id) != 0)) {
 		reset_run(m);
 		m->run_id = xstrdup(o->run_id);
 	}
 	m->read_offset = m->acked_offset;
+	m->progress = json_deep_copy(m->progress_acked);
+	/* a resumed job's run was ended by its earlier session */
+	m->reopen = !m->replay && m->run_id != NULL && m->status_done != NULL;
+	if (m->start_ms == 0 && !m->replay)
+		m->start_ms = epoch_ms();
+	save_state(m);
 	struct http_options ho = {
 	    .username = env_str("MLFLOW_TRACKING_USERNAME"),
 	    .password = env_str("MLFLOW_TRACKING_PASSWORD"),
@@ -444,9 +522,10 @@ call_experiment(struct mlflow *m)
 	curl_free(name);
 }
 
-/* runs/create for the parent run (client -1) or a client's child run. */
+/* runs/create for the parent run (client -1) or a client's child run,
+ * started at start_ms. */
 static void
-call_create_run(struct mlflow *m, int64_t client)
+call_create_run(struct mlflow *m, int64_t client, int64_t start_ms)
 {
 	json_t *tags = json_deep_copy(m->tags);
 	char *name;
@@ -468,14 +547,15 @@ call_create_run(struct mlflow *m, int64_t client)
 	          "runs/create",
 	          json_pack("{s:s,s:s,s:s,s:I,s:o}", "experiment_id",
 	                    m->experiment_id, "user_id", m->user, "run_name",
-	                    name, "start_time", (json_int_t)epoch_ms(), "tags",
+	                    name, "start_time", (json_int_t)start_ms, "tags",
 	                    tags));
 	free(name);
 }
 
-/* The next log-batch of up to 100 params. */
+/* The next log-batch of up to 100 params, into run (the parent's or a
+ * child's: a child run holds the job's params too, so filters match it). */
 static void
-call_params(struct mlflow *m)
+call_params(struct mlflow *m, enum call call, const char *run)
 {
 	json_t *chunk = json_array();
 	size_t total = json_array_size(m->params);
@@ -483,8 +563,18 @@ call_params(struct mlflow *m)
 	     i < total && i < m->params_next + MAX_PARAMS_PER_BATCH; i++)
 		json_array_append(chunk, json_array_get(m->params, i));
 	m->sent_any = 1;
-	send_call(m, CALL_PARAMS, "POST", "runs/log-batch",
-	          json_pack("{s:s,s:o}", "run_id", m->run_id, "params", chunk));
+	send_call(m, call, "POST", "runs/log-batch",
+	          json_pack("{s:s,s:o}", "run_id", run, "params", chunk));
+}
+
+/* The start time of the parent run: the job's, else (a sync of a workspace
+ * from before start times were kept) its first metric line's. */
+static int64_t
+run_start_ms(const struct mlflow *m)
+{
+	if (m->start_ms > 0)
+		return m->start_ms;
+	return m->first_line_ms > 0 ? m->first_line_ms : epoch_ms();
 }
 
 /* Run id of a client's child run, "" when its creation was refused, NULL
@@ -507,6 +597,10 @@ batch_done(struct mlflow *m)
 	json_decref(b->metrics);
 	if (m->qhead == m->qlen)
 		m->qhead = m->qlen = 0;
+	if (b->progress != NULL) {
+		json_decref(m->progress_acked);
+		m->progress_acked = b->progress;
+	}
 	if (b->end >= 0 && b->end != m->acked_offset) {
 		m->acked_offset = b->end;
 		save_state(m);
@@ -534,24 +628,63 @@ artifact_url(const struct mlflow *m, const char *name)
 	                 p, name);
 }
 
-/* Upload the next existing results/ artifact; 0 when none is left. */
+/* Say once that the run's artifacts cannot be uploaded and why. */
+static void
+no_artifacts(struct mlflow *m)
+{
+	if (m->artifacts_said++)
+		return;
+	log_warn("mlflow: run artifacts go to %s, which %s does not serve over "
+	         "HTTP (start the server with --serve-artifacts and an "
+	         "mlflow-artifacts:/ root to store them); nothing is uploaded, "
+	         "config.json, results/ and metrics/ stay in %s",
+	         m->artifact_uri ? m->artifact_uri : "(no artifact_uri)",
+	         m->shown_uri, m->workspace);
+}
+
+/* Read a workspace file for upload; -1 when absent, unreadable or too
+ * big (said in the log). */
+static int
+artifact_data(const struct mlflow *m, const char *file, char **data,
+              size_t *len)
+{
+	char *path = xasprintf("%s/%s", m->workspace, file);
+	struct stat st;
+	struct ipc_error err;
+	int rc = -1;
+	if (stat(path, &st) < 0) {
+		/* absent: e.g. no summary.json after a failed job */
+	} else if (st.st_size > MAX_ARTIFACT_BYTES) {
+		log_warn("mlflow: %s is %lld MiB, more than the %ld MiB "
+		         "uploaded; not uploaded",
+		         path, (long long)(st.st_size >> 20),
+		         MAX_ARTIFACT_BYTES >> 20);
+	} else if (files_read_all(path, data, len, &err) < 0) {
+		log_warn("mlflow: %s", err.message);
+	} else {
+		rc = 0;
+	}
+	free(path);
+	return rc;
+}
+
+/* Upload the next existing workspace artifact; 0 when none is left. */
 static int
 call_artifact(struct mlflow *m)
 {
-	for (; m->artifact_next < ARRAY_LEN(artifact_names);
+	for (; m->artifact_next < ARRAY_LEN(artifact_files);
 	     m->artifact_next++) {
-		const char *name = artifact_names[m->artifact_next];
+		const char *file = artifact_files[m->artifact_next];
+		const char *name = strrchr(file, '/');
+		name = name ? name + 1 : file;
 		char *url = artifact_url(m, name);
-		if (url == NULL)
+		if (url == NULL) {
+			no_artifacts(m);
 			return 0;
-		char *path = xasprintf("%s/results/%s", m->workspace, name);
+		}
 		char *data = NULL;
 		size_t len = 0;
-		struct ipc_error err;
-		int rc = files_exist(path)
-		             ? files_read_all(path, &data, &len, &err)
-		             : -1;
-		free(path);
+		int rc = artifact_data(m, file, &data, &len);
 		if (rc == 0) {
 			m->call = CALL_ARTIFACT;
 			http_request(m->http, "PUT", url,
@@ -566,41 +699,45 @@ call_artifact(struct mlflow *m)
 	return 0;
 }
 
-/* Start the next call the state calls for, if none is in flight. */
+/* runs/update of run to status; end_time unless the run is RUNNING again
+ * (as MLflow's own client does when it resumes a run). */
 static void
-pump(struct mlflow *m)
+call_update(struct mlflow *m, enum call call, const char *run,
+            const char *status)
 {
-	if (m->call != CALL_NONE || m->stalled || m->broken)
-		return;
-	if (m->run_id == NULL) {
-		if (m->experiment_id == NULL)
-			call_experiment(m);
-		else
-			call_create_run(m, -1);
-		return;
-	}
-	if (m->experiment_id == NULL) {
-		char *path = xasprintf("runs/get?run_id=%s", m->run_id);
-		send_call(m, CALL_GET_RUN, "GET", path, NULL);
-		free(path);
-		return;
-	}
-	if (!m->params_acked) {
-		if (m->params_next < json_array_size(m->params)) {
-			call_params(m);
-			return;
-		}
-		m->params_acked = 1;
-		save_state(m);
-	}
+	json_t *body = json_pack("{s:s,s:s}", "run_id", run, "status", status);
+	if (strcmp(status, "RUNNING") != 0)
+		json_object_set_new(body, "end_time",
+		                    json_integer((json_int_t)m->end_ms));
+	send_call(m, call, "POST", "runs/update", body);
+}
+
+/* Start the call the head metric batch needs: its child run's creation or
+ * params, or the batch itself; 0 when the queue is empty. */
+static int
+pump_batch(struct mlflow *m)
+{
 	while (m->qlen > m->qhead) {
 		struct batch *b = &m->queue[m->qhead];
 		const char *run = m->run_id;
 		if (b->client >= 0 && json_array_size(b->metrics) > 0) {
 			run = child_run(m, b->client);
+			json_t *first = json_array_get(b->metrics, 0);
 			if (run == NULL) {
-				call_create_run(m, b->client);
-				return;
+				call_create_run(
+				    m, b->client,
+				    json_integer_value(
+				        json_object_get(first, "timestamp")));
+				return 1;
+			}
+			char id[32];
+			snprintf(id, sizeof id, "%lld", (long long)b->client);
+			if (*run != '\0' &&
+			    !json_object_get(m->children_params, id) &&
+			    json_array_size(m->params) > 0) {
+				m->call_client = b->client;
+				call_params(m, CALL_CHILD_PARAMS, run);
+				return 1;
 			}
 		}
 		if (json_array_size(b->metrics) == 0 || *run == '\0') {
@@ -611,16 +748,71 @@ pump(struct mlflow *m)
 		send_call(m, CALL_METRICS, "POST", "runs/log-batch",
 		          json_pack("{s:s,s:O}", "run_id", run, "metrics",
 		                    b->metrics));
+		return 1;
+	}
+	return 0;
+}
+
+/* The calls that end the run: artifacts, the parent's status, then each
+ * child run's; final_done once all are answered. */
+static void
+pump_final(struct mlflow *m)
+{
+	if (!m->parent_done) {
+		if (call_artifact(m))
+			return;
+		call_update(m, CALL_UPDATE, m->run_id, m->final_status);
 		return;
 	}
-	if (m->final_status == NULL || m->final_done)
+	if (m->ending_next < json_array_size(m->ending)) {
+		call_update(m, CALL_END_CHILD,
+		            json_string_value(
+		                json_array_get(m->ending, m->ending_next)),
+		            m->final_status);
 		return;
-	if (call_artifact(m))
+	}
+	free(m->status_done);
+	m->status_done = xstrdup(m->final_status);
+	m->final_done = 1;
+	save_state(m);
+}
+
+/* Start the next call the state calls for, if none is in flight. */
+static void
+pump(struct mlflow *m)
+{
+	if (m->call != CALL_NONE || m->stalled || m->broken)
 		return;
-	send_call(m, CALL_UPDATE, "POST", "runs/update",
-	          json_pack("{s:s,s:s,s:I}", "run_id", m->run_id, "status",
-	                    m->final_status, "end_time",
-	                    (json_int_t)epoch_ms()));
+	if (m->run_id == NULL) {
+		if (m->experiment_id == NULL)
+			call_experiment(m);
+		else
+			call_create_run(m, -1, run_start_ms(m));
+		return;
+	}
+	if (m->experiment_id == NULL) {
+		char *path = xasprintf("runs/get?run_id=%s", m->run_id);
+		send_call(m, CALL_GET_RUN, "GET", path, NULL);
+		free(path);
+		return;
+	}
+	if (m->reopen) {
+		call_update(m, CALL_REOPEN, m->run_id, "RUNNING");
+		return;
+	}
+	if (!m->params_acked) {
+		if (m->params_next < json_array_size(m->params)) {
+			call_params(m, CALL_PARAMS, m->run_id);
+			return;
+		}
+		m->params_acked = 1;
+		m->params_next = 0;
+		save_state(m);
+	}
+	if (pump_batch(m))
+		return;
+	if (m->final_status != NULL && !m->final_done)
+		pump_final(m);
 }
 
 /* Stop until the next mlflow_ship(): the server is unreachable or busy. */
@@ -633,7 +825,7 @@ went_offline(struct mlflow *m, const char *why)
 	m->warned = 1;
 	log_warn("mlflow: %s unreachable (%s); the job goes on, metrics stay "
 	         "in %s; cohort-mlflow-sync %s sends what is missing",
-	         m->uri, why, m->metrics_path, m->workspace);
+	         m->shown_uri, why, m->metrics_path, m->workspace);
 }
 
 /* Stop for good: the server refused something nothing later can fix. */
@@ -643,7 +835,7 @@ give_up(struct mlflow *m, const char *what, const char *why)
 	m->broken = 1;
 	log_error("mlflow: %s: %s; nothing more is sent to %s (metrics stay in "
 	          "%s for cohort-mlflow-sync)",
-	          what, why, m->uri, m->metrics_path);
+	          what, why, m->shown_uri, m->metrics_path);
 }
 
 /* Handle an experiment lookup or creation answer. */
@@ -735,6 +927,37 @@ run_answer(struct mlflow *m, enum call call, const struct http_response *r,
 	save_state(m);
 }
 
+/* Handle a params log-batch answer (the parent's or a child's). */
+static void
+params_answer(struct mlflow *m, enum call call, int ok, const char *why)
+{
+	if (!ok)
+		log_error("mlflow: params %zu-%zu refused (%s); dropped",
+		          m->params_next + 1,
+		          m->params_next + MAX_PARAMS_PER_BATCH, why);
+	m->params_next += MAX_PARAMS_PER_BATCH;
+	if (call != CALL_CHILD_PARAMS ||
+	    m->params_next < json_array_size(m->params))
+		return;
+	char id[32];
+	snprintf(id, sizeof id, "%lld", (long long)m->call_client);
+	json_object_set_new(m->children_params, id, json_true());
+	m->params_next = 0;
+	save_state(m);
+}
+
+/* The parent run has ended: list the child runs to end the same way. */
+static void
+end_children(struct mlflow *m)
+{
+	json_array_clear(m->ending);
+	m->ending_next = 0;
+	const char *client;
+	json_t *run;
+	json_object_foreach(m->children, client, run)
+	    json_array_append(m->ending, run);
+}
+
 /* An answer arrived for the call in flight: advance the state, send more. */
 static void
 on_answer(void *arg, const struct http_response *r)
@@ -751,7 +974,7 @@ on_answer(void *arg, const struct http_response *r)
 		return;
 	}
 	if (m->warned) {
-		log_info("mlflow: %s answers again", m->uri);
+		log_info("mlflow: %s answers again", m->shown_uri);
 		m->warned = 0;
 	}
 	int ok = r->status >= 200 && r->status < 300;
@@ -771,13 +994,19 @@ on_answer(void *arg, const struct http_response *r)
 	case CALL_GET_RUN:
 		run_answer(m, call, r, body, why);
 		break;
-	case CALL_PARAMS:
+	case CALL_REOPEN:
 		if (!ok)
-			log_error(
-			    "mlflow: params %zu-%zu refused (%s); dropped",
-			    m->params_next + 1,
-			    m->params_next + MAX_PARAMS_PER_BATCH, why);
-		m->params_next += MAX_PARAMS_PER_BATCH;
+			log_error("mlflow: setting the resumed run RUNNING "
+			          "refused (%s)",
+			          why);
+		m->reopen = 0;
+		free(m->status_done);
+		m->status_done = NULL;
+		save_state(m);
+		break;
+	case CALL_PARAMS:
+	case CALL_CHILD_PARAMS:
+		params_answer(m, call, ok, why);
 		break;
 	case CALL_METRICS:
 		if (!ok)
@@ -788,18 +1017,25 @@ on_answer(void *arg, const struct http_response *r)
 	case CALL_ARTIFACT:
 		if (!ok)
 			log_error("mlflow: artifact %s refused (%s)",
-			          artifact_names[m->artifact_next], why);
+			          artifact_files[m->artifact_next], why);
 		m->artifact_next++;
 		break;
 	case CALL_UPDATE:
 		if (ok) {
-			free(m->status_done);
-			m->status_done = xstrdup(m->final_status);
-			save_state(m);
+			m->parent_done = 1;
+			end_children(m);
 		} else {
 			log_error("mlflow: runs/update refused (%s)", why);
+			m->final_done = 1;
 		}
-		m->final_done = 1;
+		break;
+	case CALL_END_CHILD:
+		if (!ok)
+			log_error("mlflow: ending child run %s refused (%s)",
+			          json_string_value(json_array_get(
+			              m->ending, m->ending_next)),
+			          why);
+		m->ending_next++;
 		break;
 	case CALL_NONE:
 		break;
@@ -816,7 +1052,7 @@ queue_batch(struct mlflow *m, int64_t client, json_t *metrics, long end)
 		m->qcap = m->qcap ? m->qcap * 2 : 16;
 		m->queue = xreallocarray(m->queue, m->qcap, sizeof *m->queue);
 	}
-	m->queue[m->qlen++] = (struct batch){client, metrics, end};
+	m->queue[m->qlen++] = (struct batch){client, metrics, end, NULL};
 }
 
 /* Metrics read by one mlflow_ship(), grouped by run. */
@@ -825,30 +1061,59 @@ struct collect {
 	json_t *runs; /* "client" or "" (parent) -> [metric] */
 };
 
-/* metricslog callback: one MLflow metric per line. */
+/* The MLflow step of a child run's point: the round, but for a progress
+ * line (step_*, several a round) its number among the client's points of
+ * that key, so that every point has a step of its own. */
+static int64_t
+child_step(struct mlflow *m, const char *run, const struct metricslog_line *l)
+{
+	if (strncmp(l->key, "step_", 5) != 0)
+		return l->round;
+	char *name = xasprintf("%s/%s", run, l->key);
+	int64_t n = json_integer_value(json_object_get(m->progress, name)) + 1;
+	json_object_set_new(m->progress, name, json_integer((json_int_t)n));
+	free(name);
+	return n;
+}
+
+/* metricslog callback: one MLflow metric per line. A child run's keys are
+ * client_KEY: the client's own value, never taken for the parent's
+ * aggregate of the same name. */
 static void
 collect_line(void *arg, const struct metricslog_line *l)
 {
 	struct collect *c = arg;
 	if (l->client >= 0 && !c->m->child_runs)
 		return;
+	int64_t ms = llround(l->time * 1000);
+	if (c->m->first_line_ms == 0)
+		c->m->first_line_ms = ms;
+	c->m->last_line_ms = ms;
 	char run[32] = "";
-	if (l->client >= 0)
+	int64_t step = l->round;
+	char *key;
+	if (l->client >= 0) {
 		snprintf(run, sizeof run, "%lld", (long long)l->client);
+		step = child_step(c->m, run, l);
+		char *prefixed = xasprintf("client_%s", l->key);
+		key = clean_key(prefixed);
+		free(prefixed);
+	} else {
+		key = clean_key(l->key);
+	}
 	json_t *list = json_object_get(c->runs, run);
 	if (list == NULL) {
 		list = json_array();
 		json_object_set_new(c->runs, run, list);
 	}
-	char *key = clean_key(l->key);
 	json_t *value = isfinite(l->value) ? json_real(l->value)
 	                : isnan(l->value)  ? json_string("NaN")
 	                : l->value > 0     ? json_string("Infinity")
 	                                   : json_string("-Infinity");
-	json_array_append_new(
-	    list, json_pack("{s:s,s:o,s:I,s:I}", "key", key, "value", value,
-	                    "timestamp", (json_int_t)llround(l->time * 1000),
-	                    "step", (json_int_t)l->round));
+	json_array_append_new(list, json_pack("{s:s,s:o,s:I,s:I}", "key", key,
+	                                      "value", value, "timestamp",
+	                                      (json_int_t)ms, "step",
+	                                      (json_int_t)step));
 	free(key);
 }
 
@@ -879,11 +1144,12 @@ mlflow_ship(struct mlflow *m)
 	}
 	json_decref(c.runs);
 	if (m->read_offset != before) {
-		if (m->qlen > 0 && m->queue[m->qlen - 1].end < 0 &&
-		    m->qlen > m->qhead)
-			m->queue[m->qlen - 1].end = m->read_offset;
-		else
-			queue_batch(m, -1, json_array(), m->read_offset);
+		if (!(m->qlen > 0 && m->queue[m->qlen - 1].end < 0 &&
+		      m->qlen > m->qhead))
+			queue_batch(m, -1, json_array(), -1);
+		struct batch *last = &m->queue[m->qlen - 1];
+		last->end = m->read_offset;
+		last->progress = json_deep_copy(m->progress);
 	}
 	m->stalled = 0;
 	pump(m);
@@ -896,9 +1162,16 @@ mlflow_finish(struct mlflow *m, const char *status)
 	free(m->final_status);
 	m->final_status = xstrdup(status);
 	m->artifact_next = 0;
+	m->parent_done = 0;
 	m->final_done = !m->sent_any && m->qlen == m->qhead &&
 	                m->status_done != NULL &&
 	                strcmp(m->status_done, status) == 0;
+	/* the job ends now; a sync keeps the end its job recorded */
+	if (!m->replay)
+		m->end_ms = epoch_ms();
+	else if (m->end_ms == 0)
+		m->end_ms = m->last_line_ms > 0 ? m->last_line_ms : epoch_ms();
+	save_state(m);
 	pump(m);
 }
 
@@ -909,7 +1182,8 @@ work_left(const struct mlflow *m)
 	if (m->broken || m->stalled)
 		return 0;
 	if (m->call != CALL_NONE || m->run_id == NULL ||
-	    m->experiment_id == NULL || !m->params_acked || m->qlen > m->qhead)
+	    m->experiment_id == NULL || m->reopen || !m->params_acked ||
+	    m->qlen > m->qhead)
 		return 1;
 	return m->final_status != NULL && !m->final_done;
 }
@@ -940,7 +1214,7 @@ mlflow_drain(struct mlflow *m, double seconds)
 	if (!done && !m->broken)
 		log_warn("mlflow: %s: not everything was acknowledged; "
 		         "cohort-mlflow-sync %s sends the rest",
-		         m->uri, m->workspace);
+		         m->shown_uri, m->workspace);
 	return done;
 }
 
@@ -950,14 +1224,22 @@ mlflow_free(struct mlflow *m)
 	if (m == NULL)
 		return;
 	http_free(m->http);
-	for (size_t i = m->qhead; i < m->qlen; i++)
+	for (size_t i = m->qhead; i < m->qlen; i++) {
 		json_decref(m->queue[i].metrics);
+		json_decref(m->queue[i].progress);
+	}
 	free(m->queue);
 	json_decref(m->params);
 	json_decref(m->tags);
 	json_decref(m->children);
+	json_decref(m->children_params);
+	json_decref(m->progress_acked);
+	json_decref(m->progress);
 	json_decref(m->refused_children);
+	json_decref(m->ending);
 	free(m->uri);
+	free(m->shown_uri);
+	free(m->git_revision);
 	free(m->api);
 	free(m->workspace);
 	free(m->state_path);

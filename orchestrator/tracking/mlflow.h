@@ -19,9 +19,14 @@ struct mlflow_options {
 	const json_t *params;  /* object: flat param key -> string value */
 	const json_t *tags;    /* object: run tag key -> string value */
 	double backoff_base_s; /* first retry delay; 0 = 1 s */
+	int replay; /* cohort-mlflow-sync: the job's recorded times, no reopen */
 };
 
 struct mlflow;
+
+/* uri without its user:password@ part (for logs, params and state files);
+ * malloc'd. */
+char *mlflow_redact_uri(const char *uri);
 
 /* Load the workspace's state file and prepare the client; authentication,
  * TLS, timeout and retry count come from the MLFLOW_* environment. */
@@ -30,8 +35,9 @@ struct mlflow *mlflow_open(struct event_base *base, const char *workspace,
                            struct ipc_error *err);
 /* Queue every metric line after the last one queued; start sending. */
 void mlflow_ship(struct mlflow *m);
-/* After the metrics: upload artifacts (mlflow-artifacts:/ runs only) and set
- * the run's final status (FINISHED, FAILED or KILLED). */
+/* After the metrics: upload artifacts (mlflow-artifacts:/ runs only), set
+ * the run's final status (FINISHED, FAILED or KILLED) and end time, then end
+ * every child run the same way. */
 void mlflow_finish(struct mlflow *m, const char *status);
 /* Run the loop until everything queued is acknowledged (1), the server
  * stopped answering or refused the run (0), or seconds passed (0). */

@@ -103,6 +103,14 @@ tracking_open(struct event_base *base, const char *workspace,
 		json_t *params = json_object();
 		if (json_is_object(resolved_config))
 			flatten(params, "", resolved_config);
+		const char *given = json_string_value(
+		    json_object_get(params, "tracking.mlflow_uri"));
+		if (given != NULL) { /* never a password in a param */
+			char *shown = mlflow_redact_uri(given);
+			json_object_set_new(params, "tracking.mlflow_uri",
+			                    json_string(shown));
+			free(shown);
+		}
 		json_t *tag_obj = run_tags(tags);
 		const char *run_id = getenv("MLFLOW_RUN_ID");
 		struct mlflow_options o = {
@@ -114,6 +122,7 @@ tracking_open(struct event_base *base, const char *workspace,
 		    .params = params,
 		    .tags = tag_obj,
 		    .backoff_base_s = cfg->retry_base_s,
+		    .replay = cfg->replay,
 		};
 		t->mlflow = mlflow_open(base, workspace, &o, err);
 		json_decref(params);

@@ -16,6 +16,7 @@ struct tracking_config {
 	int tensorboard;        /* write WORKSPACE/tensorboard/ event files */
 	int report;             /* write WORKSPACE/results/report.html */
 	double retry_base_s;    /* first MLflow retry delay; 0 = 1 s */
+	int replay; /* cohort-mlflow-sync: the times the job recorded */
 };
 
 /* Run tags; any field may be NULL. */

@@ -2,8 +2,10 @@
 # fake_tracking.sh: a whole job through the orchestrator with MLflow on
 # (the local test server), TensorBoard and the report: one run is created
 # with the job's params, every round's metrics arrive with the round as step,
-# the run ends FINISHED, the event file and report.html are written; with the
-# server down the job still succeeds and cohort-mlflow-sync delivers every
+# the run is created as the job starts (before round 1's metrics) with the
+# checkout's commit, it ends FINISHED, the event file and report.html are
+# written; with the server down the job still succeeds and
+# cohort-mlflow-sync WORKSPACE (no URI given: the job's own) delivers every
 # point afterwards, exactly once.
 . "$(dirname "$0")/lib/fake.sh"
 server=$build/tests/cohort-test-mlflow-server
@@ -14,9 +16,11 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
-# Start the test server on a free port; sets $port and $spid.
+# Start the test server on port $2 (default: a free one); sets $port and
+# $spid.
 start_server() {
-	"$server" --log "$tmp/requests-$1.jsonl" --db "$tmp/db.json" --idle-timeout 120 >"$tmp/port-$1" &
+	"$server" --log "$tmp/requests-$1.jsonl" --db "$tmp/db.json" --idle-timeout 120 \
+		--port "${2:-0}" >"$tmp/port-$1" &
 	spid=$!
 	for _ in $(seq 100); do [ -s "$tmp/port-$1" ] && break; sleep 0.05; done
 	port=$(head -n1 "$tmp/port-$1")
@@ -29,7 +33,7 @@ run() {
 }
 
 start_server up
-run "$tmp/up" --set tracking.mlflow_uri="http://127.0.0.1:$port" >"$tmp/up.out" ||
+COHORT_FAKE_SLEEP_MS=300 COHORT_GIT_REVISION=0123abcd run "$tmp/up" --set tracking.mlflow_uri="http://127.0.0.1:$port" >"$tmp/up.out" ||
 	fail "job with MLflow failed: $(cat "$tmp/up.out")"
 stop_server
 # What the server received, decoded: "path" lines, "param KEY", "metric
@@ -60,6 +64,15 @@ for r in 1 2 3; do
 done
 grep -qx 'status FINISHED' "$tmp/up.req" || fail "run not marked FINISHED"
 ws=$(ls -d "$tmp"/up/*/)
+python3 - "$tmp/requests-up.jsonl" "$ws/metrics/metrics.jsonl" <<'PY' || fail "the run was not created at the job's start"
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])]
+create = next(r for r in reqs if r["path"].endswith("runs/create"))
+tags = {t["key"]: t["value"] for t in json.loads(create["body"])["tags"]}
+assert tags.get("mlflow.source.git.commit") == "0123abcd", tags
+first = json.loads(open(sys.argv[2]).readline())
+assert create["time"] < first["time"], (create["time"], first)
+PY
 ls "$ws"/tensorboard/events.out.tfevents.* >/dev/null 2>&1 || fail "no TensorBoard event file"
 [ -s "$ws/results/report.html" ] || fail "no report.html"
 grep -q '<svg id="chart-accuracy"' "$ws/results/report.html" || fail "report without the accuracy chart"
@@ -70,9 +83,9 @@ run "$tmp/down" --set tracking.mlflow_uri="http://127.0.0.1:$port" >"$tmp/down.o
 ws=$(ls -d "$tmp"/down/*/)
 grep -q "warning: mlflow: http://127.0.0.1:$port: not everything was acknowledged" "$ws/logs/orchestrator.log" ||
 	fail "the MLflow warning is not in orchestrator.log: $(cat "$ws/logs/orchestrator.log")"
-start_server sync
-"$sync" "$ws" --uri "http://127.0.0.1:$port" >"$tmp/sync.out" 2>&1 || fail "sync failed: $(cat "$tmp/sync.out")"
-"$sync" "$ws" --uri "http://127.0.0.1:$port" >>"$tmp/sync.out" 2>&1 || fail "second sync failed"
+start_server sync "$port"
+"$sync" "$ws" >"$tmp/sync.out" 2>&1 || fail "sync failed: $(cat "$tmp/sync.out")"
+"$sync" "$ws" >>"$tmp/sync.out" 2>&1 || fail "second sync failed"
 stop_server
 requests "$tmp/requests-sync.jsonl" >"$tmp/sync.req"
 for r in 1 2 3; do
