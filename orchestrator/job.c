@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atomicfile.h"
@@ -846,8 +847,90 @@ job_open(struct job *j, struct config *cfg, const char *resume_dir)
 	return 0;
 }
 
+/* Keys whose values differ between two saved configs, as
+ * {"section.key": [was, now]}. */
+static json_t *
+config_changes(const json_t *was, const json_t *now)
+{
+	json_t *out = json_object();
+	const char *section, *key;
+	json_t *sv, *v;
+	json_object_foreach((json_t *)now, section, sv)
+	{
+		json_t *old_section = json_object_get(was, section);
+		json_object_foreach(sv, key, v)
+		{
+			json_t *old = json_object_get(old_section, key);
+			if (old != NULL && json_equal(old, v))
+				continue;
+			char *name = xasprintf("%s.%s", section, key);
+			json_object_set_new(
+			    out, name,
+			    json_pack("[OO]", old ? old : json_null(), v));
+			free(name);
+		}
+	}
+	return out;
+}
+
+/* Append this start of the job to WORKSPACE/config-history.jsonl (when,
+ * new or resumed after which round, the command line, the settings it
+ * changed). A resume that changed settings (--set) also saves the
+ * effective configuration as config.json, so that the next resume, the
+ * report and cohort-mlflow-sync start from what really ran. */
+static int
+record_start(struct job *j, const json_t *command, int resumed,
+             struct ipc_error *err)
+{
+	char *path = workspace_path(&j->ws, "config.json");
+	json_t *now = config_to_json(j->cfg);
+	json_t *was = resumed ? json_load_file(path, 0, NULL) : NULL;
+	json_t *changes = was ? config_changes(was, now) : json_object();
+	int rc = 0;
+	if (json_object_size(changes) > 0) {
+		rc = config_save(j->cfg, path, err);
+		const char *key;
+		json_t *v;
+		json_object_foreach(changes, key, v)
+		{
+			char *a = json_dumps(json_array_get(v, 0),
+			                     JSON_ENCODE_ANY | JSON_COMPACT);
+			char *b = json_dumps(json_array_get(v, 1),
+			                     JSON_ENCODE_ANY | JSON_COMPACT);
+			console_log("resume: %s %s -> %s (config.json updated)",
+			            key, a, b);
+			free(a);
+			free(b);
+		}
+	}
+	char stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_t *line = json_pack(
+	    "{s:s,s:s,s:I,s:O,s:o}", "time", stamp, "start",
+	    resumed ? "resume" : "new", "after_round", (json_int_t)j->round,
+	    "command", command ? command : json_null(), "changed", changes);
+	char *text = json_dumps(line, JSON_COMPACT);
+	char *hist = workspace_path(&j->ws, "config-history.jsonl");
+	FILE *f = fopen(hist, "a");
+	if (f == NULL || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0) {
+		console_err("%s: cannot append: %s", hist, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+	}
+	free(hist);
+	free(text);
+	json_decref(line);
+	json_decref(was);
+	json_decref(now);
+	free(path);
+	return rc;
+}
+
 int
-job_run(struct config *cfg, const char *resume_dir)
+job_run(struct config *cfg, const char *resume_dir, const json_t *command)
 {
 	struct job j;
 	double t0 = now_seconds();
@@ -855,6 +938,10 @@ job_run(struct config *cfg, const char *resume_dir)
 	struct ipc_error err;
 	if (job_open(&j, cfg, resume_dir) < 0)
 		goto out;
+	if (record_start(&j, command, resume_dir != NULL, &err) < 0) {
+		console_err("%s", err.message);
+		goto out;
+	}
 	j.base = event_base_new();
 	if (j.base == NULL)
 		fatal("cannot create an event base");

@@ -79,6 +79,73 @@ check_resume(const char *dir, struct ipc_error *err)
 	return -1;
 }
 
+/* job.name with the word was replaced by now, or "-now" added when was is
+ * not one of its dash-separated words and now is not either. */
+static char *
+renamed(const char *name, const char *was, const char *now)
+{
+	size_t lw = strlen(was);
+	for (const char *p = name; *p;) {
+		size_t n = strcspn(p, "-");
+		if (n == strlen(now) && strncmp(p, now, n) == 0)
+			return xstrdup(name);
+		if (n == lw && strncmp(p, was, n) == 0)
+			return xasprintf("%.*s%s%s", (int)(p - name), name, now,
+			                 p + n);
+		p += n;
+		if (*p == '-')
+			p++;
+	}
+	return xasprintf("%s-%s", name, now);
+}
+
+/* What tells runs of one config file apart, for the workspace name. */
+struct job_identity {
+	char *strategy, *model, *partition;
+};
+
+/* Snapshot the identity of c. */
+static void
+identity_take(struct job_identity *id, const struct config *c)
+{
+	id->strategy = xstrdup(c->strategy.name);
+	id->model = xstrdup(c->model.name);
+	id->partition = xstrdup(c->data.partition);
+}
+
+/* Workspaces are named after job.name: when --set changed the strategy,
+ * the model or the partition but not job.name, the name says so (the old
+ * value's word replaced: fedavg-mlp with strategy.name=fedprox is
+ * fedprox-mlp; else the new value added), so that runs of one config file
+ * with other settings are told apart. */
+static void
+identity_rename(struct config *c, const struct job_identity *was,
+                const char *const *sets, int nsets)
+{
+	for (int i = 0; i < nsets; i++)
+		if (strncmp(sets[i], "job.name=", 9) == 0)
+			return;
+	const char *pairs[][2] = {{was->strategy, c->strategy.name},
+	                          {was->model, c->model.name},
+	                          {was->partition, c->data.partition}};
+	for (size_t i = 0; i < ARRAY_LEN(pairs); i++) {
+		if (strcmp(pairs[i][0], pairs[i][1]) == 0)
+			continue;
+		char *name = renamed(c->job.name, pairs[i][0], pairs[i][1]);
+		free(c->job.name);
+		c->job.name = name;
+	}
+}
+
+/* Free a snapshot. */
+static void
+identity_free(struct job_identity *id)
+{
+	free(id->strategy);
+	free(id->model);
+	free(id->partition);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -182,8 +249,13 @@ main(int argc, char **argv)
 		cfg.federation.fit_clients = n[2];
 		cfg.federation.rounds = n[3];
 	}
+	struct job_identity was;
+	identity_take(&was, &cfg);
 	for (int i = 0; rc == 0 && i < nsets; i++)
 		rc = config_set(&cfg, sets[i], &err);
+	if (rc == 0 && resume == NULL && fixed == NULL)
+		identity_rename(&cfg, &was, sets, nsets);
+	identity_free(&was);
 	if (rc == 0 && root != NULL) {
 		free(cfg.job.workspace_root);
 		cfg.job.workspace_root = xstrdup(root);
@@ -207,7 +279,11 @@ main(int argc, char **argv)
 		code = JOB_EXIT_USAGE;
 		goto out;
 	}
-	code = job_run(&cfg, fixed != NULL ? fixed : resume);
+	json_t *command = json_array();
+	for (int i = 0; i < argc; i++)
+		json_array_append_new(command, json_string(argv[i]));
+	code = job_run(&cfg, fixed != NULL ? fixed : resume, command);
+	json_decref(command);
 	config_free(&cfg);
 out:
 	free(sets);
