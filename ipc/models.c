@@ -6,11 +6,15 @@
 
 const struct model_info models[MODEL_COUNT] = {
     [MODEL_MLP] = {MODEL_MLP, "mlp", 1, 0, 0,
-                   "784-128-10 perceptron with dropout (PyTorch's MLP of "
-                   "the Fashion-MNIST seeds)"},
+                   "Flatten -> Linear(pixels,128) -> ReLU -> Dropout(0.2) "
+                   "-> Linear(128,classes) (PyTorch's MLP of the "
+                   "Fashion-MNIST seeds)"},
     [MODEL_CNN] = {MODEL_CNN, "cnn", 1, 0, 0,
-                   "LeNet-style 2 conv + 3 linear layers (the CIFAR-10 "
-                   "seeds' Net)"},
+                   "Conv2d(channels,6,5) -> ReLU -> MaxPool2d(2) -> "
+                   "Conv2d(6,16,5) -> ReLU -> MaxPool2d(2) -> Flatten -> "
+                   "Linear(features,120) -> ReLU -> Linear(120,84) -> ReLU "
+                   "-> Linear(84,classes) (LeNet-style, the CIFAR-10 seeds' "
+                   "Net)"},
     [MODEL_SYNTHETIC] = {MODEL_SYNTHETIC, "synthetic", 0, 1, 0,
                          "GPT-2-shaped weights, no dataset, closed-form "
                          "updates (docs/large-models.md)"},

@@ -32,6 +32,8 @@ struct model_info {
 	 * file, and only worker.command's program trains it (the built-in
 	 * worker has no engine for it). */
 	int own;
+	/* What it is, for a user (the final model's "architecture"
+	 * metadata): the layered ones as their PyTorch modules. */
 	const char *summary;
 };
 

@@ -22,6 +22,7 @@
 #include "files.h"
 #include "gpuplan.h"
 #include "init-run.h"
+#include "modelmeta.h"
 #include "models.h"
 #include "prepare-run.h"
 #include "rng.h"
@@ -478,7 +479,7 @@ write_results(struct job *j, double wall)
 	char *model =
 	    workspace_path(&j->ws, "results/global_model.safetensors");
 	struct st_metadata meta = {0};
-	st_metadata_set(&meta, "format", "pt");
+	modelmeta_fill(&meta, j->cfg, &j->model, j->round);
 	if (safetensors_write_fd(model, &j->model, j->global.fd, &meta, &err) <
 	    0) {
 		console_err("results: %s", err.message);

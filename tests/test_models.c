@@ -1,10 +1,13 @@
 /* test_models.c: the model table: MODELS_CHOICES (the configuration
  * schema's choice list) names its entries in order, each entry's id is its
  * index, lookups find every name and nothing else, and the properties the
- * orchestrator and worker act on are the ones each model has. */
+ * orchestrator and worker act on are the ones each model has, and the
+ * mlp's architecture text names the engine's dropout. */
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
+#include "model.h"
 #include "models.h"
 
 static void
@@ -36,6 +39,11 @@ test_table(void)
 		CHECK_EQ_INT(models[i].own, i == MODEL_CUSTOM);
 	CHECK(models[MODEL_CUSTOM].has_data &&
 	      !models[MODEL_CUSTOM].closed_form);
+	/* The mlp's architecture, written into the final model's metadata,
+	 * names the dropout the engine trains with. */
+	char dropout[32];
+	snprintf(dropout, sizeof dropout, "Dropout(%g)", (double)MLP_DROPOUT);
+	CHECK_STR_CONTAINS(models[MODEL_MLP].summary, dropout);
 }
 
 int

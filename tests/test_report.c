@@ -1,9 +1,11 @@
 /* test_report.c: results/report.html from a synthetic metrics.jsonl: the
  * charts by id with the right number of points and bars, escaping, no
  * external resources, the heat strip for many clients, a histogram for a
- * million, the note of a summary-only job, the round-lines-only reader,
- * cohort-report, and
- * (when chromium is installed) a headless screenshot of the page. */
+ * million, the note of a summary-only job, the job's settings from its
+ * config.json (escaped), the federated-evaluation chart and the note that
+ * replaces the accuracy chart when central evaluation was off, the
+ * round-lines-only reader, cohort-report, and (when chromium is installed)
+ * a headless screenshot of the page. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "files.h"
 #include "harness.h"
 #include "metricslog.h"
@@ -252,6 +255,190 @@ test_summary_only(void)
 	free(ws);
 }
 
+/* Save the defaults with the "key=value" overrides as ws/config.json, the
+ * way the orchestrator saves a job's resolved configuration. */
+static void
+save_config(const char *ws, const char *const *sets, size_t n)
+{
+	struct config c;
+	struct ipc_error err;
+	config_defaults(&c);
+	for (size_t i = 0; i < n; i++)
+		if (config_set(&c, sets[i], &err) != 0)
+			harness_fail(__FILE__, __LINE__, "%s", err.message);
+	char *path = xasprintf("%s/config.json", ws);
+	if (config_save(&c, path, &err) != 0)
+		harness_fail(__FILE__, __LINE__, "%s", err.message);
+	free(path);
+	config_free(&c);
+}
+
+/* The settings table shows the job as configured, every value escaped: a
+ * job name that is a script stays text. */
+static void
+test_settings(void)
+{
+	char *ws = make_workspace("settings", 10);
+	const char *sets[] = {
+	    "job.name=<script>alert(1)</script>",
+	    "job.seed=42",
+	    "federation.clients=10",
+	    "federation.fit_clients=4",
+	    "federation.min_clients=3",
+	    "federation.rounds=6",
+	    "strategy.name=fedadam",
+	    "strategy.eta=0.05",
+	    "model.name=cnn",
+	    "data.dataset=cifar10",
+	    "data.partition=shards",
+	    "data.shards_per_client=3",
+	    "train.epochs=2",
+	    "train.lr=0.02",
+	    "train.batch_size=64",
+	    "launcher.mode=fork-server",
+	    "launcher.tasks_per_worker=5",
+	};
+	save_config(ws, sets, ARRAY_LEN(sets));
+	write_metrics(ws, 6, 8);
+	char *html = render(ws);
+	CHECK_STR_CONTAINS(html, "<table id=\"settings\"");
+	CHECK_STR_CONTAINS(html, "<th>job name</th><td>&lt;script&gt;alert(1)"
+	                         "&lt;/script&gt;</td>");
+	CHECK(strstr(html, "<script") == NULL);
+	CHECK_STR_CONTAINS(html, "<th>strategy</th><td>fedadam (eta 0.05, "
+	                         "beta1 0.9, beta2 0.99, tau 0.001, weighting "
+	                         "examples)</td>");
+	CHECK_STR_CONTAINS(html, "<th>model</th><td>cnn</td>");
+	CHECK_STR_CONTAINS(html, "<th>dataset</th><td>cifar10</td>");
+	CHECK_STR_CONTAINS(html,
+	                   "<th>partition</th><td>shards (3 per client)</td>");
+	CHECK_STR_CONTAINS(html, "<th>clients</th><td>10</td>");
+	/* min_fit 0: min_clients capped at fit_clients */
+	CHECK_STR_CONTAINS(html, "<th>clients per round</th><td>fit 4, min_fit "
+	                         "3, min_clients 3</td>");
+	CHECK_STR_CONTAINS(html, "<th>local epochs</th><td>2</td>");
+	CHECK_STR_CONTAINS(html, "<th>learning rate</th><td>0.02 (sgd, "
+	                         "momentum 0.9)</td>");
+	CHECK_STR_CONTAINS(html, "<th>batch size</th><td>64</td>");
+	CHECK_STR_CONTAINS(html, "<th>launcher</th><td>fork-server, 5 tasks "
+	                         "per worker</td>");
+	CHECK_STR_CONTAINS(html, "<th>seed</th><td>42</td>");
+	/* near the top: before the first chart */
+	CHECK(strstr(html, "id=\"settings\"") < strstr(html, "<svg"));
+	free(html);
+	free(ws);
+}
+
+/* Rounds of a job with central evaluation off (test_* values null, as the
+ * orchestrator writes them) and federated evaluation on: clients 0-3
+ * train, clients 4 and 5 only evaluate, with accuracies 0.1 r and 0.1 r +
+ * 0.2 around a round-level mean of 0.1 r + 0.1. */
+static void
+write_fed_metrics(const char *ws, unsigned rounds)
+{
+	char *p = xasprintf("%s/metrics/metrics.jsonl", ws);
+	FILE *f = fopen(p, "w");
+	for (unsigned r = 1; r <= rounds; r++) {
+		for (int c = 0; c < 4; c++)
+			fprintf(f,
+			        "{\"round\":%u,\"client\":%d,\"task\":%d,"
+			        "\"key\":\"loss\",\"value\":0.5,\"time\":1}\n",
+			        r, c, c);
+		for (int c = 4; c < 6; c++)
+			fprintf(
+			    f,
+			    "{\"round\":%u,\"client\":%d,\"task\":%d,\"key\":"
+			    "\"fed_eval_examples\",\"value\":10,\"time\":1}\n"
+			    "{\"round\":%u,\"client\":%d,\"task\":%d,\"key\":"
+			    "\"fed_eval_loss\",\"value\":1.5,\"time\":1}\n"
+			    "{\"round\":%u,\"client\":%d,\"task\":%d,\"key\":"
+			    "\"fed_eval_accuracy\",\"value\":%g,\"time\":1}\n",
+			    r, c, c, r, c, c, r, c, c,
+			    0.1 * r + (c == 5 ? 0.2 : 0));
+		fprintf(
+		    f,
+		    "{\"round\":%u,\"key\":\"train_loss\",\"value\":0.4,"
+		    "\"time\":2}\n"
+		    "{\"round\":%u,\"key\":\"test_loss\",\"value\":null,"
+		    "\"time\":2}\n"
+		    "{\"round\":%u,\"key\":\"test_accuracy\",\"value\":null,"
+		    "\"time\":2}\n"
+		    "{\"round\":%u,\"key\":\"fit_ok\",\"value\":4,\"time\":2}\n"
+		    "{\"round\":%u,\"key\":\"fit_failed\",\"value\":0,"
+		    "\"time\":2}\n"
+		    "{\"round\":%u,\"key\":\"fed_eval_loss\",\"value\":1.5,"
+		    "\"time\":2}\n"
+		    "{\"round\":%u,\"key\":\"fed_eval_accuracy\",\"value\":%g,"
+		    "\"time\":2}\n"
+		    "{\"round\":%u,\"key\":\"round_seconds\",\"value\":1,"
+		    "\"time\":2}\n",
+		    r, r, r, r, r, r, r, 0.1 * r + 0.1, r);
+	}
+	fclose(f);
+	free(p);
+}
+
+/* Central evaluation off, federated evaluation on: no accuracy chart but a
+ * line saying why, a federated-evaluation chart with the round means and
+ * the clients' range, the loss chart without an empty test-loss line, and
+ * clients that only evaluated have trained in no round. */
+static void
+test_fed_eval(void)
+{
+	char *ws = make_workspace("fedeval", 6);
+	const char *sets[] = {
+	    "federation.clients=6",   "federation.fit_clients=4",
+	    "evaluate.central=false", "evaluate.fraction=0.3",
+	    "data.holdout=0.1",
+	};
+	save_config(ws, sets, ARRAY_LEN(sets));
+	write_fed_metrics(ws, 4);
+	char *html = render(ws);
+	CHECK_EQ_INT(count(html, "id=\"chart-accuracy\""), 0);
+	CHECK_STR_CONTAINS(html, "Central evaluation was off");
+	CHECK_EQ_INT(count_in_chart(html, "chart-fed-eval", "class=\"pt\""), 4);
+	CHECK_EQ_INT(count_in_chart(html, "chart-fed-eval", "class=\"range\""),
+	             4);
+	CHECK_STR_CONTAINS(html, "round 3: clients 0.3 to 0.5");
+	CHECK(count_in_chart(html, "chart-fed-eval", "class=\"tick\"") >= 3);
+	/* train loss and federated loss; no test loss */
+	CHECK_EQ_INT(count_in_chart(html, "chart-loss", "class=\"line\""), 2);
+	CHECK_EQ_INT(count_in_chart(html, "chart-loss", "test loss"), 0);
+	CHECK_STR_CONTAINS(html, "<th>final federated accuracy</th><td>0.5000 "
+	                         "(round 4)");
+	CHECK_STR_CONTAINS(html, "<th>evaluation</th><td>central off, "
+	                         "federated 0.3 of the clients</td>");
+	CHECK_STR_CONTAINS(html, "client 0: 4 rounds");
+	CHECK_STR_CONTAINS(html, "client 4: 0 rounds");
+	CHECK_STR_CONTAINS(html, "client 5: 0 rounds");
+	free(html);
+	free(ws);
+}
+
+/* A summary-only job (output.client_metrics summary) charts the clients'
+ * range from the round's client_fed_eval_accuracy_min and _max. */
+static void
+test_fed_eval_summary(void)
+{
+	char *ws = make_workspace_with("fedsum", 6, "summary");
+	char *p = xasprintf("%s/metrics/metrics.jsonl", ws);
+	FILE *f = fopen(p, "w");
+	fputs("{\"round\":1,\"key\":\"fed_eval_accuracy\",\"value\":0.4,"
+	      "\"time\":1}\n"
+	      "{\"round\":1,\"key\":\"client_fed_eval_accuracy_min\","
+	      "\"value\":0.25,\"time\":1}\n"
+	      "{\"round\":1,\"key\":\"client_fed_eval_accuracy_max\","
+	      "\"value\":0.75,\"time\":1}\n",
+	      f);
+	fclose(f);
+	char *html = render(ws);
+	CHECK_STR_CONTAINS(html, "round 1: clients 0.25 to 0.75");
+	CHECK_EQ_INT(count_in_chart(html, "chart-fed-eval", "class=\"pt\""), 1);
+	free(html);
+	free(p);
+	free(ws);
+}
+
 static void
 count_line(void *arg, const struct metricslog_line *l)
 {
@@ -387,6 +574,9 @@ main(void)
 	RUN(test_heat_strip);
 	RUN(test_histogram);
 	RUN(test_summary_only);
+	RUN(test_settings);
+	RUN(test_fed_eval);
+	RUN(test_fed_eval_summary);
 	RUN(test_rounds_only);
 	RUN(test_empty);
 	RUN(test_tool);

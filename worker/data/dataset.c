@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "atomicfile.h"
+#include "datasets.h"
 #include "files.h"
 #include "mapfile.h"
 #include "rng.h"
@@ -46,34 +47,22 @@ _Static_assert(sizeof(struct cache_header) == 80, "cache header layout");
 
 enum source_format { FORMAT_IDX, FORMAT_CIFAR };
 
+/* How a dataset of ipc/datasets.c is read: its name, channels and
+ * normalisation are the table's. */
 struct dataset_kind {
-	const char *name;
+	const struct dataset_info *info;
 	enum source_format format;
-	uint32_t channels;
-	float mean[3], std[3];
 	const char *fix; /* how a user gets the files */
 };
 
 static const struct dataset_kind kinds[] = {
-    {"fashion-mnist",
-     FORMAT_IDX,
-     1,
-     {0.2860f, 0.2860f, 0.2860f},
-     {0.3530f, 0.3530f, 0.3530f},
+    {&datasets[DATASET_FASHION_MNIST], FORMAT_IDX,
      "install them with `apt-get install dataset-fashion-mnist` or point "
      "data.dir at the directory holding the IDX files"},
-    {"mnist",
-     FORMAT_IDX,
-     1,
-     {0.1307f, 0.1307f, 0.1307f},
-     {0.3081f, 0.3081f, 0.3081f},
+    {&datasets[DATASET_MNIST], FORMAT_IDX,
      "download the MNIST IDX files (train-images-idx3-ubyte.gz, ...) and "
      "point data.dir at their directory"},
-    {"cifar10",
-     FORMAT_CIFAR,
-     3,
-     {0.4914f, 0.4822f, 0.4465f},
-     {0.2470f, 0.2435f, 0.2616f},
+    {&datasets[DATASET_CIFAR10], FORMAT_CIFAR,
      "download the CIFAR-10 binary version (cifar-10-binary.tar.gz), "
      "unpack it and point data.dir at cifar-10-batches-bin"},
 };
@@ -140,7 +129,7 @@ resolve_idx(const char *dir, const char *split, struct sources *s,
 			return ipc_error_set(
 			    err, IPC_E_IO,
 			    "%s: missing %s/%s.gz (or %s without .gz): %s",
-			    s->kind->name, dir, names[i], names[i],
+			    s->kind->info->name, dir, names[i], names[i],
 			    s->kind->fix);
 		}
 		s->paths[s->n++] = path;
@@ -171,8 +160,8 @@ resolve_cifar(const char *dir, const char *split, struct sources *s,
 		                                     base, i + 1);
 		if (stat(path, &st) != 0) {
 			ipc_error_set(err, IPC_E_IO, "%s: missing %s: %s: %s",
-			              s->kind->name, path, strerror(errno),
-			              s->kind->fix);
+			              s->kind->info->name, path,
+			              strerror(errno), s->kind->fix);
 			free(path);
 			free(base);
 			sources_free(s);
@@ -191,7 +180,7 @@ resolve_sources(const char *name, const char *dir, const char *split,
 {
 	memset(s, 0, sizeof *s);
 	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
-		if (strcmp(kinds[i].name, name) == 0)
+		if (strcmp(kinds[i].info->name, name) == 0)
 			s->kind = &kinds[i];
 	if (s->kind == NULL)
 		return ipc_error_set(
@@ -433,7 +422,7 @@ cache_path_for(const char *cache_dir, const char *split,
                const struct sources *s, char *path_out, size_t path_cap,
                struct ipc_error *err)
 {
-	uint64_t h = rng_derive(CACHE_VERSION, s->kind->name,
+	uint64_t h = rng_derive(CACHE_VERSION, s->kind->info->name,
 	                        strcmp(split, "train") == 0);
 	for (int i = 0; i < s->n; i++) {
 		uint32_t crc = 0;
@@ -445,7 +434,7 @@ cache_path_for(const char *cache_dir, const char *split,
 	}
 	int len =
 	    snprintf(path_out, path_cap, "%s/%s-%s-%016llx.bin", cache_dir,
-	             s->kind->name, split, (unsigned long long)h);
+	             s->kind->info->name, split, (unsigned long long)h);
 	if (len < 0 || (size_t)len >= path_cap)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "cache path under %s is longer than %zu "
@@ -757,8 +746,8 @@ build_cache(const struct sources *s, const char *path, struct ipc_error *err)
 	memcpy(h->magic, CACHE_MAGIC, sizeof h->magic);
 	h->version = CACHE_VERSION;
 	h->classes = NUM_CLASSES;
-	memcpy(h->mean, s->kind->mean, sizeof h->mean);
-	memcpy(h->std, s->kind->std, sizeof h->std);
+	memcpy(h->mean, s->kind->info->mean, sizeof h->mean);
+	memcpy(h->std, s->kind->info->std, sizeof h->std);
 	h->pixels_offset = align_up(sizeof *h);
 	h->labels_offset = align_up(h->pixels_offset + d.pixels.len);
 	h->total_size = h->labels_offset + d.labels.len;
