@@ -1,12 +1,16 @@
 /* files.c: small filesystem helpers both sides use. */
+#define _GNU_SOURCE /* nftw */
 #include "files.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util.h"
 
 int
 files_mkdirs(const char *path, mode_t mode, struct ipc_error *err)
@@ -99,4 +103,28 @@ files_last_line(const char *path, char *buf, size_t size)
 	size_t len = strlen(line) < size - 1 ? strlen(line) : size - 1;
 	memcpy(buf, line, len);
 	buf[len] = '\0';
+}
+
+/* Bytes removed by the files_remove_tree in progress (nftw has no
+ * argument for its callback). */
+static unsigned long long removed_bytes;
+
+/* nftw callback: remove one entry, children first. */
+static int
+remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_F && S_ISREG(st->st_mode))
+		removed_bytes += (unsigned long long)st->st_size;
+	if (remove(path) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+unsigned long long
+files_remove_tree(const char *path)
+{
+	removed_bytes = 0;
+	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return removed_bytes;
 }

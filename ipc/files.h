@@ -18,5 +18,8 @@ int files_exist(const char *path);
 /* The last non-empty line of a file (a log: what a program that failed
  * printed last), at most size - 1 bytes of it; "" when there is none. */
 void files_last_line(const char *path, char *buf, size_t size);
+/* rm -r path (not following symbolic links); the bytes of the regular files
+ * removed. A missing path removes nothing. */
+unsigned long long files_remove_tree(const char *path);
 
 #endif

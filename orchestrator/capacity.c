@@ -7,6 +7,8 @@
 
 #include "console.h"
 #include "job.h"
+#include "models.h"
+#include "synthshape.h"
 #include "util.h"
 
 #define GIB(x) ((double)(x) / (1024.0 * 1024 * 1024))
@@ -47,36 +49,28 @@ fitting(uint64_t model, uint64_t acc, uint64_t ram, int stream)
 	return k;
 }
 
-int
-capacity_plan(struct job *j)
+/* Updates in flight at once: launcher.max_concurrent, else the CPUs, at
+ * most a round's clients. */
+static uint64_t
+in_flight(const struct config *c)
 {
-	const struct config *c = j->cfg;
-	uint64_t model = j->model.total_size;
-	uint64_t acc = tensor_manifest_numel(&j->model) * sizeof(double);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t k = c->launcher.max_concurrent > 0
 	                 ? (uint64_t)c->launcher.max_concurrent
 	                 : (uint64_t)(cpus > 0 ? cpus : 1);
 	if (k > (uint64_t)c->federation.fit_clients)
 		k = (uint64_t)c->federation.fit_clients;
-	/* The model just read is freed once the global model is written. */
-	uint64_t ram = mem_available_bytes() + model;
-	struct capacity_need viashm = capacity_need(model, acc, (unsigned)k, 0);
-	struct capacity_need viastream =
-	    capacity_need(model, acc, (unsigned)k, 1);
-	const char *mode = c->transport.mode;
-	int stream = strcmp(mode, "stream") == 0;
-	/* auto is shm: stream needs a model more (each worker's own copy,
-	 * the staged update) and only pays off where workers cannot share
-	 * memory with the orchestrator. */
-	if (stream && (j->strategy.ops->kind != STRATEGY_STREAM)) {
-		console_err("transport stream: strategy %s keeps updates in "
-		            "shared memory; set transport.mode=shm or "
-		            "strategy.name=fedavg",
-		            j->strategy.ops->name);
-		return -1;
-	}
-	struct capacity_need need = stream ? viastream : viashm;
+	return k;
+}
+
+/* Whether a model of model bytes (acc: its float64 accumulator) fits in
+ * memory with k updates in flight; the refusal, with the fix, printed. ram
+ * is the memory the job may use. */
+static int
+fits(uint64_t model, uint64_t acc, uint64_t k, int stream, uint64_t ram)
+{
+	struct capacity_need need =
+	    capacity_need(model, acc, (unsigned)k, stream);
 	if (need.ram > ram) {
 		unsigned kfit = fitting(model, acc, ram, stream);
 		unsigned kother = fitting(model, acc, ram, !stream);
@@ -95,6 +89,57 @@ capacity_plan(struct job *j)
 		    kother ? (stream ? "shm" : "stream") : "");
 		return -1;
 	}
+	return 0;
+}
+
+/* transport.mode: auto is shm. Stream needs a model more (each worker's
+ * own copy, the staged update) and only pays off where workers cannot
+ * share memory with the orchestrator. */
+static int
+wants_stream(const struct config *c)
+{
+	return strcmp(c->transport.mode, "stream") == 0;
+}
+
+int
+capacity_precheck(const struct config *c)
+{
+	const struct model_info *info = models_find(c->model.name);
+	if (info == NULL || info->id != MODEL_SYNTHETIC)
+		return 0; /* sized once prepared (small, or the user's file) */
+	struct tensor_manifest m;
+	struct ipc_error err;
+	if (synthetic_manifest(c->model.preset, c->model.file, &m, &err) < 0)
+		return 0; /* the prepare step says what is wrong */
+	uint64_t model = m.total_size;
+	uint64_t acc = tensor_manifest_numel(&m) * sizeof(double);
+	tensor_manifest_free(&m);
+	/* the prepare step and then the orchestrator hold it once more */
+	return fits(model, acc, in_flight(c), wants_stream(c),
+	            mem_available_bytes());
+}
+
+int
+capacity_plan(struct job *j)
+{
+	const struct config *c = j->cfg;
+	uint64_t model = j->model.total_size;
+	uint64_t acc = tensor_manifest_numel(&j->model) * sizeof(double);
+	uint64_t k = in_flight(c);
+	int stream = wants_stream(c);
+	if (stream && (j->strategy.ops->kind != STRATEGY_STREAM)) {
+		console_err("transport stream: strategy %s keeps updates in "
+		            "shared memory; set transport.mode=shm or "
+		            "strategy.name=fedavg",
+		            j->strategy.ops->name);
+		return -1;
+	}
+	/* The model just read is freed once the global model is written. */
+	uint64_t ram = mem_available_bytes() + model;
+	if (fits(model, acc, k, stream, ram) < 0)
+		return -1;
+	struct capacity_need need =
+	    capacity_need(model, acc, (unsigned)k, stream);
 	console_log("capacity: model %.2f GiB, accumulator %.2f GiB, %llu "
 	            "in flight, %s transport: needs %.2f GiB of memory, "
 	            "%.2f GiB of it shared (%.2f available)",

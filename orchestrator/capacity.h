@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "error.h"
 
 struct job;
@@ -25,5 +26,10 @@ struct capacity_need capacity_need(uint64_t model_bytes, uint64_t acc_bytes,
                                    unsigned concurrent, int stream);
 /* Resolve the transport of job j, check it fits, set up j->stream. */
 int capacity_plan(struct job *j);
+/* Before anything is prepared: the same check for a model whose size the
+ * config alone gives (the synthetic presets and files), so a job too large
+ * is refused in a moment, not after minutes of preparation. -1: refused,
+ * said on the console. */
+int capacity_precheck(const struct config *c);
 
 #endif

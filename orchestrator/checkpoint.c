@@ -14,7 +14,7 @@
 int
 checkpoint_save(const char *dir, unsigned round,
                 const struct tensor_manifest *m, int fd, json_t *state,
-                struct ipc_error *err)
+                unsigned keep, struct ipc_error *err)
 {
 	char *name = xasprintf("round-%04u.safetensors", round);
 	char *path = xasprintf("%s/%s", dir, name);
@@ -43,9 +43,9 @@ checkpoint_save(const char *dir, unsigned round,
 	free(text);
 	if (rc < 0)
 		return -1;
-	if (round > 2) {
+	if (keep > 0 && round > keep) {
 		char *old =
-		    xasprintf("%s/round-%04u.safetensors", dir, round - 2);
+		    xasprintf("%s/round-%04u.safetensors", dir, round - keep);
 		unlink(old);
 		free(old);
 	}

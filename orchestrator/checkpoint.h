@@ -1,7 +1,7 @@
 /* checkpoint.h: what survives the orchestrator being killed: after every
- * round the global model (checkpoints/round-NNNN.safetensors, the last two
- * kept) and checkpoints/state.json (round, failure counters, strategy state,
- * per-round metrics), each written atomically. */
+ * round the global model (checkpoints/round-NNNN.safetensors, the latest
+ * output.keep_checkpoints kept) and checkpoints/state.json (round, failure
+ * counters, strategy state, per-round metrics), each written atomically. */
 #ifndef COHORT_CHECKPOINT_H
 #define COHORT_CHECKPOINT_H
 
@@ -12,10 +12,12 @@
 
 /* Save the model after round (its bytes read from fd, laid out as m, e.g.
  * the global model's segment) and the state object (its "round" and
- * "model" keys are set here), then drop the checkpoint two rounds back. */
+ * "model" keys are set here), then drop the model keep rounds back (keep
+ * 0: none). state.json names the new model only once it is on disk, and
+ * the old one goes only after, so keep 1 is as safe as any. */
 int checkpoint_save(const char *dir, unsigned round,
                     const struct tensor_manifest *m, int fd, json_t *state,
-                    struct ipc_error *err);
+                    unsigned keep, struct ipc_error *err);
 /* What a checkpoint must agree with: the job's configuration and the
  * layout of its initial model. */
 struct checkpoint_expect {

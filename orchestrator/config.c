@@ -81,8 +81,9 @@ static const struct key keys[] = {
      "safetensors file whose F32 tensor list the synthetic model uses"},
     {"transport.mode", KEY_CHOICE, OFF(transport.mode), "auto", 0, 0,
      "shm|stream|auto",
-     "how weights travel: shared memory, chunk frames over the socket, or "
-     "auto (stream when /dev/shm cannot hold the job)"},
+     "how weights travel: shared memory (memfds: /dev/shm's size does not "
+     "limit them), chunk frames over the socket (for workers that cannot "
+     "map the orchestrator's memory), or auto (= shm)"},
     {"transport.chunk_mb", KEY_INT, OFF(transport.chunk_mb), "4", 1, 32, NULL,
      "MiB per chunk frame of the stream transport"},
     {"data.dataset", KEY_CHOICE, OFF(data.dataset), "fashion-mnist", 0, 0,
@@ -245,6 +246,11 @@ static const struct key keys[] = {
      "metrics.jsonl; summary: per round only their mean, sum, min, max and "
      "10th/50th/90th percentiles across clients (client_KEY_mean, ...; "
      "progress metrics dropped), for thousands of clients per round"},
+    {"output.keep_checkpoints", KEY_INT, OFF(output.keep_checkpoints), "2", 0,
+     NOMAX, NULL,
+     "round checkpoints (global model + state) kept in checkpoints/: the "
+     "latest N (1 is enough to resume; each is a copy of the model), 0 = "
+     "every round's"},
     {"tracking.mlflow_uri", KEY_STR, OFF(tracking.mlflow_uri), "", 0, 0, NULL,
      "MLflow tracking server (empty = $MLFLOW_TRACKING_URI; unset = off)"},
     {"tracking.experiment", KEY_STR, OFF(tracking.experiment), "", 0, 0, NULL,

@@ -108,6 +108,7 @@ struct config {
 		char *progress;
 		int64_t task_metrics; /* progress metric lines a task may add */
 		char *client_metrics; /* all|summary */
+		int64_t keep_checkpoints; /* round models kept; 0 = all */
 	} output;
 	struct {
 		char *mlflow_uri; /* "" = MLFLOW_TRACKING_URI, unset = off */

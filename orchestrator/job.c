@@ -297,8 +297,9 @@ job_checkpoint(struct job *j)
 	/* What the job was when checkpointed: a resume says what changed. */
 	json_object_set_new(state, "config", config_to_json(j->cfg));
 	char *dir = workspace_path(&j->ws, "checkpoints");
-	int rc = checkpoint_save(dir, j->round, &j->model, j->global.fd, state,
-	                         &err);
+	int rc =
+	    checkpoint_save(dir, j->round, &j->model, j->global.fd, state,
+	                    (unsigned)j->cfg->output.keep_checkpoints, &err);
 	free(dir);
 	json_decref(state);
 	if (rc < 0)
@@ -469,6 +470,9 @@ peak_rss_kb(void)
 	return kb;
 }
 
+/* A results model at least this big gets progress lines. */
+#define LARGE_WRITE_BYTES (256ULL << 20)
+
 /* Write results/ and print the final summary of a finished job; -1 (and
  * no summary) when a file of results/ could not be written. */
 static int
@@ -480,10 +484,18 @@ write_results(struct job *j, double wall)
 	    workspace_path(&j->ws, "results/global_model.safetensors");
 	struct st_metadata meta = {0};
 	modelmeta_fill(&meta, j->cfg, &j->model, j->round);
+	/* a large model's write takes seconds: say so */
+	int large = j->model.total_size >= LARGE_WRITE_BYTES;
+	double t0 = now_seconds();
+	if (large)
+		console_out("writing %s (%.2f GiB)", model,
+		            (double)j->model.total_size / (1 << 30));
 	if (safetensors_write_fd(model, &j->model, j->global.fd, &meta, &err) <
 	    0) {
 		console_err("results: %s", err.message);
 		rc = -1;
+	} else if (large) {
+		console_out("written in %.1f s", now_seconds() - t0);
 	}
 	st_metadata_free(&meta);
 	json_t *last =
@@ -748,13 +760,20 @@ open_workspace(struct job *j, const char *resume_dir)
 	int need_prepare = !resume_dir || !files_exist(prepared);
 	free(prepared);
 	if (need_prepare) {
+		if (capacity_precheck(c) < 0)
+			return -1;
 		char *plog = workspace_path(&j->ws, "logs/prepare.log");
+		console_out("preparing the data and the initial model (log: "
+		            "%s)",
+		            plog);
+		double t0 = now_seconds();
 		rc = prepare_run(j->worker_path, j->ws.dir, plog, &err);
 		free(plog);
 		if (rc < 0) {
 			console_err("%s", err.message);
 			return -1;
 		}
+		console_out("prepared in %.1f s", now_seconds() - t0);
 	}
 	if (prepare_load(j->ws.dir, &j->prepared, &err) < 0) {
 		console_err("%s", err.message);
@@ -930,6 +949,23 @@ record_start(struct job *j, const json_t *command, int resumed,
 	return rc;
 }
 
+/* A new job refused before its first round keeps config.json and logs/
+ * (to read why), not its prepared data and initial model: gigabytes for a
+ * large model, of a job that never ran. */
+static void
+drop_prepared(struct job *j)
+{
+	if (j->ws.dir == NULL)
+		return;
+	char *data = workspace_path(&j->ws, "data");
+	unsigned long long bytes = files_remove_tree(data);
+	if (bytes > 0)
+		console_err("removed the refused job's prepared data (%s, "
+		            "%.1f MiB)",
+		            data, (double)bytes / (1024.0 * 1024));
+	free(data);
+}
+
 int
 job_run(struct config *cfg, const char *resume_dir, const json_t *command)
 {
@@ -938,7 +974,7 @@ job_run(struct config *cfg, const char *resume_dir, const json_t *command)
 	int code = JOB_EXIT_FAILED;
 	struct ipc_error err;
 	if (job_open(&j, cfg, resume_dir) < 0)
-		goto out;
+		goto refused;
 	if (record_start(&j, command, resume_dir != NULL, &err) < 0) {
 		console_err("%s", err.message);
 		goto out;
@@ -947,7 +983,7 @@ job_run(struct config *cfg, const char *resume_dir, const json_t *command)
 	if (j.base == NULL)
 		fatal("cannot create an event base");
 	if (start_launcher(&j) < 0)
-		goto out;
+		goto refused;
 	start_tracking(&j);
 	if (j.round >= (unsigned)cfg->federation.rounds) {
 		j.exit_code = JOB_EXIT_OK;
@@ -981,6 +1017,10 @@ job_run(struct config *cfg, const char *resume_dir, const json_t *command)
 		tracking_free(j.tracking);
 		j.tracking = NULL;
 	}
+	goto out;
+refused:
+	if (resume_dir == NULL)
+		drop_prepared(&j);
 out:
 	job_close(&j);
 	return code;

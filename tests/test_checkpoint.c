@@ -49,7 +49,7 @@ make_model(struct tensor_manifest *m, float **region, int extra)
 /* Save round `round` of the model (weights as given) into dir with a
  * consistent state: history of `round` entries, next_task 3 per round. */
 static void
-save(const char *dir, unsigned round, const float *region)
+save_keep(const char *dir, unsigned round, const float *region, unsigned keep)
 {
 	char *path = xasprintf("%s/src.bin", dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -67,11 +67,33 @@ save(const char *dir, unsigned round, const float *region)
 		json_array_append_new(h, json_pack("{s:i}", "round", r));
 	json_object_set_new(state, "history", h);
 	struct ipc_error err;
-	CHECK_EQ_INT(checkpoint_save(dir, round, &model, fd, state, &err), 0);
+	CHECK_EQ_INT(checkpoint_save(dir, round, &model, fd, state, keep, &err),
+	             0);
 	json_decref(state);
 	close(fd);
 	unlink(path);
 	free(path);
+}
+
+/* The same, keeping the default two round models. */
+static void
+save(const char *dir, unsigned round, const float *region)
+{
+	save_keep(dir, round, region, 2);
+}
+
+/* Which of rounds 1..5's models are in dir, as "1 2 3 ..." */
+static void
+models_in(const char *dir, char *out, size_t size)
+{
+	out[0] = '\0';
+	for (unsigned r = 1; r <= 5; r++) {
+		char *p = xasprintf("%s/round-%04u.safetensors", dir, r);
+		if (files_exist(p))
+			snprintf(out + strlen(out), size - strlen(out), "%s%u",
+			         out[0] ? " " : "", r);
+		free(p);
+	}
 }
 
 /* Load dir against the job; returns the rc, the message in msg. */
@@ -113,6 +135,28 @@ fresh_dir(const char *name)
 	struct ipc_error err;
 	CHECK_EQ_INT(files_mkdirs(dir, 0700, &err), 0);
 	return dir;
+}
+
+/* output.keep_checkpoints: the latest N round models stay, 0 keeps all;
+ * with one kept the job still resumes. */
+static void
+test_keep(void)
+{
+	static const struct {
+		unsigned keep;
+		const char *want;
+	} cases[] = {{1, "5"}, {2, "4 5"}, {3, "3 4 5"}, {0, "1 2 3 4 5"}};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char name[32], have[32], msg[512];
+		snprintf(name, sizeof name, "keep%u", cases[i].keep);
+		const char *dir = fresh_dir(name);
+		for (unsigned r = 1; r <= 5; r++)
+			save_keep(dir, r, weights, cases[i].keep);
+		models_in(dir, have, sizeof have);
+		CHECK_STR_CONTAINS(have, cases[i].want);
+		CHECK_EQ_INT(strlen(have), strlen(cases[i].want));
+		CHECK_EQ_INT(load(dir, msg, sizeof msg), 0);
+	}
 }
 
 static void
@@ -238,6 +282,7 @@ main(void)
 {
 	make_model(&model, &weights, 0);
 	RUN(test_roundtrip);
+	RUN(test_keep);
 	RUN(test_state_fields);
 	RUN(test_model_file);
 	tensor_manifest_free(&model);

@@ -9,11 +9,9 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "synthshape.h"
 #include "tensor.h"
 
-/* Presets: "tiny" (CI), "gpt2-small" (124M), "gpt2-large" (774M). */
-int synthetic_manifest(const char *preset, const char *file,
-                       struct tensor_manifest *m, struct ipc_error *err);
 /* Element k (counted over the whole model in manifest order) of the
  * initial model: ((k * 2654435761) mod 257 - 128) * 2^-9, exact in F32. */
 void synthetic_fill(const struct tensor_manifest *m, void *region);
