@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -622,6 +623,67 @@ load_json(const char *path, struct ipc_error *err)
 	return root;
 }
 
+/* Keys that name a file or directory: a relative value is relative to the
+ * config file that holds it (to the current directory for --set), and is
+ * made absolute there, so that a job reads the same files from wherever it
+ * is started or resumed. */
+static const char *const path_keys[] = {
+    "job.workspace_root", "data.dir",   "data.cache_dir",
+    "model.init",         "model.file",
+};
+
+/* When k is a path key with a relative value, make it base/value. */
+static void
+anchor_path(struct config *c, const struct key *k, const char *base)
+{
+	size_t i = 0;
+	while (i < ARRAY_LEN(path_keys) && strcmp(path_keys[i], k->path) != 0)
+		i++;
+	char **field = (char **)((char *)c + k->offset);
+	if (i == ARRAY_LEN(path_keys) || *field == NULL ||
+	    (*field)[0] == '\0' || (*field)[0] == '/' || base == NULL)
+		return;
+	/* leading ./ and ../ against base, which is canonical (realpath,
+	 * getcwd), so that ../data is <parent>/data */
+	char *dir = xstrdup(base);
+	const char *rel = *field;
+	for (;;) {
+		if (strncmp(rel, "./", 2) == 0) {
+			rel += 2;
+		} else if (strncmp(rel, "../", 3) == 0 ||
+		           strcmp(rel, "..") == 0) {
+			char *slash = strrchr(dir, '/');
+			if (slash != NULL)
+				slash[slash == dir] = '\0';
+			rel += rel[2] == '/' ? 3 : 2;
+		} else {
+			break;
+		}
+	}
+	int root = strcmp(dir, "/") == 0;
+	char *abs = *rel == '\0' || strcmp(rel, ".") == 0
+	                ? xstrdup(dir)
+	                : xasprintf("%s%s%s", dir, root ? "" : "/", rel);
+	free(dir);
+	free(*field);
+	*field = abs;
+}
+
+/* The absolute directory of the file at path (NULL when it has none). */
+static char *
+file_dir(const char *path)
+{
+	char *full = realpath(path, NULL);
+	if (full == NULL)
+		return NULL;
+	char *slash = strrchr(full, '/');
+	if (slash == full)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return full;
+}
+
 int
 config_load_file(struct config *c, const char *path, struct ipc_error *err)
 {
@@ -629,6 +691,7 @@ config_load_file(struct config *c, const char *path, struct ipc_error *err)
 	if (root == NULL)
 		return -1;
 	int rc = 0;
+	char *base = file_dir(path);
 	if (!json_is_object(root)) {
 		rc = ipc_error_set(err, IPC_E_WRONG_TYPE,
 		                   "%s: expected a JSON object of sections "
@@ -654,12 +717,15 @@ config_load_file(struct config *c, const char *path, struct ipc_error *err)
 				rc = unknown_key(err, path, kp);
 			else
 				rc = set_from_json(c, k, v, path, err);
+			if (rc == 0)
+				anchor_path(c, k, base);
 			free(kp);
 			if (rc < 0)
 				goto out;
 		}
 	}
 out:
+	free(base);
 	json_decref(root);
 	return rc;
 }
@@ -676,10 +742,14 @@ config_set(struct config *c, const char *assignment, struct ipc_error *err)
 	char *kp = xasprintf("%.*s", (int)(eq - assignment), assignment);
 	const struct key *k = find_key(kp);
 	int rc;
-	if (k == NULL)
+	if (k == NULL) {
 		rc = unknown_key(err, "--set", kp);
-	else
+	} else {
 		rc = set_from_text(c, k, eq + 1, "--set", err);
+		char *cwd = rc == 0 ? getcwd(NULL, 0) : NULL;
+		anchor_path(c, k, cwd);
+		free(cwd);
+	}
 	free(kp);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "harness.h"
@@ -257,6 +258,51 @@ test_round_trip(void)
 	config_free(&b);
 }
 
+/* Paths in a config file are relative to the file, paths of --set to the
+ * current directory; both are made absolute, others are left alone. */
+static void
+test_relative_paths(void)
+{
+	char dir[512], path[600];
+	snprintf(dir, sizeof dir, "%s/cfgdir", harness_tmpdir());
+	mkdir(dir, 0700);
+	snprintf(path, sizeof path, "%s/job.json", dir);
+	FILE *f = fopen(path, "w");
+	fputs("{\"data\": {\"dir\": \"cifar-10-batches-bin\","
+	      " \"cache_dir\": \"../cache\"},"
+	      " \"model\": {\"init\": \"./init.safetensors\"},"
+	      " \"launcher\": {\"worker\": \"bin/w\"},"
+	      " \"job\": {\"workspace_root\": \"/abs/runs\"}}",
+	      f);
+	fclose(f);
+	char *real = realpath(dir, NULL);
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	CHECK_EQ_INT(config_load_file(&c, path, &err), 0);
+	char want[700];
+	snprintf(want, sizeof want, "%s/cifar-10-batches-bin", real);
+	CHECK_STR_CONTAINS(c.data.dir, want);
+	CHECK_EQ_INT(strlen(c.data.dir), strlen(want));
+	char *parent = xstrdup(real);
+	*strrchr(parent, '/') = '\0';
+	snprintf(want, sizeof want, "%s/cache", parent);
+	CHECK_EQ_INT(strcmp(c.data.cache_dir, want), 0);
+	free(parent);
+	snprintf(want, sizeof want, "%s/init.safetensors", real);
+	CHECK_EQ_INT(strcmp(c.model.init, want), 0);
+	CHECK_EQ_INT(strcmp(c.job.workspace_root, "/abs/runs"), 0);
+	CHECK_EQ_INT(strcmp(c.launcher.worker, "bin/w"), 0); /* a command */
+	CHECK_EQ_INT(strcmp(c.job.name, "cohort"), 0);
+	char *cwd = getcwd(NULL, 0);
+	CHECK_EQ_INT(config_set(&c, "data.dir=mnist", &err), 0);
+	snprintf(want, sizeof want, "%s/mnist", cwd);
+	CHECK_EQ_INT(strcmp(c.data.dir, want), 0);
+	free(cwd);
+	free(real);
+	config_free(&c);
+}
+
 /* A saved config whose tracking URI holds a password is readable by its
  * owner only. */
 static void
@@ -289,5 +335,6 @@ main(void)
 	RUN(test_check);
 	RUN(test_round_trip);
 	RUN(test_save_secret);
+	RUN(test_relative_paths);
 	return harness_finish();
 }

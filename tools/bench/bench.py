@@ -1,5 +1,5 @@
 """bench.py: cohort's benchmark suites (overhead, scaling, scale, fidelity,
-standalone). Each suite runs real jobs of the release build, prints a table,
+standalone, engine). Each suite runs real jobs of the release build, prints a table,
 and writes SUITE.csv, SUITE.md (the same table in Markdown) and SUITE.svg into
 the output directory. Started by tools/bench/run.sh, which builds first."""
 
@@ -397,6 +397,48 @@ def suite_standalone(out, repeats):
                   [[r[2]] for r in rows])
 
 
+# docs/engine.md's accuracy table: (label, extra standalone arguments,
+# epochs). Seed 1 and the defaults (sgd lr 0.01 momentum 0.9, batch 32)
+# unless the arguments say otherwise.
+ENGINE_RUNS = [
+    ("mlp, sgd lr 0.01 momentum 0.9 (defaults)", [], 5),
+    ("same, seed 2", ["--seed", "2"], 5),
+    ("same, seed 3", ["--seed", "3"], 5),
+    ("mlp, sgd lr 0.003 momentum 0.9", ["--lr", "0.003"], 5),
+    ("mlp, adam lr 0.0005", ["--optimizer", "adam", "--lr", "0.0005"], 5),
+    ("mlp, sgd lr 0.05 momentum 0", ["--lr", "0.05", "--momentum", "0"], 5),
+    ("mlp, sgd lr 0.1 momentum 0", ["--lr", "0.1", "--momentum", "0"], 5),
+    ("cnn, defaults", ["--model", "cnn"], 10),
+]
+
+
+def suite_engine(out, repeats):
+    """The built-in engine alone (cohort-worker --standalone, one thread) on
+    Fashion-MNIST: test accuracy after each epoch (deterministic for a seed,
+    so run once) and the median epoch's time, samples/s and GFLOP/s."""
+    rows = []
+    for label, extra, epochs in ENGINE_RUNS:
+        progress(f"engine: {label}")
+        argv = [WORKER, "--standalone", "--epochs", str(epochs)] + extra
+        if "--model" not in extra:
+            argv += ["--model", "mlp"]
+        r = jobrun.run(argv, cwd=ROOT)
+        if r["rc"] != 0:
+            raise RuntimeError(f"{label} failed:\n" + r["output"])
+        lines = [ln.split() for ln in r["output"].splitlines()
+                 if re.match(r"\s*\d+\s", ln)]
+        acc = " ".join(f"{float(ln[4]):.4f}" for ln in lines)
+        rows.append([label, epochs, acc,
+                     median([float(ln[5]) for ln in lines]),
+                     median([float(ln[6]) for ln in lines]),
+                     median([float(ln[7]) for ln in lines])])
+    header = ["run", "epochs", "test_accuracy_after_each_epoch",
+              "s_per_epoch_med", "samples_per_s_med", "gflops_med"]
+    emit(out, "engine", header, rows,
+         "engine alone: cohort-worker --standalone on Fashion-MNIST, one "
+         "thread")
+
+
 def machine(out):
     """One paragraph about the machine, also written to machine.txt."""
     model = "unknown"
@@ -419,7 +461,8 @@ def machine(out):
 
 SUITES = {"overhead": suite_overhead, "scaling": suite_scaling,
           "scale": suite_scale,
-          "fidelity": suite_fidelity, "standalone": suite_standalone}
+          "fidelity": suite_fidelity, "standalone": suite_standalone,
+          "engine": suite_engine}
 
 
 def main():
