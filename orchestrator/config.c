@@ -64,9 +64,17 @@ static const struct key keys[] = {
      100, NULL, "times a round below min_fit is retried"},
     {"federation.max_consecutive_failures", KEY_INT,
      OFF(federation.max_consecutive_failures), "3", 1, 1e6, NULL,
-     "failed tasks in a row after which a client is excluded"},
+     "failed fits in a row (for cyclic: failed hops, however many tries "
+     "each took) after which a client is excluded for the rest of the job"},
     {"federation.availability", KEY_NUM, OFF(federation.availability), "1.0", 0,
      1, NULL, "probability that a client is online in a round (seeded)"},
+    {"federation.on_unavailable", KEY_CHOICE, OFF(federation.on_unavailable),
+     "wait", 0, 0, "wait|skip|fail",
+     "a round with fewer than min_clients available: wait (draw "
+     "availability again, seeded by round and draw, up to 100 draws, then "
+     "fail saying availability is too low), skip the round (model "
+     "unchanged, recorded as skipped) or fail the job; too few clients "
+     "left after exclusions fail the job whatever it says"},
     {"model.name", KEY_CHOICE, OFF(model.name), "mlp", 0, 0, MODELS_CHOICES,
      "model architecture (synthetic: GPT-2-shaped weights, no dataset, "
      "closed-form updates; see docs/large-models.md)"},

@@ -29,6 +29,7 @@ struct config {
 		int64_t round_retries;
 		int64_t max_consecutive_failures;
 		double availability;
+		char *on_unavailable; /* wait|skip|fail */
 	} federation;
 	struct {
 		char *name;

@@ -42,6 +42,8 @@ enum {
  *   FIT -> FIT           a retry with a new sample (federation.round_retries)
  *   FIT -> EVALUATE      enough fits ended: the new global model is published
  *                        and the central and federated evaluations run
+ *   FIT -> DONE          too few clients available and
+ *                        federation.on_unavailable skip: recorded as skipped
  *   EVALUATE -> DONE     reported, recorded and checkpointed
  *   DONE -> FIT          the next round
  *   any -> STOPPED       job_finish: no task is started any more; the loop
@@ -80,6 +82,10 @@ struct round {
 	double start;           /* now_seconds() when round_start ran */
 	struct job_task *tasks; /* the attempt's fits */
 	unsigned ntasks, done, ok, failed;
+	unsigned retried;   /* relay: failed tries of a hop that were retried */
+	unsigned draw;      /* the availability draw the attempt uses */
+	unsigned available; /* clients available, offline and excluded */
+	unsigned offline, excluded;
 	unsigned relay_pos;  /* relay strategies: the hop in flight */
 	int central_pending; /* EVALUATE: the central evaluate task runs */
 	uint64_t eval_task_id;

@@ -32,16 +32,21 @@ task_seed(const struct job *j, int64_t client)
 	                      (uint64_t)(client + 1));
 }
 
-/* Fill ids with the clients available this round; counts why others are
- * not. Availability depends on (seed, round) only, not on the attempt. */
+/* Fill ids with the clients available in availability draw j->r.draw of
+ * this round; counts why others are not. Draw 0 depends on (seed, round)
+ * only, a later one (federation.on_unavailable wait) on its number too:
+ * never on the attempt, so a resumed job draws the same. */
 static unsigned
 available_clients(const struct job *j, uint32_t *ids, unsigned *excluded,
                   unsigned *offline)
 {
 	const struct config *c = j->cfg;
 	struct rng r;
-	rng_seed(
-	    &r, rng_derive((uint64_t)c->job.seed, "availability", j->round), 0);
+	uint64_t key =
+	    rng_derive((uint64_t)c->job.seed, "availability", j->round);
+	if (j->r.draw > 0)
+		key = rng_derive(key, "wait", j->r.draw);
+	rng_seed(&r, key, 0);
 	unsigned n = 0;
 	*excluded = *offline = 0;
 	for (uint32_t id = 0; id < (uint32_t)c->federation.clients; id++) {
@@ -75,7 +80,8 @@ static const char *const phase_names[] = {
 #define TO(p) (1u << (p))
 static const unsigned phase_moves[] = {
     [ROUND_IDLE] = TO(ROUND_FIT) | TO(ROUND_STOPPED),
-    [ROUND_FIT] = TO(ROUND_FIT) | TO(ROUND_EVALUATE) | TO(ROUND_STOPPED),
+    [ROUND_FIT] =
+        TO(ROUND_FIT) | TO(ROUND_EVALUATE) | TO(ROUND_DONE) | TO(ROUND_STOPPED),
     [ROUND_EVALUATE] = TO(ROUND_DONE) | TO(ROUND_STOPPED),
     [ROUND_DONE] = TO(ROUND_FIT) | TO(ROUND_STOPPED),
     [ROUND_STOPPED] = 0,
@@ -102,6 +108,152 @@ round_stopped(const struct job *j)
 static void fits_done(struct job *j);
 static struct shm_segment *task_update(struct job *j, struct job_task *t);
 static void task_update_release(struct job *j, struct job_task *t);
+static void round_record(struct job *j, json_t *h);
+
+/* Draws of federation.on_unavailable wait before the job gives up. */
+#define AVAILABILITY_DRAWS 100u
+
+/* This attempt's available clients into ids, their counts into j->r: the
+ * round's first availability draw or, with federation.on_unavailable
+ * wait, the first later one where min_clients are available (at most
+ * AVAILABILITY_DRAWS; none when exclusions alone leave too few). */
+static unsigned
+draw_available(struct job *j, uint32_t *ids)
+{
+	const struct config *c = j->cfg;
+	unsigned clients = (unsigned)c->federation.clients;
+	unsigned min = (unsigned)c->federation.min_clients;
+	int wait = strcmp(c->federation.on_unavailable, "wait") == 0;
+	j->r.draw = 0;
+	unsigned n = available_clients(j, ids, &j->r.excluded, &j->r.offline);
+	if (n < min && wait && clients - j->r.excluded >= min)
+		console_log(
+		    "round %u: only %u of %u clients available (%u "
+		    "excluded after %lld consecutive failures, %u "
+		    "offline), fewer than federation.min_clients %u; "
+		    "drew availability again (federation.on_unavailable "
+		    "wait)",
+		    j->round, n, clients, j->r.excluded,
+		    (long long)c->federation.max_consecutive_failures,
+		    j->r.offline, min);
+	while (n < min && wait && clients - j->r.excluded >= min &&
+	       j->r.draw + 1 < AVAILABILITY_DRAWS) {
+		j->r.draw++;
+		n = available_clients(j, ids, &j->r.excluded, &j->r.offline);
+	}
+	if (j->r.draw > 0 && n >= min)
+		console_log("round %u: %u of %u clients available in "
+		            "availability draw %u",
+		            j->round, n, clients, j->r.draw + 1);
+	j->r.available = n;
+	return n;
+}
+
+/* The round line and metrics show who was available when some client is
+ * offline or excluded. */
+static int
+availability_shown(const struct job *j)
+{
+	return j->cfg->federation.availability < 1 || j->r.excluded > 0;
+}
+
+/* Skip the round (federation.on_unavailable skip): the model stays as it
+ * is; the round is reported, recorded as skipped and checkpointed. Its
+ * history entry keeps the last round's test numbers: same model. */
+static void
+round_skip(struct job *j)
+{
+	const struct config *c = j->cfg;
+	round_set_phase(j, ROUND_DONE, "too few clients available: skipped");
+	double secs = now_seconds() - j->r.start;
+	console_out("round %u/%lld  skipped  available %u  offline %u  "
+	            "excluded %u  (federation.min_clients %lld)  %.2fs",
+	            j->round, (long long)c->federation.rounds, j->r.available,
+	            j->r.offline, j->r.excluded,
+	            (long long)c->federation.min_clients, secs);
+	metrics_round(&j->metrics, j->round, "round_skipped", 1);
+	metrics_round(&j->metrics, j->round, "clients_available",
+	              j->r.available);
+	metrics_round(&j->metrics, j->round, "clients_offline", j->r.offline);
+	metrics_round(&j->metrics, j->round, "clients_excluded", j->r.excluded);
+	metrics_round(&j->metrics, j->round, "round_seconds", secs);
+	json_t *last =
+	    json_array_get(j->history, json_array_size(j->history) - 1);
+	json_t *h = json_pack(
+	    "{s:I,s:b,s:i,s:i,s:i,s:I,s:I,s:I}", "round", (json_int_t)j->round,
+	    "skipped", 1, "sampled", 0, "ok", 0, "failed", 0, "available",
+	    (json_int_t)j->r.available, "offline", (json_int_t)j->r.offline,
+	    "excluded", (json_int_t)j->r.excluded);
+	const char *carried[] = {"test_loss", "test_accuracy"};
+	for (size_t i = 0; i < ARRAY_LEN(carried); i++) {
+		json_t *v = json_object_get(last, carried[i]);
+		json_object_set_new(h, carried[i],
+		                    v ? json_deep_copy(v) : json_null());
+	}
+	round_record(j, h);
+}
+
+/* round_skip from the event loop: a run of skipped rounds must not nest
+ * one report inside the last. */
+static void
+round_skip_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct job *j = arg;
+	if (!round_stopped(j))
+		round_skip(j);
+}
+
+/* Fewer than min_clients are available: skip the round
+ * (federation.on_unavailable skip) or fail the job, saying why: too few
+ * clients left after exclusions (no draw brings them back), the policy is
+ * fail, or wait ran out of draws. */
+static void
+too_few_clients(struct job *j)
+{
+	const struct config *c = j->cfg;
+	const char *policy = c->federation.on_unavailable;
+	unsigned min = (unsigned)c->federation.min_clients;
+	unsigned clients = (unsigned)c->federation.clients;
+	char counts[192];
+	snprintf(counts, sizeof counts,
+	         "only %u of %u clients available (%u excluded after %lld "
+	         "consecutive failures, %u offline)",
+	         j->r.available, clients, j->r.excluded,
+	         (long long)c->federation.max_consecutive_failures,
+	         j->r.offline);
+	int gone = clients - j->r.excluded < min;
+	if (!gone && strcmp(policy, "skip") == 0) {
+		static const struct timeval now = {0, 0};
+		if (j->base == NULL ||
+		    event_base_once(j->base, -1, EV_TIMEOUT, round_skip_cb, j,
+		                    &now) < 0)
+			round_skip(j);
+		return;
+	}
+	if (gone)
+		console_err("round %u: %s; federation.min_clients is %u, and "
+		            "excluded clients do not come back: lower "
+		            "federation.min_clients or raise "
+		            "federation.max_consecutive_failures",
+		            j->round, counts, min);
+	else if (strcmp(policy, "fail") == 0)
+		console_err("round %u: %s; federation.min_clients is %u and "
+		            "federation.on_unavailable is fail (wait draws "
+		            "availability again, skip skips the round)",
+		            j->round, counts, min);
+	else
+		console_err("round %u: %s after %u availability draws; "
+		            "federation.availability %g is too low for "
+		            "federation.min_clients %u of %u clients: raise "
+		            "federation.availability, lower "
+		            "federation.min_clients or set "
+		            "federation.on_unavailable=skip",
+		            j->round, counts, j->r.draw + 1,
+		            c->federation.availability, min, clients);
+	job_round_ended(j, ROUND_FAILED);
+}
 
 /* Relay strategies: submit the fit of hop j->r.relay_pos under a fresh task
  * id, or end the fits after the last hop. */
@@ -124,8 +276,8 @@ relay_submit(struct job *j)
 static void
 relay_start(struct job *j)
 {
-	j->r.relay_pos =
-	    strategy_relay_position(&j->strategy, &j->r.ok, &j->r.failed);
+	j->r.relay_pos = strategy_relay_position(&j->strategy, &j->r.ok,
+	                                         &j->r.failed, &j->r.retried);
 	for (unsigned i = 0; i < j->r.relay_pos; i++)
 		j->r.tasks[i].done = 1;
 	j->r.done = j->r.relay_pos;
@@ -141,17 +293,11 @@ start_attempt(struct job *j)
 	                j->r.attempt ? "retry with a new sample" : "started");
 	unsigned clients = (unsigned)c->federation.clients;
 	uint32_t *ids = xcalloc(clients, sizeof *ids);
-	unsigned excluded, offline;
-	unsigned avail = available_clients(j, ids, &excluded, &offline);
+	unsigned avail = draw_available(j, ids);
 	if (avail < (unsigned)c->federation.min_clients) {
-		console_err("round %u: only %u of %u clients available (%u "
-		            "excluded after %lld consecutive failures, %u "
-		            "offline); federation.min_clients is %lld",
-		            j->round, avail, clients, excluded,
-		            (long long)c->federation.max_consecutive_failures,
-		            offline, (long long)c->federation.min_clients);
 		free(ids);
-		job_round_ended(j, ROUND_FAILED);
+		round_tasks_free(j);
+		too_few_clients(j);
 		return;
 	}
 	unsigned want = (unsigned)c->federation.fit_clients;
@@ -172,7 +318,7 @@ start_attempt(struct job *j)
 	round_tasks_free(j);
 	j->r.tasks = xcalloc(n ? n : 1, sizeof *j->r.tasks);
 	j->r.ntasks = n;
-	j->r.done = j->r.ok = j->r.failed = 0;
+	j->r.done = j->r.ok = j->r.failed = j->r.retried = 0;
 	j->r.loss_sum = j->r.loss_weight = 0;
 	clientstats_clear(&j->r.stats);
 	j->r.central_pending = 0;
@@ -222,70 +368,28 @@ find_task(struct job *j, uint64_t task_id)
 	return t->done ? NULL : t;
 }
 
-/* Print, record and checkpoint a completed round; go on or finish. */
+/* The round line's client counts after "failed": retried relay hops,
+ * and who was available when some client is offline or excluded. */
 static void
-round_complete(struct job *j, double test_loss, double test_acc)
+client_counts(const struct job *j, char *buf, size_t size)
 {
-	const struct config *c = j->cfg;
-	round_set_phase(j, ROUND_DONE, "evaluations ended");
-	double train_loss =
-	    j->r.loss_weight > 0 ? j->r.loss_sum / j->r.loss_weight : NAN;
-	double secs = now_seconds() - j->r.start;
-	char tl[32] = "-", ta[32] = "-", tr[32] = "-", fed[64] = "";
-	int fed_on = c->evaluate.fraction > 0 && j->r.fedeval.ntasks > 0;
-	double fed_loss = fedeval_loss(&j->r.fedeval);
-	double fed_acc = fedeval_accuracy(&j->r.fedeval);
-	if (fed_on && isfinite(fed_acc))
-		snprintf(fed, sizeof fed, "  fed_acc %.4f", fed_acc);
-	else if (fed_on)
-		snprintf(fed, sizeof fed, "  fed_acc -");
-	if (isfinite(train_loss))
-		snprintf(tr, sizeof tr, "%.4f", train_loss);
-	if (isfinite(test_loss))
-		snprintf(tl, sizeof tl, "%.4f", test_loss);
-	if (isfinite(test_acc))
-		snprintf(ta, sizeof ta, "%.4f", test_acc);
-	console_out("round %u/%lld  sampled %u  ok %u  failed %u  train_loss "
-	            "%s  test_loss %s  test_acc %s%s  %.2fs",
-	            j->round, (long long)c->federation.rounds, j->r.ntasks,
-	            j->r.ok, j->r.failed, tr, tl, ta, fed, secs);
-	/* The round's values, as metrics.jsonl lines (metric) and as its
-	 * entry of state.json's history (key); NULL: not there. */
-	/* fed: only with federated evaluation. */
-	struct {
-		const char *metric, *key;
-		double v;
-		int integer, fed;
-	} vals[] = {
-	    {NULL, "sampled", j->r.ntasks, 1, 0},
-	    {"train_loss", "train_loss", train_loss, 0, 0},
-	    {"test_loss", "test_loss", test_loss, 0, 0},
-	    {"test_accuracy", "test_accuracy", test_acc, 0, 0},
-	    {"fit_ok", "ok", j->r.ok, 1, 0},
-	    {"fit_failed", "failed", j->r.failed, 1, 0},
-	    {"fed_eval_loss", "fed_eval_loss", fed_loss, 0, 1},
-	    {"fed_eval_accuracy", "fed_eval_accuracy", fed_acc, 0, 1},
-	    {"fed_eval_ok", "fed_eval_ok", j->r.fedeval.ok, 1, 1},
-	    {"fed_eval_failed", "fed_eval_failed", j->r.fedeval.failed, 1, 1},
-	    {"round_seconds", NULL, secs, 0, 0},
-	};
-	json_t *h = json_object();
-	json_object_set_new(h, "round", json_integer(j->round));
-	for (size_t i = 0; i < ARRAY_LEN(vals); i++) {
-		if (vals[i].fed && !fed_on)
-			continue;
-		if (vals[i].metric != NULL)
-			metrics_round(&j->metrics, j->round, vals[i].metric,
-			              vals[i].v);
-		if (vals[i].key == NULL)
-			continue;
-		json_t *v = vals[i].integer
-		                ? json_integer((json_int_t)vals[i].v)
-		            : isfinite(vals[i].v) ? json_real(vals[i].v)
-		                                  : json_null();
-		json_object_set_new(h, vals[i].key, v);
-	}
-	clientstats_write(&j->r.stats, &j->metrics, j->round);
+	int n = 0;
+	buf[0] = '\0';
+	if (j->r.retried > 0)
+		n = snprintf(buf, size, "  retried %u", j->r.retried);
+	if (availability_shown(j))
+		n += snprintf(buf + n, size - (size_t)n,
+		              "  available %u  offline %u  excluded %u",
+		              j->r.available, j->r.offline, j->r.excluded);
+	if (availability_shown(j) && j->r.draw > 0)
+		snprintf(buf + n, size - (size_t)n, "  redrawn %u", j->r.draw);
+}
+
+/* Record a reported round: its metric lines flushed, its history entry h
+ * appended; then the job checkpoints it and goes on or finishes. */
+static void
+round_record(struct job *j, json_t *h)
+{
 	struct ipc_error err;
 	if (metrics_flush(&j->metrics, &err) < 0) {
 		/* Not checkpointed: a resume runs this round again and drops
@@ -301,6 +405,83 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		tracking_round(j->tracking, j->round);
 	json_array_append_new(j->history, h);
 	job_round_ended(j, ROUND_COMPLETED);
+}
+
+/* Print, record and checkpoint a completed round; go on or finish. */
+static void
+round_complete(struct job *j, double test_loss, double test_acc)
+{
+	const struct config *c = j->cfg;
+	round_set_phase(j, ROUND_DONE, "evaluations ended");
+	double train_loss =
+	    j->r.loss_weight > 0 ? j->r.loss_sum / j->r.loss_weight : NAN;
+	double secs = now_seconds() - j->r.start;
+	char tl[32] = "-", ta[32] = "-", tr[32] = "-", fed[64] = "";
+	char counts[128];
+	client_counts(j, counts, sizeof counts);
+	int fed_on = c->evaluate.fraction > 0 && j->r.fedeval.ntasks > 0;
+	double fed_loss = fedeval_loss(&j->r.fedeval);
+	double fed_acc = fedeval_accuracy(&j->r.fedeval);
+	if (fed_on && isfinite(fed_acc))
+		snprintf(fed, sizeof fed, "  fed_acc %.4f", fed_acc);
+	else if (fed_on)
+		snprintf(fed, sizeof fed, "  fed_acc -");
+	if (isfinite(train_loss))
+		snprintf(tr, sizeof tr, "%.4f", train_loss);
+	if (isfinite(test_loss))
+		snprintf(tl, sizeof tl, "%.4f", test_loss);
+	if (isfinite(test_acc))
+		snprintf(ta, sizeof ta, "%.4f", test_acc);
+	console_out("round %u/%lld  sampled %u  ok %u  failed %u%s  train_loss "
+	            "%s  test_loss %s  test_acc %s%s  %.2fs",
+	            j->round, (long long)c->federation.rounds, j->r.ntasks,
+	            j->r.ok, j->r.failed, counts, tr, tl, ta, fed, secs);
+	/* The round's values, as metrics.jsonl lines (metric) and as its
+	 * entry of state.json's history (key); NULL: not there. */
+	/* on: written at all (federated evaluation, a relay strategy's
+	 * retries, availability counts only where they apply). */
+	int relay = strategy_is_relay(&j->strategy);
+	int avail = availability_shown(j);
+	struct {
+		const char *metric, *key;
+		double v;
+		int integer, on;
+	} vals[] = {
+	    {NULL, "sampled", j->r.ntasks, 1, 1},
+	    {"train_loss", "train_loss", train_loss, 0, 1},
+	    {"test_loss", "test_loss", test_loss, 0, 1},
+	    {"test_accuracy", "test_accuracy", test_acc, 0, 1},
+	    {"fit_ok", "ok", j->r.ok, 1, 1},
+	    {"fit_failed", "failed", j->r.failed, 1, 1},
+	    {"fit_retried", "retried", j->r.retried, 1, relay},
+	    {"clients_available", "available", j->r.available, 1, avail},
+	    {"clients_offline", "offline", j->r.offline, 1, avail},
+	    {"clients_excluded", "excluded", j->r.excluded, 1, avail},
+	    {"fed_eval_loss", "fed_eval_loss", fed_loss, 0, fed_on},
+	    {"fed_eval_accuracy", "fed_eval_accuracy", fed_acc, 0, fed_on},
+	    {"fed_eval_ok", "fed_eval_ok", j->r.fedeval.ok, 1, fed_on},
+	    {"fed_eval_failed", "fed_eval_failed", j->r.fedeval.failed, 1,
+	     fed_on},
+	    {"round_seconds", NULL, secs, 0, 1},
+	};
+	json_t *h = json_object();
+	json_object_set_new(h, "round", json_integer(j->round));
+	for (size_t i = 0; i < ARRAY_LEN(vals); i++) {
+		if (!vals[i].on)
+			continue;
+		if (vals[i].metric != NULL)
+			metrics_round(&j->metrics, j->round, vals[i].metric,
+			              vals[i].v);
+		if (vals[i].key == NULL)
+			continue;
+		json_t *v = vals[i].integer
+		                ? json_integer((json_int_t)vals[i].v)
+		            : isfinite(vals[i].v) ? json_real(vals[i].v)
+		                                  : json_null();
+		json_object_set_new(h, vals[i].key, v);
+	}
+	clientstats_write(&j->r.stats, &j->metrics, j->round);
+	round_record(j, h);
 }
 
 /* Replace the global model with the aggregate of this round's updates. */
@@ -425,21 +606,45 @@ fits_done(struct job *j)
 	job_round_ended(j, ROUND_FAILED);
 }
 
-/* Relay strategies: a hop ended; go on, retry it or fail the job. */
+/* Count client's ended fit (for a relay, its hop: the retries of a hop
+ * are one fit): ok resets its consecutive failures; a failure adds one,
+ * and at federation.max_consecutive_failures the client is excluded (not
+ * available from the next attempt on). */
+static void
+count_fit(struct job *j, int64_t client, int ok)
+{
+	uint32_t *fails = &j->consecutive_failures[client];
+	if (ok) {
+		j->r.ok++;
+		*fails = 0;
+		return;
+	}
+	j->r.failed++;
+	(*fails)++;
+	if (*fails == (uint32_t)j->cfg->federation.max_consecutive_failures)
+		console_err("client %lld excluded after %u consecutive "
+		            "failures",
+		            (long long)client, *fails);
+}
+
+/* Relay strategies: a hop's task ended; go on, retry the hop (a retried
+ * try is counted apart, not as a failed hop) or fail the job. */
 static void
 relay_next(struct job *j, const struct job_task *t, int ok)
 {
-	switch (strategy_relay_hop(&j->strategy, t->client, ok)) {
-	case STRATEGY_HOP_ABORT:
+	enum strategy_hop hop = strategy_relay_hop(&j->strategy, t->client, ok);
+	if (hop == STRATEGY_HOP_RETRY) {
+		j->r.retried++;
+		j->r.done--;
+	} else {
+		count_fit(j, t->client, ok);
+	}
+	if (hop == STRATEGY_HOP_ABORT) {
 		job_round_ended(j, ROUND_FAILED);
 		return;
-	case STRATEGY_HOP_RETRY:
-		j->r.done--;
-		break;
-	case STRATEGY_HOP_NEXT:
-		j->r.relay_pos++;
-		break;
 	}
+	if (hop == STRATEGY_HOP_NEXT)
+		j->r.relay_pos++;
 	relay_submit(j);
 }
 
@@ -469,24 +674,16 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 	t->done = 1;
 	j->r.done++;
 	task_update_release(j, t);
-	uint32_t *fails = &j->consecutive_failures[t->client];
-	if (ok) {
-		j->r.ok++;
-		*fails = 0;
-	} else {
-		j->r.failed++;
-		(*fails)++;
+	if (!ok) {
 		console_err("round %u: client %lld task %llu failed: %s",
 		            j->round, (long long)t->client,
 		            (unsigned long long)t->task_id, reason);
 		note_failure(j, t->client, t->task_id, reason);
 		metrics_task(&j->metrics, j->round, t->client, t->task_id,
 		             "failed", 1);
-		if (*fails == (uint32_t)c->federation.max_consecutive_failures)
-			console_err("client %lld excluded after %u consecutive "
-			            "failures",
-			            (long long)t->client, *fails);
 	}
+	if (!strategy_is_relay(&j->strategy))
+		count_fit(j, t->client, ok);
 	console_progress("round %u/%lld  tasks %u/%u", j->round,
 	                 (long long)c->federation.rounds, j->r.done,
 	                 j->r.ntasks);

@@ -5,7 +5,8 @@
  * updates and answers results and failures itself, in any order. It checks
  * the phases a round goes through, the FedAvg of the updates, central
  * evaluation, checkpoints, retries with a new sample, the job failing after
- * its retries, and that answers for tasks of another attempt or phase
+ * its retries, what federation.on_unavailable does with too few clients
+ * available, and that answers for tasks of another attempt or phase
  * change nothing. */
 #include <math.h>
 #include <stdlib.h>
@@ -319,11 +320,75 @@ test_too_few_clients(void)
 	config_free(&cfg);
 }
 
+/* federation.on_unavailable: wait draws availability again until
+ * min_clients are (4 of 4 online with p 0.5: a 1 in 16 draw) and samples
+ * exactly fit_clients; skip records rounds without clients as skipped and
+ * the job ends well; fail ends it at once; too few clients left after
+ * exclusions fail the job whatever the policy, as no draw brings them back. */
+static void
+test_unavailable_policies(void)
+{
+	struct job j;
+	struct config cfg;
+	const char *wait[] = {"federation.min_clients=4",
+	                      "federation.availability=0.5", NULL};
+	open_job(&j, &cfg, "w", wait);
+	j.round = 1;
+	round_start(&j);
+	CHECK_EQ_INT(j.r.phase, ROUND_FIT);
+	CHECK_EQ_INT(sub.n, 4);
+	job_close(&j);
+	config_free(&cfg);
+
+	const char *skip[] = {"federation.availability=0",
+	                      "federation.on_unavailable=skip",
+	                      "federation.rounds=2", NULL};
+	open_job(&j, &cfg, "s", skip);
+	j.round = 1;
+	round_start(&j);
+	CHECK_EQ_INT(sub.n, 0);
+	CHECK_EQ_INT(j.r.phase, ROUND_STOPPED);
+	CHECK_EQ_INT(j.exit_code, JOB_EXIT_OK);
+	CHECK_EQ_INT(json_array_size(j.history), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *h = json_array_get(j.history, i);
+		CHECK(json_is_true(json_object_get(h, "skipped")));
+		CHECK_EQ_INT(json_integer_value(json_object_get(h, "sampled")),
+		             0);
+	}
+	CHECK(ws_has(&j, "checkpoints/round-0002.safetensors"));
+	job_close(&j);
+	config_free(&cfg);
+
+	const char *fail[] = {"federation.availability=0",
+	                      "federation.on_unavailable=fail", NULL};
+	open_job(&j, &cfg, "f", fail);
+	j.round = 1;
+	round_start(&j);
+	CHECK_EQ_INT(sub.n, 0);
+	CHECK_EQ_INT(j.exit_code, JOB_EXIT_FAILED);
+	job_close(&j);
+	config_free(&cfg);
+
+	const char *gone[] = {"federation.min_clients=4",
+	                      "federation.on_unavailable=skip", NULL};
+	open_job(&j, &cfg, "x", gone);
+	j.consecutive_failures[2] = 3;
+	j.round = 1;
+	round_start(&j);
+	CHECK_EQ_INT(sub.n, 0);
+	CHECK_EQ_INT(j.exit_code, JOB_EXIT_FAILED);
+	CHECK_EQ_INT(json_array_size(j.history), 0);
+	job_close(&j);
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
 	RUN(test_rounds_retry_and_failure);
 	RUN(test_last_round_and_failed_evaluation);
 	RUN(test_too_few_clients);
+	RUN(test_unavailable_policies);
 	return harness_finish();
 }

@@ -511,8 +511,8 @@ test_cyclic_relay(void)
 	CHECK_NEAR(v[0], 5, 0);
 	CHECK_EQ_INT(strategy_relay_hop(&s, 2, 1), STRATEGY_HOP_NEXT);
 	CHECK_EQ_INT(strategy_relay_hop(&s, 0, 0), STRATEGY_HOP_NEXT);
-	unsigned ok, failed;
-	CHECK_EQ_INT(strategy_relay_position(&s, &ok, &failed), 2);
+	unsigned ok, failed, retried;
+	CHECK_EQ_INT(strategy_relay_position(&s, &ok, &failed, &retried), 2);
 	CHECK_EQ_INT(ok, 1);
 	CHECK_EQ_INT(failed, 1);
 	/* The failed hop is skipped: the round's model is the last good one. */
@@ -529,6 +529,11 @@ test_cyclic_relay(void)
 	CHECK_EQ_INT(strategy_relay_hop(&s, 0, 0), STRATEGY_HOP_RETRY);
 	CHECK_EQ_INT(strategy_relay_hop(&s, 0, 0), STRATEGY_HOP_RETRY);
 	CHECK_EQ_INT(strategy_relay_hop(&s, 0, 0), STRATEGY_HOP_NEXT);
+	/* One failed hop, its two retries counted apart. */
+	CHECK_EQ_INT(strategy_relay_position(&s, &ok, &failed, &retried), 1);
+	CHECK_EQ_INT(ok, 0);
+	CHECK_EQ_INT(failed, 1);
+	CHECK_EQ_INT(retried, 2);
 	strategy_free(&s);
 	config_free(&c);
 

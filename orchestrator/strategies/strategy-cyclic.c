@@ -23,7 +23,8 @@ struct cyclic {
 	uint32_t *order; /* this round's clients in relay order */
 	unsigned norder, round, attempt;
 	unsigned pos;        /* next hop */
-	unsigned ok, failed; /* hops and failed tasks so far this round */
+	unsigned ok, failed; /* hops done and failed so far this round */
+	unsigned retried;    /* failed tries retried so far this round */
 	unsigned tries;      /* retries of the current hop */
 	int64_t prev_last;   /* last client of the previous round, or -1 */
 	int64_t cur_last;    /* last client of this round, or -1 */
@@ -117,7 +118,7 @@ cyclic_configure(struct strategy *s, unsigned round, unsigned attempt,
 	c->norder = n;
 	c->round = round;
 	c->attempt = attempt;
-	c->pos = c->ok = c->failed = c->tries = 0;
+	c->pos = c->ok = c->failed = c->retried = c->tries = 0;
 	c->cur_last = n ? (int64_t)order[n - 1] : -1;
 	memcpy(c->relay.addr, global, s->model->total_size);
 	return n;
@@ -158,7 +159,7 @@ save_cycle(struct strategy *s)
 	struct ipc_error err;
 	char file[32];
 	snprintf(file, sizeof file, "cycle-%u.safetensors",
-	         (c->ok + c->failed) % 2);
+	         (c->ok + c->failed + c->retried) % 2);
 	char *path = xasprintf("%s/%s", s->ckpt_dir, file);
 	int rc = safetensors_write(path, s->model, c->relay.addr, NULL, &err);
 	free(path);
@@ -168,6 +169,7 @@ save_cycle(struct strategy *s)
 	json_object_set_new(o, "pos", json_integer(c->pos));
 	json_object_set_new(o, "ok", json_integer(c->ok));
 	json_object_set_new(o, "failed", json_integer(c->failed));
+	json_object_set_new(o, "retried", json_integer(c->retried));
 	json_object_set_new(o, "prev_last", json_integer(c->prev_last));
 	json_object_set_new(o, "model", json_string(file));
 	json_t *order = json_array();
@@ -195,11 +197,13 @@ strategy_relay_fd(const struct strategy *s)
 }
 
 unsigned
-strategy_relay_position(struct strategy *s, unsigned *ok, unsigned *failed)
+strategy_relay_position(struct strategy *s, unsigned *ok, unsigned *failed,
+                        unsigned *retried)
 {
 	struct cyclic *c = s->priv;
 	*ok = c->ok;
 	*failed = c->failed;
+	*retried = c->retried;
 	return c->pos;
 }
 
@@ -212,8 +216,8 @@ strategy_relay_hop(struct strategy *s, int64_t client, int ok)
 	if (ok) {
 		c->ok++;
 	} else {
-		c->failed++;
 		if (strcmp(policy, "abort") == 0) {
+			c->failed++;
 			console_err("round %u: cyclic: client %lld failed and "
 			            "strategy.cyclic_on_failure is abort",
 			            c->round, (long long)client);
@@ -222,6 +226,7 @@ strategy_relay_hop(struct strategy *s, int64_t client, int ok)
 		if (strcmp(policy, "retry") == 0 &&
 		    c->tries < (unsigned)cfg->strategy.cyclic_retries) {
 			c->tries++;
+			c->retried++;
 			console_err("round %u: cyclic: retrying client %lld "
 			            "(%u of %lld)",
 			            c->round, (long long)client, c->tries,
@@ -229,6 +234,7 @@ strategy_relay_hop(struct strategy *s, int64_t client, int ok)
 			save_cycle(s);
 			return STRATEGY_HOP_RETRY;
 		}
+		c->failed++;
 		console_err("round %u: cyclic: skipping client %lld (hop %u "
 		            "of %u failed); the relay goes on from the last "
 		            "good model",
@@ -295,6 +301,8 @@ cyclic_load(struct strategy *s, const json_t *obj, struct ipc_error *err)
 		c->ok = (unsigned)json_integer_value(json_object_get(cy, "ok"));
 		c->failed =
 		    (unsigned)json_integer_value(json_object_get(cy, "failed"));
+		c->retried = (unsigned)json_integer_value(
+		    json_object_get(cy, "retried"));
 		c->prev_last =
 		    json_integer_value(json_object_get(cy, "prev_last"));
 		c->cur_round = c->round;

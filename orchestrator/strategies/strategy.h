@@ -165,11 +165,12 @@ int strategy_is_relay(const struct strategy *s);
 /* Relay: the descriptor of the segment the next fit task trains from. */
 int strategy_relay_fd(const struct strategy *s);
 /* Relay: where the round continues (0, or the hop after the last one
- * checkpointed before a restart) with the ok/failed counts so far. */
+ * checkpointed before a restart) with the counts so far: hops ok and
+ * failed (a hop and its retries are one), and failed tries retried. */
 unsigned strategy_relay_position(struct strategy *s, unsigned *ok,
-                                 unsigned *failed);
-/* Relay: a hop ended (ok or failed); checkpoints the cycle position and
- * says what comes next. */
+                                 unsigned *failed, unsigned *retried);
+/* Relay: a hop's task ended (ok or failed); checkpoints the cycle position
+ * and says what comes next. */
 enum strategy_hop strategy_relay_hop(struct strategy *s, int64_t client,
                                      int ok);
 /* The strategy's checkpoint state ({"name": ..., ...}); NULL on error. */

@@ -2,8 +2,10 @@
 # fake_strategies.sh: every strategy runs a 3-round job with the fake worker
 # and leaves no segment or worker behind; FedProx needs train.mu; cyclic
 # relays the model hop by hop (exact model checked), skips a client that
-# always crashes and names it, and kill -9 mid-round then --resume gives the
-# model of an uninterrupted run.
+# always crashes and names it; under cyclic_on_failure skip and retry alike
+# that client's hop fails once a round (retries shown apart, the round
+# line's counts add up), it is excluded after 3 rounds and the job goes on;
+# kill -9 mid-round then --resume gives the model of an uninterrupted run.
 . "$(dirname "$0")/lib/fake.sh"
 
 # Every strategy completes 3 rounds.
@@ -64,6 +66,38 @@ for name in ("a.weight", "a.bias"):
 print("cyclic relay exact: ok")
 PY
 check_clean "$tmp/cy"
+
+# Cyclic retry and skip count and exclude alike: client 1 always crashes;
+# its hop fails once a round (retry's extra tries are counted apart, as
+# "retried"), so under both it is excluded after round 3, never sampled
+# again, and the job goes on with the other three.
+for p in skip retry; do
+	COHORT_FAKE_FAULT=exit1 COHORT_FAKE_FAULT_CLIENT=1 run 4 3 4 5 --workspace-root "$tmp/cy$p" \
+		--set strategy.name=cyclic --set strategy.cyclic_on_failure=$p --set federation.min_fit=1 \
+		>"$tmp/cy$p.out" 2>"$tmp/cy$p.err" || fail "cyclic $p: exit $?: $(cat "$tmp/cy$p.err")"
+	extra=""
+	[ $p = retry ] && extra="  retried 1"
+	for r in 1 2 3; do
+		grep -q "^round $r/5  sampled 4  ok 3  failed 1$extra  train_loss" "$tmp/cy$p.out" ||
+			fail "cyclic $p: round $r: $(cat "$tmp/cy$p.out")"
+	done
+	for r in 4 5; do
+		grep -q "^round $r/5  sampled 3  ok 3  failed 0  available 3  offline 0  excluded 1  train_loss" "$tmp/cy$p.out" ||
+			fail "cyclic $p: round $r: $(cat "$tmp/cy$p.out")"
+	done
+	log=$(ls "$tmp"/cy$p/*/logs/orchestrator.log)
+	grep -q "round 3: client 1 task .*" "$log" && grep -q "client 1 excluded after 3 consecutive failures" "$log" ||
+		fail "cyclic $p: exclusion not logged"
+	! grep -q "round [45]: .*client 1" "$log" || fail "cyclic $p: excluded client 1 ran again"
+	check_clean "$tmp/cy$p"
+done
+[ "$(grep -c "retrying client 1" "$tmp/cyretry.err")" -eq 3 ] || fail "cyclic retry: $(cat "$tmp/cyretry.err")"
+# min_clients 4 of 4: a 3-round job finishes under retry as under skip.
+COHORT_FAKE_FAULT=exit1 COHORT_FAKE_FAULT_CLIENT=1 run 4 4 4 3 --workspace-root "$tmp/cy4" \
+	--set strategy.name=cyclic --set strategy.cyclic_on_failure=retry --set federation.min_fit=1 \
+	>"$tmp/cy4.out" 2>"$tmp/cy4.err" || fail "cyclic retry, min_clients 4: exit $?: $(cat "$tmp/cy4.err")"
+grep -q "^round 3/3  sampled 4  ok 3  failed 1  retried 1  " "$tmp/cy4.out" || fail "cyclic retry, min_clients 4: $(cat "$tmp/cy4.out")"
+check_clean "$tmp/cy4"
 
 # kill -9 in the middle of a cyclic round, then --resume: same model as
 # an uninterrupted run (random_no_repeat order, so the order memory counts).
