@@ -76,7 +76,8 @@ PY
 
 export COHORT_HOME=${COHORT_HOME:-$home} COHORT_SCRATCH=$root
 # Held until the sweep is saved under the array's id, which its tasks read.
-id=$(sbatch --parsable --hold --array="0-$((n - 1))" --output="$root/cohort-%A_%a.out" \
+# Each task's output goes beside its workspace (cohort.sbatch's default).
+id=$(sbatch --parsable --hold --array="0-$((n - 1))" \
 	"${sbatch_opts[@]}" "$home/tools/slurm/cohort.sbatch" "${job_args[@]}")
 id=${id%%;*}
 mv "$checked" "$root/sweep-$id.json"
