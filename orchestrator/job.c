@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,6 +357,10 @@ job_global_name(const struct job *j, unsigned round, char *buf, size_t size)
 	snprintf(buf + n, size - n, "%u", round);
 }
 
+/* A model file at least this big gets progress lines when it is read or
+ * written (seconds of disk). */
+#define LARGE_WRITE_BYTES (256ULL << 20)
+
 /* Load the model to start from (checkpoint or initial), let the capacity
  * check choose the transport, and write the model into the global segment
  * of the first round to run. */
@@ -369,6 +374,11 @@ load_model(struct job *j, int resuming)
 	/* The initial model gives the layout; a checkpoint must match it. */
 	const char *initial =
 	    json_string_value(json_object_get(j->prepared, "initial"));
+	struct stat st;
+	if (initial != NULL && stat(initial, &st) == 0 &&
+	    (uint64_t)st.st_size >= LARGE_WRITE_BYTES)
+		console_out("reading the initial model %s (%.2f GiB)", initial,
+		            (double)st.st_size / (1 << 30));
 	if (safetensors_read(initial, &j->model, &region, NULL, &err) < 0) {
 		console_err("initial model: %s", err.message);
 		return -1;
@@ -469,9 +479,6 @@ peak_rss_kb(void)
 		fclose(f);
 	return kb;
 }
-
-/* A results model at least this big gets progress lines. */
-#define LARGE_WRITE_BYTES (256ULL << 20)
 
 /* Write results/ and print the final summary of a finished job; -1 (and
  * no summary) when a file of results/ could not be written. */
@@ -950,20 +957,24 @@ record_start(struct job *j, const json_t *command, int resumed,
 }
 
 /* A new job refused before its first round keeps config.json and logs/
- * (to read why), not its prepared data and initial model: gigabytes for a
- * large model, of a job that never ran. */
+ * (to read why), not what it prepared: data/ and the initial model in
+ * checkpoints/, gigabytes for a large model, of a job that never ran. */
 static void
 drop_prepared(struct job *j)
 {
 	if (j->ws.dir == NULL)
 		return;
-	char *data = workspace_path(&j->ws, "data");
-	unsigned long long bytes = files_remove_tree(data);
+	static const char *const made[] = {"data", "checkpoints"};
+	unsigned long long bytes = 0;
+	for (size_t i = 0; i < ARRAY_LEN(made); i++) {
+		char *dir = workspace_path(&j->ws, made[i]);
+		bytes += files_remove_tree(dir);
+		free(dir);
+	}
 	if (bytes > 0)
-		console_err("removed the refused job's prepared data (%s, "
-		            "%.1f MiB)",
-		            data, (double)bytes / (1024.0 * 1024));
-	free(data);
+		console_err("removed what the refused job prepared (data/ and "
+		            "checkpoints/ of %s, %.1f MiB)",
+		            j->ws.dir, (double)bytes / (1024.0 * 1024));
 }
 
 int

@@ -187,7 +187,7 @@ grep -q "model too large for this machine.*Fix:" "$tmp/big.out" || fail "no capa
 # was prepared.
 ! grep -q "preparing the data" "$tmp/big.out" || fail "a job that cannot fit was prepared first: $(cat "$tmp/big.out")"
 ws=$(ls -d "$tmp"/big/*/)
-[ ! -e "$ws/logs/prepare.log" ] && [ ! -e "$ws/data/initial.safetensors" ] || fail "the refused job prepared its model"
+[ ! -e "$ws/logs/prepare.log" ] && [ ! -e "$ws/checkpoints/initial.safetensors" ] || fail "the refused job prepared its model"
 # A job refused after its preparation (stream with a strategy that needs
 # every update in shared memory) keeps its config and logs, not its data.
 if run 2 2 2 1 --workspace-root "$tmp/refused" --set model.preset=tiny \
@@ -195,9 +195,9 @@ if run 2 2 2 1 --workspace-root "$tmp/refused" --set model.preset=tiny \
 	fail "stream with median ran"
 fi
 grep -q "keeps updates in shared memory" "$tmp/refused.out" || fail "no stream refusal: $(cat "$tmp/refused.out")"
-grep -q "removed the refused job's prepared data" "$tmp/refused.out" || fail "no cleanup said: $(cat "$tmp/refused.out")"
+grep -q "removed what the refused job prepared" "$tmp/refused.out" || fail "no cleanup said: $(cat "$tmp/refused.out")"
 ws=$(ls -d "$tmp"/refused/*/)
-[ ! -e "$ws/data" ] && [ -s "$ws/config.json" ] && [ -s "$ws/logs/orchestrator.log" ] ||
+[ ! -e "$ws/data" ] && [ ! -e "$ws/checkpoints" ] && [ -s "$ws/config.json" ] && [ -s "$ws/logs/orchestrator.log" ] ||
 	fail "refused job's workspace: $(find "$ws")"
 
 pids=$(grep -l "$tmp" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true)
