@@ -177,6 +177,19 @@ static const struct key keys[] = {
      "model), retried cyclic_retries times then skipped, or fails the job"},
     {"strategy.cyclic_retries", KEY_INT, OFF(strategy.cyclic_retries), "1", 0,
      100, NULL, "cyclic: retries of a failed hop (cyclic_on_failure retry)"},
+    {"privacy.dp", KEY_CHOICE, OFF(privacy.dp), "off", 0, 0, "off|central",
+     "central: DP-FedAvg: each update's change clipped to "
+     "privacy.clip_norm, Gaussian noise on the round's sum, divided by "
+     "fit_clients; epsilon reported every round (docs/privacy.md)"},
+    {"privacy.clip_norm", KEY_NUM, OFF(privacy.clip_norm), "1.0", 1e-12, NOMAX,
+     NULL, "L2 norm an update's change from the global model is clipped to"},
+    {"privacy.noise_multiplier", KEY_NUM, OFF(privacy.noise_multiplier), "1.0",
+     0, 1e6, NULL,
+     "standard deviation of the noise per element / privacy.clip_norm (0: "
+     "clipping only, no privacy)"},
+    {"privacy.delta", KEY_NUM, OFF(privacy.delta), "1e-5", 1e-300, 0.5, NULL,
+     "the delta of the (epsilon, delta) reported; keep it below "
+     "1 / federation.clients"},
     {"evaluate.central", KEY_BOOL, OFF(evaluate.central), "true", 0, 0, NULL,
      "evaluate the global model on the test set after every round"},
     {"evaluate.fraction", KEY_NUM, OFF(evaluate.fraction), "0.0", 0, 1, NULL,

@@ -77,6 +77,12 @@ struct config {
 		int64_t cyclic_retries;
 	} strategy;
 	struct {
+		char *dp;         /* off|central */
+		double clip_norm; /* C: L2 bound of one update's change */
+		double noise_multiplier; /* noise sd / C */
+		double delta;            /* of the (epsilon, delta) reported */
+	} privacy;
+	struct {
 		bool central;
 		double fraction; /* of available clients, on their holdout */
 	} evaluate;

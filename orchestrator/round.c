@@ -432,10 +432,18 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		snprintf(tl, sizeof tl, "%.4f", test_loss);
 	if (isfinite(test_acc))
 		snprintf(ta, sizeof ta, "%.4f", test_acc);
+	/* privacy.dp central: the epsilon spent so far (inf: no noise) */
+	unsigned clipped = 0;
+	double norm_max = 0;
+	double eps = strategy_dp_epsilon(&j->strategy, &clipped, &norm_max);
+	int dp = !isnan(eps);
+	char priv[48] = "";
+	if (dp)
+		snprintf(priv, sizeof priv, "  eps %.3f", eps);
 	console_out("round %u/%lld  sampled %u  ok %u  failed %u%s  train_loss "
-	            "%s  test_loss %s  test_acc %s%s  %.2fs",
+	            "%s  test_loss %s  test_acc %s%s%s  %.2fs",
 	            j->round, (long long)c->federation.rounds, j->r.ntasks,
-	            j->r.ok, j->r.failed, counts, tr, tl, ta, fed, secs);
+	            j->r.ok, j->r.failed, counts, tr, tl, ta, fed, priv, secs);
 	/* The round's values, as metrics.jsonl lines (metric) and as its
 	 * entry of state.json's history (key); NULL: not there. */
 	/* on: written at all (federated evaluation, a relay strategy's
@@ -462,6 +470,9 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	    {"fed_eval_ok", "fed_eval_ok", j->r.fedeval.ok, 1, fed_on},
 	    {"fed_eval_failed", "fed_eval_failed", j->r.fedeval.failed, 1,
 	     fed_on},
+	    {"dp_epsilon", "dp_epsilon", eps, 0, dp},
+	    {"dp_clipped", "dp_clipped", clipped, 1, dp},
+	    {"dp_norm_max", NULL, norm_max, 0, dp},
 	    {"round_seconds", NULL, secs, 0, 1},
 	};
 	json_t *h = json_object();
@@ -497,6 +508,7 @@ publish_global(struct job *j)
 			console_err("round %u: %s", j->round, err.message);
 			return -1;
 		}
+		strategy_released(&j->strategy);
 		return 0;
 	}
 	if (shm_segment_create(&next, name, j->model.total_size, &err) < 0) {
@@ -517,6 +529,7 @@ publish_global(struct job *j)
 	shm_segment_close(&j->global);
 	j->global = next;
 	stream_release_global(j);
+	strategy_released(&j->strategy);
 	return 0;
 }
 

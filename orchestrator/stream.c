@@ -189,11 +189,12 @@ check_finite(const struct tensor_manifest *m, const void *region,
 }
 
 /* Whether st's fold is the accumulator's weighted sum, which stream_fold
- * does itself tensor by tensor (windows of a lazy mapping). */
+ * does itself tensor by tensor (windows of a lazy mapping); not with
+ * privacy.dp central, whose fold clips each update first. */
 static int
 folds_mean(const struct strategy *st)
 {
-	return st->ops->fold == strategy_fold_mean;
+	return st->ops->fold == strategy_fold_mean && st->dp == NULL;
 }
 
 /* Seal a task's update against every writer, then map it read-only. */
@@ -329,6 +330,8 @@ large_global(struct job *j)
 int
 stream_finish_global(struct job *j, struct ipc_error *err)
 {
+	if (strategy_release_mean(&j->strategy, err) < 0)
+		return -1;
 	struct window w = {.seg = large_global(j)};
 	double peak = fedavg_finish_each(&j->strategy.acc, j->global.addr,
 	                                 window_next, &w);

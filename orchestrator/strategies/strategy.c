@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dp.h"
 #include "safetensors.h"
 #include "util.h"
 #include "wsum.h"
@@ -81,6 +82,8 @@ strategy_check_config(const struct config *c, struct ipc_error *err)
 			    "federation.fit_clients - strategy.krum_f = %lld",
 			    (long long)c->strategy.krum_m, (long long)(n - f));
 	}
+	if (dp_check_config(c, err) < 0)
+		return -1;
 	return check_cyclic_clients(c, err);
 }
 
@@ -122,6 +125,7 @@ strategy_init(struct strategy *s, const struct strategy_env *env,
 	if ((ops->kind == STRATEGY_ALL && check_shm_room(s, err) < 0) ||
 	    fedavg_init(&s->acc, env->model, err) < 0)
 		return -1;
+	s->dp = dp_new(env->cfg);
 	s->nspans = env->model->count;
 	s->spans = xcalloc(s->nspans ? s->nspans : 1, sizeof *s->spans);
 	for (size_t i = 0; i < s->nspans; i++) {
@@ -149,6 +153,7 @@ strategy_free(struct strategy *s)
 	release_kept(s);
 	free(s->kept);
 	free(s->kept_weight);
+	dp_free(s->dp);
 	fedavg_free(&s->acc);
 	free(s->spans);
 	free(s->jobkey);
@@ -164,6 +169,8 @@ strategy_configure(struct strategy *s, unsigned round, unsigned attempt,
 {
 	fedavg_reset(&s->acc);
 	release_kept(s);
+	if (s->dp != NULL)
+		dp_configure(s->dp, global);
 	if (s->ops->configure != NULL)
 		return s->ops->configure(s, round, attempt, sampled, nsampled,
 		                         available, navailable, global, order);
@@ -236,7 +243,11 @@ int
 strategy_finish(struct strategy *s, const void *global, void *out,
                 struct ipc_error *err)
 {
-	int rc = s->ops->finish(s, global, out, err);
+	int rc = s->ops->fold == strategy_fold_mean
+	             ? strategy_release_mean(s, err)
+	             : 0;
+	if (rc == 0)
+		rc = s->ops->finish(s, global, out, err);
 	release_kept(s);
 	/* The mean checks what it writes as it writes it. */
 	if (rc == 0 && s->ops->finish != strategy_finish_mean &&
@@ -277,6 +288,9 @@ strategy_save(struct strategy *s, unsigned round, struct ipc_error *err)
 {
 	json_t *obj = json_object();
 	json_object_set_new(obj, "name", json_string(s->ops->name));
+	if (s->dp != NULL)
+		json_object_set_new(obj, "dp_rounds",
+		                    json_integer(s->dp->acct.rounds));
 	if (s->ops->save != NULL && s->ops->save(s, round, obj, err) < 0) {
 		json_decref(obj);
 		return NULL;
@@ -302,6 +316,11 @@ strategy_load(struct strategy *s, const json_t *obj, struct ipc_error *err)
 		    "the job runs \"%s\"; resume with --set "
 		    "strategy.name=%s",
 		    name, s->ops->name, name);
+	/* the rounds the accountant has counted: released, not skipped */
+	json_int_t spent =
+	    json_integer_value(json_object_get(obj, "dp_rounds"));
+	for (json_int_t r = 0; s->dp != NULL && r < spent && r < 100000000; r++)
+		dp_account(s->dp);
 	return s->ops->load ? s->ops->load(s, obj, err) : 0;
 }
 
@@ -377,14 +396,41 @@ strategy_fold_mean(struct strategy *s, const void *update, double weight,
                    struct ipc_error *err)
 {
 	(void)err;
-	fedavg_add(&s->acc, update, weight);
+	if (s->dp != NULL)
+		dp_fold(s->dp, &s->acc, s->model, update);
+	else
+		fedavg_add(&s->acc, update, weight);
 	return 0;
+}
+
+int
+strategy_release_mean(struct strategy *s, struct ipc_error *err)
+{
+	return s->dp != NULL ? dp_release(s->dp, &s->acc, s->model, err) : 0;
+}
+
+void
+strategy_released(struct strategy *s)
+{
+	if (s->dp != NULL)
+		dp_account(s->dp);
+}
+
+double
+strategy_dp_epsilon(const struct strategy *s, unsigned *clipped,
+                    double *norm_max)
+{
+	if (s->dp == NULL)
+		return NAN;
+	*clipped = s->dp->clipped;
+	*norm_max = s->dp->norm_max;
+	return dp_epsilon(s->dp);
 }
 
 int
 strategy_folds_sums(const struct strategy *s)
 {
-	return s->ops->fold == strategy_fold_mean;
+	return s->ops->fold == strategy_fold_mean && s->dp == NULL;
 }
 
 int

@@ -81,6 +81,8 @@ struct strategy_env {
 	const char *ckpt_dir; /* NULL: no checkpoints (unit tests) */
 };
 
+struct dp;
+
 struct strategy {
 	const struct strategy_ops *ops;
 	const struct config *cfg;
@@ -94,6 +96,7 @@ struct strategy {
 	struct shm_segment *kept; /* ALL: the round's update mappings */
 	double *kept_weight;
 	unsigned nkept, capkept;
+	struct dp *dp; /* privacy.dp central: clipping, noise, accountant */
 	void *priv;
 };
 
@@ -120,6 +123,15 @@ int strategy_finish_mean(struct strategy *s, const void *global, void *out,
  * round's aggregate is refused. */
 int strategy_check_peak(const struct strategy *s, double peak,
                         struct ipc_error *err);
+/* Before a mean's finish (either transport's): with privacy.dp central,
+ * the noise and the fixed denominator (dp.h); else nothing. */
+int strategy_release_mean(struct strategy *s, struct ipc_error *err);
+/* The new global model was published: the accountant counts the round. */
+void strategy_released(struct strategy *s);
+/* Epsilon spent so far (privacy.dp central), NAN when DP is off; the
+ * round's clipped updates and largest change norm before clipping. */
+double strategy_dp_epsilon(const struct strategy *s, unsigned *clipped,
+                           double *norm_max);
 int strategy_keep_update(struct strategy *s, const void *update, double weight,
                          struct ipc_error *err);
 /* For every coordinate of the model, hand the kept updates' values, sorted
