@@ -1,5 +1,5 @@
 """bench.py: cohort's benchmark suites (overhead, scaling, scale, fidelity,
-standalone, engine). Each suite runs real jobs of the release build, prints a table,
+standalone, engine, privacy). Each suite runs real jobs of the release build, prints a table,
 and writes SUITE.csv, SUITE.md (the same table in Markdown) and SUITE.svg into
 the output directory. Started by tools/bench/run.sh, which builds first."""
 
@@ -439,6 +439,51 @@ def suite_engine(out, repeats):
          "thread")
 
 
+# The privacy suite's federation: cross-device scale, where central DP
+# pays (the noise of one round is divided by the clients in it).
+DP_JOB = {"data.samples_per_client": "60", "launcher.tasks_per_worker": "100",
+          "output.client_metrics": "summary", "strategy.weighting": "uniform",
+          "train.lr": "0.05"}
+DP_COUNTS = (10000, 1000, 1000, 30)
+DP_CLIP = "0.1"
+
+
+def suite_privacy(out, repeats):
+    """Central DP (privacy.dp=central): MLP on Fashion-MNIST, a federation
+    of 10,000 clients of 60 samples, 1,000 per round (q = 0.1), 30 rounds,
+    uniform weights; final test accuracy and epsilon at delta 1e-5 for no
+    DP, clipping alone and three noise levels. Accuracy only (one run
+    each: the noise is fresh every run)."""
+    rows, curves, names = [], [], []
+    variants = [("no DP", None), ("clip only", "0"), ("noise 0.5", "0.5"),
+                ("noise 1.0", "1.0"), ("noise 2.0", "2.0")]
+    for label, noise in variants:
+        progress(f"privacy: {label}")
+        sets = dict(DP_JOB)
+        if noise is not None:
+            sets.update({"privacy.dp": "central", "privacy.clip_norm": DP_CLIP,
+                         "privacy.noise_multiplier": noise})
+        r = job(DP_COUNTS, sets)
+        rounds = r["rounds"]
+        last = max(rounds)
+        eps = rounds[last].get("dp_epsilon") if noise is not None else None
+        rows.append([label, noise if noise is not None else "-", DP_CLIP
+                     if noise is not None else "-",
+                     "inf" if noise == "0" else
+                     (f"{eps:.2f}" if eps is not None else "-"),
+                     r["summary"]["final_test_accuracy"], r["wall"]])
+        names.append(label)
+        curves.append([(k, rounds[k]["test_accuracy"]) for k in sorted(rounds)])
+    header = ["variant", "noise_multiplier", "clip_norm", "epsilon_delta_1e-5",
+              "final_test_acc", "wall_s"]
+    emit(out, "privacy", header, rows,
+         "central DP: MLP, 10,000 clients x 60 samples, 1,000 per round, "
+         "30 rounds")
+    svgchart.lines(os.path.join(out, "privacy.svg"),
+                   "central DP: test accuracy per round", "round",
+                   "test accuracy", names, curves)
+
+
 def machine(out):
     """One paragraph about the machine, also written to machine.txt."""
     model = "unknown"
@@ -462,7 +507,7 @@ def machine(out):
 SUITES = {"overhead": suite_overhead, "scaling": suite_scaling,
           "scale": suite_scale,
           "fidelity": suite_fidelity, "standalone": suite_standalone,
-          "engine": suite_engine}
+          "engine": suite_engine, "privacy": suite_privacy}
 
 
 def main():

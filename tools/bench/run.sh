@@ -3,8 +3,8 @@
 #
 #   tools/bench/run.sh [--snapshot] [--out DIR] [--repeats N] [suite ...]
 #
-# Suites: overhead, scaling, scale, fidelity, standalone, engine (none
-# named = all). Each prints a table and writes SUITE.csv, SUITE.md and
+# Suites: overhead, scaling, scale, fidelity, standalone, engine, privacy
+# (none named = all). Each prints a table and writes SUITE.csv, SUITE.md and
 # SUITE.svg into DIR (default build-release/bench/). Numbers are medians of
 # N repeats (default 3); BENCHMARKS.md says what each one counts. --snapshot benchmarks the
 # committed HEAD (git archive into a temporary tree with its own
