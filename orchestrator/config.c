@@ -187,6 +187,21 @@ static const struct key keys[] = {
      0, 1e6, NULL,
      "standard deviation of the noise per element / privacy.clip_norm (0: "
      "clipping only, no privacy)"},
+    {"privacy.adaptive_clip", KEY_BOOL, OFF(privacy.adaptive_clip), "false", 0,
+     0, NULL,
+     "move privacy.clip_norm each round towards privacy.target_quantile of "
+     "the updates' change norms, by a noisy count (Andrew et al. 2021); "
+     "privacy.clip_norm is then the first round's"},
+    {"privacy.target_quantile", KEY_NUM, OFF(privacy.target_quantile), "0.5", 0,
+     1, NULL, "adaptive clipping: the share of updates left unclipped"},
+    {"privacy.clip_learning_rate", KEY_NUM, OFF(privacy.clip_learning_rate),
+     "0.2", 0, 10, NULL,
+     "adaptive clipping: C <- C exp(-rate (unclipped share - quantile))"},
+    {"privacy.clip_count_stddev", KEY_NUM, OFF(privacy.clip_count_stddev), "0",
+     0, NOMAX, NULL,
+     "adaptive clipping: noise of the count of unclipped updates (0 = "
+     "fit_clients / 20); the update's noise multiplier becomes (s^-2 - (2 "
+     "sd)^-2)^-1/2, so the accountant's s holds for both"},
     {"privacy.delta", KEY_NUM, OFF(privacy.delta), "1e-5", 1e-300, 0.5, NULL,
      "the delta of the (epsilon, delta) reported; keep it below "
      "1 / federation.clients"},

@@ -81,6 +81,8 @@ struct config {
 		double clip_norm; /* C: L2 bound of one update's change */
 		double noise_multiplier; /* noise sd / C */
 		double delta;            /* of the (epsilon, delta) reported */
+		int adaptive_clip;       /* clip_norm follows a quantile */
+		double target_quantile, clip_learning_rate, clip_count_stddev;
 	} privacy;
 	struct {
 		bool central;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "dp.h"
 #include "models.h"
 #include "prepare-run.h"
 #include "taskconf.h"
@@ -433,13 +434,14 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	if (isfinite(test_acc))
 		snprintf(ta, sizeof ta, "%.4f", test_acc);
 	/* privacy.dp central: the epsilon spent so far (inf: no noise) */
-	unsigned clipped = 0;
-	double norm_max = 0;
-	double eps = strategy_dp_epsilon(&j->strategy, &clipped, &norm_max);
-	int dp = !isnan(eps);
-	char priv[48] = "";
-	if (dp)
-		snprintf(priv, sizeof priv, "  eps %.3f", eps);
+	struct dp_round_info dpi = {0};
+	int dp = strategy_dp_info(&j->strategy, &dpi);
+	char priv[64] = "";
+	if (dp && dpi.adaptive)
+		snprintf(priv, sizeof priv, "  eps %.3f  clip %.4g",
+		         dpi.epsilon, dpi.clip);
+	else if (dp)
+		snprintf(priv, sizeof priv, "  eps %.3f", dpi.epsilon);
 	console_out("round %u/%lld  sampled %u  ok %u  failed %u%s  train_loss "
 	            "%s  test_loss %s  test_acc %s%s%s  %.2fs",
 	            j->round, (long long)c->federation.rounds, j->r.ntasks,
@@ -470,9 +472,10 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	    {"fed_eval_ok", "fed_eval_ok", j->r.fedeval.ok, 1, fed_on},
 	    {"fed_eval_failed", "fed_eval_failed", j->r.fedeval.failed, 1,
 	     fed_on},
-	    {"dp_epsilon", "dp_epsilon", eps, 0, dp},
-	    {"dp_clipped", "dp_clipped", clipped, 1, dp},
-	    {"dp_norm_max", NULL, norm_max, 0, dp},
+	    {"dp_epsilon", "dp_epsilon", dpi.epsilon, 0, dp},
+	    {"dp_clipped", "dp_clipped", dpi.clipped, 1, dp},
+	    {"dp_clip_norm", NULL, dpi.clip, 0, dp},
+	    {"dp_norm_max", NULL, dpi.norm_max, 0, dp},
 	    {"round_seconds", NULL, secs, 0, 1},
 	};
 	json_t *h = json_object();

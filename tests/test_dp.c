@@ -139,6 +139,70 @@ test_noise(void)
 	tensor_manifest_free(&m);
 }
 
+/* Fold updates of change norms 0.5, 1, 2 and 3 (along the first element)
+ * into a released round of d. */
+static void
+adaptive_round(struct dp *d, struct fedavg *acc,
+               const struct tensor_manifest *m)
+{
+	static const float g[2] = {0, 0};
+	static const float u[4][2] = {{0.5f, 0}, {1, 0}, {2, 0}, {3, 0}};
+	struct ipc_error err;
+	fedavg_reset(acc);
+	dp_configure(d, g);
+	for (int i = 0; i < 4; i++)
+		dp_fold(d, acc, m, u[i]);
+	CHECK_EQ_INT(dp_release(d, acc, m, &err), 0);
+}
+
+/* Adaptive clipping (no noise, so the count is exact): C 0.8 leaves one
+ * of four updates unclipped, a share of 0.25 under the target 0.5, so C
+ * grows by exp(0.2 x 0.25); over rounds it settles between the second and
+ * third norms (the median); the update's noise multiplier gives the count
+ * its share: (1 - 1/4)^-1/2 for s = 1, count sd 1. */
+static void
+test_adaptive(void)
+{
+	struct tensor_manifest m;
+	model_of(&m, 2);
+	struct config c;
+	config_of(&c, "0.8", "0", "4");
+	struct ipc_error err;
+	CHECK_EQ_INT(config_set(&c, "privacy.adaptive_clip=true", &err), 0);
+	struct dp *d = dp_new(&c);
+	struct fedavg acc;
+	CHECK_EQ_INT(fedavg_init(&acc, &m, &err), 0);
+	adaptive_round(d, &acc, &m);
+	struct dp_round_info info;
+	dp_info(d, &info);
+	CHECK_NEAR(info.clip, 0.8, 1e-12);
+	CHECK_EQ_INT(info.clipped, 3);
+	CHECK_NEAR(d->clip, 0.8 * exp(0.2 * 0.25), 1e-12);
+	for (int r = 0; r < 200; r++)
+		adaptive_round(d, &acc, &m);
+	printf("  adaptive clip after 201 rounds: %.4f\n", d->clip);
+	CHECK(d->clip > 1 * 0.8 && d->clip < 2 * 1.25);
+	dp_free(d);
+	config_free(&c);
+
+	config_of(&c, "1", "1", "10");
+	CHECK_EQ_INT(config_set(&c, "privacy.adaptive_clip=true", &err), 0);
+	CHECK_EQ_INT(config_set(&c, "privacy.clip_count_stddev=1", &err), 0);
+	CHECK_EQ_INT(config_check(&c, &err), 0);
+	d = dp_new(&c);
+	CHECK_NEAR(d->sigma_update, 1 / sqrt(0.75), 1e-12);
+	dp_free(d);
+	config_free(&c);
+	/* a count noise too small to leave the update any: refused */
+	config_of(&c, "1", "1", "10");
+	CHECK_EQ_INT(config_set(&c, "privacy.adaptive_clip=true", &err), 0);
+	CHECK_EQ_INT(config_check(&c, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "privacy.clip_count_stddev");
+	config_free(&c);
+	fedavg_free(&acc);
+	tensor_manifest_free(&m);
+}
+
 /* What privacy.dp central refuses, each naming the fix. */
 static void
 test_refusals(void)
@@ -174,6 +238,7 @@ main(void)
 {
 	RUN(test_clip_and_denominator);
 	RUN(test_noise);
+	RUN(test_adaptive);
 	RUN(test_refusals);
 	return harness_finish();
 }

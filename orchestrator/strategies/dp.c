@@ -45,6 +45,21 @@ dp_check_config(const struct config *c, struct ipc_error *err)
 		    "privacy.dp central clips every update in the "
 		    "orchestrator, so workers cannot add them up: set "
 		    "launcher.partial_sums to auto or off");
+	double sd = c->privacy.clip_count_stddev > 0
+	                ? c->privacy.clip_count_stddev
+	                : (double)c->federation.fit_clients / 20;
+	if (c->privacy.adaptive_clip && c->privacy.noise_multiplier > 0 &&
+	    !(2 * sd > c->privacy.noise_multiplier))
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "privacy.adaptive_clip spends part of the noise on the "
+		    "count of unclipped updates, and with its standard "
+		    "deviation %g (privacy.clip_count_stddev; default "
+		    "fit_clients / 20) nothing is left for the update: it "
+		    "must be above privacy.noise_multiplier / 2 = %g (more "
+		    "clients per round, a larger privacy.clip_count_stddev, "
+		    "or adaptive_clip off)",
+		    sd, c->privacy.noise_multiplier / 2);
 	return 0;
 }
 
@@ -58,6 +73,20 @@ dp_new(const struct config *c)
 	d->sigma = c->privacy.noise_multiplier;
 	d->delta = c->privacy.delta;
 	d->expected = (unsigned)c->federation.fit_clients;
+	d->clip_used = d->clip;
+	d->sigma_update = d->sigma;
+	d->adaptive = c->privacy.adaptive_clip;
+	if (d->adaptive) {
+		d->quantile = c->privacy.target_quantile;
+		d->clip_lr = c->privacy.clip_learning_rate;
+		d->count_sd = c->privacy.clip_count_stddev > 0
+		                  ? c->privacy.clip_count_stddev
+		                  : (double)d->expected / 20;
+		if (d->sigma > 0)
+			d->sigma_update =
+			    1 / sqrt(1 / (d->sigma * d->sigma) -
+			             1 / (4 * d->count_sd * d->count_sd));
+	}
 	dpaccount_init(&d->acct,
 	               (double)c->federation.fit_clients /
 	                   (double)c->federation.clients,
@@ -71,6 +100,7 @@ dp_configure(struct dp *d, const void *global)
 	d->global = global;
 	d->folded = d->clipped = 0;
 	d->norm_max = 0;
+	d->clip_used = d->clip;
 }
 
 /* |u - g| over the whole model. */
@@ -150,6 +180,25 @@ gaussians(double *out, size_t n)
 	return 0;
 }
 
+/* Adaptive clipping: the share of this round's updates within C, counted
+ * with noise of count_sd, moves C geometrically towards the target
+ * quantile: C <- C exp(-clip_lr (share - quantile)). */
+static int
+adapt_clip(struct dp *d, struct ipc_error *err)
+{
+	double noise = 0;
+	if (d->count_sd > 0 && d->sigma > 0 && gaussians(&noise, 1) < 0)
+		return ipc_error_set(
+		    err, IPC_E_IO,
+		    "privacy: cannot read random bytes for the "
+		    "count's noise: %s",
+		    strerror(errno));
+	double within = (double)(d->folded - d->clipped) + d->count_sd * noise;
+	double share = within / d->expected;
+	d->clip = d->clip * exp(-d->clip_lr * (share - d->quantile));
+	return 0;
+}
+
 int
 dp_release(struct dp *d, struct fedavg *acc, const struct tensor_manifest *m,
            struct ipc_error *err)
@@ -157,7 +206,7 @@ dp_release(struct dp *d, struct fedavg *acc, const struct tensor_manifest *m,
 	/* acc = sum u'_i = n g + sum changes; make it m g + sum changes +
 	 * noise, with weight m */
 	double extra = (double)d->expected - (double)d->folded;
-	double sd = d->sigma * d->clip;
+	double sd = d->sigma_update * d->clip;
 	enum { CHUNK = 4096 };
 	double noise[CHUNK];
 	double *a = acc->acc;
@@ -181,7 +230,7 @@ dp_release(struct dp *d, struct fedavg *acc, const struct tensor_manifest *m,
 		a += n;
 	}
 	acc->weight = d->expected;
-	return 0;
+	return d->adaptive ? adapt_clip(d, err) : 0;
 }
 
 void
@@ -196,6 +245,16 @@ dp_epsilon(const struct dp *d)
 	if (d->sigma <= 0)
 		return INFINITY; /* no noise: no privacy */
 	return dpaccount_epsilon(&d->acct, d->delta, NULL);
+}
+
+void
+dp_info(const struct dp *d, struct dp_round_info *info)
+{
+	info->epsilon = dp_epsilon(d);
+	info->clip = d->clip_used;
+	info->norm_max = d->norm_max;
+	info->clipped = d->clipped;
+	info->adaptive = d->adaptive;
 }
 
 void

@@ -26,14 +26,30 @@
 #include "tensor.h"
 
 struct dp {
-	double clip;        /* C */
-	double sigma;       /* s */
-	double delta;       /* privacy.delta */
-	unsigned expected;  /* m: federation.fit_clients */
-	const void *global; /* the round's global model (dp_configure) */
+	double clip;       /* C of the next round */
+	double clip_used;  /* C of the round just released */
+	double sigma;      /* s: the accountant's noise multiplier */
+	double delta;      /* privacy.delta */
+	unsigned expected; /* m: federation.fit_clients */
+	/* privacy.adaptive_clip (Andrew et al. 2021): C moves towards the
+	 * target quantile of the change norms, by a noisy count */
+	int adaptive;
+	double quantile, clip_lr, count_sd;
+	double sigma_update; /* the update's share of the noise: s itself, or
+	                      * (s^-2 - (2 count_sd)^-2)^-1/2 when adaptive */
+	const void *global;  /* the round's global model (dp_configure) */
 	unsigned folded, clipped;
 	double norm_max; /* largest change norm before clipping, this round */
 	struct dpaccount acct;
+};
+
+/* What the round line and metrics show of a released round. */
+struct dp_round_info {
+	double epsilon;  /* spent so far at privacy.delta (inf: no noise) */
+	double clip;     /* the C this round clipped to */
+	double norm_max; /* largest change norm before clipping */
+	unsigned clipped;
+	int adaptive;
 };
 
 /* The config's refusals: privacy.dp central needs an averaging strategy,
@@ -54,6 +70,8 @@ int dp_release(struct dp *d, struct fedavg *acc,
 void dp_account(struct dp *d);
 /* Epsilon spent so far at privacy.delta. */
 double dp_epsilon(const struct dp *d);
+/* The last released round, for the round line and metrics. */
+void dp_info(const struct dp *d, struct dp_round_info *info);
 void dp_free(struct dp *d);
 
 #endif

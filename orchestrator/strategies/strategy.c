@@ -288,9 +288,11 @@ strategy_save(struct strategy *s, unsigned round, struct ipc_error *err)
 {
 	json_t *obj = json_object();
 	json_object_set_new(obj, "name", json_string(s->ops->name));
-	if (s->dp != NULL)
+	if (s->dp != NULL) {
 		json_object_set_new(obj, "dp_rounds",
 		                    json_integer(s->dp->acct.rounds));
+		json_object_set_new(obj, "dp_clip", json_real(s->dp->clip));
+	}
 	if (s->ops->save != NULL && s->ops->save(s, round, obj, err) < 0) {
 		json_decref(obj);
 		return NULL;
@@ -321,6 +323,9 @@ strategy_load(struct strategy *s, const json_t *obj, struct ipc_error *err)
 	    json_integer_value(json_object_get(obj, "dp_rounds"));
 	for (json_int_t r = 0; s->dp != NULL && r < spent && r < 100000000; r++)
 		dp_account(s->dp);
+	double clip = json_number_value(json_object_get(obj, "dp_clip"));
+	if (s->dp != NULL && clip > 0 && isfinite(clip))
+		s->dp->clip = clip; /* adaptive clipping's C, where it got to */
 	return s->ops->load ? s->ops->load(s, obj, err) : 0;
 }
 
@@ -416,15 +421,13 @@ strategy_released(struct strategy *s)
 		dp_account(s->dp);
 }
 
-double
-strategy_dp_epsilon(const struct strategy *s, unsigned *clipped,
-                    double *norm_max)
+int
+strategy_dp_info(const struct strategy *s, struct dp_round_info *info)
 {
 	if (s->dp == NULL)
-		return NAN;
-	*clipped = s->dp->clipped;
-	*norm_max = s->dp->norm_max;
-	return dp_epsilon(s->dp);
+		return 0;
+	dp_info(s->dp, info);
+	return 1;
 }
 
 int

@@ -128,10 +128,10 @@ int strategy_check_peak(const struct strategy *s, double peak,
 int strategy_release_mean(struct strategy *s, struct ipc_error *err);
 /* The new global model was published: the accountant counts the round. */
 void strategy_released(struct strategy *s);
-/* Epsilon spent so far (privacy.dp central), NAN when DP is off; the
- * round's clipped updates and largest change norm before clipping. */
-double strategy_dp_epsilon(const struct strategy *s, unsigned *clipped,
-                           double *norm_max);
+/* privacy.dp central: what the last released round spent and clipped
+ * (dp.h); 0 when DP is off. */
+struct dp_round_info;
+int strategy_dp_info(const struct strategy *s, struct dp_round_info *info);
 int strategy_keep_update(struct strategy *s, const void *update, double weight,
                          struct ipc_error *err);
 /* For every coordinate of the model, hand the kept updates' values, sorted

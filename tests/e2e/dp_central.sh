@@ -80,6 +80,20 @@ ws=$(ls -d "$tmp"/res/*/)
 run --resume "$ws" --set federation.rounds=3 >"$tmp/res2.out" || fail "resume: $(cat "$tmp/res2.out")"
 want=$(sed -n 's/^3 //p' "$tmp/eps.txt")
 grep -q "round 3/3 .* eps $want " "$tmp/res2.out" || fail "resumed round 3's epsilon is not $want: $(cat "$tmp/res2.out")"
+# Adaptive clipping: the clip moves every round, shown in the round line
+# and dp_clip_norm; without noise it is deterministic, and a resume goes
+# on from where it got to.
+run 10 4 4 3 --workspace-root "$tmp/ad" --set privacy.dp=central --set privacy.adaptive_clip=true \
+	--set privacy.noise_multiplier=0 --set privacy.clip_norm=0.0001 >"$tmp/ad.out" || fail "adaptive: $(cat "$tmp/ad.out")"
+clips=$(sed -n 's/^round [0-9]*\/3 .* clip \([0-9.e-]*\) .*/\1/p' "$tmp/ad.out" | tr '\n' ' ')
+[ "$(echo "$clips" | wc -w)" -eq 3 ] && [ "$(echo "$clips" | tr ' ' '\n' | sort -u | grep -c .)" -eq 3 ] ||
+	fail "adaptive clip did not move: '$clips': $(cat "$tmp/ad.out")"
+run 10 4 4 2 --workspace-root "$tmp/ad2" --set privacy.dp=central --set privacy.adaptive_clip=true \
+	--set privacy.noise_multiplier=0 --set privacy.clip_norm=0.0001 >/dev/null || fail "adaptive, 2 rounds"
+run --resume "$(ls -d "$tmp"/ad2/*/)" --set federation.rounds=3 >"$tmp/ad2.out" 2>&1 || fail "adaptive resume: $(cat "$tmp/ad2.out")"
+want=$(echo "$clips" | cut -d' ' -f3)
+grep -q "round 3/3 .* clip $want " "$tmp/ad2.out" || fail "resumed clip is not $want: $(cat "$tmp/ad2.out")"
+
 # A server optimiser steps from the noisy mean as from any mean.
 for strat in fedavgm fedadam; do
 	run 10 4 4 2 --workspace-root "$tmp/$strat" --set strategy.name=$strat --set privacy.dp=central \
