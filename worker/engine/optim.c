@@ -126,3 +126,38 @@ optim_step(struct optim *o, float *params, const float *grads,
 			            o->m + off, o->v + off, n, o->t);
 	}
 }
+
+/* AdamW: the weight decays first (decoupled from the gradient), then the
+ * Adam update with bias-corrected moments, as torch.optim.AdamW. */
+void
+optim_adamw_update(const struct optim_config *c, float *restrict w,
+                   const float *restrict g, float *restrict m,
+                   float *restrict v, size_t n, uint64_t t)
+{
+	float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+	float decay = 1.0f - c->lr * c->weight_decay;
+	float step = (float)(c->lr / (1.0 - pow(b1, (double)t)));
+	float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)t));
+	for (size_t i = 0; i < n; i++) {
+		w[i] *= decay;
+		m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+		v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+		w[i] -= step * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+	}
+}
+
+/* The L2 norm of every gradient together (summed in double), and a uniform
+ * rescale when it exceeds max_norm. */
+double
+optim_clip_grad_norm(float *g, size_t n, double max_norm)
+{
+	double sum = 0.0;
+	for (size_t i = 0; i < n; i++)
+		sum += (double)g[i] * g[i];
+	double norm = sqrt(sum);
+	double coef = max_norm / (norm + 1e-6);
+	if (coef < 1.0)
+		for (size_t i = 0; i < n; i++)
+			g[i] = (float)(g[i] * coef);
+	return norm;
+}

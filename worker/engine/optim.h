@@ -36,4 +36,17 @@ void optim_free(struct optim *o);
 void optim_step(struct optim *o, float *params, const float *grads,
                 const float *global);
 
+/* One torch.optim.AdamW step (decoupled weight decay, bias correction) of
+ * n parameters w with gradients g and moments m, v (zero before step 1), t
+ * the 1-based step; reads lr, beta1, beta2, eps and weight_decay of c:
+ * w -= lr * wd * w; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+ * Works over a whole flat region (zero padding stays zero). */
+void optim_adamw_update(const struct optim_config *c, float *w, const float *g,
+                        float *m, float *v, size_t n, uint64_t t);
+/* Global-norm clipping (torch.nn.utils.clip_grad_norm_): with
+ * norm = sqrt(sum g^2) over all n gradients, g *= max_norm / (norm + 1e-6)
+ * when that factor is below 1. Returns norm (before clipping). */
+double optim_clip_grad_norm(float *g, size_t n, double max_norm);
+
 #endif
