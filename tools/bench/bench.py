@@ -1,5 +1,5 @@
 """bench.py: cohort's benchmark suites (overhead, scaling, scale, fidelity,
-standalone, engine, privacy). Each suite runs real jobs of the release build, prints a table,
+standalone, engine, privacy, gpt2). Each suite runs real jobs of the release build, prints a table,
 and writes SUITE.csv, SUITE.md (the same table in Markdown) and SUITE.svg into
 the output directory. Started by tools/bench/run.sh, which builds first."""
 
@@ -484,6 +484,53 @@ def suite_privacy(out, repeats):
                    "test accuracy", names, curves)
 
 
+# The gpt2 suite's configs: (label, layers, heads, channels, vocab, B, T).
+GPT2_CONFIGS = [
+    ("tiny (0.6M)", 2, 4, 128, 512, 8, 64),
+    ("gpt2 (124M)", 12, 12, 768, 50257, 4, 64),
+]
+
+
+def gpt2_line(argv):
+    """Run one side of the gpt2 suite; its "key value ..." line as a dict."""
+    r = jobrun.run(argv, cwd=ROOT)
+    if r["rc"] != 0:
+        raise RuntimeError("failed: " + " ".join(argv) + "\n" + r["output"])
+    words = r["output"].split()
+    return {words[i]: float(words[i + 1]) for i in range(0, len(words) - 1, 2)
+            if words[i].isidentifier()}
+
+
+def suite_gpt2(out, repeats):
+    """The native GPT-2's training step (forward, backward, clipping,
+    AdamW) against PyTorch running the same model, batch, sequence length
+    and threads, alternated in one sitting; tokens/s and peak memory."""
+    bench = os.path.join(BUILD, "worker", "cohort-gpt2-bench")
+    script = os.path.join(ROOT, "tools", "bench", "torch_gpt2.py")
+    rows = []
+    for label, L, NH, C, V, B, T in GPT2_CONFIGS:
+        for threads in (1, 2):
+            args = [str(a) for a in (threads, L, NH, C, V, B, T)]
+            ours, theirs = [], []
+            for rep in range(repeats):
+                progress(f"gpt2: {label}, {threads} thread(s), repeat {rep + 1}")
+                ours.append(gpt2_line([bench, "--train"] + args))
+                theirs.append(gpt2_line(["/usr/bin/python3", script] + args))
+            tps = median([o["tokens_per_s"] for o in ours])
+            ttps = median([t["tokens_per_s"] for t in theirs])
+            o = ours[0]
+            rows.append([label, threads, B, T, tps, ttps, tps / ttps,
+                         max(x["peak_mib"] for x in ours),
+                         max(x["peak_mib"] for x in theirs),
+                         o["params_mib"] + o["grads_mib"] + o["adamw_mib"]
+                         + o["activations_mib"]])
+    header = ["model", "threads", "B", "T", "cohort_tokens_per_s",
+              "torch_tokens_per_s", "ratio", "cohort_peak_mib",
+              "torch_peak_mib", "cohort_parts_mib"]
+    emit(out, "gpt2", header, rows,
+         "GPT-2 training step (fwd + bwd + clip + AdamW): cohort vs PyTorch")
+
+
 def machine(out):
     """One paragraph about the machine, also written to machine.txt."""
     model = "unknown"
@@ -507,7 +554,8 @@ def machine(out):
 SUITES = {"overhead": suite_overhead, "scaling": suite_scaling,
           "scale": suite_scale,
           "fidelity": suite_fidelity, "standalone": suite_standalone,
-          "engine": suite_engine, "privacy": suite_privacy}
+          "engine": suite_engine, "privacy": suite_privacy,
+          "gpt2": suite_gpt2}
 
 
 def main():

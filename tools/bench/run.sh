@@ -3,14 +3,14 @@
 #
 #   tools/bench/run.sh [--snapshot] [--out DIR] [--repeats N] [suite ...]
 #
-# Suites: overhead, scaling, scale, fidelity, standalone, engine, privacy
-# (none named = all). Each prints a table and writes SUITE.csv, SUITE.md and
-# SUITE.svg into DIR (default build-release/bench/). Numbers are medians of
-# N repeats (default 3); BENCHMARKS.md says what each one counts. --snapshot benchmarks the
-# committed HEAD (git archive into a temporary tree with its own
-# build-release/) instead of the working tree, which may hold others'
-# unfinished files. Job workspaces live in temporary directories that are
-# removed after each job.
+# Suites: overhead, scaling, scale, fidelity, standalone, engine, privacy,
+# gpt2 (none named = all). Each prints a table and writes SUITE.csv,
+# SUITE.md and SUITE.svg into DIR (default build-release/bench/). Numbers
+# are medians of N repeats (default 3); BENCHMARKS.md says what each one
+# counts. --snapshot benchmarks the committed HEAD (git archive into a
+# temporary tree with its own build-release/) instead of the working tree,
+# which may hold others' unfinished files. Job workspaces live in temporary
+# directories that are removed after each job.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +21,7 @@ pass=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-h | --help)
-		sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	--snapshot) snapshot=1 ;;
