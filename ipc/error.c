@@ -36,6 +36,8 @@ static const char *const code_names[IPC_E_CODE_COUNT] = {
     [IPC_E_SHM_SEALS] = "shm-seals",
     [IPC_E_ST_HEADER] = "safetensors-header",
     [IPC_E_ST_FILE] = "safetensors-file",
+    [IPC_E_SECAGG_AUTH] = "secagg-auth",
+    [IPC_E_SECAGG_THRESHOLD] = "secagg-threshold",
 };
 
 int

@@ -44,6 +44,10 @@ enum ipc_code {
 	/* safetensors */
 	IPC_E_ST_HEADER, /* header length or JSON invalid */
 	IPC_E_ST_FILE,   /* file shorter/longer than the header says */
+	/* secure aggregation */
+	IPC_E_SECAGG_AUTH,      /* a sealed share or rebuilt key fails its
+	                         * check: tampered, replayed or redirected */
+	IPC_E_SECAGG_THRESHOLD, /* fewer than t neighbours answered */
 	IPC_E_CODE_COUNT
 };
 
