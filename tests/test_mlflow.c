@@ -979,10 +979,11 @@ test_resume(void)
 	CHECK_EQ_INT(run_time(r, "start_time"), start);
 	CHECK(run_time(r, "end_time") > killed);
 	CHECK_EQ_INT(run_time(c, "end_time"), run_time(r, "end_time"));
-	json_t *creates =
-	    requests_to(server_requests(&s), "POST", "runs/create");
+	json_t *all = server_requests(&s);
+	json_t *creates = requests_to(all, "POST", "runs/create");
 	CHECK_EQ_INT(json_array_size(creates), 3); /* one run, two children */
 	json_decref(creates);
+	json_decref(all);
 	json_decref(r);
 	json_decref(c);
 	json_decref(cfg);
@@ -1103,7 +1104,9 @@ test_secrets(void)
 		CHECK(body == NULL || strstr(body, "s3cr3t") == NULL);
 	}
 	json_t *batches = requests_to(all, "POST", "runs/log-batch");
-	char *pb = json_dumps(body_of(json_array_get(batches, 0)), 0);
+	json_t *first = body_of(json_array_get(batches, 0));
+	char *pb = json_dumps(first, 0);
+	json_decref(first);
 	char *shown = xasprintf("http://127.0.0.1:%d", s.port);
 	CHECK_STR_CONTAINS(pb, shown); /* the param, without the password */
 	char *state = xasprintf("%s/metrics/mlflow.json", ws);

@@ -19,7 +19,8 @@ struct mlflow_options {
 	const json_t *params;  /* object: flat param key -> string value */
 	const json_t *tags;    /* object: run tag key -> string value */
 	double backoff_base_s; /* first retry delay; 0 = 1 s */
-	int replay; /* cohort-mlflow-sync: the job's recorded times, no reopen */
+	int replay; /* cohort-mlflow-sync: the job's recorded times, no reopen
+	             */
 };
 
 struct mlflow;
