@@ -25,7 +25,7 @@ set -euo pipefail
 run_set=(
 	build-essential cmake pkg-config
 	libevent-dev libmsgpack-dev libjansson-dev libcurl4-openssl-dev
-	libopenblas-dev zlib1g-dev libsodium-dev libgfshare-dev
+	libopenblas-dev zlib1g-dev libsodium-dev libgfshare-dev libpcre2-dev
 	dataset-fashion-mnist
 )
 python_set=(python3 python3-numpy python3-msgpack python3-torch)
