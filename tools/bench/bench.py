@@ -482,6 +482,23 @@ def suite_privacy(out, repeats):
     svgchart.lines(os.path.join(out, "privacy.svg"),
                    "central DP: test accuracy per round", "round",
                    "test accuracy", names, curves)
+    privacy_epsilon_chart(os.path.join(out, "privacy_epsilon.svg"), rows)
+
+
+def privacy_epsilon_chart(path, rows):
+    """Final accuracy against epsilon for the noisy rows of the privacy
+    table, with the no-DP and clip-only accuracies as flat references."""
+    noisy = [(float(r[3]), float(r[4])) for r in rows
+             if r[3] not in ("-", "inf")]
+    noisy.sort()
+    lo, hi = noisy[0][0], noisy[-1][0]
+    flat = {r[0]: float(r[4]) for r in rows if r[3] in ("-", "inf")}
+    series = ["with noise"] + list(flat)
+    points = [noisy] + [[(lo, v), (hi, v)] for v in flat.values()]
+    ymin = round(min(y for pts in points for _, y in pts) - 0.05, 2)
+    svgchart.lines(path, "central DP: final test accuracy against epsilon "
+                   "(delta 1e-5)", "epsilon", "test accuracy", series, points,
+                   ymin=ymin)
 
 
 # The gpt2 suite's configs: (label, layers, heads, channels, vocab, B, T).
