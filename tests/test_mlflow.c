@@ -400,7 +400,9 @@ test_whole_job(void)
 	FILE *f = fopen(model, "w");
 	fputs("not really safetensors", f);
 	fclose(f);
-	put_file(ws, "config.json", "{\"job\": {\"name\": \"demo\"}}\n");
+	put_file(ws, "config.json",
+	         "{\"job\": {\"name\": \"demo\"}, \"tracking\": "
+	         "{\"mlflow_uri\": \"http://ann:pa55@mlflow.example\"}}\n");
 	put_file(ws, "results/summary.json", "{\"rounds\": 3}\n");
 	struct event_base *base = event_base_new();
 	json_t *cfg = job_config();
@@ -535,6 +537,13 @@ test_whole_job(void)
 		CHECK_EQ_INT(json_array_size(put), 1);
 		json_decref(put);
 	}
+	/* the uploaded config.json has the URI without its password */
+	json_t *cput = requests_to(all, "PUT", "config.json");
+	const char *cbody =
+	    json_string_value(json_object_get(json_array_get(cput, 0), "body"));
+	CHECK(cbody != NULL && strstr(cbody, "pa55") == NULL);
+	CHECK_STR_CONTAINS(cbody ? cbody : "", "http://mlflow.example");
+	json_decref(cput);
 
 	/* the run starts when tracking opened and ends when it finished;
 	 * each child run has the job's params and ends with the parent */

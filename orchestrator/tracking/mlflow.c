@@ -253,8 +253,10 @@ line_before(const char *path, long offset)
 char *
 mlflow_redact_uri(const char *uri)
 {
+	/* a scheme's "://" comes before any '/', '?', '#' or '@' */
 	const char *host = strstr(uri, "://");
-	host = host != NULL ? host + 3 : uri;
+	host =
+	    host != NULL && host < uri + strcspn(uri, "/?#@") ? host + 3 : uri;
 	/* the last '@' before the path ends the user information */
 	const char *at = NULL;
 	for (const char *p = host; *p != '\0' && !strchr("/?#", *p); p++)
@@ -642,6 +644,37 @@ no_artifacts(struct mlflow *m)
 	         m->shown_uri, m->workspace);
 }
 
+/* config.json as uploaded: its tracking.mlflow_uri without a password
+ * (the file itself keeps it, 0600, for --resume). -1 when it is not JSON. */
+static int
+redact_config(char **data, size_t *len)
+{
+	json_t *cfg = json_loadb(*data, *len, 0, NULL);
+	json_t *tracking = json_object_get(cfg, "tracking");
+	const char *uri =
+	    json_string_value(json_object_get(tracking, "mlflow_uri"));
+	if (cfg == NULL) {
+		log_warn("mlflow: config.json is not JSON; not uploaded");
+		free(*data);
+		*data = NULL;
+		return -1;
+	}
+	if (uri != NULL) {
+		char *shown = mlflow_redact_uri(uri);
+		json_object_set_new(tracking, "mlflow_uri", json_string(shown));
+		free(shown);
+	}
+	char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+	                                 JSON_REAL_PRECISION(17));
+	json_decref(cfg);
+	if (text == NULL)
+		fatal("out of memory encoding config.json");
+	free(*data);
+	*data = text;
+	*len = strlen(text);
+	return 0;
+}
+
 /* Read a workspace file for upload; -1 when absent, unreadable or too
  * big (said in the log). */
 static int
@@ -662,7 +695,8 @@ artifact_data(const struct mlflow *m, const char *file, char **data,
 	} else if (files_read_all(path, data, len, &err) < 0) {
 		log_warn("mlflow: %s", err.message);
 	} else {
-		rc = 0;
+		rc = strcmp(file, "config.json") == 0 ? redact_config(data, len)
+		                                      : 0;
 	}
 	free(path);
 	return rc;
@@ -968,7 +1002,13 @@ on_answer(void *arg, const struct http_response *r)
 	json_t *body = json_loadb(r->body, r->len, 0, NULL);
 	char why[320];
 	describe(r, body, why, sizeof why);
-	if (r->status == 0 || http_status_retryable(r->status)) {
+	/* an artifact the server will not store (503 of a server without
+	 * --serve-artifacts, a 404 page, 401) is skipped: the run's status
+	 * must still be set */
+	int skip_artifact = call == CALL_ARTIFACT && r->status != 0 &&
+	                    (r->status < 200 || r->status >= 300);
+	if (!skip_artifact &&
+	    (r->status == 0 || http_status_retryable(r->status))) {
 		json_decref(body);
 		went_offline(m, why);
 		return;
@@ -978,8 +1018,8 @@ on_answer(void *arg, const struct http_response *r)
 		m->warned = 0;
 	}
 	int ok = r->status >= 200 && r->status < 300;
-	if (r->status == 401 || r->status == 403 ||
-	    (r->status == 404 && body == NULL)) {
+	if (!skip_artifact && (r->status == 401 || r->status == 403 ||
+	                       (r->status == 404 && body == NULL))) {
 		give_up(m, "the server refused the request", why);
 		json_decref(body);
 		return;
@@ -1163,8 +1203,8 @@ mlflow_finish(struct mlflow *m, const char *status)
 	m->final_status = xstrdup(status);
 	m->artifact_next = 0;
 	m->parent_done = 0;
-	m->final_done = !m->sent_any && m->qlen == m->qhead &&
-	                m->status_done != NULL &&
+	m->final_done = !m->sent_any && m->qlen == m->qhead && !m->reopen &&
+	                m->call == CALL_NONE && m->status_done != NULL &&
 	                strcmp(m->status_done, status) == 0;
 	/* the job ends now; a sync keeps the end its job recorded */
 	if (!m->replay)
