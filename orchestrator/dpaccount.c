@@ -33,6 +33,8 @@ dp_rdp_round(double q, double sigma, unsigned a)
 {
 	if (q <= 0)
 		return 0;
+	if (!(sigma > 0))
+		return INFINITY; /* no noise: nothing is private */
 	/* q = 1 is the Gaussian mechanism itself: a / (2 sigma^2) */
 	if (q >= 1)
 		return a / (2 * sigma * sigma);

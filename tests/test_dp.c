@@ -203,6 +203,58 @@ test_adaptive(void)
 	tensor_manifest_free(&m);
 }
 
+/* A checkpoint keeps the RDP spent: a resume with another noise
+ * multiplier reports what the first rounds really spent, then adds its
+ * own; rounds without noise stay infinite. */
+static void
+test_save_load(void)
+{
+	struct config c;
+	config_of(&c, "1", "1.0", "4");
+	struct dp *d = dp_new(&c);
+	for (int r = 0; r < 3; r++)
+		dp_account(d);
+	json_t *saved = dp_save(d);
+	double spent = dp_epsilon(d);
+	dp_free(d);
+	config_free(&c);
+
+	config_of(&c, "1", "2.0", "4");
+	d = dp_new(&c);
+	struct ipc_error err;
+	CHECK_EQ_INT(dp_load(d, saved, &err), 0);
+	CHECK_NEAR(dp_epsilon(d), spent, 1e-12);
+	dp_account(d);
+	struct dpaccount ref;
+	dpaccount_init(&ref, 0.4, 1.0);
+	for (int r = 0; r < 3; r++)
+		dpaccount_round(&ref);
+	ref.sigma = 2.0;
+	dpaccount_round(&ref);
+	CHECK_NEAR(dp_epsilon(d), dpaccount_epsilon(&ref, 1e-5, NULL), 1e-12);
+	json_object_set_new(saved, "rdp", json_array());
+	CHECK_EQ_INT(dp_load(d, saved, &err), -1);
+	CHECK_STR_CONTAINS(err.message, "strategy.dp");
+	json_decref(saved);
+	dp_free(d);
+	config_free(&c);
+
+	config_of(&c, "1", "0", "4");
+	d = dp_new(&c);
+	dp_account(d);
+	saved = dp_save(d);
+	dp_free(d);
+	config_free(&c);
+	config_of(&c, "1", "1.0", "4");
+	d = dp_new(&c);
+	CHECK_EQ_INT(dp_load(d, saved, &err), 0);
+	dp_account(d);
+	CHECK(isinf(dp_epsilon(d)));
+	json_decref(saved);
+	dp_free(d);
+	config_free(&c);
+}
+
 /* What privacy.dp central refuses, each naming the fix. */
 static void
 test_refusals(void)
@@ -239,6 +291,7 @@ main(void)
 	RUN(test_clip_and_denominator);
 	RUN(test_noise);
 	RUN(test_adaptive);
+	RUN(test_save_load);
 	RUN(test_refusals);
 	return harness_finish();
 }

@@ -257,6 +257,51 @@ dp_info(const struct dp *d, struct dp_round_info *info)
 	info->adaptive = d->adaptive;
 }
 
+json_t *
+dp_save(const struct dp *d)
+{
+	json_t *rdp = json_array();
+	/* a round without noise spends an infinite RDP: null in JSON */
+	for (unsigned i = 0; i < DP_ORDERS; i++)
+		json_array_append_new(rdp, isfinite(d->acct.rdp[i])
+		                               ? json_real(d->acct.rdp[i])
+		                               : json_null());
+	json_t *obj = json_pack("{s:I,s:o}", "rounds",
+	                        (json_int_t)d->acct.rounds, "rdp", rdp);
+	if (d->adaptive)
+		json_object_set_new(obj, "clip", json_real(d->clip));
+	return obj;
+}
+
+int
+dp_load(struct dp *d, const json_t *obj, struct ipc_error *err)
+{
+	if (obj == NULL)
+		return 0;
+	const json_t *rdp = json_object_get(obj, "rdp");
+	json_int_t rounds = json_integer_value(json_object_get(obj, "rounds"));
+	if (json_array_size(rdp) != DP_ORDERS || rounds < 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "state.json: strategy.dp: expected "
+		                     "\"rounds\" >= 0 and \"rdp\", %d numbers",
+		                     DP_ORDERS);
+	for (unsigned i = 0; i < DP_ORDERS; i++) {
+		const json_t *e = json_array_get(rdp, i);
+		double v = json_is_null(e) ? INFINITY : json_number_value(e);
+		if (!(v >= 0) || (!json_is_null(e) && !json_is_number(e)))
+			return ipc_error_set(err, IPC_E_BAD_VALUE,
+			                     "state.json: strategy.dp.rdp[%u] "
+			                     "must be a number >= 0 or null",
+			                     i);
+		d->acct.rdp[i] = v;
+	}
+	d->acct.rounds = (unsigned)rounds;
+	double clip = json_number_value(json_object_get(obj, "clip"));
+	if (d->adaptive && clip > 0 && isfinite(clip))
+		d->clip = clip; /* adaptive clipping's C, where it got to */
+	return 0;
+}
+
 void
 dp_free(struct dp *d)
 {

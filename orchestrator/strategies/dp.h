@@ -19,6 +19,8 @@
 #ifndef COHORT_DP_H
 #define COHORT_DP_H
 
+#include <jansson.h>
+
 #include "config.h"
 #include "dpaccount.h"
 #include "error.h"
@@ -72,6 +74,14 @@ void dp_account(struct dp *d);
 double dp_epsilon(const struct dp *d);
 /* The last released round, for the round line and metrics. */
 void dp_info(const struct dp *d, struct dp_round_info *info);
+/* What a checkpoint keeps: the rounds accounted, the RDP spent at every
+ * order (so a resume with other settings adds its rounds to what was
+ * really spent, not a replay under the new ones) and, with adaptive
+ * clipping, where C got to. */
+json_t *dp_save(const struct dp *d);
+/* Restore dp_save's object (NULL: nothing saved yet); -1 when it is not
+ * one, naming the field. */
+int dp_load(struct dp *d, const json_t *obj, struct ipc_error *err);
 void dp_free(struct dp *d);
 
 #endif

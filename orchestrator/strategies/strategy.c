@@ -288,11 +288,8 @@ strategy_save(struct strategy *s, unsigned round, struct ipc_error *err)
 {
 	json_t *obj = json_object();
 	json_object_set_new(obj, "name", json_string(s->ops->name));
-	if (s->dp != NULL) {
-		json_object_set_new(obj, "dp_rounds",
-		                    json_integer(s->dp->acct.rounds));
-		json_object_set_new(obj, "dp_clip", json_real(s->dp->clip));
-	}
+	if (s->dp != NULL)
+		json_object_set_new(obj, "dp", dp_save(s->dp));
 	if (s->ops->save != NULL && s->ops->save(s, round, obj, err) < 0) {
 		json_decref(obj);
 		return NULL;
@@ -318,14 +315,9 @@ strategy_load(struct strategy *s, const json_t *obj, struct ipc_error *err)
 		    "the job runs \"%s\"; resume with --set "
 		    "strategy.name=%s",
 		    name, s->ops->name, name);
-	/* the rounds the accountant has counted: released, not skipped */
-	json_int_t spent =
-	    json_integer_value(json_object_get(obj, "dp_rounds"));
-	for (json_int_t r = 0; s->dp != NULL && r < spent && r < 100000000; r++)
-		dp_account(s->dp);
-	double clip = json_number_value(json_object_get(obj, "dp_clip"));
-	if (s->dp != NULL && clip > 0 && isfinite(clip))
-		s->dp->clip = clip; /* adaptive clipping's C, where it got to */
+	if (s->dp != NULL &&
+	    dp_load(s->dp, json_object_get(obj, "dp"), err) < 0)
+		return -1;
 	return s->ops->load ? s->ops->load(s, obj, err) : 0;
 }
 
