@@ -720,14 +720,16 @@ file_dir(const char *path)
 	return full;
 }
 
-int
-config_load_file(struct config *c, const char *path, struct ipc_error *err)
+/* Overlay the keys of the file at path; with anchor, relative paths are
+ * made relative to the file's directory. */
+static int
+load_file(struct config *c, const char *path, int anchor, struct ipc_error *err)
 {
 	json_t *root = load_json(path, err);
 	if (root == NULL)
 		return -1;
 	int rc = 0;
-	char *base = file_dir(path);
+	char *base = anchor ? file_dir(path) : NULL;
 	if (!json_is_object(root)) {
 		rc = ipc_error_set(err, IPC_E_WRONG_TYPE,
 		                   "%s: expected a JSON object of sections "
@@ -764,6 +766,18 @@ out:
 	free(base);
 	json_decref(root);
 	return rc;
+}
+
+int
+config_load_file(struct config *c, const char *path, struct ipc_error *err)
+{
+	return load_file(c, path, 1, err);
+}
+
+int
+config_load_saved(struct config *c, const char *path, struct ipc_error *err)
+{
+	return load_file(c, path, 0, err);
 }
 
 int

@@ -135,6 +135,12 @@ void config_free(struct config *c);
 /* Overlay the keys of a JSON file; unknown keys, wrong types, out-of-range
  * values and bad choices are errors naming the file and key path. */
 int config_load_file(struct config *c, const char *path, struct ipc_error *err);
+/* The same for a workspace's own config.json, as the job saved it: its
+ * paths are taken as they are (they were made absolute when the job read
+ * its config; a relative default such as job.workspace_root stays as it
+ * was). */
+int config_load_saved(struct config *c, const char *path,
+                      struct ipc_error *err);
 /* Apply one "key.path=value" override, the value parsed as the key's type. */
 int config_set(struct config *c, const char *assignment, struct ipc_error *err);
 /* Check the relations between keys (e.g. fit_clients <= clients). */

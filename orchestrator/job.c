@@ -942,11 +942,13 @@ record_start(struct job *j, const json_t *command, int resumed,
 	char *text = json_dumps(line, JSON_COMPACT);
 	char *hist = workspace_path(&j->ws, "config-history.jsonl");
 	FILE *f = fopen(hist, "a");
-	if (f == NULL || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0) {
-		console_err("%s: cannot append: %s", hist, strerror(errno));
-		if (f != NULL)
-			fclose(f);
+	int bad = f == NULL;
+	if (f != NULL) {
+		bad = fprintf(f, "%s\n", text) < 0;
+		bad |= fclose(f) != 0;
 	}
+	if (bad)
+		console_err("%s: cannot append: %s", hist, strerror(errno));
 	free(hist);
 	free(text);
 	json_decref(line);
@@ -978,7 +980,8 @@ drop_prepared(struct job *j)
 }
 
 int
-job_run(struct config *cfg, const char *resume_dir, const json_t *command)
+job_run(struct config *cfg, const char *resume_dir, int resumed,
+        const json_t *command)
 {
 	struct job j;
 	double t0 = now_seconds();
@@ -986,7 +989,7 @@ job_run(struct config *cfg, const char *resume_dir, const json_t *command)
 	struct ipc_error err;
 	if (job_open(&j, cfg, resume_dir) < 0)
 		goto refused;
-	if (record_start(&j, command, resume_dir != NULL, &err) < 0) {
+	if (record_start(&j, command, resumed, &err) < 0) {
 		console_err("%s", err.message);
 		goto out;
 	}
@@ -1030,7 +1033,7 @@ job_run(struct config *cfg, const char *resume_dir, const json_t *command)
 	}
 	goto out;
 refused:
-	if (resume_dir == NULL)
+	if (!resumed)
 		drop_prepared(&j);
 out:
 	job_close(&j);

@@ -136,10 +136,11 @@ struct job {
 	unsigned sigints;
 };
 
-/* Run a new job (resume_dir NULL) or resume one; command (the command line
- * as a JSON array, or NULL) goes into config-history.jsonl. Returns the exit
- * status. */
-int job_run(struct config *cfg, const char *resume_dir, const json_t *command);
+/* Run a new job (resume_dir NULL, or the empty directory of --workspace)
+ * or resume one (resumed); command (the command line as a JSON array, or
+ * NULL) goes into config-history.jsonl. Returns the exit status. */
+int job_run(struct config *cfg, const char *resume_dir, int resumed,
+            const json_t *command);
 /* What job_run does before it starts the launcher: open or create the
  * workspace, run the prepare step, load the model (the capacity check and
  * the transport included) and open metrics; -1 when one failed (reported

@@ -241,7 +241,8 @@ main(int argc, char **argv)
 	char *saved = resume ? xasprintf("%s/config.json", resume) : NULL;
 	const char *file = resume ? saved : config_file;
 	if (rc == 0 && file != NULL)
-		rc = config_load_file(&cfg, file, &err);
+		rc = resume ? config_load_saved(&cfg, file, &err)
+		            : config_load_file(&cfg, file, &err);
 	free(saved);
 	if (rc == 0 && npos == 4) {
 		cfg.federation.clients = n[0];
@@ -282,7 +283,9 @@ main(int argc, char **argv)
 	json_t *command = json_array();
 	for (int i = 0; i < argc; i++)
 		json_array_append_new(command, json_string(argv[i]));
-	code = job_run(&cfg, fixed != NULL ? fixed : resume, command);
+	/* --workspace DIR may be a new job's empty directory (not resumed) */
+	code = job_run(&cfg, fixed != NULL ? fixed : resume,
+	               resume != NULL || resuming, command);
 	json_decref(command);
 	config_free(&cfg);
 out:

@@ -50,7 +50,7 @@ check_same_job(const struct config *cfg, const char *dir, struct ipc_error *err)
 	char *path = xasprintf("%s/config.json", dir);
 	struct config saved;
 	config_defaults(&saved);
-	int rc = config_load_file(&saved, path, err);
+	int rc = config_load_saved(&saved, path, err);
 	if (rc == 0) {
 		json_t *a = config_to_json(&saved);
 		json_t *b = config_to_json(cfg);

@@ -32,6 +32,21 @@ run --resume "$ws" >"$tmp/r3.out" || fail "second resume: $(cat "$tmp/r3.out")"
 grep -q "3 rounds" "$tmp/r3.out" || fail "second resume: $(cat "$tmp/r3.out")"
 [ "$(grep -c '"key":"test_accuracy"' "$ws/metrics/metrics.jsonl")" -eq 3 ] || fail "not 3 rounds of metrics"
 
+# A job under the default, relative job.workspace_root, resumed from
+# elsewhere: the saved config is read as saved (not re-anchored to the
+# workspace), so the resume changes only what its --set says.
+mkdir -p "$tmp/cwd" "$tmp/other"
+(cd "$tmp/cwd" && run 2 2 2 1 --config "$cfg" >"$tmp/cwd.out") || fail "relative root: $(cat "$tmp/cwd.out")"
+ws=$(ls -d "$tmp"/cwd/workspaces/*/)
+(cd "$tmp/other" && run --resume "$ws" --set federation.rounds=2 >"$tmp/other.out") ||
+	fail "resume from elsewhere: $(cat "$tmp/other.out")"
+python3 - "$ws" <<'PY' || fail "a resume from elsewhere changed more than its --set"
+import json, sys
+hist = [json.loads(l) for l in open(sys.argv[1] + "/config-history.jsonl")]
+assert hist[-1]["changed"] == {"federation.rounds": [1, 2]}, hist[-1]
+assert json.load(open(sys.argv[1] + "/config.json"))["job"]["workspace_root"] == "workspaces"
+PY
+
 run 2 2 2 1 --config "$cfg" --workspace-root "$tmp/n" --set strategy.name=fedprox --set train.mu=0.01 \
 	--set data.partition=dirichlet >"$tmp/n.out" || fail "fedprox run: $(cat "$tmp/n.out")"
 name=$(basename "$(ls -d "$tmp"/n/*/)")
