@@ -6,7 +6,7 @@
 #include "error.h"
 #include "tensor.h"
 
-/* Presets: "tiny" (CI), "gpt2-small" (124M), "gpt2-large" (774M); a
+/* Presets: ipc/gpt2shape.h's (tiny for CI, gpt2-small 124M, ...); a
  * non-empty file takes that safetensors file's F32 tensor list instead. */
 int synthetic_manifest(const char *preset, const char *file,
                        struct tensor_manifest *m, struct ipc_error *err);

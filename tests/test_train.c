@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A region with one tensor "w" of two floats. */
 static void
@@ -143,9 +144,11 @@ test_optimizer_parse(void)
 	enum optimizer_kind k;
 	CHECK(optimizer_parse("adam", &k, &err) == 0 && k == OPT_ADAM);
 	CHECK(optimizer_parse("sgd", &k, &err) == 0 && k == OPT_SGD);
+	CHECK(optimizer_parse("adamw", &k, &err) == 0 && k == OPT_ADAMW);
+	CHECK(strcmp(optimizer_name(OPT_ADAMW), "adamw") == 0);
 	CHECK(optimizer_parse("rmsprop", &k, &err) == -1);
 	CHECK_EQ_INT(err.code, IPC_E_BAD_VALUE);
-	CHECK_STR_CONTAINS(err.message, "sgd or adam");
+	CHECK_STR_CONTAINS(err.message, "sgd, adam or adamw");
 }
 
 /* An in-memory 1x6x6 dataset of 3 classes: class c lights up rows

@@ -36,7 +36,7 @@ usage(FILE *f)
 	           "  --lr LR                  learning rate (default 0.01)\n"
 	           "  --momentum M             SGD momentum (default 0.9)\n"
 	           "  --batch-size B           batch size (default 32)\n"
-	           "  --optimizer sgd|adam     optimiser (default sgd)\n"
+	           "  --optimizer sgd|adam|adamw  optimiser (default sgd)\n"
 	           "  --seed S                 seed of init, shuffles, dropout "
 	           "(default 1)\n"
 	           "  --dataset NAME           fashion-mnist|mnist|cifar10 "
@@ -137,6 +137,12 @@ parse_options(int argc, char **argv, struct options *o)
 		const char *a = optarg, *name = argv[optind - 1];
 		switch (c) {
 		case O_MODEL:
+			if (models_find(a) != NULL && models_find(a)->text)
+				return bad_option(
+				    "%s: model %s trains in a "
+				    "job only (data.dataset text; "
+				    "docs/gpt2.md)",
+				    "--model", a);
 			if (models_find(a) == NULL ||
 			    models_find(a)->closed_form)
 				return bad_option("%s: unknown model \"%s\" "
@@ -316,7 +322,7 @@ run(const struct options *o)
 	printf("# %s on %s (%u train, %u test samples), %s, lr %g, batch %u, "
 	       "%lu thread(s), %.3f MFLOP per sample, device %s\n",
 	       o->model, o->dataset, train.count, test.count,
-	       o->cfg.optimizer == OPT_ADAM ? "adam" : "sgd", (double)o->cfg.lr,
+	       optimizer_name(o->cfg.optimizer), (double)o->cfg.lr,
 	       o->cfg.batch_size, o->threads,
 	       (double)model_flops_per_sample(m) / 1e6, b->name);
 	printf("%5s %10s %9s %10s %9s %8s %10s %8s\n", "epoch", "train_loss",

@@ -316,6 +316,13 @@ cuda_train(struct backend *b, struct model *m, float *params,
 	n = stats->num_examples;
 	if (cfg->epochs == 0)
 		return 0;
+	if (cfg->optimizer == OPT_ADAMW)
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "%s: train.optimizer adamw runs on the CPU "
+		    "only so far: set worker.device cpu, or "
+		    "train.optimizer adam",
+		    b->name);
 	uint32_t B = cfg->batch_size < n ? cfg->batch_size : (uint32_t)n;
 	struct cuda_model_desc md;
 	struct cuda_optim_desc od = {cfg->optimizer == OPT_ADAM,

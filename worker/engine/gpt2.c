@@ -3,14 +3,16 @@
  * shape, and the chain of gpt2-layers.h that GPT2LMHeadModel computes. */
 #include "gpt2.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpt2-layers.h"
 #include "model-impl.h"
+#include "rng.h"
 
-/* The tensors of block h.N, in state_dict order. */
+/* The tensors of block h.N, in state_dict order (gpt2_manifest's). */
 enum gpt2_block_tensor {
 	LN1_W,
 	LN1_B,
@@ -25,13 +27,6 @@ enum gpt2_block_tensor {
 	FCPROJ_W,
 	FCPROJ_B,
 	BLOCK_TENSORS
-};
-
-static const char *const block_names[BLOCK_TENSORS] = {
-    "ln_1.weight",      "ln_1.bias",          "attn.c_attn.weight",
-    "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
-    "ln_2.weight",      "ln_2.bias",          "mlp.c_fc.weight",
-    "mlp.c_fc.bias",    "mlp.c_proj.weight",  "mlp.c_proj.bias",
 };
 
 /* What one block's backward reads, kept by its forward (N = B*T rows). */
@@ -78,70 +73,6 @@ struct gpt2 {
 	float *logits; /* [N, V]; dlogits in place after backward */
 	struct gpt2_scratch s;
 };
-
-/* Positive sizes, heads dividing channels (IPC_E_SHAPE naming the field). */
-static int
-config_check(const struct gpt2_config *c, struct ipc_error *err)
-{
-	const struct {
-		const char *name;
-		int value;
-	} f[] = {{"max_seq_len", c->max_seq_len},
-	         {"vocab_size", c->vocab_size},
-	         {"num_layers", c->num_layers},
-	         {"num_heads", c->num_heads},
-	         {"channels", c->channels}};
-	for (size_t i = 0; i < ARRAY_LEN(f); i++)
-		if (f[i].value <= 0)
-			return ipc_error_set(err, IPC_E_SHAPE,
-			                     "gpt2: %s is %d, must be positive",
-			                     f[i].name, f[i].value);
-	if (c->channels % c->num_heads != 0)
-		return ipc_error_set(err, IPC_E_SHAPE,
-		                     "gpt2: channels %d is not a multiple of "
-		                     "num_heads %d",
-		                     c->channels, c->num_heads);
-	return 0;
-}
-
-/* Append one F32 tensor of rank 1 or 2 (d1 == 0: rank 1). */
-static void
-add_f32(struct tensor_manifest *m, const char *name, int d0, int d1)
-{
-	struct ipc_error err;
-	uint64_t shape[2] = {(uint64_t)d0, (uint64_t)d1};
-	if (tensor_manifest_add(m, name, DTYPE_F32, d1 > 0 ? 2 : 1, shape,
-	                        &err) != 0)
-		fatal("gpt2: %s", err.message);
-}
-
-/* wte, wpe, then per block ln_1, c_attn, c_proj, ln_2, c_fc, c_proj
- * (Conv1D weights [in, out]), then ln_f. */
-int
-gpt2_manifest(const struct gpt2_config *c, struct tensor_manifest *m,
-              struct ipc_error *err)
-{
-	tensor_manifest_init(m);
-	if (config_check(c, err) != 0)
-		return -1;
-	int C = c->channels;
-	int dims[BLOCK_TENSORS][2] = {
-	    {C, 0}, {C, 0}, {C, 3 * C}, {3 * C, 0}, {C, C},     {C, 0},
-	    {C, 0}, {C, 0}, {C, 4 * C}, {4 * C, 0}, {4 * C, C}, {C, 0},
-	};
-	add_f32(m, "wte.weight", c->vocab_size, C);
-	add_f32(m, "wpe.weight", c->max_seq_len, C);
-	for (int l = 0; l < c->num_layers; l++)
-		for (int k = 0; k < BLOCK_TENSORS; k++) {
-			char name[64];
-			snprintf(name, sizeof name, "h.%d.%s", l,
-			         block_names[k]);
-			add_f32(m, name, dims[k][0], dims[k][1]);
-		}
-	add_f32(m, "ln_f.weight", C, 0);
-	add_f32(m, "ln_f.bias", C, 0);
-	return 0;
-}
 
 /* Float offset of tensor i of the manifest. */
 static size_t
@@ -401,11 +332,26 @@ block_backward(struct gpt2 *g, int l, const float *p, float *grads,
 void
 gpt2_backward(struct gpt2 *g, const float *params, float *grads)
 {
+	gpt2_backward_weighted(g, params, grads, 1.0);
+}
+
+/* gpt2_backward of weight * loss: dlogits is scaled before the chain (every
+ * gradient is linear in it). */
+void
+gpt2_backward_weighted(struct gpt2 *g, const float *params, float *grads,
+                       double weight)
+{
 	int B = g->B, T = g->T, N = B * T, C = g->c.channels,
 	    L = g->c.num_layers;
 	struct gpt2_scratch *s = &g->s;
 	const float *last = g->h[L - 1].res3;
 	lm_crossentropy(g->logits, g->logits, g->targets, N, g->c.vocab_size);
+	if (weight != 1.0) {
+		float w = (float)weight;
+		size_t NV = (size_t)N * g->c.vocab_size;
+		for (size_t i = 0; i < NV; i++)
+			g->logits[i] *= w;
+	}
 	lmhead_backward(s->g_ln, grads + g->wte, g->logits, g->lnf,
 	                params + g->wte, N, C, g->c.vocab_size);
 	layernorm_backward(s->g_out, grads + g->lnf_w, grads + g->lnf_b,
@@ -420,4 +366,42 @@ gpt2_backward(struct gpt2 *g, const float *params, float *grads)
 	}
 	encoder_backward(grads + g->wte, grads + g->wpe, s->g_out, g->tokens, B,
 	                 T, C);
+}
+
+/* Hugging Face's GPT2PreTrainedModel._init_weights: N(0, 0.02) for the
+ * embeddings and every Conv1D weight, N(0, 0.02 / sqrt(2 n_layer)) for the
+ * two c_proj weights of a block (the residual branches' outputs), biases 0,
+ * LayerNorm weights 1. */
+void
+gpt2_init(const struct gpt2_config *c, float *params, uint64_t seed)
+{
+	struct tensor_manifest m;
+	struct ipc_error err;
+	if (gpt2_manifest(c, &m, &err) != 0)
+		fatal("gpt2_init: %s", err.message);
+	memset(params, 0, m.total_size);
+	struct rng r;
+	rng_seed(&r, seed, 0);
+	double proj_std = 0.02 / sqrt(2.0 * c->num_layers);
+	for (size_t i = 0; i < m.count; i++) {
+		const struct tensor_desc *t = &m.tensors[i];
+		float *p = params + t->offset / sizeof(float);
+		size_t n = t->nbytes / sizeof(float);
+		const char *name = t->name;
+		size_t len = strlen(name);
+		int bias = len > 5 && strcmp(name + len - 5, ".bias") == 0;
+		int ln = strstr(name, "ln_") != NULL;
+		if (bias)
+			continue;
+		if (ln) {
+			for (size_t k = 0; k < n; k++)
+				p[k] = 1.0f;
+			continue;
+		}
+		double sd =
+		    strstr(name, "c_proj.weight") != NULL ? proj_std : 0.02;
+		for (size_t k = 0; k < n; k++)
+			p[k] = (float)(sd * rng_normal(&r));
+	}
+	tensor_manifest_free(&m);
 }

@@ -6,7 +6,8 @@
  *              x = x + mlp.c_proj(gelu(mlp.c_fc(ln_2(x))))
  *   logits = ln_f(x) wte^T (the head is tied to wte); loss = cross-entropy
  *
- * Parameters are one flat region laid out by gpt2_manifest(): Hugging
+ * Parameters are one flat region laid out by gpt2_manifest()
+ * (ipc/gpt2shape.h, with struct gpt2_config): Hugging
  * Face's names and Conv1D layouts (wte.weight [V, C], wpe.weight
  * [maxT, C], h.N.attn.c_attn.weight [C, 3C], ..., ln_f.bias [C]), so a
  * real checkpoint loads by name. The model never owns that region; it owns
@@ -19,22 +20,8 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "gpt2shape.h"
 #include "tensor.h"
-
-/* The shape of a GPT-2 (Hugging Face's GPT2Config names in comments). */
-struct gpt2_config {
-	int max_seq_len; /* n_positions: rows of wpe */
-	int vocab_size;  /* vocab_size: rows of wte */
-	int num_layers;  /* n_layer */
-	int num_heads;   /* n_head */
-	int channels;    /* n_embd; a multiple of num_heads */
-};
-
-/* The parameter tensors of config c in Hugging Face's state_dict order
- * (F32, 64-byte aligned); IPC_E_SHAPE naming the field when c is not a
- * valid shape. m is initialised here; free it with tensor_manifest_free. */
-int gpt2_manifest(const struct gpt2_config *c, struct tensor_manifest *m,
-                  struct ipc_error *err);
 
 struct gpt2;
 
@@ -62,5 +49,13 @@ const float *gpt2_logits(const struct gpt2 *g);
 /* Backward of the last forward (which had targets): parameter gradients,
  * laid out like params, are accumulated (+=) into grads. */
 void gpt2_backward(struct gpt2 *g, const float *params, float *grads);
+/* gpt2_backward of weight * the mean loss (gradient accumulation weighs
+ * each micro-batch by its share of the step's counted tokens). */
+void gpt2_backward_weighted(struct gpt2 *g, const float *params, float *grads,
+                            double weight);
+
+/* Seeded initial parameters of config c, laid out by gpt2_manifest, as
+ * Hugging Face initialises a new GPT2LMHeadModel (padding zeroed). */
+void gpt2_init(const struct gpt2_config *c, float *params, uint64_t seed);
 
 #endif

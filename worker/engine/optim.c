@@ -1,5 +1,6 @@
-/* optim.c: torch.optim.SGD and torch.optim.Adam update rules (plus the
- * FedProx proximal gradient) over the tensors of a parameter region. */
+/* optim.c: torch.optim.SGD, torch.optim.Adam and torch.optim.AdamW update
+ * rules (plus the FedProx proximal gradient) over the tensors of a
+ * parameter region. */
 #include "optim.h"
 
 #include <math.h>
@@ -14,7 +15,7 @@ struct optim {
 	uint64_t t; /* steps taken */
 };
 
-/* "sgd" or "adam". */
+/* "sgd", "adam" or "adamw". */
 int
 optimizer_parse(const char *name, enum optimizer_kind *out,
                 struct ipc_error *err)
@@ -23,12 +24,20 @@ optimizer_parse(const char *name, enum optimizer_kind *out,
 		*out = OPT_SGD;
 	else if (name != NULL && strcmp(name, "adam") == 0)
 		*out = OPT_ADAM;
+	else if (name != NULL && strcmp(name, "adamw") == 0)
+		*out = OPT_ADAMW;
 	else
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "optimizer: unknown optimizer \"%s\" "
-		                     "(choose sgd or adam)",
+		                     "(choose sgd, adam or adamw)",
 		                     name != NULL ? name : "(null)");
 	return 0;
+}
+
+const char *
+optimizer_name(enum optimizer_kind kind)
+{
+	return kind == OPT_SGD ? "sgd" : kind == OPT_ADAM ? "adam" : "adamw";
 }
 
 /* Zeroed state shaped like the manifest's region. */
@@ -41,7 +50,7 @@ optim_create(const struct optim_config *c,
 	o->c = *c;
 	tensor_manifest_copy(&o->manifest, manifest);
 	o->m = xcalloc(n, sizeof(float));
-	if (c->kind == OPT_ADAM)
+	if (c->kind != OPT_SGD)
 		o->v = xcalloc(n, sizeof(float));
 	return o;
 }
@@ -106,6 +115,30 @@ adam_update(const struct optim_config *c, float *restrict w,
 	}
 }
 
+/* AdamW over n elements, as torch.optim.AdamW: the weight decays first
+ * (decoupled from the gradient), then the Adam update with bias-corrected
+ * moments of d = g + mu * (w - w_global) (FedProx's term only when global is
+ * not NULL). */
+static void
+adamw_update(const struct optim_config *c, float *restrict w,
+             const float *restrict g, const float *restrict global,
+             float *restrict m, float *restrict v, size_t n, uint64_t t)
+{
+	float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+	float decay = 1.0f - c->lr * c->weight_decay;
+	float step = (float)(c->lr / (1.0 - pow(b1, (double)t)));
+	float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)t));
+	for (size_t i = 0; i < n; i++) {
+		float d = g[i];
+		if (global != NULL)
+			d += c->prox_mu * (w[i] - global[i]);
+		w[i] *= decay;
+		m[i] = b1 * m[i] + (1.0f - b1) * d;
+		v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+		w[i] -= step * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+	}
+}
+
 /* One optimiser step over every tensor of the region. */
 void
 optim_step(struct optim *o, float *params, const float *grads,
@@ -121,29 +154,26 @@ optim_step(struct optim *o, float *params, const float *grads,
 		if (o->c.kind == OPT_SGD)
 			sgd_update(&o->c, params + off, grads + off, gl,
 			           o->m + off, n, o->t == 1);
-		else
+		else if (o->c.kind == OPT_ADAM)
 			adam_update(&o->c, params + off, grads + off, gl,
 			            o->m + off, o->v + off, n, o->t);
+		else
+			adamw_update(&o->c, params + off, grads + off, gl,
+			             o->m + off, o->v + off, n, o->t);
 	}
 }
 
-/* AdamW: the weight decays first (decoupled from the gradient), then the
- * Adam update with bias-corrected moments, as torch.optim.AdamW. */
 void
-optim_adamw_update(const struct optim_config *c, float *restrict w,
-                   const float *restrict g, float *restrict m,
-                   float *restrict v, size_t n, uint64_t t)
+optim_adamw_update(const struct optim_config *c, float *w, const float *g,
+                   float *m, float *v, size_t n, uint64_t t)
 {
-	float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-	float decay = 1.0f - c->lr * c->weight_decay;
-	float step = (float)(c->lr / (1.0 - pow(b1, (double)t)));
-	float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)t));
-	for (size_t i = 0; i < n; i++) {
-		w[i] *= decay;
-		m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-		v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-		w[i] -= step * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
-	}
+	adamw_update(c, w, g, NULL, m, v, n, t);
+}
+
+void
+optim_set_lr(struct optim *o, float lr)
+{
+	o->c.lr = lr;
 }
 
 /* The L2 norm of every gradient together (summed in double), and a uniform

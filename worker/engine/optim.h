@@ -1,5 +1,6 @@
 /* optim.h: optimisers with PyTorch's exact update rules (torch.optim.SGD
- * with momentum and weight decay, torch.optim.Adam) and the FedProx
+ * with momentum and weight decay, torch.optim.Adam, torch.optim.AdamW) and
+ * the FedProx
  * proximal term, applied tensor by tensor over a manifest's region. */
 #ifndef COHORT_OPTIM_H
 #define COHORT_OPTIM_H
@@ -10,11 +11,14 @@
 #include "error.h"
 #include "tensor.h"
 
-enum optimizer_kind { OPT_SGD, OPT_ADAM };
+enum optimizer_kind { OPT_SGD, OPT_ADAM, OPT_ADAMW };
 
-/* Parse "sgd" or "adam" (IPC_E_BAD_VALUE naming the choices). */
+/* Parse "sgd", "adam" or "adamw" (IPC_E_BAD_VALUE naming the choices). */
 int optimizer_parse(const char *name, enum optimizer_kind *out,
                     struct ipc_error *err);
+
+/* "sgd", "adam" or "adamw". */
+const char *optimizer_name(enum optimizer_kind kind);
 
 struct optim_config {
 	enum optimizer_kind kind;
@@ -32,9 +36,13 @@ struct optim *optim_create(const struct optim_config *c,
 void optim_free(struct optim *o);
 /* One step over every tensor: g' = g + weight_decay * w
  * + prox_mu * (w - global) (the last term only when global != NULL), then
- * the SGD or Adam update of w with g'. grads is left unchanged. */
+ * the SGD or Adam update of w with g'; AdamW decays w by lr * weight_decay
+ * instead of adding weight_decay * w to g'. grads is left unchanged. */
 void optim_step(struct optim *o, float *params, const float *grads,
                 const float *global);
+
+/* The learning rate of the next steps (a schedule's). */
+void optim_set_lr(struct optim *o, float lr);
 
 /* One torch.optim.AdamW step (decoupled weight decay, bias correction) of
  * n parameters w with gradients g and moments m, v (zero before step 1), t

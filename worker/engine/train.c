@@ -27,10 +27,8 @@ train_config_defaults(struct train_config *c)
 	c->seed = 1;
 }
 
-/* One OpenBLAS thread unless COHORT_THREADS says otherwise: workers get
- * their parallelism from running as several processes. */
-static int
-set_threads(struct ipc_error *err)
+int
+train_set_threads(struct ipc_error *err)
 {
 	const char *s = getenv("COHORT_THREADS");
 	long n = 1;
@@ -96,11 +94,11 @@ check_config(const struct train_config *c, struct ipc_error *err)
 		bad = "weight_decay must be a finite number >= 0";
 	else if (!(c->prox_mu >= 0.0f) || !isfinite(c->prox_mu))
 		bad = "prox_mu must be a finite number >= 0";
-	else if (c->optimizer == OPT_ADAM &&
+	else if (c->optimizer != OPT_SGD &&
 	         !(c->beta1 >= 0.0f && c->beta1 < 1.0f && c->beta2 >= 0.0f &&
 	           c->beta2 < 1.0f))
 		bad = "adam betas must be in [0, 1)";
-	else if (c->optimizer == OPT_ADAM && !(c->eps > 0.0f))
+	else if (c->optimizer != OPT_SGD && !(c->eps > 0.0f))
 		bad = "adam eps must be > 0";
 	if (bad != NULL)
 		return ipc_error_set(err, IPC_E_BAD_VALUE, "train config: %s",
@@ -148,7 +146,7 @@ train_begin(struct model *m, float *params, const float *global,
 		              "train: a session needs epochs >= 1");
 		return NULL;
 	}
-	if (set_threads(err) != 0)
+	if (train_set_threads(err) != 0)
 		return NULL;
 	const struct tensor_manifest *mf = model_manifest(m);
 	struct train_session *s = xcalloc(1, sizeof *s);
@@ -289,7 +287,7 @@ model_evaluate(struct model *m, const float *params, const struct dataset *ds,
 	if (batch_size == 0)
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
 		                     "evaluate: batch_size must be at least 1");
-	if (check_data(m, ds, idx, &n, err) != 0 || set_threads(err) != 0)
+	if (check_data(m, ds, idx, &n, err) != 0 || train_set_threads(err) != 0)
 		return -1;
 	uint32_t B = batch_size < n ? batch_size : (uint32_t)n;
 	struct model_workspace *ws = model_workspace_create(m, B);

@@ -67,6 +67,11 @@ int train_epoch(struct train_session *s, struct train_stats *stats,
                 train_progress_fn progress, void *ctx, struct ipc_error *err);
 void train_end(struct train_session *s);
 
+/* OpenBLAS threads: 1 unless COHORT_THREADS says otherwise (workers get
+ * their parallelism from running as several processes); IPC_E_BAD_VALUE
+ * for a value that is not a count. */
+int train_set_threads(struct ipc_error *err);
+
 /* Mean loss and accuracy of params over samples idx[0..n) of ds (idx NULL:
  * all samples), in batches of batch_size, dropout off. */
 int model_evaluate(struct model *m, const float *params,
