@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "atomicfile.h"
+#include "dataset-impl.h"
 #include "datasets.h"
 #include "files.h"
 #include "mapfile.h"
@@ -202,9 +203,8 @@ resolve_sources(const char *name, const char *dir, const char *split,
 	return resolve_cifar(dir, split, s, err);
 }
 
-/* mkdir -p of the cache directory, which must end a directory. */
-static int
-make_dirs(const char *path, struct ipc_error *err)
+int
+dataset_make_dirs(const char *path, struct ipc_error *err)
 {
 	if (files_mkdirs(path, 0755, err) < 0)
 		return -1;
@@ -384,9 +384,9 @@ crc_file(const char *path, uint32_t *crc, struct ipc_error *err)
 
 /* crc32 of one source, from the sidecar when its stamp is unchanged, else by
  * reading it (and recording the result for next time). */
-static int
-source_crc(const char *cache_dir, const char *path, uint32_t *crc,
-           uint64_t *size, struct ipc_error *err)
+int
+dataset_source_crc(const char *cache_dir, const char *path, uint32_t *crc,
+                   uint64_t *size, struct ipc_error *err)
 {
 	char real[PATH_MAX];
 	if (realpath(path, real) == NULL)
@@ -427,7 +427,8 @@ cache_path_for(const char *cache_dir, const char *split,
 	for (int i = 0; i < s->n; i++) {
 		uint32_t crc = 0;
 		uint64_t size = 0;
-		if (source_crc(cache_dir, s->paths[i], &crc, &size, err) != 0)
+		if (dataset_source_crc(cache_dir, s->paths[i], &crc, &size,
+		                       err) != 0)
 			return -1;
 		h = rng_mix64(h ^ crc);
 		h = rng_mix64(h ^ size);
@@ -765,7 +766,7 @@ dataset_prepare(const char *name, const char *dir, const char *split,
 	struct sources s;
 	if (resolve_sources(name, dir, split, &s, err) != 0)
 		return -1;
-	int rc = make_dirs(cache_dir, err);
+	int rc = dataset_make_dirs(cache_dir, err);
 	if (rc == 0)
 		rc = cache_path_for(cache_dir, split, &s, path_out, path_cap,
 		                    err);
@@ -850,6 +851,8 @@ dataset_open(const char *cache_path, struct dataset *ds, struct ipc_error *err)
 	                 "again",
 	                 &map, &size, err) != 0)
 		return -1;
+	if (size >= 8 && memcmp(map, TEXT_CACHE_MAGIC, 8) == 0)
+		return dataset_open_text(map, size, cache_path, ds, err);
 	const struct cache_header *h = map;
 	if (check_header(h, size, cache_path, err) != 0) {
 		munmap(map, size);
