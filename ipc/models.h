@@ -13,6 +13,7 @@
 enum model_id {
 	MODEL_MLP,
 	MODEL_CNN,
+	MODEL_GPT2,
 	MODEL_SYNTHETIC,
 	MODEL_CUSTOM,
 	MODEL_COUNT,
@@ -32,6 +33,9 @@ struct model_info {
 	 * file, and only worker.command's program trains it (the built-in
 	 * worker has no engine for it). */
 	int own;
+	/* Trains on a text dataset (data.dataset text: token ids), not on
+	 * images. */
+	int text;
 	/* What it is, for a user (the final model's "architecture"
 	 * metadata): the layered ones as their PyTorch modules. */
 	const char *summary;
@@ -39,7 +43,7 @@ struct model_info {
 
 /* model.name's choices, for the configuration schema: the names of the
  * table in order, joined by '|'. */
-#define MODELS_CHOICES "mlp|cnn|synthetic|custom"
+#define MODELS_CHOICES "mlp|cnn|gpt2|synthetic|custom"
 
 extern const struct model_info models[MODEL_COUNT];
 

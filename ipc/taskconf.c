@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "models.h"
 #include "util.h"
 
 #define BOTH (TASKCONF_FIT | TASKCONF_EVALUATE)
@@ -29,6 +30,13 @@ const struct taskconf_spec taskconf_keys[TK_COUNT] = {
                         1, (64 << 20) - 4096},
     [TK_WEIGHTING] = {"weighting", KV_STR, TASKCONF_PARTIAL, 0, 0},
     [TK_FLUSH_EVERY] = {"flush_every", KV_NUM, TASKCONF_PARTIAL, 0, 1e6},
+    [TK_N_HEAD] = {"n_head", KV_NUM, TASKCONF_TEXT, 1, 1e4},
+    [TK_SEQ_LEN] = {"seq_len", KV_NUM, TASKCONF_TEXT, 1, 1e6},
+    [TK_GRAD_ACCUM] = {"grad_accum", KV_NUM, TASKCONF_TEXT_FIT, 1, 1e6},
+    [TK_WARMUP_STEPS] = {"warmup_steps", KV_NUM, TASKCONF_TEXT_FIT, 0, 1e9},
+    [TK_LR_SCHEDULE] = {"lr_schedule", KV_STR, TASKCONF_TEXT_FIT, 0, 0},
+    [TK_MIN_LR] = {"min_lr", KV_NUM, TASKCONF_TEXT_FIT, 0, 1e6},
+    [TK_MAX_GRAD_NORM] = {"max_grad_norm", KV_NUM, TASKCONF_TEXT_FIT, 0, 1e9},
 };
 
 /* The TASKCONF_* conditions task t meets. */
@@ -46,6 +54,13 @@ task_needs(const struct msg_task *t)
 		n |= TASKCONF_INIT;
 	if (t->partial_fd >= 0)
 		n |= TASKCONF_PARTIAL;
+	/* A text model's keys: its name is checked like any key, later. */
+	const struct kv_entry *model = kv_find(&t->config, "model");
+	const struct model_info *mi = model != NULL && model->type == KV_STR
+	                                  ? models_find(model->str)
+	                                  : NULL;
+	if (mi != NULL && mi->text && (n & (TASKCONF_FIT | TASKCONF_EVALUATE)))
+		n |= TASKCONF_TEXT | (n & TASKCONF_FIT ? TASKCONF_TEXT_FIT : 0);
 	return n;
 }
 

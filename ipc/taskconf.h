@@ -31,16 +31,25 @@ enum taskconf_key {
 	TK_CHUNK_BYTES,    /* num, stream transport: bytes per chunk frame */
 	TK_WEIGHTING,      /* str, partial: a fit's weight (wsum_weight) */
 	TK_FLUSH_EVERY,    /* num, partial: folded fits per partial (0: any) */
+	TK_N_HEAD,         /* num, text: attention heads (model.n_head) */
+	TK_SEQ_LEN,        /* num, text: tokens per sequence */
+	TK_GRAD_ACCUM,     /* num, text fit: micro-batches per step */
+	TK_WARMUP_STEPS,   /* num, text fit: steps of linear warmup */
+	TK_LR_SCHEDULE,    /* str, text fit: constant or cosine */
+	TK_MIN_LR,         /* num, text fit: the cosine's last rate */
+	TK_MAX_GRAD_NORM,  /* num, text fit: clipping norm (0: none) */
 	TK_COUNT,
 };
 
 /* When a key is required. */
 enum {
-	TASKCONF_FIT = 1,      /* in fit tasks */
-	TASKCONF_EVALUATE = 2, /* in evaluate tasks */
-	TASKCONF_STREAM = 4,   /* in tasks whose params are streamed */
-	TASKCONF_INIT = 8,     /* in init tasks */
-	TASKCONF_PARTIAL = 16, /* in fit tasks that carry a partial sum */
+	TASKCONF_FIT = 1,       /* in fit tasks */
+	TASKCONF_EVALUATE = 2,  /* in evaluate tasks */
+	TASKCONF_STREAM = 4,    /* in tasks whose params are streamed */
+	TASKCONF_INIT = 8,      /* in init tasks */
+	TASKCONF_PARTIAL = 16,  /* in fit tasks that carry a partial sum */
+	TASKCONF_TEXT = 32,     /* in fit and evaluate tasks of a text model */
+	TASKCONF_TEXT_FIT = 64, /* in fit tasks of a text model */
 };
 
 struct taskconf_spec {

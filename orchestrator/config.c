@@ -15,6 +15,7 @@
 
 #include "models.h"
 #include "atomicfile.h"
+#include "gpt2shape.h"
 #include "files.h"
 #include "gpuslots.h"
 #include "strategy.h"
@@ -78,9 +79,19 @@ static const struct key keys[] = {
     {"model.name", KEY_CHOICE, OFF(model.name), "mlp", 0, 0, MODELS_CHOICES,
      "model architecture (synthetic: GPT-2-shaped weights, no dataset, "
      "closed-form updates; see docs/large-models.md)"},
-    {"model.preset", KEY_CHOICE, OFF(model.preset), "tiny", 0, 0,
-     "tiny|gpt2-small|gpt2-large",
-     "tensor shapes of the synthetic model (model.file overrides)"},
+    {"model.preset", KEY_CHOICE, OFF(model.preset), "tiny", 0, 0, GPT2_PRESETS,
+     "GPT-2 sizes of model gpt2 (model.n_* override them) or of the "
+     "synthetic model's tensors (model.file overrides): tiny (2 layers, "
+     "32 wide), gpt2-small (124M, \"gpt2\" on the Hugging Face hub), "
+     "gpt2-medium, gpt2-large, gpt2-xl"},
+    {"model.n_layer", KEY_INT, OFF(model.n_layer), "0", 0, 1e4, NULL,
+     "gpt2: transformer blocks (0 = model.preset's)"},
+    {"model.n_head", KEY_INT, OFF(model.n_head), "0", 0, 1e4, NULL,
+     "gpt2: attention heads, dividing model.n_embd (0 = model.preset's)"},
+    {"model.n_embd", KEY_INT, OFF(model.n_embd), "0", 0, 1e6, NULL,
+     "gpt2: embedding width (0 = model.preset's)"},
+    {"model.n_ctx", KEY_INT, OFF(model.n_ctx), "0", 0, 1e6, NULL,
+     "gpt2: positions, the longest sequence (0 = model.preset's)"},
     {"model.init", KEY_STR, OFF(model.init), "", 0, 0, NULL,
      "safetensors file of the initial global model of a new job: every "
      "tensor of the model, matched by name in any order (Hugging Face's "
@@ -96,9 +107,10 @@ static const struct key keys[] = {
     {"transport.chunk_mb", KEY_INT, OFF(transport.chunk_mb), "4", 1, 32, NULL,
      "MiB per chunk frame of the stream transport"},
     {"data.dataset", KEY_CHOICE, OFF(data.dataset), "fashion-mnist", 0, 0,
-     "fashion-mnist|mnist|cifar10|none",
-     "dataset format (none: a custom model whose program reads its own "
-     "data; no cache, no partition)"},
+     "fashion-mnist|mnist|cifar10|text|none",
+     "dataset format (text: documents for model gpt2, JSONL or one per "
+     "line, docs/data.md; none: a custom model whose program reads its "
+     "own data; no cache, no partition)"},
     {"data.dir", KEY_STR, OFF(data.dir), "/usr/share/datasets/fashion-mnist", 0,
      0, NULL, "directory holding the dataset files"},
     {"data.cache_dir", KEY_STR, OFF(data.cache_dir), "", 0, 0, NULL,
@@ -117,6 +129,16 @@ static const struct key keys[] = {
      "federation may have more clients than the data has samples, e.g. "
      "1,000,000 clients of 60 on Fashion-MNIST; 0: the training set is "
      "split across the clients (data.partition)"},
+    {"data.text_field", KEY_STR, OFF(data.text_field), "text", 0, 0, NULL,
+     "text: the JSONL field holding a document's text"},
+    {"data.label_field", KEY_STR, OFF(data.label_field), "", 0, 0, NULL,
+     "text: a JSONL field holding a document's label (integer 0-255, "
+     "boolean or string), for data.partition dirichlet or shards (\"\" "
+     "= no labels)"},
+    {"data.tokenizer", KEY_STR, OFF(data.tokenizer), "", 0, 0, NULL,
+     "text: directory of GPT-2's BPE files, vocab.json + merges.txt or "
+     "encoder.json + vocab.bpe (\"\" = where tools/fetch-gpt2-bpe.sh puts "
+     "them: $COHORT_GPT2_BPE_DIR or $XDG_CACHE_HOME/cohort/gpt2-bpe)"},
     {"data.holdout", KEY_NUM, OFF(data.holdout), "0.0", 0, 0.9, NULL,
      "share of each client's slice held out for local evaluation"},
     {"train.epochs", KEY_INT, OFF(train.epochs), "1", 0, 1e6, NULL,
@@ -130,9 +152,29 @@ static const struct key keys[] = {
     {"train.weight_decay", KEY_NUM, OFF(train.weight_decay), "0.0", 0, 1, NULL,
      "L2 weight decay"},
     {"train.optimizer", KEY_CHOICE, OFF(train.optimizer), "sgd", 0, 0,
-     "sgd|adam", "local optimizer"},
+     "sgd|adam|adamw",
+     "local optimizer (adamw: decoupled weight decay, torch.optim.AdamW; "
+     "CPU only)"},
     {"train.mu", KEY_NUM, OFF(train.mu), "0.0", 0, 1e3, NULL,
      "FedProx proximal term (0 = plain FedAvg)"},
+    {"train.seq_len", KEY_INT, OFF(train.seq_len), "0", 0, 1e6, NULL,
+     "gpt2: tokens per training sequence (0 = model.n_ctx)"},
+    {"train.grad_accum", KEY_INT, OFF(train.grad_accum), "1", 1, 1e6, NULL,
+     "gpt2: micro-batches of train.batch_size sequences per optimizer "
+     "step"},
+    {"train.warmup_steps", KEY_INT, OFF(train.warmup_steps), "0", 0, 1e9, NULL,
+     "gpt2: optimizer steps of each fit task over which the learning rate "
+     "rises linearly to train.lr"},
+    {"train.lr_schedule", KEY_CHOICE, OFF(train.lr_schedule), "constant", 0, 0,
+     "constant|cosine",
+     "gpt2: after the warmup, train.lr (constant) or a cosine from train.lr "
+     "to train.min_lr over the fit task's steps"},
+    {"train.min_lr", KEY_NUM, OFF(train.min_lr), "0.0", 0, 1e3, NULL,
+     "gpt2: the cosine schedule's last learning rate"},
+    {"train.max_grad_norm", KEY_NUM, OFF(train.max_grad_norm), "1.0", 0, 1e9,
+     NULL,
+     "gpt2: the gradient's global L2 norm is clipped to this before every "
+     "optimizer step (0 = no clipping)"},
     {"strategy.name", KEY_CHOICE, OFF(strategy.name), "fedavg", 0, 0,
      STRATEGY_CHOICES, "aggregation strategy (docs/strategies.md)"},
     {"strategy.max_weight", KEY_NUM, OFF(strategy.max_weight), "1e15", 1, NOMAX,
@@ -665,7 +707,7 @@ load_json(const char *path, struct ipc_error *err)
  * is started or resumed. */
 static const char *const path_keys[] = {
     "job.workspace_root", "data.dir",   "data.cache_dir",
-    "model.init",         "model.file",
+    "model.init",         "model.file", "data.tokenizer",
 };
 
 /* When k is a path key with a relative value, make it base/value. */
@@ -804,6 +846,70 @@ config_set(struct config *c, const char *assignment, struct ipc_error *err)
 	return rc;
 }
 
+/* Model gpt2 and data.dataset text go together; gpt2's sizes are valid and
+ * its sequences fit its context; the keys only gpt2 reads keep their
+ * defaults with other models. */
+static int
+check_text(const struct config *c, const struct model_info *mi,
+           struct ipc_error *err)
+{
+	int text_data = strcmp(c->data.dataset, "text") == 0;
+	int text_model = mi != NULL && mi->text;
+	if (text_model && !text_data)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "model.name gpt2 trains on text: set "
+		                     "data.dataset text and data.dir to a "
+		                     "directory of train.jsonl (or .txt) and "
+		                     "validation.jsonl (docs/data.md)");
+	if (text_data && !text_model && (mi == NULL || !mi->own))
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "data.dataset text: model %s trains on "
+		                     "images; text trains model.name gpt2",
+		                     c->model.name);
+	if (!text_model) {
+		static const char *const gpt2_only[] = {
+		    "model.n_layer",      "model.n_head",
+		    "model.n_embd",       "model.n_ctx",
+		    "train.seq_len",      "train.grad_accum",
+		    "train.warmup_steps", "train.lr_schedule"};
+		int set[] = {c->model.n_layer != 0,
+		             c->model.n_head != 0,
+		             c->model.n_embd != 0,
+		             c->model.n_ctx != 0,
+		             c->train.seq_len != 0,
+		             c->train.grad_accum != 1,
+		             c->train.warmup_steps != 0,
+		             strcmp(c->train.lr_schedule, "constant") != 0};
+		for (size_t i = 0; i < ARRAY_LEN(gpt2_only); i++)
+			if (set[i])
+				return ipc_error_set(
+				    err, IPC_E_BAD_VALUE,
+				    "%s: only model.name gpt2 reads it (model "
+				    "%s): remove it",
+				    gpt2_only[i], c->model.name);
+		return 0;
+	}
+	if (strncmp(c->worker.device, "cuda", 4) == 0)
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "worker.device %s: model gpt2 trains on "
+		    "the CPU only so far (its CUDA path is not "
+		    "written yet): set worker.device cpu or "
+		    "auto",
+		    c->worker.device);
+	struct gpt2_config g;
+	if (config_gpt2(c, &g, err) < 0)
+		return -1;
+	if (c->train.seq_len > g.max_seq_len)
+		return ipc_error_set(
+		    err, IPC_E_BAD_VALUE,
+		    "train.seq_len %lld is longer than the "
+		    "model's context (model.n_ctx %d): lower it "
+		    "or set 0 for the whole context",
+		    (long long)c->train.seq_len, g.max_seq_len);
+	return 0;
+}
+
 int
 config_check(const struct config *c, struct ipc_error *err)
 {
@@ -861,6 +967,8 @@ config_check(const struct config *c, struct ipc_error *err)
 		    "trains without a dataset; %s trains on "
 		    "fashion-mnist, mnist or cifar10",
 		    c->model.name);
+	if (check_text(c, mi, err) < 0)
+		return -1;
 	if (strcmp(c->worker.adapter, "nvflare") == 0 &&
 	    c->worker.command[0] == '\0')
 		return ipc_error_set(err, IPC_E_BAD_VALUE,
@@ -880,6 +988,15 @@ config_check(const struct config *c, struct ipc_error *err)
 		                     "without '/', got \"%s\"",
 		                     c->job.name);
 	return 0;
+}
+
+int
+config_gpt2(const struct config *c, struct gpt2_config *g,
+            struct ipc_error *err)
+{
+	return gpt2_sizes(c->model.preset, (long)c->model.n_layer,
+	                  (long)c->model.n_head, (long)c->model.n_embd,
+	                  (long)c->model.n_ctx, g, err);
 }
 
 int64_t

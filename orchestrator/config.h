@@ -33,9 +33,11 @@ struct config {
 	} federation;
 	struct {
 		char *name;
-		char *preset; /* synthetic model */
-		char *file;   /* synthetic model: tensor list */
-		char *init;   /* initial weights (safetensors), "" = seeded */
+		char *preset; /* gpt2 and synthetic: GPT2_PRESETS */
+		/* gpt2: its sizes, 0 = the preset's (ipc/gpt2shape.h) */
+		int64_t n_layer, n_head, n_embd, n_ctx;
+		char *file; /* synthetic model: tensor list */
+		char *init; /* initial weights (safetensors), "" = seeded */
 	} model;
 	struct {
 		char *mode; /* shm|stream|auto */
@@ -50,6 +52,9 @@ struct config {
 		int64_t shards_per_client;
 		int64_t samples_per_client; /* 0 = split the training set */
 		double holdout;
+		char *text_field;  /* text: JSONL field of the text */
+		char *label_field; /* text: JSONL field of a label, "" = none */
+		char *tokenizer;   /* text: BPE files' directory, "" = cache */
 	} data;
 	struct {
 		int64_t epochs;
@@ -59,6 +64,13 @@ struct config {
 		double weight_decay;
 		char *optimizer;
 		double mu;
+		/* gpt2 */
+		int64_t seq_len; /* 0 = model's context */
+		int64_t grad_accum;
+		int64_t warmup_steps;
+		char *lr_schedule; /* constant|cosine */
+		double min_lr;
+		double max_grad_norm; /* 0 = no clipping */
 	} train;
 	struct {
 		char *name;
@@ -147,6 +159,13 @@ int config_set(struct config *c, const char *assignment, struct ipc_error *err);
 int config_check(const struct config *c, struct ipc_error *err);
 /* Effective min_fit: the configured one, or min_clients capped at fit_clients.
  */
+/* Model gpt2's sizes: model.preset's, model.n_* where set (the
+ * vocabulary stays the preset's: the prepare step takes the tokenizer's);
+ * IPC_E_BAD_VALUE when the heads do not divide the width. */
+struct gpt2_config;
+int config_gpt2(const struct config *c, struct gpt2_config *g,
+                struct ipc_error *err);
+
 int64_t config_min_fit(const struct config *c);
 /* Write the resolved configuration as JSON (every key), atomically. */
 int config_save(const struct config *c, const char *path,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "models.h"
 #include "gpuinfo.h"
 
 #define GPUPLAN_MAX_GPUS 64
@@ -55,6 +56,15 @@ gpuplan_make(const struct config *c, unsigned max_concurrent,
 		return -1;
 	if (kind == GPUSLOTS_CPU)
 		return 0;
+	const struct model_info *mi = models_find(c->model.name);
+	if (mi != NULL && mi->text) {
+		/* config_check refused cuda for it. */
+		console_log("gpu: model %s trains on the CPU (its CUDA path "
+		            "is not written yet)",
+		            mi->name);
+		*device = "cpu";
+		return 0;
+	}
 	struct gpuslots_request req = {
 	    .visible = getenv("CUDA_VISIBLE_DEVICES"),
 	    .visible_name = "CUDA_VISIBLE_DEVICES",

@@ -10,6 +10,7 @@
 
 #include "console.h"
 #include "dp.h"
+#include "gpt2shape.h"
 #include "models.h"
 #include "prepare-run.h"
 #include "taskconf.h"
@@ -433,6 +434,13 @@ round_complete(struct job *j, double test_loss, double test_acc)
 		snprintf(tl, sizeof tl, "%.4f", test_loss);
 	if (isfinite(test_acc))
 		snprintf(ta, sizeof ta, "%.4f", test_acc);
+	/* A language model's test loss as a perplexity too. */
+	const struct model_info *mi = models_find(c->model.name);
+	int text = mi != NULL && mi->text;
+	double ppl = exp(test_loss);
+	char tp[48] = "";
+	if (text && isfinite(ppl))
+		snprintf(tp, sizeof tp, "  test_ppl %.2f", ppl);
 	/* privacy.dp central: the epsilon spent so far (inf: no noise) */
 	struct dp_round_info dpi = {0};
 	int dp = strategy_dp_info(&j->strategy, &dpi);
@@ -443,9 +451,10 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	else if (dp)
 		snprintf(priv, sizeof priv, "  eps %.3f", dpi.epsilon);
 	console_out("round %u/%lld  sampled %u  ok %u  failed %u%s  train_loss "
-	            "%s  test_loss %s  test_acc %s%s%s  %.2fs",
+	            "%s  test_loss %s  test_acc %s%s%s%s  %.2fs",
 	            j->round, (long long)c->federation.rounds, j->r.ntasks,
-	            j->r.ok, j->r.failed, counts, tr, tl, ta, fed, priv, secs);
+	            j->r.ok, j->r.failed, counts, tr, tl, ta, tp, fed, priv,
+	            secs);
 	/* The round's values, as metrics.jsonl lines (metric) and as its
 	 * entry of state.json's history (key); NULL: not there. */
 	/* on: written at all (federated evaluation, a relay strategy's
@@ -461,6 +470,7 @@ round_complete(struct job *j, double test_loss, double test_acc)
 	    {"train_loss", "train_loss", train_loss, 0, 1},
 	    {"test_loss", "test_loss", test_loss, 0, 1},
 	    {"test_accuracy", "test_accuracy", test_acc, 0, 1},
+	    {"test_perplexity", NULL, ppl, 0, text},
 	    {"fit_ok", "ok", j->r.ok, 1, 1},
 	    {"fit_failed", "failed", j->r.failed, 1, 1},
 	    {"fit_retried", "retried", j->r.retried, 1, relay},
@@ -712,6 +722,32 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 		fits_done(j);
 }
 
+/* The keys of a text model's tasks (taskconf.h's TASKCONF_TEXT*): its
+ * heads and sequence length, and for a fit its schedule. */
+static void
+task_text_keys(const struct config *c, struct kv_list *kv, int fit)
+{
+	const struct model_info *mi = models_find(c->model.name);
+	struct gpt2_config g;
+	struct ipc_error err;
+	if (mi == NULL || !mi->text)
+		return;
+	/* config_check accepted these sizes. */
+	if (config_gpt2(c, &g, &err) < 0)
+		fatal("%s", err.message);
+	taskconf_set_num(kv, TK_N_HEAD, g.num_heads);
+	taskconf_set_num(kv, TK_SEQ_LEN,
+	                 c->train.seq_len > 0 ? (double)c->train.seq_len
+	                                      : g.max_seq_len);
+	if (!fit)
+		return;
+	taskconf_set_num(kv, TK_GRAD_ACCUM, (double)c->train.grad_accum);
+	taskconf_set_num(kv, TK_WARMUP_STEPS, (double)c->train.warmup_steps);
+	taskconf_set_str(kv, TK_LR_SCHEDULE, c->train.lr_schedule);
+	taskconf_set_num(kv, TK_MIN_LR, c->train.min_lr);
+	taskconf_set_num(kv, TK_MAX_GRAD_NORM, c->train.max_grad_norm);
+}
+
 /* A fit for worker pid folds into its partial sum (launcher.partial_sums):
  * the frame names the sum, its weighting and flush_every (round_task_fds
  * sends its descriptor). */
@@ -787,6 +823,7 @@ round_encode_task(void *arg, uint64_t task_id, pid_t pid, uint8_t **frame,
 		                 (double)(task_seed(j, jt->client) >> 11));
 		taskconf_set_num(kv, TK_PROGRESS_EVERY, 100);
 	}
+	task_text_keys(c, kv, t->kind == TASK_FIT);
 	/* Shared memory: descriptor 0 is the global model, 1 the update
 	 * (round_task_fds). */
 	t->params.where = PARAMS_FD;

@@ -1,5 +1,6 @@
 /* test_config.c: job configuration: defaults, files, --set, every error
  * shape, and the resolved config written to a workspace read back. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "gpt2shape.h"
 #include "harness.h"
 
 /* Write text to a fresh file in the test's temp dir; returns its path. */
@@ -100,7 +102,7 @@ test_file_errors(void)
 	                  "modle.name: unknown key");
 	expect_file_error("{\"model\": {\"name\": \"resnet\"}}",
 	                  "model.name: expected one of \"mlp\", \"cnn\", "
-	                  "\"synthetic\", \"custom\", got "
+	                  "\"gpt2\", \"synthetic\", \"custom\", got "
 	                  "\"resnet\"");
 	expect_file_error("{\"federation\": {\"availability\": 1.5}}",
 	                  "federation.availability: expected a number in [0, "
@@ -230,6 +232,68 @@ test_check(void)
 	config_free(&c);
 }
 
+/* config_check of c after the --set assignments (NULL-terminated): ok
+ * when want is NULL, else an error containing want. */
+static void
+expect_check(const char *want, ...)
+{
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	va_list ap;
+	va_start(ap, want);
+	for (const char *a; (a = va_arg(ap, const char *)) != NULL;)
+		CHECK_EQ_INT(config_set(&c, a, &err), 0);
+	va_end(ap);
+	int rc = config_check(&c, &err);
+	if (want == NULL) {
+		CHECK_EQ_INT(rc, 0);
+	} else {
+		CHECK_EQ_INT(rc, -1);
+		CHECK_STR_CONTAINS(err.message, want);
+	}
+	config_free(&c);
+}
+
+/* Model gpt2 and text data go together; gpt2's sizes resolve from the
+ * preset and model.n_*; its keys are refused with other models. */
+static void
+test_check_text(void)
+{
+	expect_check(NULL, "model.name=gpt2", "data.dataset=text", NULL);
+	expect_check("model.name gpt2 trains on text: set data.dataset text",
+	             "model.name=gpt2", NULL);
+	expect_check("data.dataset text: model mlp trains on images",
+	             "data.dataset=text", NULL);
+	expect_check("train.warmup_steps: only model.name gpt2 reads it",
+	             "train.warmup_steps=10", NULL);
+	expect_check("model.n_head: only model.name gpt2 reads it",
+	             "model.n_head=4", NULL);
+	expect_check("model.n_embd 100 is not a multiple of model.n_head 12 "
+	             "(model.preset gpt2-small",
+	             "model.name=gpt2", "data.dataset=text",
+	             "model.preset=gpt2-small", "model.n_embd=100", NULL);
+	expect_check("train.seq_len 2048 is longer than the model's context "
+	             "(model.n_ctx 1024)",
+	             "model.name=gpt2", "data.dataset=text",
+	             "model.preset=gpt2-small", "train.seq_len=2048", NULL);
+	expect_check(NULL, "model.name=gpt2", "data.dataset=text",
+	             "model.n_ctx=2048", "train.seq_len=2048", NULL);
+	expect_check("worker.device cuda:1: model gpt2 trains on the CPU only",
+	             "model.name=gpt2", "data.dataset=text",
+	             "worker.device=cuda:1", NULL);
+	struct config c;
+	config_defaults(&c);
+	struct ipc_error err;
+	struct gpt2_config g;
+	config_set(&c, "model.preset=gpt2-medium", &err);
+	config_set(&c, "model.n_layer=3", &err);
+	CHECK_EQ_INT(config_gpt2(&c, &g, &err), 0);
+	CHECK(g.num_layers == 3 && g.num_heads == 16 && g.channels == 1024 &&
+	      g.max_seq_len == 1024 && g.vocab_size == 50257);
+	config_free(&c);
+}
+
 static void
 test_round_trip(void)
 {
@@ -333,6 +397,7 @@ main(void)
 	RUN(test_file_unreadable);
 	RUN(test_unknown_key_suggestions);
 	RUN(test_check);
+	RUN(test_check_text);
 	RUN(test_round_trip);
 	RUN(test_save_secret);
 	RUN(test_relative_paths);

@@ -23,7 +23,7 @@ test_table(void)
 		CHECK(models[i].summary != NULL && models[i].summary[0]);
 	}
 	CHECK(strcmp(joined, MODELS_CHOICES) == 0);
-	CHECK(models_find("gpt2") == NULL);
+	CHECK(models_find("gpt-2") == NULL);
 	CHECK(models_find("") == NULL);
 	CHECK(models_find(NULL) == NULL);
 	/* What the orchestrator and the worker read: the synthetic model
@@ -33,6 +33,10 @@ test_table(void)
 	      models[MODEL_SYNTHETIC].closed_form);
 	CHECK(models[MODEL_MLP].has_data && !models[MODEL_MLP].closed_form);
 	CHECK(models[MODEL_CNN].has_data && !models[MODEL_CNN].closed_form);
+	/* Only gpt2 trains on text. */
+	for (unsigned i = 0; i < MODEL_COUNT; i++)
+		CHECK_EQ_INT(models[i].text, i == MODEL_GPT2);
+	CHECK(models[MODEL_GPT2].has_data && !models[MODEL_GPT2].closed_form);
 	/* Only the custom model is the user's own (model.init, worker.command).
 	 */
 	for (unsigned i = 0; i < MODEL_COUNT; i++)

@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "cohort/client.h"
 #include "dataset.h"
+#include "gpt2-train.h"
 #include "internal.h"
 #include "model.h"
 #include "models.h"
@@ -295,6 +296,142 @@ task_fit(struct client *cl, struct outcome *o, struct ipc_error *err)
 	return 0;
 }
 
+/* A text model's sizes: the global model's tensors and the task's heads;
+ * it trains on the CPU only. */
+static int
+task_gpt2(struct client *cl, const struct msg_task *t, struct gpt2_config *c,
+          struct ipc_error *err)
+{
+	if (strcmp(cl->backend->name, "cpu") != 0)
+		return ipc_error_set(err, IPC_E_BAD_VALUE,
+		                     "task %llu: model %s trains on the CPU "
+		                     "only so far, and this worker runs on %s "
+		                     "(set worker.device cpu)",
+		                     (unsigned long long)t->task_id,
+		                     taskconf_str(t, TK_MODEL),
+		                     cl->backend->name);
+	int heads = (int)taskconf_num(t, TK_N_HEAD);
+	if (gpt2_config_from_manifest(&t->params.manifest, heads, c, err) == 0)
+		return 0;
+	ipc_error_prefix(err, "task %llu: global model does not fit model %s: ",
+	                 (unsigned long long)t->task_id,
+	                 taskconf_str(t, TK_MODEL));
+	return -1;
+}
+
+/* The token stream of the task's documents: the slice's or the test set's;
+ * a dataset that is not text is refused. */
+static uint32_t *
+task_tokens(const struct msg_task *t, const struct dataset *ds,
+            const uint32_t *idx, size_t n, size_t *ntok, struct ipc_error *err)
+{
+	if (!ds->text) {
+		ipc_error_set(err, IPC_E_MISMATCH,
+		              "task %llu: model %s trains on a text dataset, "
+		              "not on images",
+		              (unsigned long long)t->task_id,
+		              taskconf_str(t, TK_MODEL));
+		return NULL;
+	}
+	return dataset_text_stream(ds, idx, n, ntok);
+}
+
+/* Run a fit task of a text model: train in place in the update on the
+ * client's documents. */
+static int
+task_fit_text(struct client *cl, struct outcome *o, struct ipc_error *err)
+{
+	const struct msg_task *t = cohortx_task_msg(cl->task);
+	const struct dataset *ds;
+	const uint32_t *idx;
+	size_t n, ntok;
+	struct train_config tc;
+	struct gpt2_config gc;
+	if (task_samples(cl, t, &ds, &idx, &n, err) != 0 ||
+	    task_train_config(t, &tc, err) != 0 ||
+	    task_gpt2(cl, t, &gc, err) != 0)
+		return -1;
+	struct gpt2_train_config g = {
+	    .epochs = tc.epochs,
+	    .batch_size = tc.batch_size,
+	    .grad_accum = (uint32_t)taskconf_num(t, TK_GRAD_ACCUM),
+	    .seq_len = (uint32_t)taskconf_num(t, TK_SEQ_LEN),
+	    .optimizer = tc.optimizer,
+	    .lr = tc.lr,
+	    .min_lr = (float)taskconf_num(t, TK_MIN_LR),
+	    .momentum = tc.momentum,
+	    .weight_decay = tc.weight_decay,
+	    .beta1 = tc.beta1,
+	    .beta2 = tc.beta2,
+	    .eps = tc.eps,
+	    .max_grad_norm = (float)taskconf_num(t, TK_MAX_GRAD_NORM),
+	    .prox_mu = tc.prox_mu,
+	    .warmup_steps = (uint64_t)taskconf_num(t, TK_WARMUP_STEPS),
+	    .cosine = strcmp(taskconf_str(t, TK_LR_SCHEDULE), "cosine") == 0,
+	    .seed = tc.seed,
+	};
+	uint32_t *tokens = task_tokens(t, ds, idx, n, &ntok, err);
+	if (tokens == NULL)
+		return -1;
+	int prox = tc.prox_mu > 0;
+	size_t gsize;
+	const void *global = cohortx_task_global(cl->task, &gsize);
+	void *u = task_update(cl, prox ? 0 : COHORT_UPDATE_REUSE_GLOBAL, err);
+	struct train_stats st;
+	double cpu0 = process_cpu_seconds();
+	int rc = u == NULL
+	             ? -1
+	             : gpt2_train(&gc, u, prox ? global : NULL, tokens, ntok,
+	                          &g, &st, client_progress, cl, err);
+	free(tokens);
+	if (rc != 0)
+		return -1;
+	o->num_examples = n;
+	outcome_add(o, "loss", tc.epochs ? st.loss : NAN);
+	outcome_add(o, "accuracy", tc.epochs ? st.accuracy : NAN);
+	outcome_add(o, "tokens", (double)ntok);
+	outcome_add(o, "seconds", st.seconds);
+	outcome_add(o, "cpu_seconds", process_cpu_seconds() - cpu0);
+	outcome_add(o, "steps", (double)st.steps);
+	outcome_add(o, "gflops", st.gflops);
+	return 0;
+}
+
+/* Run an evaluate task of a text model: next-token loss, perplexity and
+ * accuracy of the global model over the split's documents. */
+static int
+task_evaluate_text(struct client *cl, struct outcome *o, struct ipc_error *err)
+{
+	const struct msg_task *t = cohortx_task_msg(cl->task);
+	const struct dataset *ds;
+	const uint32_t *idx;
+	size_t n, ntok;
+	struct gpt2_config gc;
+	if (task_samples(cl, t, &ds, &idx, &n, err) != 0 ||
+	    task_gpt2(cl, t, &gc, err) != 0)
+		return -1;
+	uint32_t *tokens = task_tokens(t, ds, idx, n, &ntok, err);
+	if (tokens == NULL)
+		return -1;
+	size_t gsize;
+	const float *global = cohortx_task_global(cl->task, &gsize);
+	double loss, acc;
+	uint64_t counted;
+	int rc = gpt2_evaluate(&gc, global, tokens, ntok,
+	                       (uint32_t)taskconf_num(t, TK_SEQ_LEN),
+	                       (uint32_t)taskconf_num(t, TK_BATCH_SIZE), &loss,
+	                       &acc, &counted, err);
+	free(tokens);
+	if (rc != 0)
+		return -1;
+	o->num_examples = n;
+	outcome_add(o, "loss", loss);
+	outcome_add(o, "accuracy", acc);
+	outcome_add(o, "perplexity", exp(loss));
+	outcome_add(o, "tokens", (double)counted);
+	return 0;
+}
+
 /* Run an evaluate task on the global model, in place. */
 static int
 task_evaluate(struct client *cl, struct outcome *o, struct ipc_error *err)
@@ -352,13 +489,15 @@ client_serve(struct client *cl, struct cohort_task *task)
 		; /* reported below */
 	else if (t->kind == TASK_FIT)
 		rc = mi->closed_form ? task_fit_synthetic(cl, &o, &err)
+		     : mi->text      ? task_fit_text(cl, &o, &err)
 		                     : task_fit(cl, &o, &err);
 	else if (!mi->has_data)
 		rc = ipc_error_set(&err, IPC_E_BAD_VALUE,
 		                   "model %s has no data to evaluate on",
 		                   mi->name);
 	else
-		rc = task_evaluate(cl, &o, &err);
+		rc = mi->text ? task_evaluate_text(cl, &o, &err)
+		              : task_evaluate(cl, &o, &err);
 	cl->task = NULL;
 	if (rc != 0) {
 		cohortx_fail_error(task, &err);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "gpt2.h"
 #include "model.h"
 #include "models.h"
 #include "partition.h"
@@ -189,6 +190,73 @@ prepare_initial_model(const struct prepare_config *cfg,
 	st_metadata_free(&meta);
 	free(params);
 	model_free(m);
+	return rc;
+}
+
+/* What a text model's prepare step reads beyond prepare_config: the text
+ * source (the tokenizer's directory resolved) and the GPT-2's sizes (its
+ * vocabulary is the tokenizer's, set once the data is tokenized). */
+struct prepare_text {
+	struct text_source src;
+	char tokenizer[4096];
+	struct gpt2_config gpt2;
+};
+
+/* Read a text model's keys. */
+static int
+prepare_read_text(json_t *root, const char *path,
+                  const struct prepare_config *cfg, struct prepare_text *t,
+                  struct ipc_error *err)
+{
+	static const char *const sizes[] = {"n_layer", "n_head", "n_embd",
+	                                    "n_ctx"};
+	double n[4];
+	const char *preset, *tok;
+	if (config_string(root, "model", "preset", &preset, path, err) != 0 ||
+	    config_string(root, "data", "text_field", &t->src.text_field, path,
+	                  err) != 0 ||
+	    config_string(root, "data", "label_field", &t->src.label_field,
+	                  path, err) != 0 ||
+	    config_string(root, "data", "tokenizer", &tok, path, err) != 0)
+		return -1;
+	for (size_t i = 0; i < 4; i++)
+		if (config_number(root, "model", sizes[i], &n[i], path, err) !=
+		    0)
+			return -1;
+	if (gpt2_sizes(preset, (long)n[0], (long)n[1], (long)n[2], (long)n[3],
+	               &t->gpt2, err) != 0) {
+		ipc_error_prefix(err, "%s: ", path);
+		return -1;
+	}
+	gpt2_bpe_dir(tok, t->tokenizer, sizeof t->tokenizer);
+	t->src.dir = cfg->data_dir;
+	t->src.tokenizer = t->tokenizer;
+	return 0;
+}
+
+/* Write the seeded initial GPT-2 (Hugging Face's init) for the tokenizer's
+ * vocabulary. */
+static int
+prepare_gpt2_model(const struct prepare_config *cfg, struct prepare_text *t,
+                   const struct dataset *train, const char *path,
+                   struct ipc_error *err)
+{
+	t->gpt2.vocab_size = (int)train->vocab_size;
+	struct tensor_manifest mf;
+	if (gpt2_manifest(&t->gpt2, &mf, err) != 0)
+		return -1;
+	float *params = NULL;
+	if (posix_memalign((void **)&params, TENSOR_ALIGN, mf.total_size) != 0)
+		fatal("out of memory for %llu bytes of parameters",
+		      (unsigned long long)mf.total_size);
+	gpt2_init(&t->gpt2, params, rng_derive(cfg->seed, "init", 0));
+	struct st_metadata meta = {0};
+	st_metadata_set(&meta, "format", "pt");
+	st_metadata_set(&meta, "cohort.model", cfg->model);
+	int rc = safetensors_write(path, &mf, params, &meta, err);
+	st_metadata_free(&meta);
+	free(params);
+	tensor_manifest_free(&mf);
 	return rc;
 }
 
@@ -374,18 +442,35 @@ prepare_workspace(const char *workspace_arg, struct ipc_error *err)
 	spec.seed = cfg.seed;
 	spec.samples_per_client = cfg.samples_per_client;
 
-	if (dataset_prepare(cfg.dataset, cfg.data_dir, "train", cfg.cache_dir,
-	                    train_cache, sizeof train_cache, err) != 0 ||
-	    dataset_prepare(cfg.dataset, cfg.data_dir, "test", cfg.cache_dir,
-	                    test_cache, sizeof test_cache, err) != 0 ||
-	    dataset_open(train_cache, &train, err) != 0 ||
+	struct prepare_text text;
+	if (mi->text) {
+		if (prepare_read_text(root, config_path, &cfg, &text, err) !=
+		        0 ||
+		    dataset_prepare_text(&text.src, "train", cfg.cache_dir,
+		                         train_cache, sizeof train_cache,
+		                         err) != 0 ||
+		    dataset_prepare_text(&text.src, "test", cfg.cache_dir,
+		                         test_cache, sizeof test_cache,
+		                         err) != 0)
+			goto out;
+	} else if (dataset_prepare(cfg.dataset, cfg.data_dir, "train",
+	                           cfg.cache_dir, train_cache,
+	                           sizeof train_cache, err) != 0 ||
+	           dataset_prepare(cfg.dataset, cfg.data_dir, "test",
+	                           cfg.cache_dir, test_cache, sizeof test_cache,
+	                           err) != 0) {
+		goto out;
+	}
+	if (dataset_open(train_cache, &train, err) != 0 ||
 	    dataset_open(test_cache, &test, err) != 0)
 		goto out;
 	if (partition_build(train.labels, train.count, train.classes,
 	                    cfg.clients, &spec, partition_path, err) != 0)
 		goto out;
-	if (mi->own
-	        ? prepare_custom_model(root, config_path, initial_path, err) !=
+	if (mi->own ? prepare_custom_model(root, config_path, initial_path,
+	                                   err) != 0
+	    : mi->text
+	        ? prepare_gpt2_model(&cfg, &text, &train, initial_path, err) !=
 	              0
 	        : prepare_initial_model(&cfg, &train, initial_path, err) != 0)
 		goto out;
