@@ -658,6 +658,91 @@ safetensors_read_into(const char *path, const struct tensor_manifest *expect,
 	return rc;
 }
 
+/* The tensor list of a file, its header alone read. */
+int
+safetensors_list(const char *path, struct tensor_manifest *m,
+                 struct ipc_error *err)
+{
+	struct st_file f;
+	tensor_manifest_init(m);
+	if (st_open(path, &f, NULL, err) != 0) {
+		ipc_error_prefix(err, "%s: ", path);
+		return -1;
+	}
+	tensor_manifest_copy(m, &f.m);
+	st_close(&f);
+	return 0;
+}
+
+/* Load a file whose names the caller maps into an existing layout. */
+int
+safetensors_read_renamed(const char *path, const struct tensor_manifest *expect,
+                         void *region, st_rename_fn rename, void *ctx,
+                         struct ipc_error *err)
+{
+	if (tensor_manifest_validate(expect, expect->total_size, err) != 0) {
+		ipc_error_prefix(err, "%s: expected layout: ", path);
+		return -1;
+	}
+	struct st_file f;
+	if (st_open(path, &f, NULL, err) != 0) {
+		ipc_error_prefix(err, "%s: ", path);
+		return -1;
+	}
+	/* The kept tensors under their new names, widened to F32. */
+	struct tensor_manifest r;
+	tensor_manifest_init(&r);
+	size_t *from = xcalloc(f.m.count + 1, sizeof *from);
+	int rc = 0;
+	for (size_t i = 0; i < f.m.count && rc == 0; i++) {
+		const struct tensor_desc *t = &f.m.tensors[i];
+		char name[TENSOR_MAX_NAME];
+		int keep = rename(t->name, name, sizeof name, ctx, err);
+		enum tensor_dtype d =
+		    t->dtype == DTYPE_F16 || t->dtype == DTYPE_BF16 ? DTYPE_F32
+		                                                    : t->dtype;
+		if (keep < 0)
+			rc = -1;
+		else if (keep > 0) {
+			from[r.count] = i;
+			rc = tensor_manifest_add(&r, name, d, t->rank, t->shape,
+			                         err);
+		}
+	}
+	if (rc == 0)
+		rc = match_layout(&r, expect, err);
+	const struct tensor_desc **exp_names =
+	    rc == 0 ? sort_by_name(expect) : NULL;
+	for (size_t k = 0; k < r.count && rc == 0; k++) {
+		const struct tensor_desc *t = &f.m.tensors[from[k]];
+		const struct tensor_desc *e =
+		    find_sorted(exp_names, expect->count, r.tensors[k].name);
+		unsigned char *dst = (unsigned char *)region + e->offset;
+		if (t->dtype == e->dtype) {
+			rc = pread_full(f.fd, dst, t->nbytes,
+			                f.data_start + t->offset, err);
+			continue;
+		}
+		uint16_t *half = xmalloc(t->nbytes ? t->nbytes : 1);
+		rc = pread_full(f.fd, half, t->nbytes, f.data_start + t->offset,
+		                err);
+		if (rc == 0 && t->dtype == DTYPE_F16)
+			safetensors_f16_to_f32(half, (float *)dst,
+			                       t->nbytes / 2);
+		else if (rc == 0)
+			safetensors_bf16_to_f32(half, (float *)dst,
+			                        t->nbytes / 2);
+		free(half);
+	}
+	free(exp_names);
+	free(from);
+	tensor_manifest_free(&r);
+	st_close(&f);
+	if (rc != 0)
+		ipc_error_prefix(err, "%s: ", path);
+	return rc;
+}
+
 /* Build the header JSON text for m packed in order, plus meta. */
 static char *
 build_header(const struct tensor_manifest *m, const struct st_metadata *meta,

@@ -58,6 +58,22 @@ int safetensors_read(const char *path, struct tensor_manifest *m, void **region,
 int safetensors_read_into(const char *path,
                           const struct tensor_manifest *expect, void *region,
                           struct st_metadata *meta, struct ipc_error *err);
+/* The tensors of a file (names, dtypes, shapes; offsets relative to its
+ * data), its header alone read and checked against its size. */
+int safetensors_list(const char *path, struct tensor_manifest *m,
+                     struct ipc_error *err);
+/* The name a file's tensor takes in the expected layout: written to out
+ * (cap bytes) and 1, 0 to leave the tensor out (e.g. a buffer), -1 with err
+ * set to refuse the file. */
+typedef int (*st_rename_fn)(const char *name, char *out, size_t cap, void *ctx,
+                            struct ipc_error *err);
+/* safetensors_read_into with the file's names passed through rename first
+ * and F16/BF16 tensors widened to F32 where expect has F32: for checkpoints
+ * saved under another library's names (orchestrator/hub.c). */
+int safetensors_read_renamed(const char *path,
+                             const struct tensor_manifest *expect, void *region,
+                             st_rename_fn rename, void *ctx,
+                             struct ipc_error *err);
 /* Parse and validate a header's JSON against a byte buffer of buffer_size
  * bytes. m_out lists the tensors sorted by data offset, with offsets
  * relative to the buffer (packed, not 64-aligned) and total_size =

@@ -21,7 +21,9 @@
 #include "checkpoint.h"
 #include "console.h"
 #include "files.h"
+#include "gpt2shape.h"
 #include "gpuplan.h"
+#include "hub.h"
 #include "init-run.h"
 #include "modelmeta.h"
 #include "models.h"
@@ -385,9 +387,12 @@ load_model(struct job *j, int resuming)
 	}
 	j->round = 0;
 	const char *init = j->cfg->model.init;
+	const struct model_info *mi = models_find(j->cfg->model.name);
+	int hub = mi != NULL && mi->text; /* a Hugging Face GPT-2 file */
 	if (!resuming && init[0] != '\0') {
-		if (safetensors_read_into(init, &j->model, region, NULL, &err) <
-		        0 ||
+		if ((hub ? hub_gpt2_read_into(init, &j->model, region, &err)
+		         : safetensors_read_into(init, &j->model, region, NULL,
+		                                 &err)) < 0 ||
 		    tensor_region_check_finite(&j->model, region, &err) < 0) {
 			console_err("model.init: %s", err.message);
 			free(region);
@@ -480,6 +485,29 @@ peak_rss_kb(void)
 	return kb;
 }
 
+/* A text model's results/huggingface/ (orchestrator/hub.h), beside
+ * model, the final model just written. */
+static int
+write_hub_dir(struct job *j, const char *model)
+{
+	const struct model_info *mi = models_find(j->cfg->model.name);
+	if (mi == NULL || !mi->text)
+		return 0;
+	struct gpt2_config g;
+	struct ipc_error err;
+	char tok[4096];
+	if (config_gpt2(j->cfg, &g, &err) < 0)
+		fatal("%s", err.message); /* config_check accepted it */
+	gpt2_bpe_dir(j->cfg->data.tokenizer, tok, sizeof tok);
+	char *dir = workspace_path(&j->ws, "results/huggingface");
+	int warned, rc = hub_gpt2_write_dir(dir, &j->model, g.num_heads, model,
+	                                    tok, &warned, &err);
+	if (rc < 0)
+		console_err("results: %s: %s", dir, err.message);
+	free(dir);
+	return rc;
+}
+
 /* Write results/ and print the final summary of a finished job; -1 (and
  * no summary) when a file of results/ could not be written. */
 static int
@@ -505,6 +533,8 @@ write_results(struct job *j, double wall)
 		console_out("written in %.1f s", now_seconds() - t0);
 	}
 	st_metadata_free(&meta);
+	if (rc == 0 && write_hub_dir(j, model) < 0)
+		rc = -1;
 	json_t *last =
 	    json_array_get(j->history, json_array_size(j->history) - 1);
 	double acc = json_number_value(json_object_get(last, "test_accuracy"));

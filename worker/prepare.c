@@ -211,7 +211,7 @@ prepare_read_text(json_t *root, const char *path,
 	static const char *const sizes[] = {"n_layer", "n_head", "n_embd",
 	                                    "n_ctx"};
 	double n[4];
-	const char *preset, *tok;
+	const char *preset = "", *tok = "";
 	if (config_string(root, "model", "preset", &preset, path, err) != 0 ||
 	    config_string(root, "data", "text_field", &t->src.text_field, path,
 	                  err) != 0 ||
