@@ -485,14 +485,33 @@ peak_rss_kb(void)
 	return kb;
 }
 
-/* A text model's results/huggingface/ (orchestrator/hub.h), beside
- * model, the final model just written. */
+/* model.init of a new job is there before anything is prepared (a GPT-2
+ * prepares hundreds of MiB first). */
 static int
+init_precheck(const struct config *c)
+{
+	const char *init = c->model.init;
+	const struct model_info *mi = models_find(c->model.name);
+	if (init[0] == '\0' || files_exist(init))
+		return 0;
+	console_err("model.init %s: no such file%s", init,
+	            mi != NULL && mi->text
+	                ? " (a GPT-2 from the Hugging Face hub: docs/gpt2.md "
+	                  "says where to get model.safetensors; or set "
+	                  "model.init to \"\" to start from a new model)"
+	                : "");
+	return -1;
+}
+
+/* A text model's results/huggingface/ (orchestrator/hub.h), beside
+ * model, the final model just written: an extra copy in another layout, so
+ * a failure is reported but does not fail the results. */
+static void
 write_hub_dir(struct job *j, const char *model)
 {
 	const struct model_info *mi = models_find(j->cfg->model.name);
 	if (mi == NULL || !mi->text)
-		return 0;
+		return;
 	struct gpt2_config g;
 	struct ipc_error err;
 	char tok[4096];
@@ -500,12 +519,13 @@ write_hub_dir(struct job *j, const char *model)
 		fatal("%s", err.message); /* config_check accepted it */
 	gpt2_bpe_dir(j->cfg->data.tokenizer, tok, sizeof tok);
 	char *dir = workspace_path(&j->ws, "results/huggingface");
-	int warned, rc = hub_gpt2_write_dir(dir, &j->model, g.num_heads, model,
-	                                    tok, &warned, &err);
-	if (rc < 0)
-		console_err("results: %s: %s", dir, err.message);
+	int warned;
+	if (hub_gpt2_write_dir(dir, &j->model, g.num_heads, model, tok, &warned,
+	                       &err) < 0)
+		console_err("results: %s not written: %s (the final model is "
+		            "in results/global_model.safetensors)",
+		            dir, err.message);
 	free(dir);
-	return rc;
 }
 
 /* Write results/ and print the final summary of a finished job; -1 (and
@@ -533,8 +553,8 @@ write_results(struct job *j, double wall)
 		console_out("written in %.1f s", now_seconds() - t0);
 	}
 	st_metadata_free(&meta);
-	if (rc == 0 && write_hub_dir(j, model) < 0)
-		rc = -1;
+	if (rc == 0)
+		write_hub_dir(j, model);
 	json_t *last =
 	    json_array_get(j->history, json_array_size(j->history) - 1);
 	double acc = json_number_value(json_object_get(last, "test_accuracy"));
@@ -797,7 +817,7 @@ open_workspace(struct job *j, const char *resume_dir)
 	int need_prepare = !resume_dir || !files_exist(prepared);
 	free(prepared);
 	if (need_prepare) {
-		if (capacity_precheck(c) < 0)
+		if (capacity_precheck(c) < 0 || init_precheck(c) < 0)
 			return -1;
 		char *plog = workspace_path(&j->ws, "logs/prepare.log");
 		console_out("preparing the data and the initial model (log: "

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # gpt2_text.sh: federated training of a real (tiny) GPT-2 on text with the
 # built-in worker: configs/gpt2-finetune.json's job at the tiny preset, on
-# this repository's docs as JSONL documents tokenized with GPT-2's real BPE
+# Debian's license texts as JSONL documents tokenized with GPT-2's real BPE
 # (tools/fetch-gpt2-bpe.sh), 4 clients x 3 rounds. The validation
 # perplexity falls every round; the stream transport gives the shm job's
 # model byte for byte; kill -9 after round 1 and --resume gives it too;
 # results/huggingface/ holds a GPT-2 that PyTorch, reading only those
 # files, scores on the validation text exactly as the job's last round did
 # (tests/hf_gpt2_check.py); the final model starts again as model.init.
-# A gpt2 job on images, or on a GPU, is refused saying why.
+# A gpt2 job on images, on a GPU, with too long sequences or a missing
+# model.init (before anything is prepared) is refused saying why.
 set -euo pipefail
 build=${COHORT_BUILD_DIR:?}
 src=${COHORT_SOURCE_DIR:?}
@@ -22,18 +23,18 @@ fail() {
 py=/usr/bin/python3
 bpe=$(bash "$src/tools/fetch-gpt2-bpe.sh") || fail "GPT-2's tokenizer files could not be fetched"
 
-# Documents: the paragraphs of docs/*.md, every 8th one held out.
+# Documents: the paragraphs of the license texts every Debian has
+# (base-files), every 8th one held out.
 mkdir -p "$tmp/text"
-"$py" - "$src" "$tmp/text" <<'PY'
-import glob, json, sys
-src, out = sys.argv[1], sys.argv[2]
+"$py" - "$tmp/text" <<'PY'
+import json, sys
+out = sys.argv[1]
 paras = []
-for path in sorted(glob.glob(src + "/docs/*.md"))[:6]:
-    for p in open(path, encoding="utf-8").read().split("\n\n"):
-        p = p.strip()
+for name in ("GPL-3", "GPL-2", "LGPL-2.1", "Apache-2.0", "MPL-2.0"):
+    for p in open("/usr/share/common-licenses/" + name, encoding="utf-8").read().split("\n\n"):
+        p = " ".join(p.split())
         if len(p) > 40:
             paras.append(p)
-paras = paras[:320]
 with open(out + "/train.jsonl", "w") as t, open(out + "/validation.jsonl", "w") as v:
     for i, p in enumerate(paras):
         (v if i % 8 == 0 else t).write(json.dumps({"text": p}) + "\n")
@@ -109,4 +110,8 @@ if run --workspace-root "$tmp/y" --set worker.device=cuda >"$tmp/y.out" 2>&1; th
 grep -q "model gpt2 trains on the CPU only so far" "$tmp/y.out" || fail "$(cat "$tmp/y.out")"
 if run --workspace-root "$tmp/z" --set train.seq_len=65 >"$tmp/z.out" 2>&1; then fail "seq_len 65 accepted"; fi
 grep -q "train.seq_len 65 is longer than the model's context (model.n_ctx 64)" "$tmp/z.out" || fail "$(cat "$tmp/z.out")"
+if run --workspace-root "$tmp/w" --set model.init="$tmp/none.safetensors" >"$tmp/w.out" 2>&1; then fail "a missing model.init accepted"; fi
+grep -q "model.init $tmp/none.safetensors: no such file (a GPT-2 from the Hugging Face hub: docs/gpt2.md" "$tmp/w.out" ||
+	fail "$(cat "$tmp/w.out")"
+[ ! -d "$(ls -d "$tmp"/w/*/ 2>/dev/null | head -1)data" ] || fail "a job refused for its model.init prepared its data first"
 echo "gpt2_text: ok (validation perplexity $p1 -> $p2 -> $p3)"
