@@ -119,7 +119,7 @@ adam_update(const struct optim_config *c, float *restrict w,
  * (decoupled from the gradient), then the Adam update with bias-corrected
  * moments of d = g + mu * (w - w_global) (FedProx's term only when global is
  * not NULL). */
-static void
+__attribute__((target_clones("avx2", "default"))) static void
 adamw_update(const struct optim_config *c, float *restrict w,
              const float *restrict g, const float *restrict global,
              float *restrict m, float *restrict v, size_t n, uint64_t t)
@@ -178,16 +178,33 @@ optim_set_lr(struct optim *o, float lr)
 
 /* The L2 norm of every gradient together (summed in double), and a uniform
  * rescale when it exceeds max_norm. */
+/* sum g^2 in double over eight lanes, which the compiler vectorises (one
+ * running sum is a chain of dependent adds, four times slower). */
+__attribute__((target_clones("avx2", "default"))) static double
+sum_squares(const float *restrict g, size_t n)
+{
+	double lane[8] = {0};
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			lane[k] += (double)g[i + k] * g[i + k];
+	double sum = 0.0;
+	for (; i < n; i++)
+		sum += (double)g[i] * g[i];
+	for (int k = 0; k < 8; k++)
+		sum += lane[k];
+	return sum;
+}
+
 double
 optim_clip_grad_norm(float *g, size_t n, double max_norm)
 {
-	double sum = 0.0;
-	for (size_t i = 0; i < n; i++)
-		sum += (double)g[i] * g[i];
-	double norm = sqrt(sum);
+	double norm = sqrt(sum_squares(g, n));
 	double coef = max_norm / (norm + 1e-6);
-	if (coef < 1.0)
+	if (coef < 1.0) {
+		float f = (float)coef;
 		for (size_t i = 0; i < n; i++)
-			g[i] = (float)(g[i] * coef);
+			g[i] *= f;
+	}
 	return norm;
 }
