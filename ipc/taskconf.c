@@ -37,6 +37,7 @@ const struct taskconf_spec taskconf_keys[TK_COUNT] = {
     [TK_LR_SCHEDULE] = {"lr_schedule", KV_STR, TASKCONF_TEXT_FIT, 0, 0},
     [TK_MIN_LR] = {"min_lr", KV_NUM, TASKCONF_TEXT_FIT, 0, 1e6},
     [TK_MAX_GRAD_NORM] = {"max_grad_norm", KV_NUM, TASKCONF_TEXT_FIT, 0, 1e9},
+    [TK_MAX_TOKENS] = {"max_tokens", KV_NUM, TASKCONF_TEXT_EVAL, 0, 1e12},
 };
 
 /* The TASKCONF_* conditions task t meets. */
@@ -60,7 +61,8 @@ task_needs(const struct msg_task *t)
 	                                  ? models_find(model->str)
 	                                  : NULL;
 	if (mi != NULL && mi->text && (n & (TASKCONF_FIT | TASKCONF_EVALUATE)))
-		n |= TASKCONF_TEXT | (n & TASKCONF_FIT ? TASKCONF_TEXT_FIT : 0);
+		n |= TASKCONF_TEXT | (n & TASKCONF_FIT ? TASKCONF_TEXT_FIT
+		                                       : TASKCONF_TEXT_EVAL);
 	return n;
 }
 

@@ -38,6 +38,7 @@ enum taskconf_key {
 	TK_LR_SCHEDULE,    /* str, text fit: constant or cosine */
 	TK_MIN_LR,         /* num, text fit: the cosine's last rate */
 	TK_MAX_GRAD_NORM,  /* num, text fit: clipping norm (0: none) */
+	TK_MAX_TOKENS,     /* num, text evaluate: tokens scored (0: all) */
 	TK_COUNT,
 };
 
@@ -50,6 +51,7 @@ enum {
 	TASKCONF_PARTIAL = 16,  /* in fit tasks that carry a partial sum */
 	TASKCONF_TEXT = 32,     /* in fit and evaluate tasks of a text model */
 	TASKCONF_TEXT_FIT = 64, /* in fit tasks of a text model */
+	TASKCONF_TEXT_EVAL = 128, /* in evaluate tasks of a text model */
 };
 
 struct taskconf_spec {

@@ -252,6 +252,11 @@ static const struct key keys[] = {
     {"evaluate.fraction", KEY_NUM, OFF(evaluate.fraction), "0.0", 0, 1, NULL,
      "share of the available clients evaluating each new global model on "
      "their held-out slices (at least 1 when > 0; needs data.holdout > 0)"},
+    {"evaluate.max_tokens", KEY_INT, OFF(evaluate.max_tokens), "32768", 0, 1e12,
+     NULL,
+     "gpt2: an evaluation scores the first this many tokens of its split "
+     "(the validation file, or a client's held-out documents), so a large "
+     "validation set does not cost hours a round (0 = every token)"},
     {"launcher.worker", KEY_STR, OFF(launcher.worker), "", 0, 0, NULL,
      "worker binary (empty = cohort-worker of this build, then PATH)"},
     {"launcher.max_concurrent", KEY_INT, OFF(launcher.max_concurrent), "0", 0,
@@ -871,7 +876,8 @@ check_text(const struct config *c, const struct model_info *mi,
 		    "model.n_layer",      "model.n_head",
 		    "model.n_embd",       "model.n_ctx",
 		    "train.seq_len",      "train.grad_accum",
-		    "train.warmup_steps", "train.lr_schedule"};
+		    "train.warmup_steps", "train.lr_schedule",
+		    "evaluate.max_tokens"};
 		int set[] = {c->model.n_layer != 0,
 		             c->model.n_head != 0,
 		             c->model.n_embd != 0,
@@ -879,7 +885,8 @@ check_text(const struct config *c, const struct model_info *mi,
 		             c->train.seq_len != 0,
 		             c->train.grad_accum != 1,
 		             c->train.warmup_steps != 0,
-		             strcmp(c->train.lr_schedule, "constant") != 0};
+		             strcmp(c->train.lr_schedule, "constant") != 0,
+		             c->evaluate.max_tokens != 32768};
 		for (size_t i = 0; i < ARRAY_LEN(gpt2_only); i++)
 			if (set[i])
 				return ipc_error_set(

@@ -99,6 +99,8 @@ struct config {
 	struct {
 		bool central;
 		double fraction; /* of available clients, on their holdout */
+		int64_t
+		    max_tokens; /* gpt2: tokens an evaluation scores, 0 all */
 	} evaluate;
 	struct {
 		char *worker;

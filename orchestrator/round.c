@@ -723,7 +723,8 @@ fit_ended(struct job *j, struct job_task *t, int ok, const char *reason)
 }
 
 /* The keys of a text model's tasks (taskconf.h's TASKCONF_TEXT*): its
- * heads and sequence length, and for a fit its schedule. */
+ * heads and sequence length, for a fit its schedule, for an evaluation
+ * its token cap. */
 static void
 task_text_keys(const struct config *c, struct kv_list *kv, int fit)
 {
@@ -739,8 +740,11 @@ task_text_keys(const struct config *c, struct kv_list *kv, int fit)
 	taskconf_set_num(kv, TK_SEQ_LEN,
 	                 c->train.seq_len > 0 ? (double)c->train.seq_len
 	                                      : g.max_seq_len);
-	if (!fit)
+	if (!fit) {
+		taskconf_set_num(kv, TK_MAX_TOKENS,
+		                 (double)c->evaluate.max_tokens);
 		return;
+	}
 	taskconf_set_num(kv, TK_GRAD_ACCUM, (double)c->train.grad_accum);
 	taskconf_set_num(kv, TK_WARMUP_STEPS, (double)c->train.warmup_steps);
 	taskconf_set_str(kv, TK_LR_SCHEDULE, c->train.lr_schedule);

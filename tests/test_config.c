@@ -269,6 +269,8 @@ test_check_text(void)
 	             "train.warmup_steps=10", NULL);
 	expect_check("model.n_head: only model.name gpt2 reads it",
 	             "model.n_head=4", NULL);
+	expect_check("evaluate.max_tokens: only model.name gpt2 reads it",
+	             "evaluate.max_tokens=5", NULL);
 	expect_check("model.n_embd 100 is not a multiple of model.n_head 12 "
 	             "(model.preset gpt2-small",
 	             "model.name=gpt2", "data.dataset=text",

@@ -398,7 +398,8 @@ task_fit_text(struct client *cl, struct outcome *o, struct ipc_error *err)
 }
 
 /* Run an evaluate task of a text model: next-token loss, perplexity and
- * accuracy of the global model over the split's documents. */
+ * accuracy of the global model over the split's documents (their first
+ * max_tokens tokens). */
 static int
 task_evaluate_text(struct client *cl, struct outcome *o, struct ipc_error *err)
 {
@@ -413,6 +414,11 @@ task_evaluate_text(struct client *cl, struct outcome *o, struct ipc_error *err)
 	uint32_t *tokens = task_tokens(t, ds, idx, n, &ntok, err);
 	if (tokens == NULL)
 		return -1;
+	/* The first max_tokens predicted tokens (one more token feeds the
+	 * last). */
+	double cap = taskconf_num(t, TK_MAX_TOKENS);
+	if (cap > 0 && (double)ntok > cap + 1)
+		ntok = (size_t)cap + 1;
 	size_t gsize;
 	const float *global = cohortx_task_global(cl->task, &gsize);
 	double loss, acc;

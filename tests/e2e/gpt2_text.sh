@@ -7,7 +7,8 @@
 # after round 1 and resumed ends with the shm job's model byte for byte;
 # results/huggingface/ holds a GPT-2 that PyTorch, reading only those
 # files, scores on the validation text exactly as the job's last round did
-# (tests/hf_gpt2_check.py); the final model starts again as model.init.
+# (tests/hf_gpt2_check.py), and evaluate.max_tokens scores the first N
+# tokens; the final model starts again as model.init.
 # A gpt2 job on images, on a GPU, with too long sequences or a missing
 # model.init (before anything is prepared) is refused saying why.
 set -euo pipefail
@@ -90,6 +91,16 @@ want=$(sed -n 's/^round 3\/3 .*test_loss \([0-9.]*\).*/\1/p' "$tmp/shm.out")
 got=$("$py" "$src/tests/hf_gpt2_check.py" "$hf" "$tmp/val.ids" 32) || fail "hf_gpt2_check: $got"
 awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; exit !(d < 1e-3 && d > -1e-3) }' ||
 	fail "PyTorch's loss of results/huggingface is $got, the job's last test_loss $want"
+
+# evaluate.max_tokens: an evaluation scores the first N tokens only (no
+# training here: epochs 0, the result as the model).
+run --workspace-root "$tmp/cap" --set model.init="$model" --set federation.rounds=1 --set train.epochs=0 \
+	--set evaluate.max_tokens=100 >"$tmp/cap.out" 2>&1 || fail "max_tokens: $(tail -5 "$tmp/cap.out")"
+head -101 "$tmp/val.ids" >"$tmp/val101.ids"
+want=$(sed -n 's/^round 1\/1 .*test_loss \([0-9.]*\).*/\1/p' "$tmp/cap.out")
+got=$("$py" "$src/tests/hf_gpt2_check.py" "$hf" "$tmp/val101.ids" 32) || fail "hf_gpt2_check: $got"
+awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; exit !(d < 1e-3 && d > -1e-3) }' ||
+	fail "evaluate.max_tokens 100: test_loss $want, PyTorch on the first 100 predicted tokens $got"
 
 # The final model as the next job's start: its first round scores at least
 # as well as the last one.
