@@ -256,7 +256,9 @@ test_refusals(void)
 	/* No tokenizer there. */
 	struct text_source src = {dir, "text", "", dir};
 	char path[4096];
-	unlink(xasprintf("%s/train.jsonl", dir));
+	char *jsonl = xasprintf("%s/train.jsonl", dir);
+	unlink(jsonl);
+	free(jsonl);
 	CHECK_EQ_INT(dataset_prepare_text(&src, "train", cache_dir(), path,
 	                                  sizeof path, &err),
 	             -1);
