@@ -567,7 +567,8 @@ check_text_header(const struct text_header *h, size_t size, const char *path,
                   struct ipc_error *err)
 {
 	const char *bad = NULL;
-	uint64_t docs_end = h->docs_offset + ((uint64_t)h->count + 1) * 8;
+	/* Every subtraction below follows the check that keeps it >= 0. */
+	uint64_t docs_bytes = ((uint64_t)h->count + 1) * 8;
 	if (h->version != TEXT_CACHE_VERSION)
 		bad = "another cache version";
 	else if (h->count == 0 || h->classes == 0 || h->classes > MAX_LABELS ||
@@ -580,9 +581,12 @@ check_text_header(const struct text_header *h, size_t size, const char *path,
 		bad = "regions not aligned";
 	else if (h->total_size != size)
 		bad = "its size is not the header's";
-	else if (h->docs_offset < sizeof *h || docs_end > h->tokens_offset ||
+	else if (h->docs_offset < sizeof *h || h->docs_offset > size ||
+	         docs_bytes > size - h->docs_offset ||
+	         h->tokens_offset < h->docs_offset + docs_bytes ||
+	         h->tokens_offset > size ||
 	         h->num_tokens > (size - h->tokens_offset) / 4 ||
-	         h->tokens_offset + h->num_tokens * 4 > h->labels_offset ||
+	         h->labels_offset < h->tokens_offset + h->num_tokens * 4 ||
 	         h->labels_offset > size || size - h->labels_offset != h->count)
 		bad = "regions do not fit";
 	if (bad != NULL)
@@ -599,7 +603,11 @@ dataset_open_text(void *map, size_t size, const char *path, struct dataset *ds,
                   struct ipc_error *err)
 {
 	const struct text_header *h = map;
-	int rc = check_text_header(h, size, path, err);
+	if (check_text_header(h, size, path, err) != 0) {
+		munmap(map, size);
+		return -1;
+	}
+	int rc = 0;
 	const uint8_t *base = map;
 	const uint64_t *docs = (const uint64_t *)(base + h->docs_offset);
 	const uint32_t *tokens = (const uint32_t *)(base + h->tokens_offset);
